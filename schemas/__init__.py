@@ -1,0 +1,77 @@
+"""Pydantic models of every record on the pipeline's topics (see CONTRACT.md), with parsing helpers."""
+
+from .common import (
+    Email,
+    Id,
+    Label,
+    Line,
+    LocalizedLine,
+    LocalizedText,
+    Record,
+    RecordError,
+    Text,
+    Timestamp,
+    Timezone,
+    describe_validation_error,
+    localize,
+    normalize_locale,
+    validate_email,
+    validate_timezone,
+)
+from .customer import Contact, Customer, Service
+from .export import RECORD_MODELS, export_json_schemas
+from .incident import (
+    EventType,
+    IncidentDeclare,
+    IncidentEvent,
+    IncidentFields,
+    IncidentResolveBody,
+    IncidentUpdateBody,
+    Severity,
+    Status,
+)
+from .outputs import DeadLetter, NoticeKind, NoticeRecord, TicketAction, TicketUpdate
+from .parse import MAX_RECORD_BYTES, parse_record, to_json_bytes
+from .ticket import TicketEvent, TicketEventType
+
+__all__ = [
+    "MAX_RECORD_BYTES",
+    "RECORD_MODELS",
+    "Contact",
+    "Customer",
+    "DeadLetter",
+    "Email",
+    "EventType",
+    "Id",
+    "IncidentDeclare",
+    "IncidentEvent",
+    "IncidentFields",
+    "IncidentResolveBody",
+    "IncidentUpdateBody",
+    "Label",
+    "Line",
+    "LocalizedLine",
+    "LocalizedText",
+    "NoticeKind",
+    "NoticeRecord",
+    "Record",
+    "RecordError",
+    "Service",
+    "Severity",
+    "Status",
+    "Text",
+    "TicketAction",
+    "TicketEvent",
+    "TicketEventType",
+    "TicketUpdate",
+    "Timestamp",
+    "Timezone",
+    "describe_validation_error",
+    "export_json_schemas",
+    "localize",
+    "normalize_locale",
+    "parse_record",
+    "to_json_bytes",
+    "validate_email",
+    "validate_timezone",
+]

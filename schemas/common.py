@@ -1,0 +1,254 @@
+"""Building blocks shared by every record model.
+
+Rules stated once here:
+
+* Every record ignores unknown fields (forward compatibility) but checks the type of each
+  known field: a number is never accepted where a string is expected.
+* Ids are non-empty strings of at most 256 characters, without control characters and
+  without surrounding whitespace (they become Kafka keys and parts of Message-IDs).
+* One-line texts (names, subjects, titles, components, regions) have control characters
+  rejected, so they can never inject a header line; surrounding whitespace is stripped.
+* Timestamps are RFC 3339 strings (or aware ``datetime`` objects) with a UTC offset; naive,
+  impossible or numeric timestamps are rejected. They keep the offset they were given.
+* Locales are ``ja`` or ``en``; anything else falls back to ``en``.
+* Time zones are IANA names that zoneinfo can load.
+"""
+
+from __future__ import annotations
+
+import re
+import zoneinfo
+from datetime import datetime
+from typing import Annotated, Any
+
+import email_validator
+import pydantic
+from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, WrapValidator
+from pydantic_core import PydanticCustomError
+
+__all__ = [
+    "Email",
+    "Id",
+    "Label",
+    "Line",
+    "LocalizedLine",
+    "LocalizedText",
+    "Record",
+    "RecordError",
+    "Text",
+    "Timestamp",
+    "Timezone",
+    "describe_validation_error",
+    "localize",
+    "normalize_locale",
+    "validate_email",
+    "validate_timezone",
+]
+
+LOCALES = ("en", "ja")
+DEFAULT_LOCALE = "en"
+DEFAULT_TIMEZONE = "UTC"
+NAIVE_TIMESTAMP_MESSAGE = "timestamp needs a UTC offset, e.g. 2026-11-25T10:00:00+09:00"
+
+# C0 and C1 controls, DEL and the Unicode line/paragraph separators.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+
+
+class Record(BaseModel):
+    """Base of every record: unknown fields are ignored, known ones are type-checked."""
+
+    model_config = ConfigDict(extra="ignore")
+
+
+class RecordError(ValueError):
+    """A record that cannot be used: ``field`` is the dotted path of the first bad field
+    (None when the record as a whole is bad), ``reason`` says why; ``str()`` is one line."""
+
+    def __init__(self, reason: str, field: str | None = None, message: str | None = None):
+        self.field = field
+        self.reason = reason
+        super().__init__(message or (f"{field}: {reason}" if field else reason))
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
+
+
+def _error_text(error: dict[str, Any]) -> str:
+    msg = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return " ".join(_lower_first(msg).split())  # one line, whatever the message held
+
+
+def _error_path(error: dict[str, Any]) -> str:
+    return ".".join(str(part) for part in error["loc"])
+
+
+def describe_validation_error(exc: pydantic.ValidationError) -> str:
+    """One line naming every failing field: ``services.0.region: field required; timezone: ...``."""
+    parts = []
+    for error in exc.errors(include_url=False):
+        path, text = _error_path(error), _error_text(error)
+        parts.append(f"{path}: {text}" if path else text)
+    return "; ".join(parts)
+
+
+def record_error_from(exc: pydantic.ValidationError) -> RecordError:
+    """The ``RecordError`` for a validation failure: first field and reason, every error in the message."""
+    first = exc.errors(include_url=False)[0]
+    return RecordError(_error_text(first), field=_error_path(first) or None, message=describe_validation_error(exc))
+
+
+# --- strings -------------------------------------------------------------------------------
+
+
+def _no_control(value: str) -> str:
+    if _CONTROL.search(value):
+        raise PydanticCustomError("control_characters", "control characters (such as line breaks) are not allowed")
+    return value
+
+
+def _id(value: str) -> str:
+    if value != value.strip():
+        raise PydanticCustomError("id_whitespace", "ids cannot start or end with whitespace")
+    return _no_control(value)
+
+
+def _not_blank(value: str) -> str:
+    if not value.strip():
+        raise PydanticCustomError("blank", "cannot be blank")
+    return value
+
+
+Id = Annotated[str, Strict(), Field(min_length=1, max_length=256), AfterValidator(_id)]
+"""A record id (customer, incident, event, ticket, notice)."""
+
+Line = Annotated[str, Strict(), StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_control)]
+"""One line of text, stripped, non-empty, no control characters."""
+
+Label = Line
+"""A component or region name (same rules as ``Line``)."""
+
+Text = Annotated[str, Strict(), AfterValidator(_not_blank)]
+"""Free text that may span lines (messages, comments), shown as written; must not be blank."""
+
+
+# --- localized text ------------------------------------------------------------------------
+
+
+def _localized(single_line: bool):
+    def check(value: Any) -> Any:
+        if isinstance(value, str):
+            texts = [value]
+        elif isinstance(value, dict) and value:
+            if not all(isinstance(k, str) and k.strip() for k in value):
+                raise PydanticCustomError("localized_text", "locale codes must be non-empty strings")
+            if not all(isinstance(v, str) for v in value.values()):
+                raise PydanticCustomError("localized_text", "every translation must be a string")
+            texts = list(value.values())
+        else:
+            raise PydanticCustomError(
+                "localized_text", "expected a non-empty string or an object of texts by locale, e.g. {\"en\": \"...\"}"
+            )
+        for text in texts:
+            _not_blank(text)
+            if single_line:
+                _no_control(text)
+        return value
+
+    return BeforeValidator(check)
+
+
+LocalizedText = Annotated[str | dict[str, str], _localized(single_line=False)]
+"""Either one string or an object of strings keyed by locale code (``{"en": ..., "ja": ...}``);
+never empty, no blank translation."""
+
+LocalizedLine = Annotated[str | dict[str, str], _localized(single_line=True)]
+"""``LocalizedText`` that must also be a single line (used for titles, which go into subjects)."""
+
+
+def _language(code: str) -> str:
+    return code.strip().lower().replace("_", "-").split("-")[0]
+
+
+def localize(text: LocalizedText | None, locale: str, fallback: str = "en") -> str:
+    """The text for ``locale``: that locale (``ja-JP`` matches ``ja``), else ``fallback``,
+    else the first translation, else ``""``."""
+    if text is None:
+        return ""
+    if isinstance(text, str):
+        return text
+    for wanted in (locale, fallback):
+        if wanted in text:
+            return text[wanted]
+        for key, value in text.items():
+            if _language(key) == _language(wanted):
+                return value
+    return next(iter(text.values()), "")
+
+
+def normalize_locale(v: Any) -> str:
+    """``ja`` or ``en``: case-insensitive, region ignored (``ja-JP`` -> ``ja``); anything else -> ``en``."""
+    if isinstance(v, str):
+        language = _language(v)
+        if language in LOCALES:
+            return language
+    return DEFAULT_LOCALE
+
+
+# --- time ----------------------------------------------------------------------------------
+
+
+def _timestamp(value: Any, handler) -> datetime:
+    if not isinstance(value, (str, datetime)):
+        raise PydanticCustomError("timestamp_type", "expected an RFC 3339 timestamp string, e.g. 2026-11-25T10:00:00+09:00")
+    try:
+        return handler(value)
+    except pydantic.ValidationError as exc:
+        error = exc.errors(include_url=False)[0]
+        if error["type"] == "timezone_aware":
+            raise PydanticCustomError("timestamp_naive", NAIVE_TIMESTAMP_MESSAGE) from None
+        reason = (error.get("ctx") or {}).get("error") or _error_text(error)
+        raise PydanticCustomError("timestamp", "invalid timestamp ({reason})", {"reason": str(reason)}) from None
+
+
+Timestamp = Annotated[AwareDatetime, WrapValidator(_timestamp)]
+"""An aware datetime; serialized as RFC 3339 with its offset (``Z`` for UTC)."""
+
+
+def validate_timezone(name: Any) -> str:
+    """The IANA zone name, checked with zoneinfo; raises ``ValueError`` naming an unknown zone."""
+    if not isinstance(name, str):
+        raise PydanticCustomError("timezone", "timezone must be an IANA name such as Asia/Tokyo")
+    try:
+        if name in ("localtime", "posixrules"):  # machine-specific files, not IANA zones
+            raise zoneinfo.ZoneInfoNotFoundError(name)
+        zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError, OSError):
+        raise PydanticCustomError("timezone", "unknown timezone {zone}", {"zone": repr(name)}) from None
+    return name
+
+
+def _timezone_or_default(value: Any) -> str:
+    if value is None or (isinstance(value, str) and not value.strip()):
+        return DEFAULT_TIMEZONE
+    return validate_timezone(value.strip() if isinstance(value, str) else value)
+
+
+Timezone = Annotated[str, BeforeValidator(_timezone_or_default)]
+"""An IANA zone name; null or blank means ``UTC``."""
+
+
+# --- email ---------------------------------------------------------------------------------
+
+
+def validate_email(value: Any) -> str:
+    """The normalized address (domain lower-cased, IDNA applied); no DNS lookup."""
+    if not isinstance(value, str):
+        raise PydanticCustomError("email", "email must be a string")
+    try:
+        return email_validator.validate_email(value.strip(), check_deliverability=False).normalized
+    except email_validator.EmailNotValidError as exc:
+        raise PydanticCustomError("email", "invalid email address ({reason})", {"reason": str(exc)}) from None
+
+
+Email = Annotated[str, BeforeValidator(validate_email), Field(json_schema_extra={"format": "email"})]

@@ -1,0 +1,164 @@
+"""Incident events (topic ``outage.incident-events``, key ``incident_id``) and the HTTP API bodies.
+
+Rules, by event type:
+
+* ``declared`` needs ``severity``, ``title`` and ``components``; ``status`` defaults to
+  ``investigating`` and cannot be ``resolved``.
+* ``updated`` carries only what changes. A field absent from the input is unchanged; an
+  explicit null clears it (``eta``, ``next_update_at``, ``update_interval_seconds``,
+  ``regions``, ``message``). ``severity``, ``status``, ``title`` and ``components`` cannot be
+  cleared, so null is an error for them. ``changes()`` returns exactly the fields given.
+* ``resolved`` may carry a ``message`` (and any other field); ``status`` is ``resolved``.
+* For every type, ``components`` cannot be an empty list; empty or null ``regions`` means
+  every region. ``update_interval_seconds`` is a whole number of seconds, 1 to 30 days.
+
+Serializing an ``IncidentEvent`` writes only the fields that were given (``model_fields_set``),
+so the absent-versus-null distinction survives a round trip through Kafka.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, Strict, ValidationError, model_serializer, model_validator
+from pydantic_core import InitErrorDetails, PydanticCustomError
+
+from .common import Id, Label, LocalizedLine, LocalizedText, Record, Timestamp
+
+EventType = Literal["declared", "updated", "resolved"]
+Severity = Literal["critical", "major", "minor"]
+Status = Literal["investigating", "identified", "monitoring", "resolved"]
+
+MAX_UPDATE_INTERVAL_SECONDS = 30 * 24 * 3600
+IntervalSeconds = Annotated[int, Strict(), Field(gt=0, le=MAX_UPDATE_INTERVAL_SECONDS)]
+
+_DECLARED_REQUIRED = ("severity", "title", "components")
+_NOT_CLEARABLE = ("severity", "status", "title", "components")
+
+
+class IncidentFields(Record):
+    """The fields an incident event may set; shared by the event and the API bodies."""
+
+    severity: Severity | None = None
+    status: Status | None = None
+    title: LocalizedLine | None = None
+    message: LocalizedText | None = None
+    components: list[Label] | None = None
+    regions: list[Label] | None = None
+    eta: Timestamp | None = None
+    next_update_at: Timestamp | None = None
+    update_interval_seconds: IntervalSeconds | None = None
+
+    def changes(self) -> dict[str, Any]:
+        """The incident fields present in the input (explicit nulls included), in field order."""
+        given = self.model_fields_set
+        return {name: getattr(self, name) for name in IncidentFields.model_fields if name in given}
+
+    def _apply_rules(self, event_type: str) -> None:
+        """Check the per-type rules of the module docstring; fill the default ``status``."""
+        given = self.model_fields_set
+        errors: list[InitErrorDetails] = []
+
+        def fail(field: str, kind: str, message: str) -> None:
+            errors.append(InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,),
+                                           input=getattr(self, field)))
+
+        if self.components == []:
+            fail("components", "components_empty", "components cannot be empty")
+        if event_type == "declared":
+            for field in _DECLARED_REQUIRED:
+                if getattr(self, field) is None:
+                    fail(field, "missing", "field required when type is declared")
+            if self.status == "resolved":
+                fail("status", "status", "a declared incident cannot start resolved")
+        elif event_type == "updated":
+            for field in _NOT_CLEARABLE:
+                if field in given and getattr(self, field) is None:
+                    fail(field, "not_clearable", "cannot be null in an update (leave it out to keep it)")
+        elif event_type == "resolved" and self.status not in (None, "resolved"):
+            fail("status", "status", "a resolved event has status 'resolved'")
+        if errors:
+            raise ValidationError.from_exception_data(type(self).__name__, errors)
+
+        if self.status is None and event_type in ("declared", "resolved"):
+            self.status = "investigating" if event_type == "declared" else "resolved"
+
+
+class _EventHead(Record):
+    event_id: Id
+    incident_id: Id
+    type: EventType
+    at: Timestamp
+
+
+class IncidentEvent(IncidentFields, _EventHead):  # this base order puts the _EventHead fields first
+    """One record of ``outage.incident-events``; see the module docstring for the rules."""
+
+    @model_validator(mode="after")
+    def _rules(self) -> IncidentEvent:
+        self._apply_rules(self.type)
+        return self
+
+    @model_serializer(mode="wrap")
+    def _given_fields_only(self, handler) -> dict[str, Any]:
+        data = handler(self)
+        return {key: value for key, value in data.items() if key in self.model_fields_set}
+
+
+def _to_event(body: IncidentFields, event_type: str, event_id: str, incident_id: str, at: datetime) -> IncidentEvent:
+    data = {"event_id": event_id, "incident_id": incident_id, "type": event_type, "at": at, **body.changes()}
+    return IncidentEvent.model_validate(data)
+
+
+class IncidentDeclare(IncidentFields):
+    """Body of ``POST /api/incidents``: a ``declared`` event whose ``event_id``,
+    ``incident_id`` and ``at`` may be left out (the API generates them)."""
+
+    type: Literal["declared"] = "declared"
+    event_id: Id | None = None
+    incident_id: Id | None = None
+    at: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> IncidentDeclare:
+        self._apply_rules("declared")
+        return self
+
+    def to_event(self, *, event_id: str, incident_id: str, at: datetime) -> IncidentEvent:
+        """The ``declared`` event; the arguments fill only what the body left out."""
+        return _to_event(self, "declared", self.event_id or event_id, self.incident_id or incident_id, self.at or at)
+
+
+class IncidentUpdateBody(IncidentFields):
+    """Body of ``POST /api/incidents/{id}/updates``: the fields that change (as in an
+    ``updated`` event); ``event_id`` and ``at`` may be left out."""
+
+    event_id: Id | None = None
+    at: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> IncidentUpdateBody:
+        self._apply_rules("updated")
+        return self
+
+    def to_event(self, *, incident_id: str, event_id: str, at: datetime) -> IncidentEvent:
+        """The ``updated`` event for the incident in the path; keeps absent-versus-null."""
+        return _to_event(self, "updated", self.event_id or event_id, incident_id, self.at or at)
+
+
+class IncidentResolveBody(IncidentFields):
+    """Body of ``POST /api/incidents/{id}/resolve``: usually just ``message``;
+    ``event_id`` and ``at`` may be left out."""
+
+    event_id: Id | None = None
+    at: Timestamp | None = None
+
+    @model_validator(mode="after")
+    def _rules(self) -> IncidentResolveBody:
+        self._apply_rules("resolved")
+        return self
+
+    def to_event(self, *, incident_id: str, event_id: str, at: datetime) -> IncidentEvent:
+        """The ``resolved`` event for the incident in the path."""
+        return _to_event(self, "resolved", self.event_id or event_id, incident_id, self.at or at)

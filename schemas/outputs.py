@@ -1,0 +1,78 @@
+"""Records the project writes: notices, ticket updates and dead letters.
+
+Timestamps are aware and serialize as RFC 3339 with their offset (``Z`` for UTC).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Annotated, Literal
+
+from pydantic import Field, Strict
+
+from .common import Email, Id, Line, Record, Text, Timestamp
+
+NoticeKind = Literal["acknowledged", "progress", "scheduled", "resolved", "unaffected", "ticket-ack"]
+TicketAction = Literal["linked", "incident-updated", "incident-resolved"]
+
+Seq = Annotated[int, Strict(), Field(ge=1)]
+KafkaPosition = Annotated[int, Strict(), Field(ge=0)]
+
+# A dead letter repeats the bad value; cut it so that the dead letter itself stays well
+# under the broker's default 1 MB message limit.
+DEAD_LETTER_VALUE_LIMIT = 100_000
+
+
+class NoticeRecord(Record):
+    """One email handed to the SMTP server (topic ``outage.notices``, key ``customer_id``).
+    ``notice_id`` is the Message-ID; ``seq`` is the incident's round (1 = declared)."""
+
+    notice_id: Line  # a Message-ID such as <inc-7.3.progress.c-42.0@example.com>; may exceed the id length cap
+    incident_id: Id
+    ticket_id: Id | None = None
+    customer_id: Id
+    email: Email
+    kind: NoticeKind
+    seq: Seq
+    sent_at: Timestamp
+    eta: Timestamp | None = None
+    next_update_at: Timestamp | None = None
+
+
+class TicketUpdate(Record):
+    """A public reply for a help-desk ticket (topic ``outage.ticket-updates``, key ``ticket_id``)."""
+
+    ticket_id: Id
+    incident_id: Id
+    action: TicketAction
+    at: Timestamp
+    comment: Text
+
+
+class DeadLetter(Record):
+    """An input record that could not be processed (topic ``outage.dead-letters``);
+    ``value`` is the raw text, ``error`` says why."""
+
+    topic: Line
+    partition: KafkaPosition | None = None
+    offset: KafkaPosition | None = None
+    key: str | None = None
+    value: str | None = None
+    error: Text
+    at: Timestamp
+
+    @classmethod
+    def from_raw(cls, *, topic: str, partition: int | None, offset: int | None, key: bytes | str | None,
+                 value: bytes | str | None, error: str, at: datetime | None = None) -> DeadLetter:
+        """Build one from a consumed record: bytes are decoded (bad UTF-8 replaced by U+FFFD),
+        a value longer than ``DEAD_LETTER_VALUE_LIMIT`` characters is cut (and the error says so),
+        ``at`` defaults to now in UTC."""
+        text = value.decode("utf-8", "replace") if isinstance(value, bytes) else value
+        if text is not None and len(text) > DEAD_LETTER_VALUE_LIMIT:
+            text = text[:DEAD_LETTER_VALUE_LIMIT]
+            error = f"{error} (value cut to its first {DEAD_LETTER_VALUE_LIMIT:,} characters)"
+        return cls(
+            topic=topic, partition=partition, offset=offset,
+            key=key.decode("utf-8", "replace") if isinstance(key, bytes) else key,
+            value=text, error=error or "unknown error", at=at or datetime.now(timezone.utc),
+        )
