@@ -1,0 +1,156 @@
+"""Who gets which notice in a round, on one partition.
+
+``plan_round`` is the whole rule: given a round, the partition's customers (through its
+index) and the ledger, it lists the notices owed — and only those not already sent. Run it
+again after a crash and it lists only what is still missing.
+
+Per recipient, in a round that is not ``resolved``:
+- an affected customer's contact never notified of the incident (new incident, the scope
+  grew, a new customer or contact, or affected again after ``unaffected``) -> ``acknowledged``;
+- a contact already notified -> ``progress`` (an update) or ``scheduled`` (a kept promise);
+- a notified contact whose customer is no longer affected -> ``unaffected``, then nothing more.
+In a ``resolved`` round every contact still in the conversation gets ``resolved``.
+A recipient that already got this round or a newer one gets nothing (stale replays).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable, Iterable, Protocol
+
+from domain import ledger
+from domain.affected import CustomerIndex, affected_services
+from domain.ids import contact_key, message_id
+from domain.incident import Round
+from domain.kinds import ACKNOWLEDGED, PROGRESS, RESOLVED, SCHEDULED, TICKET_ACK, UNAFFECTED
+
+
+class ContactLike(Protocol):
+    email: str
+    name: str | None
+
+
+class CustomerLike(Protocol):
+    customer_id: str
+    name: str
+    locale: str
+    timezone: str
+    contacts: list
+    services: list
+
+
+@dataclass(frozen=True, slots=True)
+class NoticeJob:
+    """One email owed to one recipient: everything needed to compose, send and record it."""
+
+    kind: str
+    round: Round
+    customer: CustomerLike
+    recipient: str            # contact key (or ticket:<id>): the ledger's and Message-ID's recipient part
+    email: str
+    contact_name: str | None
+    message_id: str
+    in_reply_to: str | None   # the recipient's first notice of the incident (thread root)
+    services: tuple[tuple[str, str], ...]
+    ticket_id: str | None = None
+    ticket_subject: str | None = None
+
+    @property
+    def incident_id(self) -> str:
+        return self.round.incident_id
+
+    @property
+    def seq(self) -> int:
+        return self.round.seq
+
+    @property
+    def customer_id(self) -> str:
+        return self.customer.customer_id
+
+
+TICKET_PREFIX = "ticket:"
+
+
+def services_of(customer: CustomerLike) -> list[tuple[str, str]]:
+    return [(s.component, s.region) for s in customer.services]
+
+
+def _job(kind: str, rnd: Round, customer: CustomerLike, recipient: str, email: str, name: str | None,
+         known: dict, services: tuple, domain: str, ticket_id: str | None = None,
+         ticket_subject: str | None = None) -> NoticeJob:
+    mid = message_id(rnd.incident_id, rnd.seq, kind, customer.customer_id,
+                     ticket_id if kind == TICKET_ACK else recipient, domain)
+    return NoticeJob(kind=kind, round=rnd, customer=customer, recipient=recipient, email=email,
+                     contact_name=name, message_id=mid, in_reply_to=known.get("first"),
+                     services=services, ticket_id=ticket_id, ticket_subject=ticket_subject)
+
+
+def plan_round(rnd: Round, index: CustomerIndex, customers: Callable[[str], CustomerLike | None],
+               ledger_of: Callable[[str], dict | None], notified: Iterable[str], domain: str) -> list[NoticeJob]:
+    """The notices owed on one partition for ``rnd``.
+
+    ``index``: the partition's customer index; ``customers(id)``: the customer record;
+    ``ledger_of(id)``: the customer's ledger entry; ``notified``: ids of the partition's
+    customers with a ledger record for this incident.
+    """
+    jobs: list[NoticeJob] = []
+    incident = rnd.incident_id
+
+    def owe(kind: str, customer: CustomerLike, entry: dict | None, key: str, email: str, name: str | None,
+            known: dict, services: tuple) -> None:
+        job = _job(kind, rnd, customer, key, email, name, known, services, domain)
+        if not ledger.was_sent(entry, incident, job.message_id):
+            jobs.append(job)
+
+    def in_conversation(customer: CustomerLike, entry: dict | None):
+        """(key, email, name, known) of recipients still receiving this incident's notices."""
+        contacts = {contact_key(c.email): c for c in customer.contacts}
+        for key, known in sorted(ledger.recipients(entry, incident).items()):
+            if known.get("state") != ledger.ACTIVE or known.get("seq", 0) >= rnd.seq:
+                continue
+            contact = contacts.get(key)
+            if contact is not None:
+                yield key, contact.email, contact.name, known
+            elif key.startswith(TICKET_PREFIX):
+                yield key, known["email"], known.get("name"), known
+            # a contact removed from the customer's list gets nothing more
+
+    if rnd.trigger == "resolved":
+        for cid in sorted(set(notified)):
+            customer = customers(cid)
+            if customer is None:
+                continue  # deleted (tombstone): gets nothing more
+            entry = ledger_of(cid)
+            services = affected_services(services_of(customer), rnd.scope())
+            for key, email, name, known in in_conversation(customer, entry):
+                owe(RESOLVED, customer, entry, key, email, name, known, services)
+        return jobs
+
+    affected = index.affected(rnd.scope())
+    following = PROGRESS if rnd.trigger == "updated" else SCHEDULED
+    for cid in sorted(affected):
+        customer = customers(cid)
+        if customer is None:
+            continue
+        entry = ledger_of(cid)
+        known_all = ledger.recipients(entry, incident)
+        services = affected_services(services_of(customer), rnd.scope())
+        for contact in customer.contacts:
+            key = contact_key(contact.email)
+            known = known_all.get(key, {})
+            if known.get("state") == RESOLVED or known.get("seq", 0) >= rnd.seq:
+                continue
+            kind = following if known.get("state") == ledger.ACTIVE else ACKNOWLEDGED
+            owe(kind, customer, entry, key, contact.email, contact.name, known, services)
+        for key, email, name, known in in_conversation(customer, entry):
+            if key.startswith(TICKET_PREFIX):  # a ticket's requester who is not a contact
+                owe(following, customer, entry, key, email, name, known, services)
+
+    for cid in sorted(set(notified) - affected):
+        customer = customers(cid)
+        if customer is None:
+            continue  # deleted (tombstone): gets nothing more
+        entry = ledger_of(cid)
+        for key, email, name, known in in_conversation(customer, entry):
+            owe(UNAFFECTED, customer, entry, key, email, name, known, ())
+    return jobs

@@ -1,0 +1,29 @@
+"""Deterministic identifiers: the same notice always gets the same Message-ID.
+
+A retry or a restarted worker recomputes the id instead of remembering it, so a notice is
+never sent under two ids. The recipient part is a short hash of the contact's address
+(stable when the contact list is reordered; no address in the id).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
+
+
+def _atom(value: str) -> str:
+    """Make an id safe inside a Message-ID: anything but [A-Za-z0-9_-] is %-encoded."""
+    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), value)
+
+
+def contact_key(email: str) -> str:
+    """Stable, address-free key of a contact (12 hex digits of SHA-256 of the address)."""
+    return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:12]
+
+
+def message_id(incident_id: str, seq: int, kind: str, customer_id: str, recipient: str, domain: str) -> str:
+    """``<incident.seq.kind.customer.recipient@domain>``; ``recipient`` is a contact key, or
+    the ticket id for a ``ticket-ack``."""
+    return f"<{_atom(incident_id)}.{int(seq)}.{kind}.{_atom(customer_id)}.{_atom(recipient)}@{domain}>"

@@ -1,0 +1,255 @@
+"""The domain rules as pure functions: who is affected, rounds and promises, who gets what."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from domain import ledger as L
+from domain.affected import CustomerIndex, Scope, affected_services, is_affected
+from domain.audience import plan_round
+from domain.content import eta_state, notice_content
+from domain.ids import contact_key, message_id
+from domain.incident import current_round, decide, keep_promise, promise, schedule_due
+from domain.schedule import lead_time
+from schemas import Customer, IncidentEvent
+
+T0 = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
+
+
+def ev(**kw) -> IncidentEvent:
+    base = {"event_id": "e-1", "incident_id": "inc-7", "type": "declared", "at": T0.isoformat(),
+            "severity": "major", "title": {"en": "API errors", "ja": "APIのエラー"},
+            "message": "We are investigating.", "components": ["api"], "regions": ["ap-northeast-1"]}
+    if kw.get("type", "declared") != "declared":
+        base = {"event_id": kw.pop("event_id"), "incident_id": "inc-7", "type": kw.pop("type"),
+                "at": kw.pop("at", T0.isoformat())}
+    base.update(kw)
+    return IncidentEvent.model_validate(base)
+
+
+def customer(cid: str, services, contacts=("ops@example.jp",), locale="ja", tz="Asia/Tokyo") -> Customer:
+    return Customer.model_validate({
+        "customer_id": cid, "name": f"Customer {cid}", "locale": locale, "timezone": tz,
+        "contacts": [{"email": e, "name": None} for e in contacts],
+        "services": [{"component": c, "region": r} for c, r in services]})
+
+
+# -- who is affected ---------------------------------------------------------------------------
+def test_affected_needs_component_and_listed_region():
+    scope = Scope.of(["api"], ["ap-northeast-1"])
+    assert is_affected([("api", "ap-northeast-1")], scope)
+    assert not is_affected([("api", "eu-west-1")], scope)
+    assert not is_affected([("dashboard", "ap-northeast-1")], scope)
+
+
+def test_no_regions_means_every_region():
+    assert is_affected([("api", "eu-west-1")], Scope.of(["api"], []))
+    assert is_affected([("api", "eu-west-1")], Scope.of(["api"], None))
+
+
+def test_affected_services_names_only_the_customers_own_affected_ones():
+    services = [("api", "ap-northeast-1"), ("dashboard", "ap-northeast-1"), ("api", "us-east-1")]
+    assert affected_services(services, Scope.of(["api"], ["ap-northeast-1"])) == (("api", "ap-northeast-1"),)
+
+
+def test_index_agrees_with_the_rule_and_follows_changes():
+    index = CustomerIndex()
+    index.put("a", [("api", "ap-northeast-1")])
+    index.put("b", [("api", "eu-west-1"), ("billing", "ap-northeast-1")])
+    index.put("c", [("dashboard", "ap-northeast-1")])
+    assert index.affected(Scope.of(["api"], ["ap-northeast-1"])) == {"a"}
+    assert index.affected(Scope.of(["api"])) == {"a", "b"}
+    assert index.affected(Scope.of(["api", "billing"], ["ap-northeast-1"])) == {"a", "b"}
+    index.put("a", [("dashboard", "ap-northeast-1")])  # services replaced
+    assert index.affected(Scope.of(["api"])) == {"b"}
+    index.remove("b")
+    assert index.affected(Scope.of(["api"])) == set()
+    assert len(index) == 2
+
+
+# -- promises and rounds -------------------------------------------------------------------------
+def test_promise_uses_next_update_at_then_interval_then_severity_cadence():
+    d = decide(None, ev(next_update_at=(T0 + timedelta(minutes=10)).isoformat()), T0)
+    assert d.state.promised_at == T0 + timedelta(minutes=10)
+    d = decide(None, ev(update_interval_seconds=300), T0)
+    assert d.state.promised_at == T0 + timedelta(seconds=300)
+    for severity, minutes in (("critical", 30), ("major", 60), ("minor", 120)):
+        d = decide(None, ev(severity=severity), T0)
+        assert d.state.promised_at == T0 + timedelta(minutes=minutes)
+
+
+def test_a_promise_is_never_in_the_past():
+    late_now = T0 + timedelta(hours=3)  # the event arrives long after its own time
+    d = decide(None, ev(), late_now)
+    assert d.state.promised_at == late_now + timedelta(hours=1)
+    assert promise(T0, timedelta(minutes=5), T0, explicit=T0 - timedelta(minutes=1)) == T0 + timedelta(minutes=5)
+
+
+def test_promise_across_a_dst_change_is_an_exact_interval():
+    sydney = ZoneInfo("Australia/Sydney")
+    before = datetime(2026, 10, 4, 1, 30, tzinfo=sydney)  # clocks go forward at 02:00 local
+    at = promise(before, timedelta(hours=1), before)
+    assert at.timestamp() - before.timestamp() == 3600
+    assert at.astimezone(sydney).hour == 3  # 01:30 AEST + 1h = 03:30 AEDT
+
+
+def test_declared_update_resolved_rounds_and_seq():
+    d1 = decide(None, ev(), T0)
+    assert (d1.round.trigger, d1.round.seq) == ("declared", 1)
+    d2 = decide(d1.state, ev(type="updated", event_id="e-2", at=(T0 + timedelta(minutes=5)).isoformat(),
+                             status="identified", eta=(T0 + timedelta(hours=2)).isoformat()), T0 + timedelta(minutes=5))
+    assert (d2.round.trigger, d2.round.seq, d2.round.status) == ("updated", 2, "identified")
+    assert d2.round.eta == T0 + timedelta(hours=2)
+    assert d2.round.title == {"en": "API errors", "ja": "APIのエラー"}  # unchanged fields kept
+    d3 = decide(d2.state, ev(type="resolved", event_id="e-3", at=(T0 + timedelta(hours=1)).isoformat(),
+                             message="Fixed."), T0 + timedelta(hours=1))
+    assert (d3.round.trigger, d3.round.seq, d3.round.next_update_at) == ("resolved", 3, None)
+    assert d3.state.resolved_at == T0 + timedelta(hours=1)
+
+
+def test_update_can_clear_the_eta_and_change_scope():
+    d1 = decide(None, ev(eta=(T0 + timedelta(hours=1)).isoformat()), T0)
+    d2 = decide(d1.state, ev(type="updated", event_id="e-2", eta=None, components=["api", "billing"]), T0)
+    assert d2.state.eta is None
+    assert d2.round.components == ["api", "billing"]
+    assert [s.components for s in d2.round.scopes] == [["api"], ["api", "billing"]]
+
+
+def test_duplicates_unknown_and_resolved_incidents():
+    d1 = decide(None, ev(), T0)
+    again = decide(d1.state, ev(), T0)
+    assert again.round is None and again.ignored and again.resend  # replay of the latest: re-send its round
+    assert decide(None, ev(type="updated", event_id="e-2"), T0).error.startswith("unknown incident")
+    other = decide(d1.state, ev(event_id="e-9"), T0)
+    assert "already declared" in other.error
+    done = decide(d1.state, ev(type="resolved", event_id="e-3"), T0).state
+    late = decide(done, ev(type="updated", event_id="e-4"), T0)
+    assert "resolved" in late.error
+
+
+def test_out_of_order_update_never_moves_the_base_time_back():
+    d1 = decide(None, ev(update_interval_seconds=600), T0)
+    d2 = decide(d1.state, ev(type="updated", event_id="e-2", at=(T0 + timedelta(minutes=8)).isoformat()),
+                T0 + timedelta(minutes=8))
+    older = decide(d2.state, ev(type="updated", event_id="e-3", at=(T0 + timedelta(minutes=2)).isoformat()),
+                   T0 + timedelta(minutes=9))
+    assert older.state.updated_at == T0 + timedelta(minutes=8)
+    assert older.state.promised_at == T0 + timedelta(minutes=18)
+
+
+def test_keep_promise_is_idempotent_per_slot():
+    d1 = decide(None, ev(update_interval_seconds=600), T0)
+    due = d1.state.promised_at
+    k1 = keep_promise(d1.state, due, due - timedelta(seconds=5))
+    assert (k1.round.trigger, k1.round.seq) == ("scheduled", 2)
+    assert k1.state.promised_at == due + timedelta(seconds=600)
+    k2 = keep_promise(k1.state, due, due)
+    assert k2.round is None and k2.resend  # a second timer for the same slot: no new round
+    superseded = keep_promise(k1.state, due - timedelta(seconds=1), due)
+    assert superseded.round is None and not superseded.resend
+
+
+def test_schedule_due_starts_early_by_the_lead():
+    d1 = decide(None, ev(update_interval_seconds=600), T0)
+    due = d1.state.promised_at
+    lead = lead_time(100.0, audience=1000, base=timedelta(seconds=5))
+    assert lead == timedelta(seconds=15)
+    assert schedule_due(d1.state, due - timedelta(seconds=16), lead) is None
+    assert schedule_due(d1.state, due - timedelta(seconds=15), lead) == due
+
+
+def test_current_round_rebuilds_the_latest():
+    d1 = decide(None, ev(), T0)
+    assert current_round(d1.state) == d1.round
+
+
+# -- who gets which notice ---------------------------------------------------------------------------
+class World:
+    """One partition: customers, index and ledger, with sends recorded as the sender would."""
+
+    def __init__(self, *customers: Customer):
+        self.customers = {c.customer_id: c for c in customers}
+        self.index = CustomerIndex()
+        for c in customers:
+            self.index.put(c.customer_id, [(s.component, s.region) for s in c.services])
+        self.ledger: dict[str, dict] = {}
+
+    def plan(self, rnd):
+        notified = [cid for cid, e in self.ledger.items() if rnd.incident_id in L.incidents_in(e)]
+        return plan_round(rnd, self.index, self.customers.get, self.ledger.get, notified, "example.com")
+
+    def send(self, rnd):
+        jobs = self.plan(rnd)
+        for j in jobs:
+            self.ledger[j.customer_id] = L.record_sent(self.ledger.get(j.customer_id), incident_id=j.incident_id,
+                                                       recipient=j.recipient, email=j.email,
+                                                       message_id=j.message_id, kind=j.kind, seq=j.seq)
+        return sorted((j.customer_id, j.email, j.kind) for j in jobs)
+
+
+def test_round_kinds_over_an_incident_life():
+    a = customer("a", [("api", "ap-northeast-1")], contacts=("a1@example.jp", "a2@example.jp"))
+    b = customer("b", [("billing", "ap-northeast-1")])
+    c = customer("c", [("api", "eu-west-1")])
+    w = World(a, b, c)
+    d1 = decide(None, ev(), T0)
+    assert w.send(d1.round) == [("a", "a1@example.jp", "acknowledged"), ("a", "a2@example.jp", "acknowledged")]
+    assert w.send(d1.round) == []  # replayed round: nothing twice
+    k = keep_promise(d1.state, d1.state.promised_at, d1.state.promised_at)
+    assert [x[2] for x in w.send(k.round)] == ["scheduled", "scheduled"]
+    grow = decide(k.state, ev(type="updated", event_id="e-2", components=["api", "billing"]), T0)
+    assert w.send(grow.round) == [("a", "a1@example.jp", "progress"), ("a", "a2@example.jp", "progress"),
+                                  ("b", "ops@example.jp", "acknowledged")]
+    shrink = decide(grow.state, ev(type="updated", event_id="e-3", components=["billing"]), T0)
+    assert w.send(shrink.round) == [("a", "a1@example.jp", "unaffected"), ("a", "a2@example.jp", "unaffected"),
+                                    ("b", "ops@example.jp", "progress")]
+    resolved = decide(shrink.state, ev(type="resolved", event_id="e-4"), T0)
+    assert w.send(resolved.round) == [("b", "ops@example.jp", "resolved")]
+    assert w.send(resolved.round) == []
+    assert w.send(shrink.round) == []  # a stale round after resolution sends nothing
+
+
+def test_new_customer_and_tombstone_take_effect_from_next_round():
+    a = customer("a", [("api", "ap-northeast-1")])
+    w = World(a)
+    d1 = decide(None, ev(), T0)
+    w.send(d1.round)
+    late = customer("n", [("api", "ap-northeast-1")], contacts=("n@example.com",))
+    w.customers["n"] = late
+    w.index.put("n", [("api", "ap-northeast-1")])
+    del w.customers["a"]
+    w.index.remove("a")
+    k = keep_promise(d1.state, d1.state.promised_at, d1.state.promised_at)
+    assert w.send(k.round) == [("n", "n@example.com", "acknowledged")]
+
+
+def test_message_ids_are_deterministic_and_threaded():
+    a = customer("a", [("api", "ap-northeast-1")])
+    w = World(a)
+    d1 = decide(None, ev(), T0)
+    first = w.plan(d1.round)[0]
+    assert first.message_id == f"<inc-7.1.acknowledged.a.{contact_key('ops@example.jp')}@example.com>"
+    assert first.in_reply_to is None
+    w.send(d1.round)
+    d2 = decide(d1.state, ev(type="updated", event_id="e-2"), T0)
+    nxt = w.plan(d2.round)[0]
+    assert nxt.in_reply_to == first.message_id
+    assert message_id("inc 7", 1, "progress", "c@1", "k", "x.org") == "<inc%207.1.progress.c%401.k@x.org>"
+
+
+def test_content_never_shows_a_past_eta_as_future():
+    a = customer("a", [("api", "ap-northeast-1")])
+    w = World(a)
+    d1 = decide(None, ev(eta=(T0 + timedelta(minutes=30)).isoformat()), T0)
+    job = w.plan(d1.round)[0]
+    before = notice_content(job, T0)
+    assert (before.eta_state, before.eta) == ("future", T0 + timedelta(minutes=30))
+    after = notice_content(job, T0 + timedelta(minutes=31))
+    assert (after.eta_state, after.eta) == ("passed", None)
+    assert eta_state(None, T0) == "unknown"
+    assert before.locale == "ja" and before.title == "APIのエラー"
+    assert before.services == (("api", "ap-northeast-1"),)
+    assert before.next_update_at == d1.state.promised_at
