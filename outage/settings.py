@@ -57,6 +57,11 @@ class Settings(BaseSettings):
     schedule_lead_seconds: float = Field(default=5.0, ge=0)
     schedule_tick_seconds: float = Field(default=1.0, gt=0)
 
+    @field_validator("api_token", "secret", "smtp_password", "smtp_username", mode="before")
+    @classmethod
+    def _blank_is_unset(cls, v):
+        return None if isinstance(v, str) and not v.strip() else v
+
     @field_validator("broker")
     @classmethod
     def _broker_form(cls, v: str | None) -> str | None:
