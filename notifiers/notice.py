@@ -1,0 +1,48 @@
+"""Compose one notice job into the bytes handed to SMTP: content -> words -> MIME, once."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from domain.content import notice_content
+from domain.links import unsubscribe_token
+from notifiers.message import build_message
+from notifiers.render import render
+
+
+def utc_rfc3339(value: datetime | None) -> str | None:
+    if value is None:
+        return None
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+
+
+class NoticeComposer:
+    """``composer(job, now) -> bytes``; ``on_content`` sees every composed ``NoticeContent``
+    (the shell counts estimates that went by unresolved)."""
+
+    def __init__(self, *, public_url: str, mail_from: str, signing_key: bytes, on_content=None) -> None:
+        self.public_url = public_url.rstrip("/")
+        self.mail_from = mail_from
+        self.key = signing_key
+        self.on_content = on_content
+
+    def __call__(self, job, now: datetime) -> bytes:
+        token = unsubscribe_token(self.key, job.customer_id, job.recipient)
+        unsubscribe_url = f"{self.public_url}/unsubscribe/{token}"
+        content = notice_content(job, now, status_url=f"{self.public_url}/status",
+                                 unsubscribe_url=unsubscribe_url)
+        if self.on_content is not None:
+            self.on_content(content)
+        headers = {
+            "X-Outage-Incident": job.incident_id,
+            "X-Outage-Notice": job.kind,
+            "X-Outage-Seq": str(job.seq),
+            "X-Outage-ETA": utc_rfc3339(content.eta) or "unknown",
+        }
+        if content.next_update_at is not None:
+            headers["X-Outage-Next-Update"] = utc_rfc3339(content.next_update_at)
+        return build_message(
+            rendered=render(content), mail_from=self.mail_from, to_email=job.email, to_name=job.contact_name,
+            message_id=job.message_id, in_reply_to=job.in_reply_to, headers=headers,
+            list_unsubscribe_url=unsubscribe_url, date=now,
+        )

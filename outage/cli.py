@@ -1,0 +1,350 @@
+"""The ``outage`` command: dev, worker, customers import, incident declare|update|resolve|list|show,
+ticket open|close, schemas export. Records are validated with ``schemas`` before they are produced."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import sys
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from pydantic import ValidationError
+
+from outage.settings import Settings
+
+
+class CliError(Exception):
+    """A clear message for the person at the terminal; exit status 2."""
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+# -- producing --------------------------------------------------------------------------------
+def _producer(settings: Settings):
+    from kafka import KafkaProducer
+    from kafka.errors import KafkaError
+
+    if not settings.broker:
+        raise CliError("OUTAGE_BROKER is not set: point it at the broker (outage dev prints the value)")
+    try:
+        return KafkaProducer(bootstrap_servers=settings.broker.split(","), acks="all", linger_ms=5,
+                             request_timeout_ms=15000, max_block_ms=15000)
+    except KafkaError as exc:
+        raise CliError(f"cannot reach the broker at {settings.broker}: {exc}") from exc
+
+
+def _produce(settings: Settings, topic_base: str, records: list[tuple[str, bytes | None]]) -> None:
+    from streams.broker import ensure_topics
+    from streams.topics import TopicNames
+
+    ensure_topics(settings)
+    producer = _producer(settings)
+    topic = TopicNames(settings.topic_prefix).name(topic_base)
+    try:
+        futures = [producer.send(topic, key=key.encode(), value=value) for key, value in records]
+        producer.flush(timeout=30)
+        for f in futures:
+            f.get(timeout=30)
+    finally:
+        producer.close(timeout=5)
+
+
+def _validate(model, data: dict, what: str):
+    from schemas import describe_validation_error
+
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise CliError(f"invalid {what}: {describe_validation_error(exc)}") from exc
+
+
+# -- customers --------------------------------------------------------------------------------
+def _read_customers(path: Path) -> list[dict]:
+    if not path.exists():
+        raise CliError(f"{path}: no such file")
+    text = path.read_text(encoding="utf-8-sig")
+    if path.suffix.lower() == ".csv":
+        return [_customer_from_csv(row, n) for n, row in enumerate(csv.DictReader(text.splitlines()), start=2)]
+    rows = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        try:
+            rows.append(json.loads(line))
+        except json.JSONDecodeError as exc:
+            raise CliError(f"{path}:{n}: invalid JSON: {exc.msg} at column {exc.colno}") from exc
+    return rows
+
+
+def _customer_from_csv(row: dict, line: int) -> dict:
+    """CSV columns: customer_id, name, locale, timezone, tier, contacts, services.
+    ``contacts``: ``Name <email>`` or ``email``, separated by ``;``. ``services``:
+    ``component@region`` separated by ``;``."""
+    def split(value: str | None) -> list[str]:
+        return [v.strip() for v in (value or "").split(";") if v.strip()]
+
+    contacts = []
+    for item in split(row.get("contacts")):
+        if "<" in item and item.endswith(">"):
+            name, _, email = item[:-1].partition("<")
+            contacts.append({"email": email.strip(), "name": name.strip() or None})
+        else:
+            contacts.append({"email": item})
+    services = []
+    for item in split(row.get("services")):
+        component, sep, region = item.partition("@")
+        if not sep:
+            raise CliError(f"line {line}: service {item!r} must be component@region")
+        services.append({"component": component.strip(), "region": region.strip()})
+    return {"customer_id": row.get("customer_id"), "name": row.get("name"), "locale": row.get("locale"),
+            "timezone": row.get("timezone"), "tier": row.get("tier") or None, "contacts": contacts,
+            "services": services}
+
+
+def import_customers(settings: Settings, path: Path) -> int:
+    from schemas import Customer
+
+    records = []
+    for n, data in enumerate(_read_customers(path), start=1):
+        customer = _validate(Customer, data, f"customer #{n} in {path}")
+        records.append((customer.customer_id, customer.model_dump_json().encode()))
+    from streams.topics import CUSTOMERS
+    _produce(settings, CUSTOMERS, records)
+    return len(records)
+
+
+# -- incidents --------------------------------------------------------------------------------
+def _localized(en: str | None, ja: str | None):
+    if en and ja:
+        return {"en": en, "ja": ja}
+    return en or ja
+
+
+def _incident_fields(args, declared: bool) -> dict:
+    data: dict = {}
+    if args.file:
+        data.update(json.loads(Path(args.file).read_text(encoding="utf-8")))
+    for name in ("severity", "status", "eta", "next_update_at"):
+        value = getattr(args, name, None)
+        if value is not None:
+            data[name] = None if value == "none" else value
+    title = _localized(getattr(args, "title", None), getattr(args, "title_ja", None))
+    if title:
+        data["title"] = title
+    message = _localized(args.message, args.message_ja)
+    if message:
+        data["message"] = message
+    if getattr(args, "components", None):
+        data["components"] = [c.strip() for c in args.components.split(",") if c.strip()]
+    if getattr(args, "regions", None) is not None:
+        data["regions"] = [r.strip() for r in args.regions.split(",") if r.strip()]
+    if getattr(args, "interval", None) is not None:
+        data["update_interval_seconds"] = args.interval
+    return data
+
+
+def _send_incident_event(settings: Settings, event_type: str, incident_id: str | None, fields: dict) -> dict:
+    from schemas import IncidentEvent
+    from streams.topics import INCIDENT_EVENTS
+
+    data = {"event_id": fields.pop("event_id", None) or f"cli-{uuid.uuid4().hex[:12]}",
+            "incident_id": incident_id or fields.pop("incident_id", None) or f"inc-{uuid.uuid4().hex[:8]}",
+            "type": event_type, "at": fields.pop("at", None) or _now().isoformat()}
+    fields.pop("type", None)
+    data.update(fields)
+    event = _validate(IncidentEvent, data, f"{event_type} event")
+    _produce(settings, INCIDENT_EVENTS, [(event.incident_id, event.model_dump_json().encode())])
+    return json.loads(event.model_dump_json())
+
+
+def read_incidents(settings: Settings, idle_seconds: float = 1.5) -> dict:
+    """Fold the incident-events topic through the domain rules: the incidents as workers see them."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    from domain.incident import decide
+    from schemas import IncidentEvent, parse_record
+    from streams.topics import INCIDENT_EVENTS, TopicNames
+
+    if not settings.broker:
+        raise CliError("OUTAGE_BROKER is not set")
+    topic = TopicNames(settings.topic_prefix).name(INCIDENT_EVENTS)
+    consumer = KafkaConsumer(bootstrap_servers=settings.broker.split(","), enable_auto_commit=False,
+                             consumer_timeout_ms=int(idle_seconds * 1000))
+    try:
+        parts = consumer.partitions_for_topic(topic) or set()
+        tps = [TopicPartition(topic, p) for p in sorted(parts)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        states: dict = {}
+        for msg in consumer:
+            try:
+                event = parse_record(IncidentEvent, msg.value)
+            except Exception:  # noqa: BLE001 - dead-lettered by the workers; not an incident
+                continue
+            decision = decide(states.get(event.incident_id), event, event.at)
+            if decision.state is not None and decision.round is not None:
+                states[event.incident_id] = decision.state
+        return states
+    finally:
+        consumer.close()
+
+
+def _show(state) -> dict:
+    return {"incident_id": state.incident_id, "status": state.status, "severity": state.severity,
+            "title": state.title, "components": state.components, "regions": state.regions,
+            "started_at": state.started_at.isoformat(),
+            "resolved_at": state.resolved_at.isoformat() if state.resolved_at else None,
+            "eta": state.eta.isoformat() if state.eta else None, "rounds": state.seq,
+            "history": state.history}
+
+
+# -- tickets ----------------------------------------------------------------------------------
+def _send_ticket_event(settings: Settings, args, event_type: str) -> dict:
+    from schemas import TicketEvent
+    from streams.topics import TICKET_EVENTS
+
+    data = {"event_id": f"cli-{uuid.uuid4().hex[:12]}", "ticket_id": args.ticket_id,
+            "customer_id": args.customer, "type": event_type, "at": _now().isoformat()}
+    if event_type == "opened":
+        data["subject"] = args.subject
+        data["requester"] = {"email": args.requester, "name": args.requester_name}
+        if args.components:
+            data["components"] = [c.strip() for c in args.components.split(",") if c.strip()]
+    event = _validate(TicketEvent, data, f"ticket {event_type} event")
+    _produce(settings, TICKET_EVENTS, [(event.ticket_id, event.model_dump_json().encode())])
+    return json.loads(event.model_dump_json())
+
+
+# -- the parser -------------------------------------------------------------------------------
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="outage", description="Outage communication pipeline.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    dev = sub.add_parser("dev", help="run everything locally: broker, SMTP capture, sample customers, worker")
+    dev.add_argument("--no-sample", action="store_true", help="do not load the sample customers")
+
+    worker = sub.add_parser("worker", help="run one stream-processing worker")
+    worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
+
+    customers = sub.add_parser("customers", help="customer records").add_subparsers(dest="action", required=True)
+    imp = customers.add_parser("import", help="produce customers from a JSON-lines or CSV file")
+    imp.add_argument("file", type=Path)
+
+    incident = sub.add_parser("incident", help="declare, update, resolve, list and show incidents")
+    isub = incident.add_subparsers(dest="action", required=True)
+
+    def common(sp, declared: bool):
+        sp.add_argument("--file", help="JSON file with the event's fields (flags override it)")
+        sp.add_argument("--message", help="latest message (English)")
+        sp.add_argument("--message-ja", help="latest message (Japanese)")
+        if declared is not None:
+            sp.add_argument("--title", help="title (English)", required=False)
+            sp.add_argument("--title-ja", help="title (Japanese)")
+            sp.add_argument("--severity", choices=["critical", "major", "minor"])
+            sp.add_argument("--status", choices=["investigating", "identified", "monitoring"])
+            sp.add_argument("--components", help="comma-separated components, e.g. api,dashboard")
+            sp.add_argument("--regions", help="comma-separated regions; empty or absent: every region")
+            sp.add_argument("--eta", help="recovery estimate, RFC 3339 with offset ('none' clears it)")
+            sp.add_argument("--next-update-at", dest="next_update_at", help="promised next update, RFC 3339")
+            sp.add_argument("--interval", type=int, help="seconds between updates (default by severity)")
+
+    d = isub.add_parser("declare", help="declare an incident")
+    d.add_argument("--id", dest="incident_id", help="incident id (generated when absent)")
+    common(d, True)
+    u = isub.add_parser("update", help="post an update to an incident")
+    u.add_argument("incident_id")
+    common(u, False)
+    r = isub.add_parser("resolve", help="resolve an incident")
+    r.add_argument("incident_id")
+    common(r, None)
+    isub.add_parser("list", help="list incidents")
+    s = isub.add_parser("show", help="show one incident with its history")
+    s.add_argument("incident_id")
+
+    ticket = sub.add_parser("ticket", help="support-ticket events").add_subparsers(dest="action", required=True)
+    to = ticket.add_parser("open", help="a customer opened a ticket")
+    to.add_argument("ticket_id")
+    to.add_argument("--customer", required=True, help="customer_id")
+    to.add_argument("--subject", required=True)
+    to.add_argument("--requester", required=True, help="requester email")
+    to.add_argument("--requester-name")
+    to.add_argument("--components", help="comma-separated components the ticket is about")
+    tc = ticket.add_parser("close", help="a ticket was closed")
+    tc.add_argument("ticket_id")
+    tc.add_argument("--customer", required=True, help="customer_id")
+
+    schemas = sub.add_parser("schemas", help="record schemas").add_subparsers(dest="action", required=True)
+    ex = schemas.add_parser("export", help="write a JSON Schema file per record")
+    ex.add_argument("directory", type=Path)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        settings = Settings.from_env()
+    except ValidationError as exc:
+        from schemas import describe_validation_error
+        print(f"outage: invalid settings: {describe_validation_error(exc)}", file=sys.stderr)
+        return 2
+    try:
+        return _run(args, settings)
+    except CliError as exc:
+        print(f"outage: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+def _print(obj) -> None:
+    print(json.dumps(obj, ensure_ascii=False, indent=2, default=str))
+
+
+def _run(args, settings: Settings) -> int:
+    if args.command == "dev":
+        from outage.dev import run_dev
+        return run_dev(settings, sample=not args.no_sample)
+    if args.command == "worker":
+        from streams.worker import run_worker
+        run_worker(settings, loglevel=args.loglevel)
+        return 0
+    if args.command == "customers":
+        n = import_customers(settings, args.file)
+        print(f"imported {n} customers")
+        return 0
+    if args.command == "incident":
+        if args.action == "declare":
+            _print(_send_incident_event(settings, "declared", args.incident_id, _incident_fields(args, True)))
+        elif args.action == "update":
+            _print(_send_incident_event(settings, "updated", args.incident_id, _incident_fields(args, False)))
+        elif args.action == "resolve":
+            _print(_send_incident_event(settings, "resolved", args.incident_id, _incident_fields(args, False)))
+        elif args.action == "list":
+            states = read_incidents(settings)
+            for st in sorted(states.values(), key=lambda s: s.started_at):
+                from schemas.common import localize
+                print(f"{st.incident_id}\t{st.status}\t{st.severity}\t{localize(st.title, 'en')}")
+        elif args.action == "show":
+            state = read_incidents(settings).get(args.incident_id)
+            if state is None:
+                raise CliError(f"unknown incident {args.incident_id}")
+            _print(_show(state))
+        return 0
+    if args.command == "ticket":
+        _print(_send_ticket_event(settings, args, "opened" if args.action == "open" else "closed"))
+        return 0
+    if args.command == "schemas":
+        from schemas import export_json_schemas
+        for path in export_json_schemas(args.directory):
+            print(path)
+        return 0
+    raise CliError(f"unknown command {args.command}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,113 @@
+"""``outage dev``: the embedded default, in one command.
+
+Starts the embedded broker (unless ``OUTAGE_BROKER`` is set), a local SMTP capture with an
+outbox page, loads the sample customers, starts one worker process and prints the URLs.
+Ctrl-C stops everything it started, and only that.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import subprocess
+import sys
+from importlib import resources
+from pathlib import Path
+
+from outage.embedded import EmbeddedBroker, free_port, wait_listening
+from outage.settings import Settings
+
+
+def sample_customers_path() -> Path:
+    return Path(str(resources.files("outage") / "data" / "sample_customers.jsonl"))
+
+
+def sample_incident_path() -> Path:
+    return Path(str(resources.files("outage") / "data" / "sample_incident.json"))
+
+
+def _port_or_free(port: int) -> int:
+    import socket
+
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return port
+        except OSError:
+            return free_port()
+
+
+def run_dev(settings: Settings, sample: bool = True) -> int:
+    return asyncio.run(_dev(settings, sample))
+
+
+async def _dev(settings: Settings, sample: bool) -> int:
+    from notifiers.capture import MailCapture
+    from outage.cli import import_customers
+
+    data = settings.data_dir.resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    broker = None
+    if not settings.broker:
+        broker = EmbeddedBroker(log_path=data / "broker.log").start()
+    bootstrap = settings.broker or broker.bootstrap
+    capture = MailCapture(data / "mail", smtp_port=_port_or_free(settings.smtp_port), web_port=_port_or_free(8025))
+    await capture.start()
+    token = settings.api_token.get_secret_value() if settings.api_token else secrets.token_urlsafe(16)
+    web_port = _port_or_free(settings.web_port)
+    env = {**os.environ, "OUTAGE_BROKER": bootstrap, "OUTAGE_SMTP_HOST": "127.0.0.1",
+           "OUTAGE_SMTP_PORT": str(capture.smtp_port), "OUTAGE_SMTP_TLS": "none", "OUTAGE_API_TOKEN": token,
+           "OUTAGE_WEB_PORT": str(web_port), "OUTAGE_WEB_HOST": "127.0.0.1", "OUTAGE_DATA_DIR": str(data),
+           "OUTAGE_PUBLIC_URL": f"http://127.0.0.1:{web_port}"}
+    worker = None
+    try:
+        dev_settings = Settings.from_env(broker=bootstrap, data_dir=data)
+        if sample:
+            n = await asyncio.to_thread(import_customers, dev_settings, sample_customers_path())
+            print(f"loaded {n} sample customers")
+        log = open(data / "worker.log", "ab")
+        worker = subprocess.Popen([sys.executable, "-m", "outage.cli", "worker"], env=env, stdout=log,
+                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        await asyncio.to_thread(wait_listening, "127.0.0.1", web_port, 60.0)
+        base = f"http://127.0.0.1:{web_port}"
+        print(f"""
+outage dev is running (Ctrl-C stops everything):
+  broker        {bootstrap}{'  (embedded, memory only)' if broker else ''}
+  status page   {base}/status
+  API           {base}/api/incidents   (token: {token})
+  metrics       {base}/metrics
+  outbox        {capture.web_url}   (every email sent, to read)
+  worker log    {data / 'worker.log'}
+
+Declare a demo incident (in another terminal):
+  OUTAGE_BROKER={bootstrap} .venv/bin/outage incident declare --file {sample_incident_path()}
+or through the API:
+  curl -X POST -H 'Authorization: Bearer {token}' -H 'Content-Type: application/json' \\
+       --data @{sample_incident_path()} {base}/api/incidents
+""", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        while not stop.is_set():
+            if worker.poll() is not None:
+                print(f"the worker exited with status {worker.returncode}; see {data / 'worker.log'}")
+                return 1
+            try:
+                await asyncio.wait_for(stop.wait(), timeout=1.0)
+            except asyncio.TimeoutError:
+                pass
+        print("stopping…")
+        return 0
+    finally:
+        if worker is not None and worker.poll() is None:
+            worker.terminate()
+            try:
+                await asyncio.to_thread(worker.wait, 30)
+            except subprocess.TimeoutExpired:
+                worker.kill()
+        await capture.stop()
+        if broker is not None:
+            broker.stop()

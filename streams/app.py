@@ -1,0 +1,302 @@
+"""The faust-streaming app: topics, tables, agents and the schedule timer.
+
+Agents are thin: they parse a record (bad input goes to the dead-letter topic, the stream goes
+on), call the domain, and move the result on. Data flow (see README, "Design"):
+
+  customers ─▶ customer agent ─▶ customers table + per-partition index
+  incident-events, ticks ─▶ incident agent ─▶ incidents table; a round to every partition of rounds
+  rounds (partition p) ─▶ audience agent ─▶ notices owed on p ─▶ sender (SMTP) ─▶ ledger + notices
+  timer ─▶ a tick when an incident's promised time is near (the incident agent decides the round)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from datetime import datetime, timedelta, timezone
+from typing import Callable
+
+import faust
+from faust.types import TP
+
+from domain import ledger as L
+from domain.audience import NoticeJob, plan_round
+from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
+from domain.schedule import lead_time
+from outage.settings import Settings
+from schemas import Customer, IncidentEvent, NoticeRecord, RecordError, parse_record
+from streams import metrics as M
+from streams import topics as T
+from streams.broker import BrokerProfile
+from streams.deadletter import DeadLetters
+from streams.sender import Sender
+from streams.views import PartitionViews
+
+log = logging.getLogger(__name__)
+
+Clock = Callable[[], datetime]
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class PlacedTable(faust.Table):
+    """A table whose values carry their partition as ``"p"``.
+
+    Changelog writes go to that partition, from any task (the sender writes the ledger outside
+    stream iteration), so the ledger entry of a customer lives on the customer's partition
+    whatever partitioner produced the customer record.
+    """
+
+    def on_key_set(self, key, value) -> None:
+        partition = value["p"]
+        self.send_changelog(partition, key, value)
+        self._maybe_set_key_ttl(key, partition)
+        self._sensor_on_set(self, key, value)
+
+
+class Pipeline:
+    """Builds the faust app from settings and the injected outside world."""
+
+    def __init__(self, settings: Settings, *, profile: BrokerProfile, partitions: int, mailer,
+                 compose: Callable[[NoticeJob, datetime], bytes], clock: Clock = utc_now) -> None:
+        self.settings = settings
+        self.partitions = partitions
+        self.clock = clock
+        self.names = T.TopicNames(settings.topic_prefix)
+        self.app = faust.App(
+            self.names.app_id,
+            broker=[f"kafka://{b.strip()}" for b in settings.broker.split(",")],
+            store="memory://",
+            topic_partitions=partitions,
+            topic_replication_factor=1,
+            topic_allow_declare=False,       # ensure_topics() created them, with the right counts
+            topic_disable_leader=True,
+            web_enabled=True,
+            web_host=settings.web_host,
+            web_bind=settings.web_host,
+            web_port=settings.web_port,
+            web_in_thread=False,
+            autodiscover=False,
+            key_serializer="raw",
+            value_serializer="raw",
+            **profile.faust,
+        )
+        app = self.app
+        raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
+        self.customers_topic = app.topic(self.names.customers, partitions=partitions, **raw)
+        self.incident_topic = app.topic(self.names.name(T.INCIDENT_EVENTS), self.names.name(T.TICKS),
+                                        partitions=partitions, **raw)
+        self.events_topic = app.topic(self.names.name(T.INCIDENT_EVENTS), partitions=partitions, **raw)
+        self.ticks_topic = app.topic(self.names.name(T.TICKS), partitions=partitions, **raw)
+        self.rounds_topic = app.topic(self.names.name(T.ROUNDS), partitions=partitions, **raw)
+        self.notices_topic = app.topic(self.names.name(T.NOTICES), partitions=partitions, **raw)
+        self.dlq = DeadLetters(app.topic(self.names.name(T.DEAD_LETTERS), partitions=1, **raw), clock)
+
+        table_kw = dict(default=None, partitions=partitions, key_type=str, value_type=None)
+        self.customers = app.Table(T.CUSTOMERS_TABLE, **table_kw)
+        self.incidents = app.Table(T.INCIDENTS_TABLE, **table_kw)
+        self.ledger = app.tables.add(PlacedTable(app, name=T.LEDGER_TABLE, beacon=app.tables.beacon, **table_kw))
+        self.views = PartitionViews(self.customers, self.ledger)
+
+        self.sender = Sender(
+            mailer=mailer, mail_from=settings.mail_from, compose=compose, record=self._record_sent,
+            already_sent=self._already_sent, dead_letter=self._undeliverable, clock=clock,
+            concurrency=settings.smtp_concurrency,
+        )
+        self._ticked: dict[str, tuple[datetime, datetime]] = {}
+        self._audience: dict[str, dict[int, int]] = {}  # incident -> partition -> size of its last round
+        self.joined = False
+        self._register()
+
+    # -- wiring ------------------------------------------------------------------------------
+    def _register(self) -> None:
+        app = self.app
+        app.agent(self.customers_topic, name="customers")(self._customer_agent)
+        app.agent(self.incident_topic, name="incidents")(self._incident_agent)
+        app.agent(self.rounds_topic, name="audience")(self._audience_agent)
+        app.timer(self.settings.schedule_tick_seconds, name="schedule")(self._schedule_timer)
+        app.on_partitions_revoked.connect(self._on_revoked)
+        app.on_partitions_assigned.connect(self._on_assigned)
+        app.on_rebalance_complete.connect(self._on_rebalance_complete)
+        app.on_before_shutdown.connect(self._on_shutdown)
+        from streams.web import register_pages
+        register_pages(self)
+
+    async def _on_shutdown(self, sender, **kwargs) -> None:
+        """A clean stop leaves nothing owed: every queued notice is sent and recorded first."""
+        await self.sender.stop(timeout=self.settings.smtp_timeout * 2)
+
+    async def _on_revoked(self, sender, revoked: set[TP], **kwargs) -> None:
+        mine = {tp.partition for tp in revoked if tp.topic == self.rounds_topic.get_topic_name()}
+        # every notice owed for a partition that leaves us is sent (and recorded) first, so the
+        # next owner finds it in the ledger: nothing twice, nothing lost.
+        await self.sender.drain(mine, timeout=self.settings.smtp_timeout * 2)
+        await self.app.producer.flush()
+        self.views.drop(mine)
+
+    async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
+        self.views.drop({tp.partition for tp in assigned})
+
+    async def _on_rebalance_complete(self, sender, **kwargs) -> None:
+        self.joined = True
+
+    def assigned(self, topic) -> set[int]:
+        name = topic.get_topic_name()
+        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
+
+    # -- customers ---------------------------------------------------------------------------
+    async def _customer_agent(self, stream) -> None:
+        async for event in stream.events():
+            async with self.dlq.guard(event, T.CUSTOMERS):
+                key = event.key.decode() if event.key else None
+                p = event.message.partition
+                if event.value is None:
+                    if not key:
+                        raise RecordError("key", "a tombstone needs the customer_id as key")
+                    if self.customers.get(key) is not None:
+                        del self.customers[key]
+                    self.views.remove_customer(p, key)
+                    continue
+                customer = parse_record(Customer, event.value)
+                if key is not None and key != customer.customer_id:
+                    raise RecordError("customer_id", f"record key {key!r} differs from customer_id")
+                self.customers[customer.customer_id] = {"p": p, "c": customer.model_dump(mode="json")}
+                self.views.put_customer(p, customer)
+                M.CUSTOMERS.set(self.views.customer_count())
+
+    # -- incidents ---------------------------------------------------------------------------
+    async def _incident_agent(self, stream) -> None:
+        async for event in stream.events():
+            source = event.message.topic
+            async with self.dlq.guard(event, source):
+                now = self.clock()
+                if source == self.ticks_topic.get_topic_name():
+                    tick = Tick.model_validate_json(event.value)
+                    state = self._incident(tick.incident_id)
+                    decision = keep_promise(state, tick.due, now)
+                    key = tick.incident_id
+                else:
+                    ev = parse_record(IncidentEvent, event.value)
+                    state = self._incident(ev.incident_id)
+                    decision = decide(state, ev, now)
+                    key = ev.incident_id
+                if decision.error:
+                    raise RecordError("incident_id", decision.error)
+                if decision.round is None:
+                    log.info("incident event ignored: %s", decision.ignored)
+                    if decision.resend and state is not None:
+                        await self._fan_out(current_round(state))  # a crash may have cut it short
+                    continue
+                new = decision.state
+                new.partition = event.message.partition
+                self.incidents[key] = new.model_dump(mode="json")
+                await self._fan_out(decision.round)
+                M.ROUNDS.labels(decision.round.trigger).inc()
+
+    def _incident(self, incident_id: str) -> IncidentState | None:
+        raw = self.incidents.get(incident_id)
+        return IncidentState.model_validate(raw) if raw else None
+
+    async def _fan_out(self, rnd: Round | None) -> None:
+        """Send the round to every partition: each worker notifies the customers it holds."""
+        if rnd is None:
+            return
+        value = rnd.model_dump_json().encode()
+        key = rnd.incident_id.encode()
+        for p in range(self.partitions):
+            await self.rounds_topic.send(key=key, value=value, partition=p)
+
+    # -- the schedule ------------------------------------------------------------------------
+    async def _schedule_timer(self) -> None:
+        """Every worker, for the incidents it owns: tick when a promised time is near.
+
+        Idempotent per time slot: the incident agent ignores a tick for a promise already kept.
+        """
+        if not self.joined:
+            return
+        now = self.clock()
+        mine = self.assigned(self.events_topic)
+        active = 0
+        for incident_id, raw in list(self.incidents.items()):
+            if not raw or raw.get("resolved_at") or raw.get("partition") not in mine:
+                continue
+            active += 1
+            state = IncidentState.model_validate(raw)
+            lead = lead_time(self.sender.rate.value, audience=sum(self._audience.get(incident_id, {}).values()),
+                             base=timedelta(seconds=self.settings.schedule_lead_seconds))
+            due = schedule_due(state, now, lead)
+            if due is None:
+                continue
+            last = self._ticked.get(incident_id)
+            if last and last[0] == due and now - last[1] < timedelta(seconds=10):
+                continue  # sent for this slot; resend only if nothing came of it
+            self._ticked[incident_id] = (due, now)
+            tick = Tick(incident_id=incident_id, due=due)
+            await self.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
+                                        partition=state.partition)
+        M.ACTIVE_INCIDENTS.set(active)
+
+    # -- audience and sending ----------------------------------------------------------------
+    async def _audience_agent(self, stream) -> None:
+        manual = stream.noack()
+        async for event in manual.events():
+            async with self.dlq.guard(event, T.ROUNDS):
+                rnd = Round.model_validate_json(event.value)
+                p = event.message.partition
+                jobs = plan_round(rnd, self.views.index(p), self.views.customer_lookup(p),
+                                  self._ledger_entry, self.views.notified(p, rnd.incident_id),
+                                  self.settings.mail_domain)
+                self._audience.setdefault(rnd.incident_id, {})[p] = len(jobs)
+                loop = asyncio.get_running_loop()
+                await self.sender.submit(jobs, p, on_done=lambda ev=event: loop.create_task(manual.ack(ev)))
+                continue
+            await manual.ack(event)  # dead-lettered
+
+    def _ledger_entry(self, customer_id: str) -> dict | None:
+        return self.ledger.get(customer_id)
+
+    def _already_sent(self, job: NoticeJob) -> bool:
+        return L.was_sent(self.ledger.get(job.customer_id), job.incident_id, job.message_id)
+
+    async def _record_sent(self, job: NoticeJob, p: int, sent_at: datetime) -> None:
+        entry = L.record_sent(self.ledger.get(job.customer_id), incident_id=job.incident_id,
+                              recipient=job.recipient, email=job.email, message_id=job.message_id,
+                              kind=job.kind, seq=job.seq)
+        entry["p"] = p
+        self.ledger[job.customer_id] = entry
+        self.views.mark_notified(p, job.incident_id, job.customer_id)
+        record = NoticeRecord(notice_id=job.message_id, incident_id=job.incident_id, ticket_id=job.ticket_id,
+                              customer_id=job.customer_id, email=job.email, kind=job.kind, seq=job.seq,
+                              sent_at=sent_at, eta=job.round.eta, next_update_at=None
+                              if job.kind in ("resolved", "unaffected") else job.round.next_update_at)
+        await self.notices_topic.send(key=job.customer_id.encode(), value=record.model_dump_json().encode(),
+                                      partition=p)
+
+    async def _undeliverable(self, job: NoticeJob, reason: str) -> None:
+        value = json.dumps({"notice_id": job.message_id, "incident_id": job.incident_id, "kind": job.kind,
+                            "customer_id": job.customer_id, "seq": job.seq})
+        await self.dlq.send_raw(topic=self.names.name(T.NOTICES), key=job.customer_id, value=value, error=reason)
+
+    # -- readiness ---------------------------------------------------------------------------
+    def readiness(self) -> tuple[bool, str]:
+        """Ready once joined to the group and caught up with the customers topic."""
+        if not self.joined:
+            return False, "joining the consumer group"
+        consumer = self.app.consumer
+        for p in sorted(self.assigned(self.customers_topic)):
+            tp = TP(self.names.customers, p)
+            try:
+                high = consumer.highwater(tp)
+            except Exception:  # noqa: BLE001 - not fetched yet
+                high = None
+            if high is None:
+                return False, "waiting for the first fetch of the customers topic"
+            read = consumer._read_offset.get(tp)
+            committed = consumer._committed_offset.get(tp) or 0
+            position = max(committed, read + 1 if read is not None else 0)
+            if position < high:
+                return False, f"catching up with the customers topic ({high - position} behind)"
+        return True, "ok"

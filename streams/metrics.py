@@ -1,0 +1,35 @@
+"""Prometheus metrics, declared once. Base units, ``_total`` counters, explicit buckets.
+
+No label ever carries a customer, an incident, a ticket or an address.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+REGISTRY = CollectorRegistry(auto_describe=True)
+
+SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
+LEAD_BUCKETS = (-60, -10, -1, 0, 1, 5, 10, 30, 60, 300, 900, 3600)
+
+EVENTS = Counter("outage_events_total", "Input records processed, by topic and result",
+                 ["topic", "result"], registry=REGISTRY)
+DEAD_LETTERS = Counter("outage_dead_letters_total", "Records sent to the dead-letter topic, by source topic",
+                       ["topic"], registry=REGISTRY)
+ROUNDS = Counter("outage_rounds_total", "Rounds of notices decided, by trigger", ["trigger"], registry=REGISTRY)
+NOTICES_SENT = Counter("outage_notices_sent_total", "Emails accepted by the SMTP server, by kind",
+                       ["kind"], registry=REGISTRY)
+NOTICES_SKIPPED = Counter("outage_notices_skipped_total",
+                          "Notices not sent because the ledger shows them sent already", registry=REGISTRY)
+NOTICE_FAILURES = Counter("outage_notice_failures_total", "Notices that could not be delivered, by reason",
+                          ["reason"], registry=REGISTRY)
+SMTP_SECONDS = Histogram("outage_smtp_send_seconds", "Time to hand one email to the SMTP server",
+                         buckets=SEND_BUCKETS, registry=REGISTRY)
+SEND_QUEUE = Gauge("outage_send_queue_depth", "Notices waiting to be sent on this worker", registry=REGISTRY)
+PROMISE_MARGIN = Histogram("outage_promise_margin_seconds",
+                           "Seconds between sending a notice and the time the previous notice promised "
+                           "(negative: the promise was missed)", buckets=LEAD_BUCKETS, registry=REGISTRY)
+ETA_PASSED = Counter("outage_eta_passed_notices_total",
+                     "Notices composed after the recovery estimate went by unresolved", registry=REGISTRY)
+ACTIVE_INCIDENTS = Gauge("outage_active_incidents", "Unresolved incidents held by this worker", registry=REGISTRY)
+CUSTOMERS = Gauge("outage_customers", "Customers held by this worker", registry=REGISTRY)

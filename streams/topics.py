@@ -1,0 +1,50 @@
+"""Topic names, declared once. Every name is ``OUTAGE_TOPIC_PREFIX`` + the base below."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+# contract topics
+CUSTOMERS = "customers"
+INCIDENT_EVENTS = "incident-events"
+TICKET_EVENTS = "ticket-events"
+NOTICES = "notices"
+TICKET_UPDATES = "ticket-updates"
+DEAD_LETTERS = "dead-letters"
+# internal topics (co-partitioned with customers)
+ROUNDS = "rounds"
+TICKS = "ticks"
+
+# topics that must share the customers topic's partition count
+CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS)
+ALL = CO_PARTITIONED + (DEAD_LETTERS,)
+COMPACTED = (CUSTOMERS,)
+
+# faust tables (changelog topics are "<app id>-<table>-changelog")
+CUSTOMERS_TABLE = "customers"
+INCIDENTS_TABLE = "incidents"
+LEDGER_TABLE = "ledger"
+TICKETS_TABLE = "tickets"
+TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE)
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    prefix: str
+
+    def __getattr__(self, item: str) -> str:  # names.customers -> "outage.customers"
+        base = item.replace("_", "-")
+        if base not in ALL:
+            raise AttributeError(item)
+        return self.prefix + base
+
+    def name(self, base: str) -> str:
+        return self.prefix + base
+
+    @property
+    def app_id(self) -> str:
+        """Consumer group id and changelog prefix of the workers."""
+        return self.prefix + "worker"
+
+    def changelog(self, table: str) -> str:
+        return f"{self.app_id}-{table}-changelog"

@@ -1,0 +1,51 @@
+"""Run one stream-processing worker: ``outage worker``."""
+
+from __future__ import annotations
+
+import logging
+
+import faust
+
+from notifiers.notice import NoticeComposer
+from outage.settings import Settings
+from streams import metrics as M
+from streams.app import Pipeline
+from streams.broker import admin, detect_profile, ensure_topics
+
+log = logging.getLogger(__name__)
+
+
+def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
+    """Connect to the broker (waiting while it is unreachable), create missing topics, build the app."""
+    client = admin(settings)
+    try:
+        profile = detect_profile(settings, client)
+        partitions = ensure_topics(settings, client)
+    finally:
+        client.close()
+    log.info("broker profile %s, %d partitions", profile.name, partitions)
+    if mailer is None:
+        from notifiers.smtp import SmtpPool
+
+        mailer = SmtpPool(
+            host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+            tls=settings.smtp_tls.value, concurrency=settings.smtp_concurrency, timeout=settings.smtp_timeout,
+        )
+
+    def count_passed(content) -> None:
+        if content.eta_state == "passed":
+            M.ETA_PASSED.inc()
+
+    composer = NoticeComposer(public_url=settings.public_url, mail_from=settings.mail_from,
+                              signing_key=settings.signing_key(), on_content=count_passed)
+    kwargs = {} if clock is None else {"clock": clock}
+    return Pipeline(settings, profile=profile, partitions=partitions, mailer=mailer, compose=composer, **kwargs)
+
+
+def run_worker(settings: Settings, loglevel: str = "info") -> None:
+    logging.basicConfig(level=getattr(logging, loglevel.upper(), logging.INFO),
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    pipe = build_pipeline(settings)
+    worker = faust.Worker(pipe.app, loglevel=loglevel)
+    worker.execute_from_commandline()

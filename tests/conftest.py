@@ -1,0 +1,195 @@
+"""Fixtures that start real parts — a Tansu broker, an aiosmtpd SMTP server, worker processes —
+on free loopback ports, and stop exactly what they started."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+
+from outage.embedded import EmbeddedBroker, free_port
+
+ROOT = Path(__file__).resolve().parents[1]
+API_TOKEN = "test-token"
+
+
+@pytest.fixture(scope="session")
+def broker(tmp_path_factory):
+    """One embedded broker for the session (every test uses its own topic prefix)."""
+    log = tmp_path_factory.mktemp("broker") / "broker.log"
+    b = EmbeddedBroker(log_path=log).start()
+    yield b
+    b.stop()
+
+
+@pytest.fixture
+async def smtp(tmp_path):
+    """A real SMTP server (aiosmtpd) capturing every message, on free ports."""
+    from notifiers.capture import MailCapture
+
+    capture = MailCapture(tmp_path / "mail", smtp_port=0, web_port=0)
+    await capture.start()
+    yield capture
+    await capture.stop()
+
+
+@pytest.fixture
+def prefix():
+    return f"t{uuid.uuid4().hex[:8]}."
+
+
+@pytest.fixture
+def base_env(broker, smtp, prefix, tmp_path):
+    """Settings of one test's pipeline, as environment variables (what a worker process reads)."""
+    return {
+        "OUTAGE_BROKER": broker.bootstrap,
+        "OUTAGE_TOPIC_PREFIX": prefix,
+        "OUTAGE_PARTITIONS": "4",
+        "OUTAGE_SMTP_HOST": "127.0.0.1",
+        "OUTAGE_SMTP_PORT": str(smtp.smtp_port),
+        "OUTAGE_API_TOKEN": API_TOKEN,
+        "OUTAGE_MAIL_FROM": "status@example.com",
+        "OUTAGE_DATA_DIR": str(tmp_path / "data"),
+        "OUTAGE_SECRET": "test-secret",
+        "OUTAGE_SCHEDULE_LEAD_SECONDS": "1",
+        "OUTAGE_SCHEDULE_TICK_SECONDS": "0.5",
+    }
+
+
+class WorkerProcess:
+    """One ``outage worker`` process (a real one: it can be stopped, killed and restarted)."""
+
+    def __init__(self, env: dict, log_path: Path) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **env, "OUTAGE_WEB_PORT": str(self.port), "OUTAGE_WEB_HOST": "127.0.0.1",
+                    "OUTAGE_PUBLIC_URL": f"http://127.0.0.1:{self.port}"}
+        self.log_path = log_path
+        self.process: subprocess.Popen | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> "WorkerProcess":
+        log = open(self.log_path, "ab")
+        self.process = subprocess.Popen([sys.executable, "-m", "outage.cli", "worker"], env=self.env, cwd=ROOT,
+                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        return self
+
+    def get(self, path: str) -> tuple[int, dict | str]:
+        return http("GET", self.url + path)
+
+    def wait_ready(self, timeout: float = 60.0) -> "WorkerProcess":
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
+            try:
+                status, _ = self.get("/readyz")
+                if status == 200:
+                    return self
+            except OSError:
+                pass
+            time.sleep(0.25)
+        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log_tail()}")
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 60.0) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+
+    def kill(self) -> None:
+        if self.process and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture
+def workers(base_env, tmp_path):
+    """Factory: ``workers()`` starts a worker process; all are stopped at the end of the test."""
+    started: list[WorkerProcess] = []
+
+    def start(env: dict | None = None, ready: bool = True) -> WorkerProcess:
+        w = WorkerProcess({**base_env, **(env or {})}, tmp_path / f"worker-{len(started)}.log").start()
+        started.append(w)
+        return w.wait_ready() if ready else w
+
+    yield start
+    for w in started:
+        w.kill()
+
+
+def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict | str]:
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method)
+    if data is not None:
+        request.add_header("Content-Type", "application/json")
+    if token:
+        request.add_header("Authorization", f"Bearer {token}")
+    try:
+        with urllib.request.urlopen(request, timeout=10) as response:
+            status, raw = response.status, response.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode(errors="replace")
+
+
+@pytest.fixture
+def produce(broker, prefix):
+    """Factory: ``produce(topic_base, key, value_dict_or_bytes_or_None)`` to the test's topics."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], linger_ms=0)
+
+    def send(topic: str, key: str | None, value) -> None:
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value).encode()
+        elif isinstance(value, str):
+            value = value.encode()
+        producer.send(prefix + topic, key=key.encode() if key is not None else None, value=value)
+        producer.flush()
+
+    yield send
+    producer.close()
+
+
+@pytest.fixture
+def read_topic(broker, prefix):
+    """Factory: ``read_topic(topic_base)`` -> every record's decoded JSON value, in offset order per partition."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    def read(topic: str, idle: float = 1.0) -> list[dict]:
+        consumer = KafkaConsumer(bootstrap_servers=[broker.bootstrap], enable_auto_commit=False,
+                                 consumer_timeout_ms=int(idle * 1000))
+        try:
+            parts = consumer.partitions_for_topic(prefix + topic) or set()
+            tps = [TopicPartition(prefix + topic, p) for p in sorted(parts)]
+            consumer.assign(tps)
+            consumer.seek_to_beginning(*tps)
+            return [json.loads(m.value) for m in consumer if m.value is not None]
+        finally:
+            consumer.close()
+
+    return read

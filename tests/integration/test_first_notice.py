@@ -1,0 +1,139 @@
+"""The foundation's vertical slice, with a real broker, a real SMTP server and a real worker process:
+an ops person declares an incident and exactly the affected contacts get a correct first email."""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import re
+
+import pytest
+
+from tests.conftest import API_TOKEN, http
+
+pytestmark = pytest.mark.integration
+
+CUSTOMERS = [
+    # affected: api in ap-northeast-1 (Japanese, two contacts)
+    {"customer_id": "c-jp", "name": "Example KK", "locale": "ja", "timezone": "Asia/Tokyo", "tier": "enterprise",
+     "contacts": [{"email": "ops@example.jp", "name": "Sato"}, {"email": "dev@example.jp", "name": "Suzuki"}],
+     "services": [{"component": "api", "region": "ap-northeast-1"},
+                  {"component": "dashboard", "region": "ap-northeast-1"}]},
+    # affected (English, Sydney)
+    {"customer_id": "c-au", "name": "Example Pty", "locale": "en", "timezone": "Australia/Sydney",
+     "contacts": [{"email": "noc@example.com.au", "name": "Lee"}],
+     "services": [{"component": "api", "region": "ap-northeast-1"}, {"component": "api", "region": "us-east-1"}]},
+    # right component, other region: nothing
+    {"customer_id": "c-us", "name": "Example Inc", "locale": "en", "timezone": "America/New_York",
+     "contacts": [{"email": "it@example.com"}], "services": [{"component": "api", "region": "us-east-1"}]},
+    # right region, other component: nothing
+    {"customer_id": "c-uk", "name": "Example Ltd", "locale": "en", "timezone": "Europe/London",
+     "contacts": [{"email": "ops@example.co.uk"}], "services": [{"component": "dashboard", "region": "ap-northeast-1"}]},
+]
+
+DECLARE = {
+    "severity": "major", "status": "investigating",
+    "title": {"en": "API errors", "ja": "APIのエラー"},
+    "message": {"en": "We are investigating elevated error rates.", "ja": "エラー率の上昇を調査しています。"},
+    "components": ["api"], "regions": ["ap-northeast-1"], "update_interval_seconds": 3600,
+}
+
+
+def load_customers(produce) -> None:
+    for c in CUSTOMERS:
+        produce("customers", c["customer_id"], c)
+
+
+def parse(capture, entry) -> email.message.EmailMessage:
+    return email.message_from_bytes(capture.path(entry["n"]).read_bytes(), policy=email.policy.default)
+
+
+def parts(msg) -> tuple[str, str]:
+    text = msg.get_body(preferencelist=("plain",)).get_content()
+    html = msg.get_body(preferencelist=("html",)).get_content()
+    return text, html
+
+
+async def test_declared_incident_reaches_exactly_the_affected_contacts(workers, produce, smtp, read_topic):
+    load_customers(produce)
+    worker = workers()
+    status, body = http("POST", worker.url + "/api/incidents", DECLARE, token=API_TOKEN)
+    assert status == 201, body
+    incident_id = body["incident_id"]
+
+    entries = await smtp.wait_for(3, timeout=30, incident=incident_id)
+    await asyncio.sleep(2)  # nothing else may follow
+    entries = smtp.messages(incident=incident_id)
+    assert sorted(e["recipients"][0] for e in entries) == ["dev@example.jp", "noc@example.com.au", "ops@example.jp"]
+    assert all(e["kind"] == "acknowledged" and e["seq"] == 1 for e in entries)
+
+    for entry in entries:
+        msg = parse(smtp, entry)
+        assert msg["From"] == "status@example.com"
+        assert msg["X-Outage-Incident"] == incident_id
+        assert msg["X-Outage-Notice"] == "acknowledged"
+        assert msg["X-Outage-Seq"] == "1"
+        assert msg["X-Outage-ETA"] == "unknown"
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?(Z|\+00:00)", msg["X-Outage-Next-Update"])
+        assert msg["Auto-Submitted"] == "auto-generated"
+        assert msg["List-Unsubscribe"].startswith("<http")
+        assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+        assert re.fullmatch(rf"<{re.escape(incident_id)}\.1\.acknowledged\.c-(jp|au)\.[0-9a-f]{{12}}@example\.com>",
+                            msg["Message-ID"])
+        assert msg.get_content_type() == "multipart/alternative"
+        assert msg["To"].addresses[0].addr_spec == entry["recipients"][0]
+
+    jp = parse(smtp, next(e for e in entries if e["recipients"][0] == "ops@example.jp"))
+    text, html = parts(jp)
+    assert "APIのエラー" in jp["Subject"] and jp["Subject"].startswith("【")
+    for part in (text, html):
+        assert "エラー率の上昇を調査しています。" in part            # progress: the latest message
+        assert "未定" in part                                        # estimate: not known yet
+        assert "次回は" in part and "日本時間" in part               # next update, Tokyo time
+        assert "api" in part and "dashboard" not in part             # only the affected service
+    au = parse(smtp, next(e for e in entries if e["recipients"][0] == "noc@example.com.au"))
+    text, html = parts(au)
+    assert au["Subject"].startswith("[Investigating]")
+    for part in (text, html):
+        assert "We are investigating elevated error rates." in part
+        assert "recovery estimate" in part.lower()
+        assert re.search(r"AE[DS]T", part)                           # Sydney time shown with its zone
+        assert "us-east-1" not in part                               # its unaffected service is not named
+
+    notices = [n for n in read_topic("notices") if n["incident_id"] == incident_id]
+    assert sorted(n["notice_id"] for n in notices) == sorted(e["message_id"] for e in entries)
+    assert all(n["kind"] == "acknowledged" and n["seq"] == 1 and n["ticket_id"] is None for n in notices)
+
+
+async def test_api_rejects_bad_calls(workers, produce):
+    worker = workers()
+    url = worker.url + "/api/incidents"
+    assert http("POST", url, DECLARE)[0] == 401
+    assert http("POST", url, DECLARE, token="wrong")[0] == 401
+    status, body = http("POST", url, {**DECLARE, "components": []}, token=API_TOKEN)
+    assert status == 400 and "components" in body["error"]
+    status, body = http("POST", url, {**DECLARE, "at": "2026-11-25T10:00:00"}, token=API_TOKEN)
+    assert status == 400 and "at" in body["fields"]
+    assert http("POST", worker.url + "/api/incidents/nope/updates", {"message": "x"}, token=API_TOKEN)[0] == 404
+    assert worker.get("/healthz")[0] == 200
+    status, metrics = worker.get("/metrics")
+    assert status == 200 and "outage_notices_sent_total" in metrics
+
+
+async def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(workers, produce, smtp, read_topic):
+    worker = workers()
+    produce("customers", "c-bad", b"{not json")
+    produce("customers", "c-naive", {**CUSTOMERS[0], "customer_id": "c-naive", "timezone": "Mars/Base"})
+    produce("incident-events", "inc-x", {"event_id": "e-x", "incident_id": "inc-x", "type": "exploded",
+                                         "at": "2026-11-25T10:00:00+09:00"})
+    load_customers(produce)
+    status, body = http("POST", worker.url + "/api/incidents", DECLARE, token=API_TOKEN)
+    assert status == 201
+    await smtp.wait_for(3, timeout=30, incident=body["incident_id"])
+    letters = read_topic("dead-letters")
+    reasons = {(d["key"], d["topic"].split(".", 1)[1]): d["error"] for d in letters}
+    assert "JSON" in reasons[("c-bad", "customers")]
+    assert "timezone" in reasons[("c-naive", "customers")]
+    assert "type" in reasons[("inc-x", "incident-events")]
+    assert all(d["value"] is not None and d["at"] for d in letters)
