@@ -1,0 +1,12 @@
+"""Notices on the way out: words, message bytes, SMTP.
+
+- ``notifiers.timefmt``: times and durations in the reader's zone and locale (pure functions);
+- ``notifiers.render``: ``render(NoticeContent) -> RenderedNotice(subject, text, html)``;
+- ``notifiers.message``: ``build_message(...) -> bytes`` (multipart/alternative, CRLF);
+- ``notifiers.smtp``: ``SmtpPool`` (pooled SMTP with retries), the ``Mailer`` interface and
+  the ``MemoryMailer`` fake;
+- ``notifiers.notice``: one notice job composed into bytes; ``notifiers.capture``: the local
+  mail capture of ``outage dev``.
+
+Nothing is imported here, so importing one module does not pull in the others.
+"""

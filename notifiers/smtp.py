@@ -1,0 +1,441 @@
+"""Handing notices to an SMTP server: a pool of long-lived connections, one recipient per message.
+
+- ``SmtpPool``: ``concurrency`` persistent ``aiosmtplib.SMTP`` clients, connected lazily and
+  replaced after any failure. ``send()`` runs one mail transaction (``sendmail()`` of the
+  pre-built bytes, ONE recipient) and reports a ``SendResult``:
+  accepted / permanent failure (a 5xx to MAIL, RCPT or DATA: never retried) / temporary failure
+  (4xx, connection errors and timeouts, retried with exponential backoff and jitter until
+  ``max_attempts`` or ``max_age`` seconds). Every SMTP call is time-boxed by ``timeout``.
+  Failures while connecting (greeting, EHLO, STARTTLS, AUTH) are the server's or the
+  configuration's, not the address's: they count as temporary whatever their code.
+- ``Mailer``: the interface the rest of the project depends on (``send`` only).
+- ``MemoryMailer``: an in-memory fake that records what was sent, for unit tests.
+
+At-least-once: a connection lost after the message data went out but before the server's
+reply is retried, so the server may get it twice; the caller's ledger (keyed by Message-ID)
+is what keeps a notice from being sent twice across restarts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import email.policy
+import logging
+import random
+import ssl
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from email.message import EmailMessage
+from typing import Any, Literal, Protocol, runtime_checkable
+
+import aiosmtplib
+from aiosmtplib import (
+    SMTPException,
+    SMTPNotSupported,
+    SMTPRecipientsRefused,
+    SMTPResponseException,
+    SMTPServerDisconnected,
+    SMTPTimeoutError,
+)
+
+__all__ = [
+    "ACCEPTED",
+    "PERMANENT",
+    "TEMPORARY",
+    "SendResult",
+    "Mailer",
+    "SmtpPool",
+    "SentMail",
+    "MemoryMailer",
+]
+
+log = logging.getLogger(__name__)
+
+ACCEPTED: Literal["accepted"] = "accepted"
+PERMANENT: Literal["permanent"] = "permanent"
+TEMPORARY: Literal["temporary"] = "temporary"
+SendStatus = Literal["accepted", "permanent", "temporary"]
+TlsMode = Literal["none", "starttls", "tls"]
+
+
+@dataclass(frozen=True, slots=True)
+class SendResult:
+    """What happened to one message for one recipient.
+
+    ``status``: ``accepted`` (the server took it: 250 to DATA), ``permanent`` (a 5xx reply to
+    MAIL, RCPT or DATA, or an address that cannot be sent to: do not retry this address) or
+    ``temporary`` (4xx replies, connection errors or timeouts, still failing after the
+    retries: try again later). ``code`` is the last SMTP reply code (None when there was no
+    reply: connection error, timeout); ``message`` the reply text or the error;
+    ``attempts`` how many transactions were tried.
+    """
+
+    status: SendStatus
+    code: int | None = None
+    message: str = ""
+    attempts: int = 1
+
+    @property
+    def accepted(self) -> bool:
+        return self.status == ACCEPTED
+
+    @property
+    def permanent(self) -> bool:
+        return self.status == PERMANENT
+
+    @property
+    def temporary(self) -> bool:
+        return self.status == TEMPORARY
+
+    def describe(self) -> str:
+        """One line for logs and dead letters, e.g. ``550 5.1.1 No such user (1 attempt)``."""
+        reply = " ".join(part for part in (str(self.code) if self.code is not None else "", self.message) if part)
+        plural = "" if self.attempts == 1 else "s"
+        return f"{self.status}: {reply or 'no reply'} ({self.attempts} attempt{plural})"
+
+
+@runtime_checkable
+class Mailer(Protocol):
+    """Anything that hands one message for one recipient to a mail system."""
+
+    async def send(self, mail_from: str, rcpt: str, data: bytes) -> SendResult: ...
+
+
+def _by_code(code: int, message: str) -> SendResult:
+    return SendResult(PERMANENT if 500 <= code < 600 else TEMPORARY, code, message)
+
+
+class _Slot:
+    """One of the pool's connections; ``client`` is None until first used or after a failure."""
+
+    __slots__ = ("client", "uses")
+
+    def __init__(self) -> None:
+        self.client: aiosmtplib.SMTP | None = None
+        self.uses = 0
+
+    def discard(self) -> None:
+        if self.client is not None:
+            try:
+                self.client.close()
+            except Exception:  # pragma: no cover - closing a broken transport
+                pass
+        self.client = None
+        self.uses = 0
+
+
+class SmtpPool:
+    """``concurrency`` long-lived SMTP connections shared by concurrent ``send()`` calls."""
+
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 1025,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        tls: TlsMode = "none",
+        concurrency: int = 8,
+        timeout: float = 15.0,
+        max_attempts: int = 5,
+        max_age: float = 120.0,
+        backoff_base: float = 0.5,
+        backoff_max: float = 30.0,
+        local_hostname: str | None = None,
+        validate_certs: bool = True,
+        tls_context: ssl.SSLContext | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        tls = getattr(tls, "value", tls)  # accept outage.settings.SmtpTls
+        if tls not in ("none", "starttls", "tls"):
+            raise ValueError(f"tls must be none, starttls or tls, not {tls!r}")
+        if concurrency < 1 or max_attempts < 1 or timeout <= 0 or max_age < 0:
+            raise ValueError("concurrency, max_attempts and timeout must be positive")
+        self.host = host
+        self.port = port
+        self.tls: TlsMode = tls
+        self.concurrency = concurrency
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.max_age = max_age
+        self.backoff_base = backoff_base
+        self.backoff_max = backoff_max
+        self._username = username
+        self._password = password
+        self._local_hostname = local_hostname
+        self._validate_certs = validate_certs
+        self._tls_context = tls_context
+        self._rng = rng or random.Random()
+        self._slots: asyncio.LifoQueue[_Slot] | None = None
+        self._all: list[_Slot] = []
+        self._closed = False
+
+    @classmethod
+    def from_settings(cls, settings: Any, **overrides: Any) -> "SmtpPool":
+        """A pool configured from ``outage.settings.Settings`` (the OUTAGE_SMTP_* variables)."""
+        password = settings.smtp_password
+        if password is not None and hasattr(password, "get_secret_value"):
+            password = password.get_secret_value()
+        kwargs: dict[str, Any] = dict(
+            username=settings.smtp_username,
+            password=password,
+            tls=getattr(settings.smtp_tls, "value", settings.smtp_tls),
+            concurrency=settings.smtp_concurrency,
+            timeout=getattr(settings, "smtp_timeout", 15.0),
+        )
+        kwargs.update(overrides)
+        return cls(settings.smtp_host, settings.smtp_port, **kwargs)
+
+    # -- connections ------------------------------------------------------------------------
+
+    def _queue(self) -> asyncio.LifoQueue[_Slot]:
+        if self._slots is None:
+            # LIFO: the most recently used (warm) connection is reused first.
+            self._slots = asyncio.LifoQueue()
+            self._all = [_Slot() for _ in range(self.concurrency)]
+            for slot in self._all:
+                self._slots.put_nowait(slot)
+        return self._slots
+
+    def _new_client(self) -> aiosmtplib.SMTP:
+        return aiosmtplib.SMTP(
+            hostname=self.host,
+            port=self.port,
+            username=self._username,
+            password=self._password,
+            local_hostname=self._local_hostname,
+            timeout=self.timeout,
+            use_tls=self.tls == "tls",
+            start_tls=True if self.tls == "starttls" else False,
+            validate_certs=self._validate_certs,
+            tls_context=self._tls_context,
+        )
+
+    async def _connect(self, slot: _Slot) -> SendResult | None:
+        """Connect ``slot`` if needed; a (temporary) result when that failed."""
+        if slot.client is not None and slot.client.is_connected:
+            return None
+        slot.discard()
+        client = self._new_client()
+        try:
+            async with asyncio.timeout(self.timeout):
+                await client.connect()  # greeting, EHLO, STARTTLS and AUTH as configured
+        except SMTPResponseException as exc:
+            client.close()
+            return SendResult(TEMPORARY, exc.code, f"connect: {exc.message}")
+        except (TimeoutError, SMTPTimeoutError):
+            client.close()
+            return SendResult(TEMPORARY, None, f"connect: timed out after {self.timeout:g} s")
+        except (SMTPException, OSError) as exc:
+            client.close()
+            return SendResult(TEMPORARY, None, f"connect: {type(exc).__name__}: {exc}")
+        slot.client = client
+        return None
+
+    async def _transaction(
+        self, slot: _Slot, mail_from: str, rcpt: str, data: bytes
+    ) -> tuple[SendResult, bool]:
+        """One MAIL/RCPT/DATA on ``slot``'s connection; any doubt about the connection drops it.
+
+        Returns the result and whether the connection turned out to be gone (closed by the
+        server or the network, as opposed to a reply or a timeout).
+        """
+        client = slot.client
+        assert client is not None
+        try:
+            async with asyncio.timeout(self.timeout):
+                errors, reply = await client.sendmail(mail_from, [rcpt], data)
+        except SMTPRecipientsRefused as exc:
+            refused = exc.recipients[0]
+            return _by_code(refused.code, refused.message), False
+        except SMTPResponseException as exc:  # MAIL or DATA refused (RSET already sent)
+            if exc.code in (421, 503) or not 400 <= exc.code < 600:
+                # The server is closing, or the dialogue is out of step ("503 bad sequence"):
+                # about the connection, not the address; retry on a fresh one.
+                slot.discard()
+                return SendResult(TEMPORARY, exc.code, exc.message), False
+            return _by_code(exc.code, exc.message), False
+        except (TimeoutError, SMTPTimeoutError):
+            slot.discard()
+            return SendResult(TEMPORARY, None, f"timed out after {self.timeout:g} s"), False
+        except (SMTPNotSupported, ValueError) as exc:
+            # An address that cannot be put in an envelope (e.g. non-ASCII without SMTPUTF8).
+            return SendResult(PERMANENT, None, f"{type(exc).__name__}: {exc}"), False
+        except (SMTPServerDisconnected, ConnectionError) as exc:
+            slot.discard()
+            return SendResult(TEMPORARY, None, f"{type(exc).__name__}: {exc}"), True
+        except (SMTPException, OSError) as exc:
+            slot.discard()
+            return SendResult(TEMPORARY, None, f"{type(exc).__name__}: {exc}"), False
+        except BaseException:
+            slot.discard()  # cancelled mid-dialogue: the connection's state is unknown
+            raise
+        slot.uses += 1
+        if errors:  # not expected with one recipient; kept for completeness
+            code, text = next(iter(errors.values()))
+            return _by_code(code, text), False
+        return SendResult(ACCEPTED, 250, reply), False
+
+    async def _attempt(self, mail_from: str, rcpt: str, data: bytes) -> SendResult:
+        queue = self._queue()
+        slot = await queue.get()
+        try:
+            if self._closed:
+                return SendResult(TEMPORARY, None, "pool closed")
+            reused = slot.client is not None and slot.client.is_connected
+            failed = await self._connect(slot)
+            if failed is not None:
+                return failed
+            result, gone = await self._transaction(slot, mail_from, rcpt, data)
+            if reused and gone:
+                # A kept-alive connection the server had dropped meanwhile: try once more at
+                # once on a fresh one before this counts as a failed attempt.
+                failed = await self._connect(slot)
+                if failed is not None:
+                    return failed
+                result, gone = await self._transaction(slot, mail_from, rcpt, data)
+            return result
+        finally:
+            if self._closed:
+                slot.discard()
+            queue.put_nowait(slot)
+
+    def _backoff(self, attempt: int) -> float:
+        """Exponential backoff with "equal jitter": half fixed, half random."""
+        delay = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
+        return delay / 2 + self._rng.uniform(0, delay / 2)
+
+    # -- public -----------------------------------------------------------------------------
+
+    async def send(self, mail_from: str, rcpt: str, data: bytes) -> SendResult:
+        """Hand ``data`` to the server for the one recipient ``rcpt``, retrying what may pass."""
+        if self._closed:
+            raise RuntimeError("SmtpPool is closed")
+        started: float | None = None
+        attempt = 0
+        while True:
+            attempt += 1
+            result = await self._attempt(mail_from, rcpt, data)
+            if started is None:
+                started = time.monotonic()
+            result = replace(result, attempts=attempt)
+            if not result.temporary or self._closed:
+                return result
+            if attempt >= self.max_attempts:
+                log.warning("smtp: giving up after %d attempts: %s %s", attempt, result.code, result.message)
+                return result
+            delay = self._backoff(attempt)
+            if time.monotonic() - started + delay > self.max_age:
+                log.warning("smtp: giving up after %d attempts (%.0f s): %s %s",
+                            attempt, time.monotonic() - started, result.code, result.message)
+                return result
+            log.info("smtp: attempt %d failed (%s %s); retrying in %.2f s",
+                     attempt, result.code, result.message, delay)
+            await asyncio.sleep(delay)
+
+    async def close(self) -> None:
+        """QUIT every connection (waiting up to ``timeout`` for sends in flight). Idempotent."""
+        if self._closed:
+            return
+        self._closed = True
+        if self._slots is None:
+            return
+        deadline = time.monotonic() + self.timeout
+        taken: list[_Slot] = []
+        for _ in range(len(self._all)):
+            try:
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    taken.append(await self._slots.get())
+            except TimeoutError:
+                break
+        for slot in taken:
+            client = slot.client
+            if client is not None and client.is_connected:
+                try:
+                    async with asyncio.timeout(min(self.timeout, 5.0)):
+                        await client.quit()
+                except (TimeoutError, SMTPException, OSError):
+                    pass
+            slot.discard()
+        for slot in self._all:  # sends still out after the wait lose their connection now
+            slot.discard()
+        for slot in taken:  # wake any send still waiting for a slot: it sees the pool closed
+            self._slots.put_nowait(slot)
+
+    async def __aenter__(self) -> "SmtpPool":
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+
+# -- a fake for tests of other code -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SentMail:
+    mail_from: str
+    rcpt: str
+    data: bytes
+
+    def message(self) -> EmailMessage:
+        """The message parsed back (``email.policy.default``)."""
+        return email.message_from_bytes(self.data, policy=email.policy.default)  # type: ignore[return-value]
+
+
+@dataclass
+class MemoryMailer:
+    """A ``Mailer`` that keeps everything in memory.
+
+    ``sent`` holds the accepted messages, in order; ``calls`` every ``send`` call. By default
+    every message is accepted; ``refuse(rcpt)`` makes an address fail permanently (550),
+    ``fail_next(rcpt, result, times)`` queues results for an address, and ``responder`` (if
+    set) decides for any call it returns a result for.
+    """
+
+    sent: list[SentMail] = field(default_factory=list)
+    calls: list[SentMail] = field(default_factory=list)
+    responder: Callable[[str, str, bytes], SendResult | None] | None = None
+    closed: bool = False
+    _refused: dict[str, SendResult] = field(default_factory=dict, init=False, repr=False)
+    _scripted: dict[str, deque[SendResult]] = field(
+        default_factory=lambda: defaultdict(deque), init=False, repr=False
+    )
+
+    async def send(self, mail_from: str, rcpt: str, data: bytes) -> SendResult:
+        if self.closed:
+            raise RuntimeError("MemoryMailer is closed")
+        mail = SentMail(mail_from, rcpt, bytes(data))
+        self.calls.append(mail)
+        result: SendResult | None = None
+        if self.responder is not None:
+            result = self.responder(mail_from, rcpt, data)
+        if result is None and self._scripted.get(rcpt):
+            result = self._scripted[rcpt].popleft()
+        if result is None:
+            result = self._refused.get(rcpt.lower())
+        if result is None:
+            result = SendResult(ACCEPTED, 250, "OK")
+        if result.accepted:
+            self.sent.append(mail)
+        return result
+
+    def refuse(self, rcpt: str, code: int = 550, message: str = "5.1.1 Mailbox unavailable") -> None:
+        self._refused[rcpt.lower()] = SendResult(PERMANENT, code, message)
+
+    def fail_next(self, rcpt: str, result: SendResult | None = None, times: int = 1) -> None:
+        result = result or SendResult(TEMPORARY, 451, "4.3.0 Try again later")
+        self._scripted[rcpt].extend([result] * times)
+
+    def messages(self, rcpt: str | None = None) -> list[EmailMessage]:
+        return [m.message() for m in self.sent if rcpt is None or m.rcpt == rcpt]
+
+    def clear(self) -> None:
+        self.sent.clear()
+        self.calls.clear()
+
+    async def close(self) -> None:
+        self.closed = True

@@ -1,0 +1,277 @@
+"""SmtpPool against a real SMTP server (aiosmtpd), on free loopback ports.
+
+Each test starts its own servers through the ``servers`` fixture, which stops exactly those.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email
+import random
+import socket
+import threading
+from email.policy import default
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from notifiers.smtp import ACCEPTED, PERMANENT, TEMPORARY, Mailer, MemoryMailer, SendResult, SmtpPool
+
+pytestmark = pytest.mark.integration
+
+FROM = "status@example.com"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def message(rcpt: str, n: int = 0) -> bytes:
+    return (
+        f"From: {FROM}\r\nTo: {rcpt}\r\nSubject: test {n}\r\nMessage-ID: <m{n}.{rcpt}>\r\n"
+        f"\r\nbody {n}\r\n"
+    ).encode()
+
+
+class Handler:
+    """Records accepted messages; can refuse recipients, defer DATA, or stall."""
+
+    def __init__(self, *, refuse: tuple[str, ...] = (), defer_data: int = 0, stall: float = 0.0) -> None:
+        self.refuse = set(refuse)
+        self.defer_data = defer_data
+        self.stall = stall
+        self.data_calls = 0
+        self.received: list[tuple[str, list[str], bytes]] = []
+        self.peers: set = set()
+        self._lock = threading.Lock()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        if address in self.refuse:
+            return "550 5.1.1 No such user here"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        with self._lock:
+            self.data_calls += 1
+            n = self.data_calls
+        if n <= self.defer_data:
+            return "451 4.3.0 Try again later"
+        if self.stall:
+            await asyncio.sleep(self.stall)
+        with self._lock:
+            self.received.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.content))
+            self.peers.add(session.peer)
+        return "250 2.0.0 Message accepted for delivery"
+
+
+@pytest.fixture
+def servers():
+    """Factory: ``await servers(handler, port=None)`` starts an aiosmtpd Controller on 127.0.0.1.
+
+    ``stop(controller)`` stops one early; the rest are stopped at the end of the test.
+    """
+    running: list[Controller] = []
+
+    async def start(handler: Handler, port: int | None = None) -> Controller:
+        controller = Controller(handler, hostname="127.0.0.1", port=port or free_port())
+        await asyncio.to_thread(controller.start)
+        running.append(controller)
+        return controller
+
+    async def stop(controller: Controller) -> None:
+        running.remove(controller)
+        await asyncio.to_thread(controller.stop)
+
+    start.stop = stop  # type: ignore[attr-defined]
+    yield start
+    for controller in running:
+        controller.stop()
+
+
+def pool(port: int, **kw) -> SmtpPool:
+    kw.setdefault("concurrency", 4)
+    kw.setdefault("timeout", 5.0)
+    kw.setdefault("backoff_base", 0.05)
+    kw.setdefault("backoff_max", 0.5)
+    kw.setdefault("rng", random.Random(7))
+    return SmtpPool("127.0.0.1", port, **kw)
+
+
+async def test_messages_arrive_over_a_few_reused_connections(servers):
+    handler = Handler()
+    server = await servers(handler)
+    async with pool(server.port, concurrency=3) as p:
+        rcpts = [f"user{i}@example.net" for i in range(30)]
+        results = await asyncio.gather(*(p.send(FROM, r, message(r, i)) for i, r in enumerate(rcpts)))
+    assert all(r.status == ACCEPTED and r.accepted and r.attempts == 1 for r in results)
+    assert all(r.code == 250 for r in results)
+    assert len(handler.received) == 30
+    assert sorted(rcpt for _, (rcpt,), _ in handler.received) == sorted(rcpts)
+    assert all(mail_from == FROM for mail_from, _, _ in handler.received)
+    assert len(handler.peers) <= 3  # three long-lived connections, not one per message
+    first = email.message_from_bytes(handler.received[0][2], policy=default)
+    assert first["From"] == FROM
+
+
+async def test_451_twice_then_250_is_retried_and_accepted_once(servers):
+    handler = Handler(defer_data=2)
+    server = await servers(handler)
+    async with pool(server.port) as p:
+        result = await p.send(FROM, "ops@example.net", message("ops@example.net"))
+    assert result.status == ACCEPTED
+    assert result.attempts == 3
+    assert handler.data_calls == 3
+    assert len(handler.received) == 1
+
+
+async def test_550_for_one_recipient_is_permanent_and_others_still_go(servers):
+    handler = Handler(refuse=("gone@example.net",))
+    server = await servers(handler)
+    async with pool(server.port, concurrency=2) as p:
+        rcpts = ["a@example.net", "gone@example.net", "b@example.net", "c@example.net"]
+        results = dict(zip(rcpts, await asyncio.gather(*(p.send(FROM, r, message(r)) for r in rcpts))))
+        # The connection that saw the refusal is still good for the next message.
+        again = await p.send(FROM, "d@example.net", message("d@example.net"))
+    bad = results.pop("gone@example.net")
+    assert bad.status == PERMANENT and bad.permanent and not bad.accepted
+    assert bad.code == 550 and "No such user" in bad.message
+    assert bad.attempts == 1  # 5xx: no retry
+    assert "550" in bad.describe()
+    assert all(r.accepted for r in results.values()) and again.accepted
+    assert sorted(rcpt for _, (rcpt,), _ in handler.received) == [
+        "a@example.net", "b@example.net", "c@example.net", "d@example.net"]
+
+
+async def test_server_down_at_first_then_started(servers):
+    port = free_port()
+    handler = Handler()
+    async with pool(port, backoff_base=0.2, backoff_max=1.0, max_attempts=10) as p:
+        sending = asyncio.create_task(p.send(FROM, "ops@example.net", message("ops@example.net")))
+        await asyncio.sleep(0.5)
+        assert not sending.done()
+        await servers(handler, port=port)
+        result = await asyncio.wait_for(sending, 15)
+    assert result.accepted
+    assert result.attempts >= 2
+    assert len(handler.received) == 1
+
+
+async def test_server_down_for_good_is_a_temporary_failure_after_the_attempts():
+    port = free_port()  # nothing listens here
+    async with pool(port, max_attempts=3) as p:
+        result = await p.send(FROM, "ops@example.net", message("ops@example.net"))
+    assert result.status == TEMPORARY and result.temporary
+    assert result.attempts == 3
+    assert result.code is None and "connect" in result.message
+
+
+async def test_retries_stop_at_the_maximum_age(servers):
+    handler = Handler(defer_data=1000)
+    server = await servers(handler)
+    async with pool(server.port, max_attempts=100, max_age=0.6, backoff_base=0.2, backoff_max=0.2) as p:
+        started = asyncio.get_running_loop().time()
+        result = await p.send(FROM, "ops@example.net", message("ops@example.net"))
+        elapsed = asyncio.get_running_loop().time() - started
+    assert result.temporary and result.code == 451
+    assert 2 <= result.attempts < 10
+    assert elapsed < 2.0
+    assert handler.received == []
+
+
+async def test_a_stalled_server_is_time_boxed_and_the_connection_replaced(servers):
+    handler = Handler(stall=3.0)
+    server = await servers(handler)
+    async with pool(server.port, timeout=0.5, max_attempts=2) as p:
+        started = asyncio.get_running_loop().time()
+        result = await p.send(FROM, "ops@example.net", message("ops@example.net"))
+        assert asyncio.get_running_loop().time() - started < 2.5
+        assert result.temporary and result.code is None and "timed out" in result.message
+        handler.stall = 0.0
+        result = await p.send(FROM, "ops@example.net", message("ops@example.net", 2))
+    assert result.accepted
+
+
+async def test_a_connection_dropped_while_idle_is_replaced_without_a_failed_attempt(servers):
+    port = free_port()
+    first, second = Handler(), Handler()
+    server = await servers(first, port=port)
+    async with pool(port, concurrency=1) as p:
+        assert (await p.send(FROM, "a@example.net", message("a@example.net"))).accepted
+        await servers.stop(server)  # the kept-alive connection goes away
+        await servers(second, port=port)
+        result = await p.send(FROM, "b@example.net", message("b@example.net"))
+    assert result.accepted and result.attempts == 1
+    assert len(first.received) == 1 and len(second.received) == 1
+
+
+async def test_a_kept_alive_connection_found_dead_on_use_is_replaced_at_once(servers):
+    # The server dropped the idle connection and the client only learns it when it speaks.
+    from aiosmtplib import SMTPServerDisconnected
+
+    handler = Handler()
+    server = await servers(handler)
+    async with pool(server.port, concurrency=1, backoff_base=5.0) as p:
+        assert (await p.send(FROM, "a@example.net", message("a@example.net"))).accepted
+        (slot,) = p._all
+        stale = slot.client
+
+        async def dead(*args, **kwargs):
+            raise SMTPServerDisconnected("Connection lost")
+
+        stale.sendmail = dead
+        started = asyncio.get_running_loop().time()
+        result = await p.send(FROM, "b@example.net", message("b@example.net"))
+        assert asyncio.get_running_loop().time() - started < 2.0  # no backoff sleep
+        assert slot.client is not stale
+    assert result.accepted and result.attempts == 1
+    assert [rcpt for _, (rcpt,), _ in handler.received] == ["a@example.net", "b@example.net"]
+
+
+async def test_close_quits_and_refuses_further_sends(servers):
+    handler = Handler()
+    server = await servers(handler)
+    p = pool(server.port)
+    assert (await p.send(FROM, "a@example.net", message("a@example.net"))).accepted
+    await p.close()
+    await p.close()  # idempotent
+    with pytest.raises(RuntimeError):
+        await p.send(FROM, "b@example.net", message("b@example.net"))
+
+
+async def test_from_settings():
+    from outage.settings import Settings
+
+    settings = Settings.from_env(smtp_host="127.0.0.1", smtp_port=2525, smtp_tls="starttls",
+                                 smtp_concurrency=3, smtp_username="u", smtp_password="p")
+    p = SmtpPool.from_settings(settings)
+    assert (p.host, p.port, p.tls, p.concurrency) == ("127.0.0.1", 2525, "starttls", 3)
+    await p.close()
+    with pytest.raises(ValueError):
+        SmtpPool(tls="ssl")  # type: ignore[arg-type]
+
+
+# -- the fake ----------------------------------------------------------------------------------
+
+
+async def test_memory_mailer_records_and_scripts_results():
+    mailer = MemoryMailer()
+    assert isinstance(mailer, Mailer) and isinstance(SmtpPool(), Mailer)
+    mailer.refuse("gone@example.net")
+    mailer.fail_next("slow@example.net", times=2)
+    assert (await mailer.send(FROM, "a@example.net", message("a@example.net"))).accepted
+    refused = await mailer.send(FROM, "gone@example.net", message("gone@example.net"))
+    assert refused.permanent and refused.code == 550
+    assert (await mailer.send(FROM, "slow@example.net", message("slow@example.net"))).temporary
+    assert (await mailer.send(FROM, "slow@example.net", message("slow@example.net"))).temporary
+    assert (await mailer.send(FROM, "slow@example.net", message("slow@example.net"))).accepted
+    assert [m.rcpt for m in mailer.sent] == ["a@example.net", "slow@example.net"]
+    assert len(mailer.calls) == 5
+    assert mailer.messages("a@example.net")[0]["Subject"] == "test 0"
+    mailer.responder = lambda f, r, d: SendResult(PERMANENT, 554, "rejected") if r.startswith("x") else None
+    assert (await mailer.send(FROM, "x@example.net", b"")).permanent
+    await mailer.close()
+    with pytest.raises(RuntimeError):
+        await mailer.send(FROM, "a@example.net", b"")

@@ -1,0 +1,217 @@
+"""The bytes of a notice: headers, parts, encodings, and no header injection."""
+
+from __future__ import annotations
+
+import email
+from datetime import datetime, timedelta, timezone
+from email.policy import default
+
+import pytest
+
+from domain.content import NoticeContent
+from notifiers.message import build_message
+from notifiers.render import RenderedNotice, render
+
+NOW = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
+UNSUB = "https://status.example.com/unsubscribe/" + "t0k3n" * 30  # long: must stay unfolded
+X_HEADERS = {
+    "X-Outage-Incident": "inc-7",
+    "X-Outage-Notice": "progress",
+    "X-Outage-Seq": "3",
+    "X-Outage-ETA": "unknown",
+    "X-Outage-Next-Update": "2026-11-25T01:30:00Z",
+}
+
+
+def rendered(locale: str = "en", **kw) -> RenderedNotice:
+    base = dict(
+        kind="progress", locale=locale, timezone="Asia/Tokyo", now=NOW, incident_id="inc-7", seq=3,
+        severity="major", status="investigating",
+        title="API errors" if locale == "en" else "請求APIでエラーが発生しています",
+        message="We are investigating." if locale == "en" else "エラー率の上昇を調査しています。",
+        services=(("api", "ap-northeast-1"),), started_at=NOW - timedelta(hours=1),
+        next_update_at=NOW + timedelta(minutes=30), customer_name="Example KK", contact_name="Sato",
+        status_url="https://status.example.com/status", unsubscribe_url=UNSUB,
+    )
+    base.update(kw)
+    return render(NoticeContent(**base))
+
+
+def build(**kw) -> bytes:
+    args = dict(
+        rendered=rendered(), mail_from="status@example.com", to_email="ops@example.jp", to_name="Sato",
+        message_id="<inc-7.3.progress.c-42.0@example.com>",
+        in_reply_to="<inc-7.1.acknowledged.c-42.0@example.com>", headers=X_HEADERS,
+        list_unsubscribe_url=UNSUB, date=NOW,
+    )
+    args.update(kw)
+    return build_message(**args)
+
+
+def parse(data: bytes) -> email.message.EmailMessage:
+    return email.message_from_bytes(data, policy=default)
+
+
+def test_headers():
+    msg = parse(build())
+    assert msg["From"] == "status@example.com"
+    assert msg["To"] == "Sato <ops@example.jp>"
+    assert msg["Subject"] == "[Investigating] API errors"
+    assert msg["Date"].datetime == NOW
+    assert msg["Message-ID"] == "<inc-7.3.progress.c-42.0@example.com>"
+    assert msg["In-Reply-To"] == "<inc-7.1.acknowledged.c-42.0@example.com>"
+    assert msg["References"] == "<inc-7.1.acknowledged.c-42.0@example.com>"
+    assert msg["Auto-Submitted"] == "auto-generated"
+    assert msg["List-Unsubscribe"] == f"<{UNSUB}>"
+    assert msg["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
+    assert msg["MIME-Version"] == "1.0"
+    for name, value in X_HEADERS.items():
+        assert msg[name] == value
+    for name in ("From", "To", "Subject", "Message-ID", "List-Unsubscribe", "X-Outage-Seq"):
+        assert len(msg.get_all(name)) == 1
+
+
+@pytest.mark.parametrize("locale", ["en", "ja"])
+def test_multipart_alternative_text_then_html_in_utf8(locale):
+    r = rendered(locale)
+    msg = parse(build(rendered=r))
+    assert msg.get_content_type() == "multipart/alternative"
+    parts = list(msg.iter_parts())
+    assert [p.get_content_type() for p in parts] == ["text/plain", "text/html"]
+    assert all(p.get_content_charset() == "utf-8" for p in parts)
+    # Decoded, the parts are the rendered text with canonical CRLF line ends.
+    assert parts[0].get_content() == r.text.replace("\n", "\r\n")
+    assert parts[1].get_content() == r.html.replace("\n", "\r\n")
+    assert msg.get_body(("html",)) is parts[1]
+
+
+def test_crlf_line_endings_and_short_lines():
+    data = build(rendered=rendered("ja"))
+    assert data.count(b"\n") == data.count(b"\r\n")
+    assert data.isascii()
+    for line in data.split(b"\r\n"):
+        assert len(line) <= 998
+
+
+def test_no_reply_headers_without_in_reply_to():
+    msg = parse(build(in_reply_to=None))
+    assert msg["In-Reply-To"] is None and msg["References"] is None
+
+
+def test_message_ids_without_brackets_get_them():
+    msg = parse(build(message_id="inc-7.3.progress.c-42.0@example.com", in_reply_to="root.1@example.com"))
+    assert msg["Message-ID"] == "<inc-7.3.progress.c-42.0@example.com>"
+    assert msg["References"] == "<root.1@example.com>"
+
+
+def test_long_ids_and_urls_are_not_folded_or_encoded():
+    long_id = "<inc-" + "x" * 90 + ".12.ticket-ack.c-" + "y" * 40 + ".T-100@example.com>"
+    data = build(message_id=long_id, in_reply_to=long_id, list_unsubscribe_mailto="unsubscribe@example.com")
+    assert f"Message-ID: {long_id}\r\n".encode() in data
+    assert f"References: {long_id}\r\n".encode() in data
+    assert f"List-Unsubscribe: <{UNSUB}>, <mailto:unsubscribe@example.com>\r\n".encode() in data
+    assert b"=?utf-8?q?=3Chttps" not in data
+    msg = parse(data)
+    assert msg["Message-ID"] == long_id
+    assert msg["List-Unsubscribe"] == f"<{UNSUB}>, <mailto:unsubscribe@example.com>"
+
+
+def test_japanese_subject_and_name_are_rfc2047_and_decode_back():
+    r = rendered("ja")
+    assert r.subject == "【調査中】請求APIでエラーが発生しています"
+    data = build(rendered=r, to_name="佐藤 太郎")
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert b"Subject: =?utf-8?" in head and b"To: =?utf-8?" in head
+    assert "請求".encode() not in head
+    msg = parse(data)
+    assert msg["Subject"] == "【調査中】請求APIでエラーが発生しています"
+    assert msg["To"].addresses[0].display_name == "佐藤 太郎"
+    assert msg["To"].addresses[0].addr_spec == "ops@example.jp"
+    text = msg.get_body(("plain",)).get_content()
+    assert "次回は 10:30（日本時間）までにご連絡いたします。" in text
+
+
+def test_long_japanese_subject_folds_into_valid_encoded_words():
+    r = rendered("ja", title="請求APIおよび管理画面で断続的にエラーが発生し、一部のお客様でログインできない状態が続いています")
+    data = build(rendered=r)
+    head = data.split(b"\r\n\r\n", 1)[0].decode()
+    for word in head.split():
+        if word.startswith("=?"):
+            assert len(word) <= 75
+    assert parse(data)["Subject"] == r.subject
+
+
+def test_ascii_names_with_specials_are_quoted():
+    msg = parse(build(to_name='Sato, Taro "ops"'))
+    assert msg["To"].addresses[0].display_name == 'Sato, Taro "ops"'
+    assert msg["To"].addresses[0].addr_spec == "ops@example.jp"
+
+
+def test_no_name():
+    assert parse(build(to_name=None))["To"] == "ops@example.jp"
+    assert parse(build(to_name=""))["To"] == "ops@example.jp"
+
+
+def test_from_with_a_display_name():
+    msg = parse(build(mail_from="Example Status <status@example.com>"))
+    assert msg["From"].addresses[0].display_name == "Example Status"
+
+
+@pytest.mark.parametrize("field,value", [
+    ("to_name", "Sato\r\nBcc: victim@example.net"),
+    ("to_name", "Sato\nBcc: victim@example.net"),
+    ("to_name", "佐藤\r\nBcc: victim@example.net"),
+    ("to_email", "ops@example.jp\r\nBcc: victim@example.net"),
+    ("message_id", "<a@b>\r\nBcc: victim@example.net"),
+    ("in_reply_to", "<a@b>\nBcc: victim@example.net"),
+    ("list_unsubscribe_url", "https://x/\r\nBcc: victim@example.net"),
+    ("list_unsubscribe_mailto", "u@x\r\nBcc: victim@example.net"),
+    ("mail_from", "status@example.com\r\nBcc: victim@example.net"),
+])
+def test_cr_or_lf_in_any_header_value_is_refused(field, value):
+    with pytest.raises(ValueError):
+        build(**{field: value})
+
+
+@pytest.mark.parametrize("subject", [
+    "[Update] API errors\r\nBcc: victim@example.net",
+    "[Update] API errors\nBcc: victim@example.net",
+    "【続報】APIのエラー\rBcc: victim@example.net",
+])
+def test_cr_or_lf_in_the_subject_is_refused(subject):
+    r = rendered()
+    with pytest.raises(ValueError):
+        build(rendered=RenderedNotice(subject=subject, text=r.text, html=r.html))
+
+
+def test_cr_or_lf_in_extra_headers_is_refused():
+    with pytest.raises(ValueError):
+        build(headers={**X_HEADERS, "X-Outage-Incident": "inc-7\r\nBcc: victim@example.net"})
+    with pytest.raises(ValueError):
+        build(headers={"X-Outage\r\nBcc": "x"})
+    with pytest.raises(ValueError):
+        build(headers={"Subject": "a second subject"})
+
+
+def test_a_title_with_line_breaks_never_adds_a_header():
+    # render() makes the subject one line; the bytes then carry exactly one Subject and no Bcc.
+    r = rendered(title="API errors\r\nBcc: victim@example.net")
+    msg = parse(build(rendered=r, to_name="Sato"))
+    assert msg["Bcc"] is None
+    assert len(msg.get_all("Subject")) == 1
+
+
+def test_naive_date_is_refused():
+    with pytest.raises(ValueError):
+        build(date=datetime(2026, 11, 25, 10, 0))
+
+
+def test_date_keeps_its_offset():
+    jst = timezone(timedelta(hours=9))
+    assert b"Date: Wed, 25 Nov 2026 10:00:00 +0900\r\n" in build(date=NOW.astimezone(jst))
+
+
+def test_bad_addresses_are_refused():
+    for bad in ("not-an-address", "a b@example.com", "<ops@example.jp>", "ops@例え.jp"):
+        with pytest.raises(ValueError):
+            build(to_email=bad)
