@@ -7,7 +7,25 @@ from datetime import timedelta
 MIN_RATE = 1.0  # emails/s assumed at the very least, so a lead is always finite
 
 
-def lead_time(send_rate: float, *, audience: int, base: timedelta) -> timedelta:
-    """``base`` plus the time ``audience`` emails take at ``send_rate`` (emails/second)."""
+def lead_time(send_rate: float, *, audience: int, base: timedelta, latency: float = 0.0) -> timedelta:
+    """How long before the promised time a scheduled round must start.
+
+    ``base`` (a safety margin), plus twice the measured pipeline latency (tick -> decision and
+    decision -> audience are one hop each), plus the time ``audience`` emails take at
+    ``send_rate`` (emails/second).
+    """
     rate = max(send_rate, MIN_RATE)
-    return base + timedelta(seconds=audience / rate)
+    return base + timedelta(seconds=2 * max(latency, 0.0) + audience / rate)
+
+
+class LatencyGauge:
+    """A cautious estimate of a recurring delay: jumps up to any slower sample at once, decays
+    slowly towards faster ones (so one fast round does not shrink the lead)."""
+
+    def __init__(self, initial: float = 0.5, decay: float = 0.05) -> None:
+        self.value = initial
+        self.decay = decay
+
+    def observe(self, seconds: float) -> None:
+        seconds = max(seconds, 0.0)
+        self.value = seconds if seconds > self.value else self.value + (seconds - self.value) * self.decay

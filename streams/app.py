@@ -23,7 +23,7 @@ from faust.types import TP
 from domain import ledger as L
 from domain.audience import NoticeJob, plan_round
 from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
-from domain.schedule import lead_time
+from domain.schedule import LatencyGauge, lead_time
 from outage.settings import Settings
 from schemas import Customer, IncidentEvent, NoticeRecord, RecordError, parse_record
 from streams import metrics as M
@@ -107,6 +107,8 @@ class Pipeline:
             concurrency=settings.smtp_concurrency,
         )
         self._ticked: dict[str, tuple[datetime, datetime]] = {}
+        self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
+        self.started_at = clock()
         self._audience: dict[str, dict[int, int]] = {}  # incident -> partition -> size of its last round
         self.joined = False
         self._register()
@@ -195,6 +197,8 @@ class Pipeline:
                 self.incidents[key] = new.model_dump(mode="json")
                 await self._fan_out(decision.round)
                 M.ROUNDS.labels(decision.round.trigger).inc()
+                log.info("round %s #%d (%s) decided; next update promised for %s", key, decision.round.seq,
+                         decision.round.trigger, decision.round.next_update_at)
 
     def _incident(self, incident_id: str) -> IncidentState | None:
         raw = self.incidents.get(incident_id)
@@ -226,7 +230,8 @@ class Pipeline:
             active += 1
             state = IncidentState.model_validate(raw)
             lead = lead_time(self.sender.rate.value, audience=sum(self._audience.get(incident_id, {}).values()),
-                             base=timedelta(seconds=self.settings.schedule_lead_seconds))
+                             base=timedelta(seconds=self.settings.schedule_lead_seconds),
+                             latency=self.latency.value)
             due = schedule_due(state, now, lead)
             if due is None:
                 continue
@@ -246,10 +251,15 @@ class Pipeline:
             async with self.dlq.guard(event, T.ROUNDS):
                 rnd = Round.model_validate_json(event.value)
                 p = event.message.partition
+                delay = (self.clock() - rnd.at).total_seconds()
+                if rnd.at >= self.started_at:  # a replay after a restart says nothing of latency
+                    self.latency.observe(delay)
                 jobs = plan_round(rnd, self.views.index(p), self.views.customer_lookup(p),
                                   self._ledger_entry, self.views.notified(p, rnd.incident_id),
                                   self.settings.mail_domain)
                 self._audience.setdefault(rnd.incident_id, {})[p] = len(jobs)
+                log.info("round %s #%d (%s) on partition %d: %d notices owed, %.3fs after its decision",
+                         rnd.incident_id, rnd.seq, rnd.trigger, p, len(jobs), delay)
                 loop = asyncio.get_running_loop()
                 await self.sender.submit(jobs, p, on_done=lambda ev=event: loop.create_task(manual.ack(ev)))
                 continue
