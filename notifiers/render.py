@@ -182,3 +182,12 @@ def render(content: NoticeContent) -> RenderedNotice:
     text = env.get_template("layout.txt").render(n=n, subject=subject)
     html = env.get_template("layout.html").render(n=n, subject=subject)
     return RenderedNotice(subject=subject, text=_tidy_text(text), html=html.strip() + "\n")
+
+
+def render_ticket_comment(content: NoticeContent) -> str:
+    """The public reply a help desk posts on a ticket linked to an incident, in the customer's
+    locale and zone: status, estimate and next update (or the resolution)."""
+    n = _view(content)
+    text = get_environment().get_template(f"{n['locale']}/ticket-comment.jinja").render(n=n)
+    lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
+    return "\n".join(line for line in lines if line) + "\n"

@@ -24,8 +24,9 @@ from domain import ledger as L
 from domain.audience import NoticeJob, plan_round
 from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
 from domain.schedule import LatencyGauge, lead_time
+from domain import tickets as TK
 from outage.settings import Settings
-from schemas import Customer, IncidentEvent, NoticeRecord, RecordError, parse_record
+from schemas import Customer, IncidentEvent, NoticeRecord, RecordError, TicketEvent, TicketUpdate, parse_record
 from streams import metrics as M
 from streams import topics as T
 from streams.broker import BrokerProfile
@@ -61,10 +62,12 @@ class Pipeline:
     """Builds the faust app from settings and the injected outside world."""
 
     def __init__(self, settings: Settings, *, profile: BrokerProfile, partitions: int, mailer,
-                 compose: Callable[[NoticeJob, datetime], bytes], clock: Clock = utc_now) -> None:
+                 compose: Callable[[NoticeJob, datetime], bytes],
+                 comment: Callable[[NoticeJob, datetime], str] | None = None, clock: Clock = utc_now) -> None:
         self.settings = settings
         self.partitions = partitions
         self.clock = clock
+        self.comment = comment or (lambda job, now: "")
         self.names = T.TopicNames(settings.topic_prefix)
         self.app = faust.App(
             self.names.app_id,
@@ -93,12 +96,17 @@ class Pipeline:
         self.ticks_topic = app.topic(self.names.name(T.TICKS), partitions=partitions, **raw)
         self.rounds_topic = app.topic(self.names.name(T.ROUNDS), partitions=partitions, **raw)
         self.notices_topic = app.topic(self.names.name(T.NOTICES), partitions=partitions, **raw)
+        self.ticket_topic = app.topic(self.names.name(T.TICKET_EVENTS), partitions=partitions, **raw)
+        self.ticket_requests_topic = app.topic(self.names.name(T.TICKET_REQUESTS), partitions=partitions, **raw)
+        self.ticket_updates_topic = app.topic(self.names.name(T.TICKET_UPDATES), partitions=partitions, **raw)
         self.dlq = DeadLetters(app.topic(self.names.name(T.DEAD_LETTERS), partitions=1, **raw), clock)
 
         table_kw = dict(default=None, partitions=partitions, key_type=str, value_type=None)
         self.customers = app.Table(T.CUSTOMERS_TABLE, **table_kw)
         self.incidents = app.Table(T.INCIDENTS_TABLE, **table_kw)
-        self.ledger = app.tables.add(PlacedTable(app, name=T.LEDGER_TABLE, beacon=app.tables.beacon, **table_kw))
+        self.ledger = self._placed_table(T.LEDGER_TABLE, table_kw)
+        self.tickets = self._placed_table(T.TICKETS_TABLE, table_kw)
+        self.latest = self._placed_table(T.LATEST_TABLE, table_kw)
         self.views = PartitionViews(self.customers, self.ledger)
 
         self.sender = Sender(
@@ -114,8 +122,13 @@ class Pipeline:
         self._register()
 
     # -- wiring ------------------------------------------------------------------------------
+    def _placed_table(self, name: str, kwargs: dict) -> PlacedTable:
+        return self.app.tables.add(PlacedTable(self.app, name=name, beacon=self.app.tables.beacon, **kwargs))
+
     def _register(self) -> None:
         app = self.app
+        app.agent(self.ticket_topic, name="tickets")(self._ticket_agent)
+        app.agent(self.ticket_requests_topic, name="ticket-requests")(self._ticket_request_agent)
         app.agent(self.customers_topic, name="customers")(self._customer_agent)
         app.agent(self.incident_topic, name="incidents")(self._incident_agent)
         app.agent(self.rounds_topic, name="audience")(self._audience_agent)
@@ -258,12 +271,91 @@ class Pipeline:
                                   self._ledger_entry, self.views.notified(p, rnd.incident_id),
                                   self.settings.mail_domain)
                 self._audience.setdefault(rnd.incident_id, {})[p] = len(jobs)
+                self._remember_round(p, rnd)
+                await self._post_ticket_updates(p, rnd)
                 log.info("round %s #%d (%s) on partition %d: %d notices owed, %.3fs after its decision",
                          rnd.incident_id, rnd.seq, rnd.trigger, p, len(jobs), delay)
                 loop = asyncio.get_running_loop()
                 await self.sender.submit(jobs, p, on_done=lambda ev=event: loop.create_task(manual.ack(ev)))
                 continue
             await manual.ack(event)  # dead-lettered
+
+    # -- tickets -----------------------------------------------------------------------------
+    async def _ticket_agent(self, stream) -> None:
+        """Ticket events arrive keyed by ticket: re-key them by customer, onto the customer's partition."""
+        async for event in stream.events():
+            async with self.dlq.guard(event, T.TICKET_EVENTS):
+                ticket = parse_record(TicketEvent, event.value)
+                await self.ticket_requests_topic.send(key=ticket.customer_id.encode(),
+                                                      value=ticket.model_dump_json().encode())
+
+    async def _ticket_request_agent(self, stream) -> None:
+        async for event in stream.events():
+            async with self.dlq.guard(event, T.TICKET_REQUESTS):
+                ticket = TicketEvent.model_validate_json(event.value)
+                p = event.message.partition
+                customer = self.views.customer_lookup(p)(ticket.customer_id)
+                if customer is None:
+                    raise RecordError("customer_id", f"unknown customer {ticket.customer_id!r}")
+                if ticket.type == "closed":
+                    linked = self.tickets.get(ticket.ticket_id)
+                    if linked and linked.get("state") == "open":
+                        self.tickets[ticket.ticket_id] = {**linked, "state": "closed"}
+                    continue
+                await self._link_ticket(p, ticket, customer)
+
+    def _latest_rounds(self, p: int) -> list[Round]:
+        prefix = f"{p}/"
+        return [Round.model_validate(v["round"]) for k, v in list(self.latest.items())
+                if v and k.startswith(prefix)]
+
+    def _remember_round(self, p: int, rnd: Round) -> None:
+        key = f"{p}/{rnd.incident_id}"
+        known = self.latest.get(key)
+        if known is None or known["round"]["seq"] < rnd.seq:
+            self.latest[key] = {"p": p, "round": rnd.model_dump(mode="json")}
+
+    async def _link_ticket(self, p: int, ticket: TicketEvent, customer) -> None:
+        rnd = TK.matching_incident(customer, ticket.components, self._latest_rounds(p))
+        if rnd is None:
+            log.info("ticket on partition %d is not about a known active incident", p)
+            return
+        linked = self.tickets.get(ticket.ticket_id)
+        if linked is None or linked.get("incident_id") != rnd.incident_id:
+            self.tickets[ticket.ticket_id] = {"p": p, "customer_id": customer.customer_id,
+                                              "incident_id": rnd.incident_id, "state": "open", "seq": rnd.seq,
+                                              "subject": ticket.subject}
+            await self._post_ticket_update(ticket.ticket_id, TK.LINKED, TK.comment_job(
+                "ticket-ack", rnd, customer, ticket.ticket_id, ticket.subject))
+        job = TK.ticket_ack_job(ticket_id=ticket.ticket_id, subject=ticket.subject,
+                                requester_email=ticket.requester.email, requester_name=ticket.requester.name,
+                                customer=customer, rnd=rnd, entry=self.ledger.get(customer.customer_id),
+                                domain=self.settings.mail_domain)
+        if job is not None:
+            await self.sender.submit([job], p)
+
+    async def _post_ticket_updates(self, p: int, rnd: Round) -> None:
+        action = TK.ticket_action(rnd)
+        if action is None:
+            return
+        lookup = self.views.customer_lookup(p)
+        for ticket_id, linked in list(self.tickets.items()):
+            if (not linked or linked["p"] != p or linked["incident_id"] != rnd.incident_id
+                    or linked["state"] != "open" or linked["seq"] >= rnd.seq):
+                continue
+            customer = lookup(linked["customer_id"])
+            closing = action == TK.INCIDENT_RESOLVED
+            self.tickets[ticket_id] = {**linked, "seq": rnd.seq, "state": "closed" if closing else "open"}
+            if customer is not None:
+                kind = "resolved" if closing else "progress"
+                await self._post_ticket_update(ticket_id, action, TK.comment_job(
+                    kind, rnd, customer, ticket_id, linked.get("subject")))
+
+    async def _post_ticket_update(self, ticket_id: str, action: str, job: NoticeJob) -> None:
+        now = self.clock()
+        update = TicketUpdate(ticket_id=ticket_id, incident_id=job.incident_id, action=action, at=now,
+                              comment=self.comment(job, now))
+        await self.ticket_updates_topic.send(key=ticket_id.encode(), value=update.model_dump_json().encode())
 
     def _ledger_entry(self, customer_id: str) -> dict | None:
         return self.ledger.get(customer_id)

@@ -14,9 +14,11 @@ DEAD_LETTERS = "dead-letters"
 # internal topics (co-partitioned with customers)
 ROUNDS = "rounds"
 TICKS = "ticks"
+TICKET_REQUESTS = "ticket-requests"   # ticket events re-keyed by customer_id
 
 # topics that must share the customers topic's partition count
-CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS)
+CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS,
+                  TICKET_REQUESTS)
 ALL = CO_PARTITIONED + (DEAD_LETTERS,)
 COMPACTED = (CUSTOMERS,)
 
@@ -25,7 +27,8 @@ CUSTOMERS_TABLE = "customers"
 INCIDENTS_TABLE = "incidents"
 LEDGER_TABLE = "ledger"
 TICKETS_TABLE = "tickets"
-TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE)
+LATEST_TABLE = "latest-rounds"   # "<partition>/<incident>" -> the newest round seen on that partition
+TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE)
 
 
 @dataclass(frozen=True)

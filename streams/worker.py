@@ -6,7 +6,9 @@ import logging
 
 import faust
 
+from domain.content import notice_content
 from notifiers.notice import NoticeComposer
+from notifiers.render import render_ticket_comment
 from outage.settings import Settings
 from streams import metrics as M
 from streams.app import Pipeline
@@ -39,8 +41,12 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
 
     composer = NoticeComposer(public_url=settings.public_url, mail_from=settings.mail_from,
                               signing_key=settings.signing_key(), on_content=count_passed)
+    def comment(job, now) -> str:
+        return render_ticket_comment(notice_content(job, now))
+
     kwargs = {} if clock is None else {"clock": clock}
-    return Pipeline(settings, profile=profile, partitions=partitions, mailer=mailer, compose=composer, **kwargs)
+    return Pipeline(settings, profile=profile, partitions=partitions, mailer=mailer, compose=composer,
+                    comment=comment, **kwargs)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
