@@ -10,7 +10,8 @@ Per recipient, in a round that is not ``resolved``:
 - a contact already notified -> ``progress`` (an update) or ``scheduled`` (a kept promise);
 - a notified contact whose customer is no longer affected -> ``unaffected``, then nothing more.
 In a ``resolved`` round every contact still in the conversation gets ``resolved``.
-A recipient that already got this round or a newer one gets nothing (stale replays).
+A recipient that already got this round or a newer one gets nothing (stale replays), and one
+who unsubscribed gets nothing at all.
 """
 
 from __future__ import annotations
@@ -98,6 +99,8 @@ def plan_round(rnd: Round, index: CustomerIndex, customers: Callable[[str], Cust
 
     def owe(kind: str, customer: CustomerLike, entry: dict | None, key: str, email: str, name: str | None,
             known: dict, services: tuple) -> None:
+        if key in ledger.unsubscribed(entry):
+            return  # the recipient opted out
         job = _job(kind, rnd, customer, key, email, name, known, services, domain)
         if not ledger.was_sent(entry, incident, job.message_id):
             jobs.append(job)

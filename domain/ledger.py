@@ -52,4 +52,15 @@ def record_sent(entry: dict | None, *, incident_id: str, recipient: str, email: 
     if message_id not in inc.get("sent", ()):
         inc["sent"] = list(inc.get("sent", [])) + [message_id]
     incidents[incident_id] = inc
-    return {"incidents": incidents}
+    return {**(entry or {}), "incidents": incidents}
+
+
+def unsubscribed(entry: dict | None) -> frozenset[str]:
+    """Recipient keys that opted out of this customer's notices (one-click unsubscribe)."""
+    return frozenset((entry or {}).get("unsubscribed", ()))
+
+
+def record_unsubscribe(entry: dict | None, recipient: str) -> dict:
+    entry = dict(entry or {})
+    entry["unsubscribed"] = sorted(set(entry.get("unsubscribed", ())) | {recipient})
+    return entry

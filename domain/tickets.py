@@ -57,7 +57,7 @@ def ticket_ack_job(*, ticket_id: str, subject: str | None, requester_email: str,
     """The ticket-ack owed to the requester, or None if it was sent already."""
     key = requester_key(customer, requester_email)
     known = L.recipients(entry, rnd.incident_id).get(key, {})
-    if known.get("state") == "resolved":
+    if known.get("state") == "resolved" or key in L.unsubscribed(entry):
         return None
     services = affected_services(services_of(customer), Scope.of(rnd.components, rnd.regions))
     job = _job(TICKET_ACK, rnd, customer, key, requester_email, requester_name, known, services, domain,

@@ -98,6 +98,7 @@ class Pipeline:
         self.notices_topic = app.topic(self.names.name(T.NOTICES), partitions=partitions, **raw)
         self.ticket_topic = app.topic(self.names.name(T.TICKET_EVENTS), partitions=partitions, **raw)
         self.ticket_requests_topic = app.topic(self.names.name(T.TICKET_REQUESTS), partitions=partitions, **raw)
+        self.preferences_topic = app.topic(self.names.name(T.PREFERENCES), partitions=partitions, **raw)
         self.ticket_updates_topic = app.topic(self.names.name(T.TICKET_UPDATES), partitions=partitions, **raw)
         self.dlq = DeadLetters(app.topic(self.names.name(T.DEAD_LETTERS), partitions=1, **raw), clock)
 
@@ -129,6 +130,7 @@ class Pipeline:
         app = self.app
         app.agent(self.ticket_topic, name="tickets")(self._ticket_agent)
         app.agent(self.ticket_requests_topic, name="ticket-requests")(self._ticket_request_agent)
+        app.agent(self.preferences_topic, name="preferences")(self._preferences_agent)
         app.agent(self.customers_topic, name="customers")(self._customer_agent)
         app.agent(self.incident_topic, name="incidents")(self._incident_agent)
         app.agent(self.rounds_topic, name="audience")(self._audience_agent)
@@ -279,6 +281,21 @@ class Pipeline:
                 await self.sender.submit(jobs, p, on_done=lambda ev=event: loop.create_task(manual.ack(ev)))
                 continue
             await manual.ack(event)  # dead-lettered
+
+    # -- preferences -------------------------------------------------------------------------
+    async def request_unsubscribe(self, customer_id: str, recipient: str) -> None:
+        """From the web: routed onto the customer's partition, applied by the preferences agent."""
+        value = json.dumps({"customer_id": customer_id, "recipient": recipient, "action": "unsubscribe",
+                            "at": self.clock().isoformat()}).encode()
+        await self.preferences_topic.send(key=customer_id.encode(), value=value)
+
+    async def _preferences_agent(self, stream) -> None:
+        async for event in stream.events():
+            async with self.dlq.guard(event, T.PREFERENCES):
+                request = json.loads(event.value)
+                entry = L.record_unsubscribe(self.ledger.get(request["customer_id"]), request["recipient"])
+                entry["p"] = event.message.partition
+                self.ledger[request["customer_id"]] = entry
 
     # -- tickets -----------------------------------------------------------------------------
     async def _ticket_agent(self, stream) -> None:

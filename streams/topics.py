@@ -15,10 +15,11 @@ DEAD_LETTERS = "dead-letters"
 ROUNDS = "rounds"
 TICKS = "ticks"
 TICKET_REQUESTS = "ticket-requests"   # ticket events re-keyed by customer_id
+PREFERENCES = "preferences"           # unsubscribe requests, keyed by customer_id
 
 # topics that must share the customers topic's partition count
 CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS,
-                  TICKET_REQUESTS)
+                  TICKET_REQUESTS, PREFERENCES)
 ALL = CO_PARTITIONED + (DEAD_LETTERS,)
 COMPACTED = (CUSTOMERS,)
 

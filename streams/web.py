@@ -17,6 +17,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
 from domain.incident import IncidentState
+from domain.links import verify_unsubscribe
 from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, describe_validation_error
 from schemas.common import localize
 from streams import metrics as M
@@ -144,6 +145,26 @@ def register_pages(pipe: "Pipeline") -> None:
                 "active": [public(s, history=False) for s in active],
                 "recently_resolved": [public(s, history=False) for s in recent]}
 
+    key = settings.signing_key()
+
+    @app.page("/unsubscribe/{token}")
+    class Unsubscribe(web.View):
+        """RFC 8058: GET only shows a button (mail scanners prefetch links); POST acts."""
+
+        async def get(self, request, token):
+            if verify_unsubscribe(key, token) is None:
+                return self.html(_page("This link is not valid.", ""), status=404)
+            form = (f'<form method=post action="/unsubscribe/{html.escape(token)}">'
+                    '<button type=submit>Stop these emails</button></form>')
+            return self.html(_page("Stop incident notices to this address?", form))
+
+        async def post(self, request, token):
+            found = verify_unsubscribe(key, token)
+            if found is None:
+                return self.html(_page("This link is not valid.", ""), status=404)
+            await pipe.request_unsubscribe(*found)
+            return self.html(_page("You will receive no more incident notices at this address.", ""))
+
     @app.page("/status.json")
     class StatusJson(web.View):
         async def get(self, request):
@@ -153,6 +174,13 @@ def register_pages(pipe: "Pipeline") -> None:
     class StatusPage(web.View):
         async def get(self, request):
             return self.html(render_status(status_document()))
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
+            "<style>body{font-family:system-ui,sans-serif;max-width:560px;margin:3rem auto;padding:0 1rem}"
+            "button{font-size:1rem;padding:.6rem 1.2rem}</style></head>"
+            f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
 
 
 def _iso(value) -> str | None:

@@ -137,3 +137,22 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(wo
     assert "timezone" in reasons[("c-naive", "customers")]
     assert "type" in reasons[("inc-x", "incident-events")]
     assert all(d["value"] is not None and d["at"] for d in letters)
+
+
+async def test_one_click_unsubscribe_stops_further_notices(workers, produce, smtp):
+    load_customers(produce)
+    worker = workers()
+    status, body = http("POST", worker.url + "/api/incidents", DECLARE, token=API_TOKEN)
+    incident_id = body["incident_id"]
+    entries = await smtp.wait_for(3, timeout=30, incident=incident_id)
+    dev = parse(smtp, next(e for e in entries if e["recipients"][0] == "dev@example.jp"))
+    link = dev["List-Unsubscribe"].strip("<>")
+    assert http("GET", link)[0] == 200            # a prefetch changes nothing
+    assert http("POST", link + "x")[0] == 404     # a forged token does nothing
+    assert http("POST", link)[0] == 200
+    await asyncio.sleep(1)
+    http("POST", f"{worker.url}/api/incidents/{incident_id}/updates", {"status": "identified"}, token=API_TOKEN)
+    await smtp.wait_for(2, timeout=30, incident=incident_id, kind="progress")
+    await asyncio.sleep(1.5)
+    progress = sorted(e["recipients"][0] for e in smtp.messages(incident=incident_id, kind="progress"))
+    assert progress == ["noc@example.com.au", "ops@example.jp"]

@@ -253,3 +253,19 @@ def test_content_never_shows_a_past_eta_as_future():
     assert before.locale == "ja" and before.title == "APIのエラー"
     assert before.services == (("api", "ap-northeast-1"),)
     assert before.next_update_at == d1.state.promised_at
+
+
+def test_unsubscribed_recipients_get_nothing_more():
+    from domain.links import unsubscribe_token, verify_unsubscribe
+
+    a = customer("a", [("api", "ap-northeast-1")], contacts=("a1@example.jp", "a2@example.jp"))
+    w = World(a)
+    d1 = decide(None, ev(), T0)
+    w.send(d1.round)
+    token = unsubscribe_token(b"k", "a", contact_key("a1@example.jp"))
+    assert verify_unsubscribe(b"k", token) == ("a", contact_key("a1@example.jp"))
+    assert verify_unsubscribe(b"other-key", token) is None
+    assert verify_unsubscribe(b"k", token[:-2] + "xx") is None
+    w.ledger["a"] = L.record_unsubscribe(w.ledger["a"], contact_key("a1@example.jp"))
+    d2 = decide(d1.state, ev(type="updated", event_id="e-2"), T0)
+    assert w.send(d2.round) == [("a", "a2@example.jp", "progress")]
