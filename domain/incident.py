@@ -56,6 +56,7 @@ class IncidentState(BaseModel):
     last_trigger: Trigger = "declared"        # what started the latest round ...
     last_trigger_key: str = ""                # ... the event id, or "tick:<due>" for a kept promise
     last_round_at: datetime | None = None
+    kept_promise: datetime | None = None      # what the latest round had to arrive by
     partition: int | None = None              # partition of the incident's events (set by the shell)
 
     @property
@@ -88,6 +89,7 @@ class Round(BaseModel):
     started_at: datetime
     resolved_at: datetime | None = None
     scopes: list[ScopeRecord] = []            # every scope so far, for unaffected/resolved audiences
+    keeps: datetime | None = None             # the promise this round must arrive by (the previous round's)
 
     def scope(self) -> Scope:
         return Scope.of(self.components, self.regions)
@@ -133,8 +135,9 @@ def _remember(state: IncidentState, event_id: str, entry: dict) -> None:
     state.history = (state.history + [entry])[-MAX_HISTORY:]
 
 
-def _round(state: IncidentState, trigger: Trigger, now: datetime, key: str) -> Round:
+def _round(state: IncidentState, trigger: Trigger, now: datetime, key: str, keeps: datetime | None) -> Round:
     state.last_trigger, state.last_trigger_key, state.last_round_at = trigger, key, now
+    state.kept_promise = keeps
     return current_round(state)
 
 
@@ -146,7 +149,7 @@ def current_round(state: IncidentState) -> Round:
         severity=state.severity, status=state.status, title=state.title, message=state.message,
         components=list(state.components), regions=list(state.regions), eta=state.eta,
         next_update_at=state.promised_at, started_at=state.started_at, resolved_at=state.resolved_at,
-        scopes=[s.model_copy() for s in state.scopes],
+        scopes=[s.model_copy() for s in state.scopes], keeps=state.kept_promise,
     )
 
 
@@ -188,7 +191,7 @@ def _declare(event, now: datetime) -> Decision:
     _add_scope(state)
     _remember(state, event.event_id, {"event_id": event.event_id, "type": DECLARED, "at": event.at.isoformat(),
                                       "status": state.status, "seq": 1})
-    return Decision(state, _round(state, "declared", now, event.event_id))
+    return Decision(state, _round(state, "declared", now, event.event_id, None))
 
 
 _UPDATABLE = ("severity", "status", "title", "message", "components", "regions", "eta",
@@ -196,6 +199,7 @@ _UPDATABLE = ("severity", "status", "title", "message", "components", "regions",
 
 
 def _update(state: IncidentState, event, now: datetime) -> Decision:
+    keeps = state.promised_at
     changes = event.changes()
     for name in _UPDATABLE:
         if name in changes:
@@ -212,10 +216,11 @@ def _update(state: IncidentState, event, now: datetime) -> Decision:
     _add_scope(state)
     _remember(state, event.event_id, {"event_id": event.event_id, "type": UPDATED, "at": event.at.isoformat(),
                                       "status": state.status, "seq": state.seq})
-    return Decision(state, _round(state, "updated", now, event.event_id))
+    return Decision(state, _round(state, "updated", now, event.event_id, keeps))
 
 
 def _resolve(state: IncidentState, event, now: datetime) -> Decision:
+    keeps = state.promised_at
     changes = event.changes()
     if changes.get("message") is not None:
         state.message = changes["message"]
@@ -229,7 +234,7 @@ def _resolve(state: IncidentState, event, now: datetime) -> Decision:
     state.seq += 1
     _remember(state, event.event_id, {"event_id": event.event_id, "type": RESOLVED, "at": event.at.isoformat(),
                                       "status": "resolved", "seq": state.seq})
-    return Decision(state, _round(state, "resolved", now, event.event_id))
+    return Decision(state, _round(state, "resolved", now, event.event_id, keeps))
 
 
 def schedule_due(state: IncidentState, now: datetime, lead: timedelta) -> datetime | None:
@@ -264,4 +269,4 @@ def keep_promise(state: IncidentState | None, due: datetime, now: datetime) -> D
     state.promised_at = promise(due, state.interval(), now)
     state.history = (state.history + [{"event_id": None, "type": "scheduled", "at": now.isoformat(),
                                        "status": state.status, "seq": state.seq}])[-MAX_HISTORY:]
-    return Decision(state, _round(state, "scheduled", now, f"tick:{due.isoformat()}"))
+    return Decision(state, _round(state, "scheduled", now, f"tick:{due.isoformat()}", due))

@@ -387,6 +387,8 @@ class Pipeline:
         entry["p"] = p
         self.ledger[job.customer_id] = entry
         self.views.mark_notified(p, job.incident_id, job.customer_id)
+        if job.round.keeps is not None and job.kind not in ("acknowledged", "ticket-ack"):
+            M.PROMISE_MARGIN.observe((job.round.keeps - sent_at).total_seconds())
         record = NoticeRecord(notice_id=job.message_id, incident_id=job.incident_id, ticket_id=job.ticket_id,
                               customer_id=job.customer_id, email=job.email, kind=job.kind, seq=job.seq,
                               sent_at=sent_at, eta=job.round.eta, next_update_at=None

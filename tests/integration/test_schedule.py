@@ -137,6 +137,12 @@ async def test_an_incident_from_declaration_to_resolution(workers, produce, smtp
     # every seq of the incident was one round: all recipients got the same seq for the same round
     resolved = mail["b@example.co.uk"][-1]
     assert resolved["next"] is None and "Fixed." in resolved["text"]
+    # the worker's own account agrees: notices were measured against their promise, none late
+    metrics = worker.get("/metrics")[1]
+    margins = {line.split("{")[1].split("}")[0]: float(line.rsplit(" ", 1)[1])
+               for line in metrics.splitlines() if line.startswith("outage_promise_margin_seconds_bucket")}
+    assert margins['le="+Inf"'] >= 5 and margins['le="0.0"'] == 0
+    assert "outage_eta_passed_notices_total 0.0" not in metrics
 
 
 async def test_schedule_survives_a_worker_restart(workers, produce, smtp):
