@@ -10,6 +10,7 @@ from __future__ import annotations
 import hmac
 import html
 import uuid
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from faust import web
@@ -18,6 +19,7 @@ from pydantic import ValidationError
 
 from domain.incident import IncidentState
 from domain.links import verify_unsubscribe
+from notifiers.timefmt import format_time
 from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, describe_validation_error
 from schemas.common import localize
 from streams import metrics as M
@@ -191,6 +193,13 @@ _STATUS_WORDS = {"investigating": "Investigating", "identified": "Cause identifi
                  "monitoring": "Fix in place, monitoring", "resolved": "Resolved"}
 
 
+def _when(value: str | None) -> str:
+    """A timestamp as people read it: ``21:11 UTC on 25 Nov``."""
+    if not value:
+        return ""
+    return format_time(datetime.fromisoformat(value), "UTC", "en", with_date=True)
+
+
 def render_status(doc: dict) -> str:
     def card(inc: dict) -> str:
         e = html.escape
@@ -198,13 +207,13 @@ def render_status(doc: dict) -> str:
         rows = [f"<h2>{e(localize(inc['title'], 'en'))}</h2>",
                 f"<p class=status>{e(_STATUS_WORDS.get(inc['status'], inc['status']))}</p>",
                 f"<p>{e(localize(inc['message'], 'en'))}</p>",
-                f"<p class=meta>Affected: {e(scope)} · Since {e(inc['started_at'] or '')}</p>"]
+                f"<p class=meta>Affected: {e(scope)} · Since {e(_when(inc['started_at']))}</p>"]
         if inc.get("eta"):
-            rows.append(f"<p class=meta>Recovery estimate: {e(inc['eta'])}</p>")
+            rows.append(f"<p class=meta>Recovery estimate: {e(_when(inc['eta']))}</p>")
         if inc.get("next_update_at"):
-            rows.append(f"<p class=meta>Next update by {e(inc['next_update_at'])}</p>")
+            rows.append(f"<p class=meta>Next update by {e(_when(inc['next_update_at']))}</p>")
         if inc.get("resolved_at"):
-            rows.append(f"<p class=meta>Resolved at {e(inc['resolved_at'])}</p>")
+            rows.append(f"<p class=meta>Resolved at {e(_when(inc['resolved_at']))}</p>")
         return "<section>" + "".join(rows) + "</section>"
 
     active = "".join(card(i) for i in doc["active"]) or "<p class=ok>All systems operating normally.</p>"
@@ -217,4 +226,4 @@ section{{border:1px solid #d9e2ec;border-radius:8px;padding:1rem 1.25rem;margin:
 h2{{margin:.2rem 0;font-size:1.15rem}} .status{{font-weight:600;color:#b44d12}} .meta{{color:#52606d;font-size:.9rem}}
 .ok{{padding:1rem;background:#e3f9e5;border-radius:8px}}</style></head><body>
 <h1>Service status</h1><h3>Current incidents</h3>{active}<h3>Recently resolved</h3>{resolved}
-<p class=meta>Updated {html.escape(doc['generated_at'])}</p></body></html>"""
+<p class=meta>Updated {html.escape(_when(doc['generated_at']))}</p></body></html>"""
