@@ -16,7 +16,7 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from outage.embedded import EmbeddedBroker, free_port, wait_listening
+from outage.embedded import EmbeddedBroker, free_port
 from outage.settings import Settings
 
 
@@ -37,6 +37,26 @@ def _port_or_free(port: int) -> int:
             return port
         except OSError:
             return free_port()
+
+
+def _wait_ready(url: str, worker: subprocess.Popen, timeout: float) -> None:
+    """Until the worker has joined its group and caught up with the customers topic."""
+    import time
+    import urllib.error
+    import urllib.request
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if worker.poll() is not None:
+            return  # the caller reports the exit
+        try:
+            with urllib.request.urlopen(url, timeout=2) as response:
+                if response.status == 200:
+                    return
+        except (urllib.error.URLError, OSError):
+            pass
+        time.sleep(0.5)
+    print(f"the worker is not ready after {timeout:.0f}s; see its log", flush=True)
 
 
 def run_dev(settings: Settings, sample: bool = True) -> int:
@@ -70,8 +90,9 @@ async def _dev(settings: Settings, sample: bool) -> int:
         log = open(data / "worker.log", "ab")
         worker = subprocess.Popen([sys.executable, "-m", "outage.cli", "worker"], env=env, stdout=log,
                                   stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        await asyncio.to_thread(wait_listening, "127.0.0.1", web_port, 60.0)
         base = f"http://127.0.0.1:{web_port}"
+        print("starting the worker…", flush=True)
+        await asyncio.to_thread(_wait_ready, base + "/readyz", worker, 90.0)
         print(f"""
 outage dev is running (Ctrl-C stops everything):
   broker        {bootstrap}{'  (embedded, memory only)' if broker else ''}
