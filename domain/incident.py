@@ -35,7 +35,9 @@ class ScopeRecord(BaseModel):
         return Scope.of(self.components, self.regions)
 
 
-class IncidentState(BaseModel):
+class IncidentFacts(BaseModel):
+    """What is known of an incident: shared by its state and by every round it starts."""
+
     incident_id: str
     severity: str
     status: str
@@ -44,13 +46,19 @@ class IncidentState(BaseModel):
     components: list[str]
     regions: list[str] = []
     eta: datetime | None = None
-    update_interval_seconds: int | None = None
     started_at: datetime
+    resolved_at: datetime | None = None
+    scopes: list[ScopeRecord] = []            # every scope the incident has had, oldest first
+
+    def scope(self) -> Scope:
+        return Scope.of(self.components, self.regions)
+
+
+class IncidentState(IncidentFacts):
+    update_interval_seconds: int | None = None
     updated_at: datetime                      # time of the latest applied event
     seq: int = 0                              # rounds decided so far
     promised_at: datetime | None = None       # next update promised to every contact
-    resolved_at: datetime | None = None
-    scopes: list[ScopeRecord] = []            # every scope the incident has had, oldest first
     event_ids: list[str] = []                 # recently processed event ids (duplicates ignored)
     history: list[dict] = []
     last_trigger: Trigger = "declared"        # what started the latest round ...
@@ -63,39 +71,19 @@ class IncidentState(BaseModel):
     def resolved(self) -> bool:
         return self.resolved_at is not None
 
-    def scope(self) -> Scope:
-        return Scope.of(self.components, self.regions)
-
     def interval(self) -> timedelta:
         seconds = self.update_interval_seconds or SEVERITY_CADENCE_SECONDS.get(self.severity, 3600)
         return timedelta(seconds=seconds)
 
 
-class Round(BaseModel):
+class Round(IncidentFacts):
     """One round of notices: what every affected contact is told, decided once."""
 
-    incident_id: str
     seq: int
     trigger: Trigger
     at: datetime                              # when the round was decided
-    severity: str
-    status: str
-    title: Text
-    message: Text = ""
-    components: list[str]
-    regions: list[str] = []
-    eta: datetime | None = None
     next_update_at: datetime | None = None    # None on resolved
-    started_at: datetime
-    resolved_at: datetime | None = None
-    scopes: list[ScopeRecord] = []            # every scope so far, for unaffected/resolved audiences
     keeps: datetime | None = None             # the promise this round must arrive by (the previous round's)
-
-    def scope(self) -> Scope:
-        return Scope.of(self.components, self.regions)
-
-    def all_scopes(self) -> list[Scope]:
-        return [s.scope() for s in self.scopes] or [self.scope()]
 
 
 class Tick(BaseModel):
@@ -143,14 +131,11 @@ def _round(state: IncidentState, trigger: Trigger, now: datetime, key: str, keep
 
 def current_round(state: IncidentState) -> Round:
     """The latest round, rebuilt from the state (to re-send one a crash may have cut short)."""
-    return Round(
-        incident_id=state.incident_id, seq=state.seq, trigger=state.last_trigger,
-        at=state.last_round_at or state.updated_at,
-        severity=state.severity, status=state.status, title=state.title, message=state.message,
-        components=list(state.components), regions=list(state.regions), eta=state.eta,
-        next_update_at=state.promised_at, started_at=state.started_at, resolved_at=state.resolved_at,
-        scopes=[s.model_copy() for s in state.scopes], keeps=state.kept_promise,
-    )
+    facts = {name: getattr(state, name) for name in IncidentFacts.model_fields}
+    return Round.model_validate({
+        **facts, "seq": state.seq, "trigger": state.last_trigger, "at": state.last_round_at or state.updated_at,
+        "next_update_at": state.promised_at, "keeps": state.kept_promise,
+    })
 
 
 def _add_scope(state: IncidentState) -> None:
