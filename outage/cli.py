@@ -42,7 +42,16 @@ def _produce(settings: Settings, topic_base: str, records: list[tuple[str, bytes
     from streams.broker import ensure_topics
     from streams.topics import TopicNames
 
-    ensure_topics(settings)
+    from streams.broker import admin
+
+    try:
+        client = admin(settings, wait_seconds=15)
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        ensure_topics(settings, client)
+    finally:
+        client.close()
     producer = _producer(settings)
     topic = TopicNames(settings.topic_prefix).name(topic_base)
     try:

@@ -43,6 +43,8 @@ class Settings(BaseSettings):
     smtp_tls: SmtpTls = SmtpTls.none
     smtp_concurrency: int = Field(default=8, ge=1, le=256)
     smtp_timeout: float = Field(default=15.0, gt=0)
+    # a notice that keeps failing temporarily (4xx, server down) stays owed this long, then is dead-lettered
+    smtp_give_up_seconds: float = Field(default=6 * 3600, gt=0)
     mail_from: str = "status@localhost"
 
     public_url: str = "http://127.0.0.1:6066"

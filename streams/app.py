@@ -69,6 +69,7 @@ class Pipeline:
         self.clock = clock
         self.comment = comment or (lambda job, now: "")
         self.names = T.TopicNames(settings.topic_prefix)
+        (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             self.names.app_id,
             broker=[f"kafka://{b.strip()}" for b in settings.broker.split(",")],
@@ -82,6 +83,7 @@ class Pipeline:
             web_bind=settings.web_host,
             web_port=settings.web_port,
             web_in_thread=False,
+            datadir=str(settings.data_dir / "faust"),
             autodiscover=False,
             key_serializer="raw",
             value_serializer="raw",
@@ -113,7 +115,7 @@ class Pipeline:
         self.sender = Sender(
             mailer=mailer, mail_from=settings.mail_from, compose=compose, record=self._record_sent,
             already_sent=self._already_sent, dead_letter=self._undeliverable, clock=clock,
-            concurrency=settings.smtp_concurrency,
+            concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
         )
         self._ticked: dict[str, tuple[datetime, datetime]] = {}
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
@@ -143,14 +145,15 @@ class Pipeline:
         register_pages(self)
 
     async def _on_shutdown(self, sender, **kwargs) -> None:
-        """A clean stop leaves nothing owed: every queued notice is sent and recorded first."""
+        """A clean stop finishes (and records) the sends under way; the rounds of queued ones are
+        not acknowledged, so they are replayed after the restart and the ledger sends only those."""
         await self.sender.stop(timeout=self.settings.smtp_timeout * 2)
 
     async def _on_revoked(self, sender, revoked: set[TP], **kwargs) -> None:
         mine = {tp.partition for tp in revoked if tp.topic == self.rounds_topic.get_topic_name()}
         # every notice owed for a partition that leaves us is sent (and recorded) first, so the
         # next owner finds it in the ledger: nothing twice, nothing lost.
-        await self.sender.drain(mine, timeout=self.settings.smtp_timeout * 2)
+        await self.sender.release(mine, timeout=self.settings.smtp_timeout * 2)
         await self.app.producer.flush()
         self.views.drop(mine)
 
@@ -244,7 +247,8 @@ class Pipeline:
                 continue
             active += 1
             state = IncidentState.model_validate(raw)
-            lead = lead_time(self.sender.rate.value, audience=sum(self._audience.get(incident_id, {}).values()),
+            backlog = sum(self._audience.get(incident_id, {}).values()) + self.sender.depth
+            lead = lead_time(self.sender.rate.value, audience=backlog,
                              base=timedelta(seconds=self.settings.schedule_lead_seconds),
                              latency=self.latency.value)
             due = schedule_due(state, now, lead)
@@ -307,7 +311,10 @@ class Pipeline:
                                                       value=ticket.model_dump_json().encode())
 
     async def _ticket_request_agent(self, stream) -> None:
-        async for event in stream.events():
+        manual = stream.noack()  # acknowledged once the ticket-ack is sent, like a round
+        async for event in manual.events():
+            loop = asyncio.get_running_loop()
+            ack = lambda ev=event: loop.create_task(manual.ack(ev))  # noqa: E731
             async with self.dlq.guard(event, T.TICKET_REQUESTS):
                 ticket = TicketEvent.model_validate_json(event.value)
                 p = event.message.partition
@@ -318,8 +325,11 @@ class Pipeline:
                     linked = self.tickets.get(ticket.ticket_id)
                     if linked and linked.get("state") == "open":
                         self.tickets[ticket.ticket_id] = {**linked, "state": "closed"}
+                    ack()
                     continue
-                await self._link_ticket(p, ticket, customer)
+                await self._link_ticket(p, ticket, customer, ack)
+                continue
+            ack()  # dead-lettered
 
     def _latest_rounds(self, p: int) -> list[Round]:
         prefix = f"{p}/"
@@ -332,10 +342,11 @@ class Pipeline:
         if known is None or known["round"]["seq"] < rnd.seq:
             self.latest[key] = {"p": p, "round": rnd.model_dump(mode="json")}
 
-    async def _link_ticket(self, p: int, ticket: TicketEvent, customer) -> None:
+    async def _link_ticket(self, p: int, ticket: TicketEvent, customer, ack) -> None:
         rnd = TK.matching_incident(customer, ticket.components, self._latest_rounds(p))
         if rnd is None:
             log.info("ticket on partition %d is not about a known active incident", p)
+            ack()
             return
         linked = self.tickets.get(ticket.ticket_id)
         if linked is None or linked.get("incident_id") != rnd.incident_id:
@@ -348,8 +359,7 @@ class Pipeline:
                                 requester_email=ticket.requester.email, requester_name=ticket.requester.name,
                                 customer=customer, rnd=rnd, entry=self.ledger.get(customer.customer_id),
                                 domain=self.settings.mail_domain)
-        if job is not None:
-            await self.sender.submit([job], p)
+        await self.sender.submit([job] if job is not None else [], p, on_done=ack)
 
     async def _post_ticket_updates(self, p: int, rnd: Round) -> None:
         action = TK.ticket_action(rnd)

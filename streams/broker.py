@@ -55,23 +55,27 @@ def bootstrap(settings: Settings) -> list[str]:
     return [s.strip() for s in settings.broker.split(",")]
 
 
-def admin(settings: Settings, wait_seconds: float = 60.0):
-    """A kafka-python admin client; waits (with a log line) while the broker is unreachable."""
+def admin(settings: Settings, wait_seconds: float | None = None):
+    """A kafka-python admin client. While the broker is unreachable it waits, saying so in one
+    log line per attempt, with growing delays; ``wait_seconds`` None waits for as long as it
+    takes (a worker), a number gives up after that long (a command at a terminal)."""
     from kafka.admin import KafkaAdminClient
     from kafka.errors import KafkaError
 
-    deadline = time.monotonic() + wait_seconds
+    deadline = None if wait_seconds is None else time.monotonic() + wait_seconds
     delay = 0.5
     while True:
         try:
             return KafkaAdminClient(bootstrap_servers=bootstrap(settings), client_id="outage-admin",
-                                    request_timeout_ms=10000)
+                                    request_timeout_ms=10000, bootstrap_timeout_ms=3000,
+                                    reconnect_backoff_max_ms=1000)
         except (KafkaError, OSError) as exc:
-            if time.monotonic() > deadline:
+            if deadline is not None and time.monotonic() > deadline:
                 raise RuntimeError(f"broker {settings.broker} unreachable: {exc}") from exc
-            log.warning("broker %s unreachable (%s); retrying in %.1fs", settings.broker, exc, delay)
+            log.warning("broker %s unreachable (%s); waiting %.1fs before trying again",
+                        settings.broker, type(exc).__name__, delay)
             time.sleep(delay)
-            delay = min(delay * 2, 5.0)
+            delay = min(delay * 2, 10.0)
 
 
 def detect_profile(settings: Settings, client=None) -> BrokerProfile:

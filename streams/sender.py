@@ -1,23 +1,35 @@
-"""The sender: a bounded queue of notice jobs drained outside the consume loop.
+"""The sender: notice jobs drained outside the consume loop, earliest deadline first.
 
 Runtime contract (what the agents and the tests may rely on):
-- ``submit(jobs, partition, on_done)`` waits while the queue is full (back-pressure on the
-  consuming agent), and calls ``on_done()`` once every job of that call is finished: accepted
-  and recorded, skipped as already sent, or failed for good (dead-lettered).
+- ``submit(jobs, partition, on_done)`` waits while ``queue_size`` jobs are owed (back-pressure
+  on the consuming agent), and calls ``on_done()`` once every job of that call is finished:
+  accepted and recorded, skipped as already sent, or failed for good (dead-lettered).
+  Jobs given up on a stop or a revocation are *not* finished: their round is not
+  acknowledged, so it is replayed (by this worker after a restart, or by the new owner) and
+  the ledger sends only what is missing.
+- Order: earliest deadline first — the promise a notice keeps, else the time its round was
+  decided. A recipient domain never holds more than ``domain_concurrency`` connections, so a
+  slow domain cannot starve the others.
 - A job whose Message-ID is pending, or that the ledger shows sent, is not sent again.
 - After each SMTP acceptance, ``record(job, partition, sent_at)`` runs before the job counts
   as finished: it writes the ledger and the notices topic.
-- ``drain(partitions)`` waits until no job of those partitions is queued or in flight
-  (used on rebalance and on stop, so a stopped worker leaves nothing owed and nothing doubled).
+- Temporary failures (4xx, connection errors, timeouts after the pool's own quick retries)
+  keep the job owed: it is retried with growing, jittered delays until ``give_up_seconds``
+  after its first try, then dead-lettered. Permanent failures (5xx) are dead-lettered at once.
+- ``release(partitions)``: drop the queued jobs of those partitions and wait for their
+  in-flight sends (on revocation); ``stop()``: the same for every partition.
 SMTP is reached only through the ``Mailer`` interface; composing the bytes is a function.
 """
 
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
+import random
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Awaitable, Callable, Iterable
@@ -40,16 +52,29 @@ class _Batch:
             done()
 
 
-@dataclass
+@dataclass(order=True)
 class _Item:
-    job: NoticeJob
-    partition: int
-    batch: _Batch
+    deadline: float
+    order: int
+    job: NoticeJob = field(compare=False)
+    partition: int = field(compare=False)
+    batch: _Batch = field(compare=False)
+    attempts: int = field(default=0, compare=False)
+    first_try: float | None = field(default=None, compare=False)
+
+    @property
+    def domain(self) -> str:
+        return self.job.email.rpartition("@")[2].lower()
+
+
+def deadline_of(job: NoticeJob) -> float:
+    """When the notice is due: the promise it keeps, else as soon as possible (its round's time)."""
+    return (job.round.keeps or job.round.at).timestamp()
 
 
 @dataclass
 class SendRate:
-    """Exponentially smoothed emails/second of this worker, for starting rounds early enough."""
+    """Smoothed emails/second of this worker, for starting rounds early enough."""
 
     value: float = 50.0  # a cautious prior until measured
     _window_start: float = field(default_factory=time.monotonic)
@@ -60,7 +85,7 @@ class SendRate:
         elapsed = time.monotonic() - self._window_start
         if elapsed >= 2.0:
             measured = self._count / elapsed
-            self.value = 0.7 * self.value + 0.3 * measured if self.value else measured
+            self.value = 0.7 * self.value + 0.3 * measured
             self._window_start, self._count = time.monotonic(), 0
 
 
@@ -69,7 +94,9 @@ class Sender:
                  record: Callable[[NoticeJob, int, datetime], Awaitable[None]],
                  already_sent: Callable[[NoticeJob], bool],
                  dead_letter: Callable[[NoticeJob, str], Awaitable[None]],
-                 clock: Callable[[], datetime], concurrency: int = 8, queue_size: int = 10_000) -> None:
+                 clock: Callable[[], datetime], concurrency: int = 8, domain_concurrency: int | None = None,
+                 queue_size: int = 20_000, give_up_seconds: float = 6 * 3600, retry_max_delay: float = 60.0,
+                 rng: random.Random | None = None) -> None:
         self._mailer = mailer
         self._mail_from = mail_from
         self._compose = compose
@@ -78,44 +105,82 @@ class Sender:
         self._dead_letter = dead_letter
         self._clock = clock
         self._concurrency = concurrency
-        self._queue: asyncio.Queue[_Item] = asyncio.Queue(maxsize=queue_size)
+        self._domain_cap = domain_concurrency or max(1, concurrency * 3 // 4)
+        self._queue_size = queue_size
+        self._give_up = give_up_seconds
+        self._retry_max = retry_max_delay
+        self._rng = rng or random.Random()
+        self._heap: list[_Item] = []                        # ready to send
+        self._parked: dict[str, list[_Item]] = defaultdict(list)  # domain at its cap
+        self._waiting: dict[int, _Item] = {}                # backing off after a temporary failure
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        self._busy_domains: Counter[str] = Counter()
+        self._in_flight: Counter[int] = Counter()           # partition -> sends under way
+        self._owed: Counter[int] = Counter()                # partition -> jobs not finished
         self._pending: set[str] = set()
-        self._per_partition: Counter[int] = Counter()
-        self._idle = asyncio.Event()
-        self._idle.set()
+        self._changed = asyncio.Condition()
+        self._order = itertools.count()
         self._tasks: list[asyncio.Task] = []
+        self._stopping = False
         self.rate = SendRate()
 
     # -- life cycle ------------------------------------------------------------------------
     async def start(self) -> None:
-        if not self._tasks:
+        if not self._tasks and not self._stopping:
             self._tasks = [asyncio.create_task(self._run(), name=f"sender-{i}") for i in range(self._concurrency)]
 
+    @property
+    def depth(self) -> int:
+        return sum(self._owed.values())
+
+    def pending_in(self, partitions: Iterable[int] | None = None) -> int:
+        if partitions is None:
+            return self.depth
+        return sum(self._owed[p] for p in partitions)
+
     async def stop(self, timeout: float = 30.0) -> None:
-        await self.drain(timeout=timeout)
+        """Finish the sends under way, give up the queued ones (their rounds replay), stop."""
+        self._stopping = True
+        await self.release(None, timeout=timeout)
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    @property
-    def depth(self) -> int:
-        return sum(self._per_partition.values())
-
-    def pending_in(self, partitions: Iterable[int] | None = None) -> int:
-        if partitions is None:
-            return self.depth
-        return sum(self._per_partition[p] for p in partitions)
-
-    async def drain(self, partitions: Iterable[int] | None = None, timeout: float = 30.0) -> bool:
+    async def release(self, partitions: Iterable[int] | None, timeout: float = 30.0) -> bool:
+        """Give up the queued jobs of ``partitions`` (all when None) and wait for their in-flight sends."""
         parts = None if partitions is None else set(partitions)
+
+        def mine(item: _Item) -> bool:
+            return parts is None or item.partition in parts
+
+        dropped = [i for i in self._heap if mine(i)]
+        self._heap = [i for i in self._heap if not mine(i)]
+        heapq.heapify(self._heap)
+        for domain, items in list(self._parked.items()):
+            dropped += [i for i in items if mine(i)]
+            kept = [i for i in items if not mine(i)]
+            heapq.heapify(kept)
+            self._parked[domain] = kept
+        for item in [i for i in self._waiting.values() if mine(i)]:
+            self._waiting.pop(id(item), None)
+            handle = self._timers.pop(id(item), None)
+            if handle:
+                handle.cancel()
+            dropped.append(item)
+        for item in dropped:
+            self._forget(item)
+        async with self._changed:
+            self._changed.notify_all()
         deadline = time.monotonic() + timeout
-        while self.pending_in(parts) and time.monotonic() < deadline:
+        while any(self._in_flight[p] for p in (parts if parts is not None else list(self._in_flight))):
+            if time.monotonic() > deadline:
+                log.warning("sender: sends still under way after %.0fs", timeout)
+                return False
             await asyncio.sleep(0.02)
-        left = self.pending_in(parts)
-        if left:
-            log.warning("sender: %d notices still owed after %.0fs drain", left, timeout)
-        return left == 0
+        if dropped:
+            log.info("sender: %d queued notices left to the next owner of their rounds", len(dropped))
+        return True
 
     # -- intake ----------------------------------------------------------------------------
     async def submit(self, jobs: list[NoticeJob], partition: int, on_done: Callable[[], None] | None = None) -> int:
@@ -127,49 +192,113 @@ class Sender:
                 on_done()
             return 0
         for job in fresh:
-            self._pending.add(job.message_id)
-            self._per_partition[partition] += 1
-            M.SEND_QUEUE.set(self.depth)
-            await self._queue.put(_Item(job, partition, batch))
+            async with self._changed:
+                await self._changed.wait_for(lambda: self.depth < self._queue_size)
+                self._pending.add(job.message_id)
+                self._owed[partition] += 1
+                heapq.heappush(self._heap, _Item(deadline_of(job), next(self._order), job, partition, batch))
+                self._changed.notify_all()
+        M.SEND_QUEUE.set(self.depth)
         return len(fresh)
 
     # -- the work --------------------------------------------------------------------------
+    def _take(self) -> _Item | None:
+        """The earliest-deadline job whose domain has a free connection (others are parked)."""
+        while self._heap:
+            item = heapq.heappop(self._heap)
+            if self._busy_domains[item.domain] >= self._domain_cap:
+                heapq.heappush(self._parked[item.domain], item)
+                continue
+            return item
+        return None
+
+    def _unpark(self, domain: str) -> None:
+        parked = self._parked.get(domain)
+        if parked:
+            heapq.heappush(self._heap, heapq.heappop(parked))
+        if not parked:
+            self._parked.pop(domain, None)
+
     async def _run(self) -> None:
         while True:
-            item = await self._queue.get()
+            async with self._changed:
+                item = None
+                while item is None:
+                    item = self._take()
+                    if item is None:
+                        await self._changed.wait()
+                self._busy_domains[item.domain] += 1
+                self._in_flight[item.partition] += 1
+            finished = True
             try:
-                await self._send_one(item)
+                finished = await self._send_one(item)
             except asyncio.CancelledError:
                 raise
             except Exception:  # never let one notice stop the sender
                 log.exception("sender: unexpected error for a %s notice", item.job.kind)
                 M.NOTICE_FAILURES.labels("error").inc()
             finally:
-                self._pending.discard(item.job.message_id)
-                self._per_partition[item.partition] -= 1
-                if self._per_partition[item.partition] <= 0:
-                    del self._per_partition[item.partition]
+                async with self._changed:
+                    self._busy_domains[item.domain] -= 1
+                    self._in_flight[item.partition] -= 1
+                    self._unpark(item.domain)
+                    if finished:
+                        self._forget(item)
+                        item.batch.finish_one()
+                    self._changed.notify_all()
                 M.SEND_QUEUE.set(self.depth)
-                item.batch.finish_one()
-                self._queue.task_done()
 
-    async def _send_one(self, item: _Item) -> None:
+    def _forget(self, item: _Item) -> None:
+        self._pending.discard(item.job.message_id)
+        self._owed[item.partition] -= 1
+        if self._owed[item.partition] <= 0:
+            del self._owed[item.partition]
+
+    def _retry_later(self, item: _Item) -> None:
+        item.attempts += 1
+        delay = min(self._retry_max, 2.0 ** item.attempts) * (0.5 + self._rng.random())
+        self._waiting[id(item)] = item
+
+        def back() -> None:
+            self._timers.pop(id(item), None)
+            if self._waiting.pop(id(item), None) is not None and not self._stopping:
+                heapq.heappush(self._heap, item)
+                asyncio.ensure_future(self._notify())
+
+        self._timers[id(item)] = asyncio.get_running_loop().call_later(delay, back)
+
+    async def _notify(self) -> None:
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _send_one(self, item: _Item) -> bool:
+        """Send one job; True when it is finished (sent, skipped or dead-lettered)."""
         job = item.job
         if self._already_sent(job):
             M.NOTICES_SKIPPED.inc()
-            return
+            return True
         now = self._clock()
+        item.first_try = item.first_try or time.monotonic()
         data = self._compose(job, now)
         started = time.perf_counter()
         result = await self._mailer.send(self._mail_from, job.email, data)
         M.SMTP_SECONDS.observe(time.perf_counter() - started)
         if result.accepted:
-            sent_at = self._clock()
-            await self._record(job, item.partition, sent_at)
+            await self._record(job, item.partition, self._clock())
             self.rate.tick()
             M.NOTICES_SENT.labels(job.kind).inc()
-            return
-        reason = "permanent" if result.permanent else "temporary"
-        M.NOTICE_FAILURES.labels(reason).inc()
-        log.warning("sender: %s notice not delivered (%s): %s", job.kind, reason, result.describe())
-        await self._dead_letter(job, f"SMTP {reason} failure: {result.describe()}")
+            return True
+        if result.permanent:
+            M.NOTICE_FAILURES.labels("permanent").inc()
+            log.warning("sender: %s notice refused for good: %s", job.kind, result.describe())
+            await self._dead_letter(job, f"SMTP permanent failure: {result.describe()}")
+            return True
+        M.NOTICE_FAILURES.labels("temporary").inc()
+        if time.monotonic() - item.first_try > self._give_up:
+            log.warning("sender: %s notice undeliverable for %.0fs, giving up: %s", job.kind, self._give_up,
+                        result.describe())
+            await self._dead_letter(job, f"SMTP temporary failures for {self._give_up:.0f}s: {result.describe()}")
+            return True
+        log.warning("sender: %s notice not delivered yet (%s); retrying later", job.kind, result.describe())
+        self._retry_later(item)
+        return False

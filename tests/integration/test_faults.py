@@ -1,0 +1,490 @@
+"""Proof under pressure: faults, with a real broker, real SMTP servers and real worker processes.
+
+- a worker killed (SIGKILL) or stopped (SIGTERM) in the middle of a 5,000-notice fan-out, then
+  restarted: every contact gets the notice; duplicates at most the sends in flight at the kill,
+  none after a clean stop;
+- two workers, one killed: the other takes over and the next promised round is still on time;
+- SMTP down for a while then back; a 550 recipient (dead-lettered, not retried); 451 replies
+  (retried, then accepted once);
+- a slow SMTP domain for one incident does not delay another incident's promised round;
+- the broker unreachable when a worker starts: it waits, says so, and recovers.
+
+The SMTP servers here are aiosmtpd ``Controller``s running on their own thread and loop, so
+that they keep answering while the test's loop is busy (``workers()`` waits synchronously).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import threading
+import time
+from collections import Counter
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from email.parser import BytesHeaderParser
+from email.policy import compat32
+
+import pytest
+from aiosmtpd.controller import Controller
+
+from outage.embedded import EmbeddedBroker, free_port
+from tests.conftest import API_TOKEN, http
+
+pytestmark = pytest.mark.integration
+
+CONCURRENCY = 8  # OUTAGE_SMTP_CONCURRENCY of every worker here (the default, made explicit)
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def utc_now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def parse_time(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value.replace("Z", "+00:00")) if value else None
+
+
+@dataclass(frozen=True)
+class Mail:
+    rcpt: str
+    message_id: str
+    kind: str
+    incident: str
+    seq: int
+    next_update: datetime | None
+    in_reply_to: str | None
+    received: datetime
+    server: str
+
+
+class FaultySmtp:
+    """An SMTP server with faults to order, recording what it accepted (thread-safe).
+
+    ``delay``: seconds every DATA takes; ``slow``: {domain: seconds} for recipients of a domain;
+    ``refuse``: addresses answered 550 at RCPT; ``defer``: {address: n} answers 451 to the first
+    n DATA attempts for that address. ``serve(port, name)`` adds a listener sharing the record.
+    """
+
+    def __init__(self, *, delay: float = 0.0, slow: dict[str, float] | None = None,
+                 refuse: tuple[str, ...] = (), defer: dict[str, int] | None = None) -> None:
+        self.delay = delay
+        self.slow = dict(slow or {})
+        self.refuse = {a.lower() for a in refuse}
+        self.defer = {a.lower(): n for a, n in (defer or {}).items()}
+        self.mails: list[Mail] = []
+        self.rcpt_attempts: Counter[str] = Counter()
+        self.data_attempts: Counter[str] = Counter()
+        self._lock = threading.Lock()
+        self._controllers: list[Controller] = []
+
+    # -- servers ------------------------------------------------------------------------
+    def serve(self, port: int | None = None, name: str = "smtp") -> int:
+        port = port or free_port()
+        controller = Controller(_Listener(self, name), hostname="127.0.0.1", port=port, ready_timeout=10)
+        controller.start()
+        self._controllers.append(controller)
+        return port
+
+    def stop(self) -> None:
+        for controller in self._controllers:
+            try:
+                controller.stop()
+            except Exception:  # noqa: BLE001 - already stopped
+                pass
+        self._controllers = []
+
+    # -- reading ------------------------------------------------------------------------
+    def received(self, incident: str | None = None) -> list[Mail]:
+        with self._lock:
+            return [m for m in self.mails if incident is None or m.incident == incident]
+
+    def by_recipient(self, incident: str | None = None) -> dict[str, list[Mail]]:
+        out: dict[str, list[Mail]] = {}
+        for m in self.received(incident):
+            out.setdefault(m.rcpt, []).append(m)
+        return out
+
+    def duplicates(self, incident: str | None = None) -> int:
+        """Messages received again under a Message-ID already received."""
+        ids = [m.message_id for m in self.received(incident)]
+        return len(ids) - len(set(ids))
+
+    async def wait(self, predicate, timeout: float, what: str, poll: float = 0.1, quiet: float | None = None):
+        """Wait until ``predicate(self)``; give up after ``timeout`` s, or after ``quiet`` s with
+        nothing new arriving (when given)."""
+        deadline = time.monotonic() + timeout
+        seen, changed = -1, time.monotonic()
+        while True:
+            if predicate(self):
+                return
+            count = len(self.received())
+            if count != seen:
+                seen, changed = count, time.monotonic()
+            now = time.monotonic()
+            if now > deadline or (quiet is not None and now - changed > quiet):
+                raise AssertionError(f"gave up after {timeout if now > deadline else quiet:.0f}s waiting for "
+                                     f"{what}; {count} messages received")
+            await asyncio.sleep(poll)
+
+
+class _Listener:
+    def __init__(self, server: FaultySmtp, name: str) -> None:
+        self.server, self.name = server, name
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        s = self.server
+        with s._lock:
+            s.rcpt_attempts[address.lower()] += 1
+        if address.lower() in s.refuse:
+            return "550 5.1.1 <%s>: Recipient address rejected: User unknown" % address
+        envelope.rcpt_tos.append(address)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        s = self.server
+        rcpt = envelope.rcpt_tos[0].lower()
+        with s._lock:
+            s.data_attempts[rcpt] += 1
+            attempt = s.data_attempts[rcpt]
+        if attempt <= s.defer.get(rcpt, 0):
+            return "451 4.3.0 Temporary local problem, try again later"
+        delay = s.slow.get(rcpt.rpartition("@")[2], s.delay)
+        if delay:
+            await asyncio.sleep(delay)
+        h = BytesHeaderParser(policy=compat32).parsebytes(envelope.content)
+        mail = Mail(rcpt=rcpt, message_id=str(h["Message-ID"]).strip(), kind=str(h["X-Outage-Notice"]),
+                    incident=str(h["X-Outage-Incident"]), seq=int(h["X-Outage-Seq"]),
+                    next_update=parse_time(h["X-Outage-Next-Update"]),
+                    in_reply_to=str(h["In-Reply-To"]).strip() if h["In-Reply-To"] else None,
+                    received=utc_now(), server=self.name)
+        with s._lock:
+            s.mails.append(mail)
+        return "250 2.0.0 Ok: queued"
+
+
+@pytest.fixture
+def faulty():
+    """Factory of ``FaultySmtp`` servers; all stopped at the end of the test."""
+    made: list[FaultySmtp] = []
+
+    def make(**kwargs) -> FaultySmtp:
+        server = FaultySmtp(**kwargs)
+        made.append(server)
+        return server
+
+    yield make
+    for server in made:
+        server.stop()
+
+
+def make_customers(n: int, *, tag: str, component: str = "api", region: str = "ap-northeast-1",
+                   contacts: int = 1, domain: str = "example.com") -> list[dict]:
+    return [{"customer_id": f"{tag}-{i:05d}", "name": f"{tag.upper()} {i} KK", "locale": ("ja", "en")[i % 2],
+             "timezone": ("Asia/Tokyo", "Europe/London")[i % 2],
+             "contacts": [{"email": f"{tag}{i}.{k}@{domain}", "name": f"Contact {k}"} for k in range(contacts)],
+             "services": [{"component": component, "region": region}]}
+            for i in range(n)]
+
+
+def emails_of(customers: list[dict]) -> set[str]:
+    return {c["email"].lower() for cust in customers for c in cust["contacts"]}
+
+
+def load_customers(bootstrap: str, prefix: str, customers: list[dict]) -> None:
+    """Produce many customer records at once (one flush); the worker reads them as input."""
+    from kafka import KafkaProducer
+
+    producer = KafkaProducer(bootstrap_servers=[bootstrap], linger_ms=5)
+    try:
+        for c in customers:
+            producer.send(prefix + "customers", key=c["customer_id"].encode(), value=json.dumps(c).encode())
+        producer.flush(timeout=60)
+    finally:
+        producer.close()
+
+
+def declare(worker, **fields) -> str:
+    body = {"severity": "major", "status": "investigating", "title": {"en": "API errors", "ja": "APIのエラー"},
+            "message": {"en": "We are investigating.", "ja": "調査しております。"},
+            "components": ["api"], "regions": ["ap-northeast-1"], "update_interval_seconds": 3600, **fields}
+    status, out = http("POST", worker.url + "/api/incidents", body, token=API_TOKEN)
+    assert status == 201, out
+    return out["incident_id"]
+
+
+async def ready(*procs, timeout: float = 90.0) -> None:
+    """Wait (off the loop) until every worker process answers /readyz with 200."""
+    await asyncio.gather(*(asyncio.to_thread(p.wait_ready, timeout) for p in procs))
+
+
+def smtp_env(port: int) -> dict:
+    return {"OUTAGE_SMTP_PORT": str(port), "OUTAGE_SMTP_CONCURRENCY": str(CONCURRENCY)}
+
+
+def every_one_once(server: FaultySmtp, incident: str, expected: set[str]) -> None:
+    got = server.by_recipient(incident)
+    missing = expected - set(got)
+    assert not missing, f"{len(missing)} of {len(expected)} contacts got nothing, e.g. {sorted(missing)[:5]}"
+    assert set(got) <= expected, f"unexpected recipients: {sorted(set(got) - expected)[:5]}"
+    twice = {r: [m.message_id for m in ms] for r, ms in got.items() if len(ms) > 1}
+    assert not twice, f"{len(twice)} contacts got the notice more than once, e.g. {list(twice.items())[:3]}"
+
+
+# --------------------------------------------------------------------------- 1. crash mid fan-out
+
+FANOUT_CUSTOMERS = 2500  # x 2 contacts = 5,000 notices in one round
+SMTP_DELAY = 0.004       # each DATA takes a little time, so the fan-out lasts several seconds
+
+
+async def _fan_out_interrupted(workers, faulty, broker, prefix, *, kill: bool) -> tuple[int, int, int]:
+    customers = make_customers(FANOUT_CUSTOMERS, tag="f", contacts=2)
+    expected = emails_of(customers)
+    assert len(expected) == 5000
+    load_customers(broker.bootstrap, prefix, customers)
+    server = faulty(delay=SMTP_DELAY)
+    env = smtp_env(server.serve())
+    first = workers(env, ready=False)
+    await ready(first)
+    started = time.monotonic()
+    incident = declare(first)
+    await server.wait(lambda s: len(s.received(incident)) >= 1200, 120, "the fan-out to get going", poll=0.02)
+    at_stop = len(server.received(incident))
+    if kill:
+        first.kill()
+    else:
+        await asyncio.to_thread(first.stop, 90)
+    after_stop = len(server.received(incident))
+    print(f"\n[fan-out] {'SIGKILL' if kill else 'SIGTERM'} after {time.monotonic() - started:.1f}s with "
+          f"{at_stop} of 5000 delivered ({after_stop} once the process had exited)")
+    second = workers(env, ready=False)
+    await ready(second)
+    await server.wait(lambda s: {m.rcpt for m in s.received(incident)} >= expected, 180,
+                      "every contact to get the notice after the restart", poll=0.25)
+    await asyncio.sleep(3)  # anything still owed, or sent twice, shows up now
+    dups = server.duplicates(incident)
+    print(f"[fan-out] done {time.monotonic() - started:.1f}s after the declaration: "
+          f"{len(server.received(incident))} messages, {dups} duplicates")
+    got = server.by_recipient(incident)
+    assert set(got) == expected, f"{len(expected - set(got))} contacts never got the notice"
+    assert all(m.kind == "acknowledged" and m.seq == 1 for m in server.received(incident))
+    # a notice is never sent under two ids: each contact's messages all carry one Message-ID
+    assert all(len({m.message_id for m in ms}) == 1 for ms in got.values())
+    return at_stop, after_stop, dups
+
+
+async def test_kill_9_in_the_middle_of_a_fan_out_loses_nothing(workers, faulty, broker, prefix):
+    at_kill, _, dups = await _fan_out_interrupted(workers, faulty, broker, prefix, kill=True)
+    assert 0 < at_kill < 5000, "the kill did not land in the middle of the fan-out"
+    bound = CONCURRENCY + 4
+    print(f"[fan-out] SIGKILL: {dups} duplicates (bound: {bound} = concurrency {CONCURRENCY} + 4)")
+    assert dups <= bound, (f"{dups} notices were sent twice after a kill -9; at most the {CONCURRENCY} sends "
+                           f"in flight (+4) may be")
+
+
+async def test_clean_stop_in_the_middle_of_a_fan_out_sends_nothing_twice(workers, faulty, broker, prefix):
+    # a clean stop finishes the round in hand before it exits (faust waits for every unacked
+    # event, and the round's event is acked when its last notice is done); the restarted worker
+    # then re-reads whatever was not committed and must find it all in the ledger
+    at_stop, after_stop, dups = await _fan_out_interrupted(workers, faulty, broker, prefix, kill=False)
+    assert 0 < at_stop < 5000, "the stop did not land in the middle of the fan-out"
+    print(f"[fan-out] SIGTERM: {dups} duplicates")
+    assert dups == 0, f"{dups} notices were sent twice after a clean stop and restart"
+
+
+# --------------------------------------------------------------------------- 2. fail-over
+
+
+async def test_a_killed_worker_is_taken_over_and_the_next_round_is_on_time(workers, faulty, broker, prefix):
+    customers = make_customers(40, tag="h")
+    expected = emails_of(customers)
+    load_customers(broker.bootstrap, prefix, customers)
+    server = faulty()
+    # one listener per worker, sharing one record: what each worker sent is known
+    # a scheduled round starts 3 s ahead of its promise here (1 s in the other tests; 5 s by default):
+    # this test is about the takeover, not about how tight the lead can be on a busy machine
+    lead = {"OUTAGE_SCHEDULE_LEAD_SECONDS": "3"}
+    a = workers({**smtp_env(server.serve(name="a")), **lead}, ready=False)
+    b = workers({**smtp_env(server.serve(name="b")), **lead}, ready=False)
+    await ready(a, b)
+    interval = 30  # a takeover (~1.5 x 6 s session timeout + a join) fits well within it
+    incident = declare(a, update_interval_seconds=interval)
+    await server.wait(lambda s: set(s.by_recipient(incident)) >= expected, 30, "every acknowledgement")
+    acks = server.received(incident)
+    assert {m.server for m in acks} == {"a", "b"}, "the two workers do not share the partitions"
+    # kill the worker that owns the incident (its events partition, hence its schedule timer)
+    marker = f"round {incident} #1 (declared) decided"
+    owner, survivor = (a, b) if marker in a.log_path.read_text(errors="replace") else (b, a)
+    assert marker in owner.log_path.read_text(errors="replace")
+    await asyncio.sleep(3)  # past the commit interval: the ledger of the acknowledgements is on the broker
+    killed_at = utc_now()
+    owner.kill()
+    promised = {m.rcpt: m.next_update for m in acks}
+    await server.wait(lambda s: all(len(ms) >= 2 for ms in s.by_recipient(incident).values()),
+                      interval + 15, "the scheduled round after the takeover", poll=0.25)
+    await asyncio.sleep(3)  # a round sent twice would show up now
+    survivor_name = "a" if survivor is a else "b"
+    late = []
+    for rcpt, mails in server.by_recipient(incident).items():
+        ids = [m.message_id for m in mails]
+        assert len(ids) == len(set(ids)), f"{rcpt} got a notice twice: {ids}"
+        assert [m.seq for m in mails] == [1, 2], f"{rcpt} got rounds {[m.seq for m in mails]}"
+        assert [m.kind for m in mails] == ["acknowledged", "scheduled"]
+        scheduled = mails[1]
+        assert scheduled.server == survivor_name
+        if scheduled.received > promised[rcpt]:
+            late.append((rcpt, (scheduled.received - promised[rcpt]).total_seconds()))
+    mail = server.by_recipient(incident)
+    margin = min((promised[r] - ms[1].received).total_seconds() for r, ms in mail.items())
+    first = min(ms[1].received for ms in mail.values())
+    print(f"\n[fail-over] {owner is a and 'a' or 'b'} killed; the survivor's scheduled round began "
+          f"{(first - killed_at).total_seconds():.1f}s later; smallest margin to the promise {margin:.1f}s")
+    assert not late, f"{len(late)} scheduled notices missed the promise after the takeover: {late[:5]}"
+
+
+# --------------------------------------------------------------------------- 3. SMTP faults
+
+SMTP_OUTAGE = 10.0  # seconds; longer than one send's whole retry budget (5 attempts, about 4-7.5 s)
+
+
+async def test_smtp_down_for_a_while_then_back_every_notice_arrives_once(workers, faulty, broker, prefix):
+    customers = make_customers(20, tag="o")
+    expected = emails_of(customers)
+    load_customers(broker.bootstrap, prefix, customers)
+    port = free_port()  # nothing listens here yet
+    server = faulty()
+    worker = workers(smtp_env(port), ready=False)
+    await ready(worker)
+    incident = declare(worker)
+    await asyncio.sleep(SMTP_OUTAGE)
+    server.serve(port)
+    try:
+        await server.wait(lambda s: set(s.by_recipient(incident)) >= expected, 45,
+                          "every notice once the SMTP server is back", poll=0.25, quiet=10)
+    except AssertionError:
+        pass  # the assertion below says which
+    await asyncio.sleep(3)
+    got = server.by_recipient(incident)
+    print(f"\n[smtp outage {SMTP_OUTAGE:.0f}s] {len(got)} of {len(expected)} contacts notified, "
+          f"{server.duplicates(incident)} duplicates")
+    every_one_once(server, incident, expected)
+
+
+async def test_a_550_is_dead_lettered_and_a_451_retried_until_accepted_once(workers, faulty, broker, prefix,
+                                                                           read_topic):
+    customers = make_customers(10, tag="r")
+    bounce, flaky = "nobody@bounce.example.com", "busy@flaky.example.com"
+    customers.append({"customer_id": "r-bounce", "name": "Bounce KK", "locale": "en", "timezone": "UTC",
+                      "contacts": [{"email": bounce}],
+                      "services": [{"component": "api", "region": "ap-northeast-1"}]})
+    customers.append({"customer_id": "r-flaky", "name": "Flaky KK", "locale": "ja", "timezone": "Asia/Tokyo",
+                      "contacts": [{"email": flaky}],
+                      "services": [{"component": "api", "region": "ap-northeast-1"}]})
+    good = emails_of(customers) - {bounce}
+    load_customers(broker.bootstrap, prefix, customers)
+    server = faulty(refuse=(bounce,), defer={flaky: 3})
+    worker = workers(smtp_env(server.serve()), ready=False)
+    await ready(worker)
+    incident = declare(worker)
+    await server.wait(lambda s: set(s.by_recipient(incident)) >= good, 45, "every deliverable notice")
+
+    letters = []
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        letters = [d for d in read_topic("dead-letters", idle=0.5) if incident in (d.get("value") or "")]
+        if letters:
+            break
+        await asyncio.sleep(0.5)
+    await asyncio.sleep(3)  # retries of the refused address, if any, would come now
+    every_one_once(server, incident, good)
+    assert bounce not in server.by_recipient(incident)
+    assert len(letters) == 1, f"expected one dead letter for the refused recipient: {letters}"
+    letter = letters[0]
+    assert "550" in letter["error"], letter
+    assert json.loads(letter["value"])["customer_id"] == "r-bounce"
+    assert letter["topic"] == prefix + "notices" and letter["at"]
+    assert server.rcpt_attempts[bounce] == 1, f"the 550 recipient was tried {server.rcpt_attempts[bounce]} times"
+    assert server.data_attempts[flaky] == 4, f"451 x 3 then 250 expected: {server.data_attempts[flaky]} attempts"
+    assert not [d for d in read_topic("dead-letters", idle=0.5) if "r-flaky" in (d.get("value") or "")]
+
+
+# --------------------------------------------------------------------------- 4. slow SMTP domain
+
+
+async def test_a_slow_domain_does_not_delay_another_incidents_promised_round(workers, faulty, broker, prefix):
+    slow = make_customers(80, tag="s", component="storage", domain="slow.example.com")
+    fast = make_customers(4, tag="q", component="api", domain="fast.example.com")
+    load_customers(broker.bootstrap, prefix, slow + fast)
+    # every slow notice takes 2 s: 80 of them keep all 8 connections busy for ~20 s
+    server = faulty(slow={"slow.example.com": 2.0})
+    worker = workers(smtp_env(server.serve()), ready=False)
+    await ready(worker)
+    interval = 12
+    quick = declare(worker, components=["api"], update_interval_seconds=interval)
+    await server.wait(lambda s: set(s.by_recipient(quick)) >= emails_of(fast), 20, "the acknowledgements")
+    promised = {m.rcpt: m.next_update for m in server.received(quick)}
+    sluggish = declare(worker, components=["storage"], title="Storage latency", message="Investigating.")
+    try:
+        await server.wait(lambda s: all(len(ms) >= 2 for ms in s.by_recipient(quick).values()),
+                          interval + 25, "the other incident's scheduled round", poll=0.2)
+    except AssertionError:
+        pass  # the assertion below says which
+    slow_done = len(server.received(sluggish))
+    late = {}
+    for rcpt, mails in server.by_recipient(quick).items():
+        assert [m.kind for m in mails][:1] == ["acknowledged"]
+        arrived = mails[1].received if len(mails) > 1 else utc_now()
+        if arrived > promised[rcpt]:
+            late[rcpt] = round((arrived - promised[rcpt]).total_seconds(), 1)
+    print(f"\n[slow domain] {slow_done} of 80 slow notices sent meanwhile; late by (s): {late}")
+    assert not late, f"the scheduled round of {quick} came late behind {sluggish}'s slow recipients: {late}"
+
+
+# --------------------------------------------------------------------------- 5. broker unreachable
+
+
+async def test_a_worker_started_before_its_broker_waits_and_recovers(workers, faulty, prefix, tmp_path):
+    customers = make_customers(6, tag="b")
+    expected = emails_of(customers)
+    port = free_port()  # the broker will listen here, later
+    server = faulty()
+    env = {**smtp_env(server.serve()), "OUTAGE_BROKER": f"127.0.0.1:{port}"}
+    worker = workers(env, ready=False)
+    await asyncio.sleep(5)
+    assert worker.process.poll() is None, f"the worker exited while the broker was down:\n{worker.log_tail()}"
+    lines = worker.log_path.read_text(errors="replace").splitlines()
+    # said clearly (by the worker, or by its Kafka client): which broker, and that it refuses
+    failing = [line for line in lines if re.search(r"unreachable|ECONNREFUSED|connection refused", line, re.I)]
+    assert failing and any(f"127.0.0.1:{port}" in line for line in lines), \
+        f"nothing in the log says the broker 127.0.0.1:{port} is unreachable:\n{worker.log_tail()}"
+    attempts = [line for line in lines if re.search(r"unreachable|connection failed", line, re.I)]
+    assert len(attempts) <= 20, f"{len(attempts)} connection attempts in 5 s: no backoff"
+    late = EmbeddedBroker(port=port, log_path=tmp_path / "late-broker.log").start()
+    try:
+        load_customers(late.bootstrap, prefix, customers)
+        await ready(worker, timeout=90)
+        assert worker.process.poll() is None
+        incident = declare(worker)
+        await server.wait(lambda s: set(s.by_recipient(incident)) >= expected, 30, "the notices")
+        await asyncio.sleep(1)
+        every_one_once(server, incident, expected)
+        print(f"\n[broker late] {len(attempts)} connection attempts while it was down; e.g. {failing[-1][-110:]}")
+    finally:
+        worker.kill()
+        late.stop()
+
+
+async def test_an_unreachable_broker_is_reported_by_the_worker_within_seconds(workers):
+    port = free_port()  # nothing listens here
+    worker = workers({**smtp_env(free_port()), "OUTAGE_BROKER": f"127.0.0.1:{port}"}, ready=False)
+    deadline = time.monotonic() + 10
+    said = []
+    while time.monotonic() < deadline and not said:
+        await asyncio.sleep(0.5)
+        said = [line for line in worker.log_path.read_text(errors="replace").splitlines()
+                if "unreachable" in line.lower() and f"127.0.0.1:{port}" in line]
+    assert worker.process.poll() is None
+    assert said, f"in 10 s the worker did not say that broker 127.0.0.1:{port} is unreachable:\n{worker.log_tail(8)}"

@@ -1,0 +1,176 @@
+"""The sender's runtime contract, with the in-memory mailer (the real SMTP path is covered by
+the integration tests)."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from domain import ledger as L
+from domain.audience import plan_round
+from domain.affected import CustomerIndex
+from domain.incident import decide, keep_promise
+from notifiers.smtp import MemoryMailer, SendResult
+from schemas import Customer, IncidentEvent
+from streams.sender import Sender
+
+T0 = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
+
+
+def customers(emails: list[str]) -> list[Customer]:
+    return [Customer.model_validate({"customer_id": f"c-{i}", "name": f"C{i}", "contacts": [{"email": e}],
+                                     "services": [{"component": "api", "region": "r1"}]})
+            for i, e in enumerate(emails)]
+
+
+def jobs_for(cs: list[Customer], incident: str = "inc-1", scheduled: bool = False, interval: int = 600):
+    index = CustomerIndex()
+    for c in cs:
+        index.put(c.customer_id, [("api", "r1")])
+    event = IncidentEvent.model_validate({
+        "event_id": f"e-{incident}", "incident_id": incident, "type": "declared", "at": T0.isoformat(),
+        "severity": "major", "title": "X", "components": ["api"], "update_interval_seconds": interval})
+    state = decide(None, event, T0).state
+    rnd = decide(None, event, T0).round
+    if scheduled:
+        rnd = keep_promise(state, state.promised_at, state.promised_at).round
+    lookup = {c.customer_id: c for c in cs}.get
+    return plan_round(rnd, index, lookup, lambda cid: None, [], "example.com")
+
+
+class Harness:
+    def __init__(self, mailer=None, **kw):
+        self.mailer = mailer or MemoryMailer()
+        self.ledger: dict[str, dict] = {}
+        self.dead: list[tuple[str, str]] = []
+        self.sender = Sender(mailer=self.mailer, mail_from="s@example.com", compose=lambda job, now: job.message_id.encode(),
+                             record=self.record, already_sent=self.already_sent, dead_letter=self.dead_letter,
+                             clock=lambda: T0, rng=random.Random(1), **kw)
+
+    async def record(self, job, p, at):
+        self.ledger[job.customer_id] = L.record_sent(self.ledger.get(job.customer_id), incident_id=job.incident_id,
+                                                     recipient=job.recipient, email=job.email,
+                                                     message_id=job.message_id, kind=job.kind, seq=job.seq)
+
+    def already_sent(self, job):
+        return L.was_sent(self.ledger.get(job.customer_id), job.incident_id, job.message_id)
+
+    async def dead_letter(self, job, reason):
+        self.dead.append((job.email, reason))
+
+
+async def wait_for(predicate, timeout=5.0):
+    for _ in range(int(timeout / 0.01)):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("condition not met")
+
+
+async def test_every_job_sent_once_and_batch_done_once():
+    h = Harness(concurrency=4)
+    done = []
+    jobs = jobs_for(customers([f"u{i}@a{i % 3}.example.com" for i in range(30)]))
+    await h.sender.submit(jobs, 0, on_done=lambda: done.append(1))
+    await h.sender.submit(jobs, 0, on_done=lambda: done.append(2))  # the same round again
+    await wait_for(lambda: len(done) == 2)
+    await h.sender.stop()
+    assert sorted(m.rcpt for m in h.mailer.sent) == sorted(j.email for j in jobs)
+
+
+async def test_earliest_deadline_first():
+    release = asyncio.Event()
+    order = []
+
+    async def slow_first(mail_from, rcpt, data):
+        order.append(rcpt)
+        if len(order) == 1:
+            await release.wait()
+        return SendResult("accepted", 250, "OK")
+
+    mailer = MemoryMailer()
+    mailer.send = slow_first
+    h = Harness(mailer, concurrency=1)
+    blocker = jobs_for(customers(["first@x.example.com"]), incident="inc-0")
+    late = jobs_for(customers(["ack@x.example.com"]), incident="inc-a")                      # due: as soon as possible
+    due = jobs_for(customers(["promise@x.example.com"]), incident="inc-b", scheduled=True, interval=60)
+    await h.sender.submit(blocker, 0)
+    await wait_for(lambda: order)
+    await h.sender.submit(late, 0)
+    await h.sender.submit(due, 0)
+    release.set()
+    await wait_for(lambda: len(order) == 3)
+    await h.sender.stop()
+    # the declared round (decided at T0) is due before the kept promise (T0 + 60 s)
+    assert order == ["first@x.example.com", "ack@x.example.com", "promise@x.example.com"]
+
+
+async def test_a_slow_domain_does_not_take_every_connection():
+    gate = asyncio.Event()
+    sent = []
+
+    async def send(mail_from, rcpt, data):
+        if rcpt.endswith("@slow.example.com"):
+            await gate.wait()
+        sent.append(rcpt)
+        return SendResult("accepted", 250, "OK")
+
+    mailer = MemoryMailer()
+    mailer.send = send
+    h = Harness(mailer, concurrency=4)
+    await h.sender.submit(jobs_for(customers([f"s{i}@slow.example.com" for i in range(20)])), 0)
+    await h.sender.submit(jobs_for(customers(["fast@other.example.com"]), incident="inc-2"), 1)
+    await wait_for(lambda: "fast@other.example.com" in sent)   # while the slow domain is stuck
+    gate.set()
+    await wait_for(lambda: len(sent) == 21)
+    await h.sender.stop()
+
+
+async def test_temporary_failures_stay_owed_and_permanent_ones_are_dead_lettered():
+    h = Harness(concurrency=2, retry_max_delay=0.05)
+    h.mailer.fail_next("flaky@example.com", times=3)
+    h.mailer.refuse("gone@example.com")
+    done = []
+    jobs = jobs_for(customers(["flaky@example.com", "gone@example.com", "ok@example.com"]))
+    await h.sender.submit(jobs, 0, on_done=lambda: done.append(True))
+    await wait_for(lambda: done, timeout=10)
+    await h.sender.stop()
+    assert sorted(m.rcpt for m in h.mailer.sent) == ["flaky@example.com", "ok@example.com"]
+    assert [c.rcpt for c in h.mailer.calls].count("flaky@example.com") == 4
+    assert [e for e, _ in h.dead] == ["gone@example.com"] and "550" in h.dead[0][1]
+
+
+async def test_give_up_after_the_age_limit():
+    h = Harness(concurrency=1, retry_max_delay=0.01, give_up_seconds=0.05)
+    h.mailer.fail_next("down@example.com", times=1000)
+    done = []
+    await h.sender.submit(jobs_for(customers(["down@example.com"])), 0, on_done=lambda: done.append(True))
+    await wait_for(lambda: done, timeout=10)
+    await h.sender.stop()
+    assert h.dead and "temporary" in h.dead[0][1]
+
+
+async def test_release_gives_up_queued_jobs_without_finishing_their_round():
+    gate = asyncio.Event()
+
+    async def send(mail_from, rcpt, data):
+        await gate.wait()
+        return SendResult("accepted", 250, "OK")
+
+    mailer = MemoryMailer()
+    mailer.send = send
+    h = Harness(mailer, concurrency=2)
+    done = []
+    await h.sender.submit(jobs_for(customers([f"u{i}@d{i}.example.com" for i in range(10)])), 3,
+                          on_done=lambda: done.append(True))
+    await wait_for(lambda: h.sender.pending_in([3]) == 10)
+    releasing = asyncio.create_task(h.sender.release([3], timeout=5))
+    await asyncio.sleep(0.05)
+    gate.set()                                   # the two in flight finish ...
+    assert await releasing
+    assert h.sender.pending_in([3]) == 0 and not done   # ... the rest is left to the round's replay
+    assert len(h.ledger) == 2
+    await h.sender.stop()
