@@ -13,9 +13,19 @@ import re
 _UNSAFE = re.compile(r"[^A-Za-z0-9_\-]")
 
 
+MAX_ATOM = 64
+
+
 def _atom(value: str) -> str:
-    """Make an id safe inside a Message-ID: anything but [A-Za-z0-9_-] is %-encoded."""
-    return _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), value)
+    """Make an id safe inside a Message-ID: anything but [A-Za-z0-9_-] is %-encoded; an id
+    whose encoding is long keeps its start and gets a hash of the whole (still deterministic)."""
+    encoded = _UNSAFE.sub(lambda m: "".join(f"%{b:02X}" for b in m.group().encode()), value)
+    if len(encoded) <= MAX_ATOM:
+        return encoded
+    digest = hashlib.sha256(value.encode()).hexdigest()[:16]
+    head = encoded[:MAX_ATOM - 17]
+    head = head[:head.rfind("%")] if "%" in head[-2:] else head  # never cut inside a %XX
+    return f"{head}~{digest}"
 
 
 def contact_key(email: str) -> str:

@@ -107,9 +107,15 @@ def _no_control(value: str) -> str:
     return value
 
 
+MAX_ID_BYTES = 256
+
+
 def _id(value: str) -> str:
     if value != value.strip():
         raise PydanticCustomError("id_whitespace", "ids cannot start or end with whitespace")
+    if len(value.encode()) > MAX_ID_BYTES:
+        # ids travel inside Message-IDs and signed links, whose lines are limited
+        raise PydanticCustomError("id_too_long", "ids are at most {limit} bytes of UTF-8", {"limit": MAX_ID_BYTES})
     return _no_control(value)
 
 
@@ -242,13 +248,18 @@ Timezone = Annotated[str, BeforeValidator(_timezone_or_default)]
 
 
 def validate_email(value: Any) -> str:
-    """The normalized address (domain lower-cased, IDNA applied); no DNS lookup."""
+    """The normalized ASCII address: domain lower-cased and IDNA-encoded (``bücher.example`` ->
+    ``xn--bcher-kva.example``), no DNS lookup. A non-ASCII local part needs SMTPUTF8, which
+    the pipeline does not use: such an address is invalid input rather than a lost notice."""
     if not isinstance(value, str):
         raise PydanticCustomError("email", "email must be a string")
     try:
-        return email_validator.validate_email(value.strip(), check_deliverability=False).normalized
+        result = email_validator.validate_email(value.strip(), check_deliverability=False)
     except email_validator.EmailNotValidError as exc:
         raise PydanticCustomError("email", "invalid email address ({reason})", {"reason": str(exc)}) from None
+    if result.ascii_email is None:
+        raise PydanticCustomError("email", "addresses with non-ASCII characters before the @ are not supported")
+    return result.ascii_email
 
 
 Email = Annotated[str, BeforeValidator(validate_email), Field(json_schema_extra={"format": "email"})]

@@ -30,7 +30,7 @@ from schemas import Customer, IncidentEvent, NoticeRecord, RecordError, TicketEv
 from streams import metrics as M
 from streams import topics as T
 from streams.broker import BrokerProfile
-from streams.deadletter import DeadLetters
+from streams.deadletter import DeadLetters, origin_of, record_key
 from streams.sender import Sender
 from streams.views import PartitionViews
 
@@ -171,18 +171,18 @@ class Pipeline:
     async def _customer_agent(self, stream) -> None:
         async for event in stream.events():
             async with self.dlq.guard(event, T.CUSTOMERS):
-                key = event.key.decode() if event.key else None
+                key = record_key(event)
                 p = event.message.partition
                 if event.value is None:
                     if not key:
-                        raise RecordError("key", "a tombstone needs the customer_id as key")
+                        raise RecordError("a tombstone needs the customer_id as key", field="key")
                     if self.customers.get(key) is not None:
                         del self.customers[key]
                     self.views.remove_customer(p, key)
                     continue
                 customer = parse_record(Customer, event.value)
                 if key is not None and key != customer.customer_id:
-                    raise RecordError("customer_id", f"record key {key!r} differs from customer_id")
+                    raise RecordError(f"record key {key!r} differs from customer_id", field="customer_id")
                 self.customers[customer.customer_id] = {"p": p, "c": customer.model_dump(mode="json")}
                 self.views.put_customer(p, customer)
                 M.CUSTOMERS.set(self.views.customer_count())
@@ -200,11 +200,15 @@ class Pipeline:
                     key = tick.incident_id
                 else:
                     ev = parse_record(IncidentEvent, event.value)
+                    key = record_key(event)
+                    if key is not None and key != ev.incident_id:
+                        # the key decides the partition, and so which worker holds the incident
+                        raise RecordError(f"record key {key!r} differs from incident_id", field="incident_id")
                     state = self._incident(ev.incident_id)
                     decision = decide(state, ev, now)
                     key = ev.incident_id
                 if decision.error:
-                    raise RecordError("incident_id", decision.error)
+                    raise RecordError(decision.error, field="incident_id")
                 if decision.round is None:
                     log.info("incident event ignored: %s", decision.ignored)
                     if decision.resend and state is not None:
@@ -307,20 +311,26 @@ class Pipeline:
         async for event in stream.events():
             async with self.dlq.guard(event, T.TICKET_EVENTS):
                 ticket = parse_record(TicketEvent, event.value)
+                key = record_key(event)
+                if key is not None and key != ticket.ticket_id:
+                    raise RecordError(f"record key {key!r} differs from ticket_id", field="ticket_id")
+                # the original coordinates travel along, so a later dead letter points at the input
+                request = {"ticket": ticket.model_dump(mode="json"), "origin": origin_of(event)}
                 await self.ticket_requests_topic.send(key=ticket.customer_id.encode(),
-                                                      value=ticket.model_dump_json().encode())
+                                                      value=json.dumps(request).encode())
 
     async def _ticket_request_agent(self, stream) -> None:
         manual = stream.noack()  # acknowledged once the ticket-ack is sent, like a round
         async for event in manual.events():
             loop = asyncio.get_running_loop()
             ack = lambda ev=event: loop.create_task(manual.ack(ev))  # noqa: E731
-            async with self.dlq.guard(event, T.TICKET_REQUESTS):
-                ticket = TicketEvent.model_validate_json(event.value)
+            request = json.loads(event.value)
+            async with self.dlq.guard(event, T.TICKET_EVENTS, origin=request.get("origin")):
+                ticket = TicketEvent.model_validate(request["ticket"])
                 p = event.message.partition
                 customer = self.views.customer_lookup(p)(ticket.customer_id)
                 if customer is None:
-                    raise RecordError("customer_id", f"unknown customer {ticket.customer_id!r}")
+                    raise RecordError(f"unknown customer {ticket.customer_id!r}", field="customer_id")
                 if ticket.type == "closed":
                     linked = self.tickets.get(ticket.ticket_id)
                     if linked and linked.get("state") == "open":

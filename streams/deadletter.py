@@ -36,22 +36,44 @@ def _text(raw: bytes | str | None) -> str | None:
     return raw[:MAX_VALUE_CHARS]
 
 
+def record_key(event) -> str | None:
+    """The record's key as text; a key that is not UTF-8 is bad input."""
+    if event.key is None:
+        return None
+    try:
+        return event.key.decode()
+    except UnicodeDecodeError:
+        raise RecordError("the record key is not valid UTF-8", field="key") from None
+
+
+def origin_of(event) -> dict:
+    """Where a record came from, to dead-letter it later from an internal topic."""
+    msg = event.message
+    return {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+            "key": _text(event.key), "value": _text(event.value)}
+
+
 class DeadLetters:
     def __init__(self, topic, clock: Callable) -> None:
         self.topic = topic
         self.clock = clock
 
     @asynccontextmanager
-    async def guard(self, event, source: str):
+    async def guard(self, event, source: str, origin: dict | None = None):
+        """Handle one record; on any error dead-letter it (``origin``: the input it came from,
+        when ``event`` is an internal copy) with the reason, and go on."""
         try:
             yield
         except Exception as exc:  # noqa: BLE001 - the point is to catch everything per record
             msg = event.message
             reason = reason_of(exc)
             if not isinstance(exc, (ValidationError, RecordError)):
-                log.exception("unexpected error on %s[%s]@%s", msg.topic, msg.partition, msg.offset)
-            await self.send_raw(topic=msg.topic, partition=msg.partition, offset=msg.offset,
-                                key=_text(event.key), value=_text(event.value), error=reason)
+                # the type only: an exception's text may quote the record (addresses); the traceback at debug
+                log.error("unexpected %s on %s[%s]@%s", type(exc).__name__, msg.topic, msg.partition, msg.offset)
+                log.debug("traceback", exc_info=True)
+            where = origin or {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
+                               "key": _text(event.key), "value": _text(event.value)}
+            await self.send_raw(error=reason, **where)
             M.EVENTS.labels(source, "dead-letter").inc()
         else:
             M.EVENTS.labels(source, "ok").inc()

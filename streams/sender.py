@@ -28,6 +28,7 @@ import heapq
 import itertools
 import logging
 import random
+import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -38,6 +39,12 @@ from domain.audience import NoticeJob
 from streams import metrics as M
 
 log = logging.getLogger(__name__)
+_ADDRESS = re.compile(r"[^\s<>\"']+@[^\s<>\"']+")
+
+
+def scrub(text: str) -> str:
+    """For logs: SMTP replies often quote the recipient; no address goes into a log line."""
+    return _ADDRESS.sub("<address>", text)
 
 
 @dataclass
@@ -234,9 +241,11 @@ class Sender:
                 finished = await self._send_one(item)
             except asyncio.CancelledError:
                 raise
-            except Exception:  # never let one notice stop the sender
-                log.exception("sender: unexpected error for a %s notice", item.job.kind)
+            except Exception as exc:  # never let one notice stop the sender
+                log.error("sender: unexpected %s for a %s notice", type(exc).__name__, item.job.kind)
+                log.debug("traceback", exc_info=True)
                 M.NOTICE_FAILURES.labels("error").inc()
+                await self._dead_letter(item.job, f"{type(exc).__name__}: {exc}")
             finally:
                 async with self._changed:
                     self._busy_domains[item.domain] -= 1
@@ -279,7 +288,13 @@ class Sender:
             return True
         now = self._clock()
         item.first_try = item.first_try or time.monotonic()
-        data = self._compose(job, now)
+        try:
+            data = self._compose(job, now)
+        except ValueError as exc:  # e.g. a header the message builder refuses: the notice cannot exist
+            M.NOTICE_FAILURES.labels("permanent").inc()
+            log.warning("sender: a %s notice could not be composed (%s)", job.kind, type(exc).__name__)
+            await self._dead_letter(job, f"could not compose the notice: {exc}")
+            return True
         started = time.perf_counter()
         result = await self._mailer.send(self._mail_from, job.email, data)
         M.SMTP_SECONDS.observe(time.perf_counter() - started)
@@ -290,15 +305,15 @@ class Sender:
             return True
         if result.permanent:
             M.NOTICE_FAILURES.labels("permanent").inc()
-            log.warning("sender: %s notice refused for good: %s", job.kind, result.describe())
+            log.warning("sender: %s notice refused for good: %s", job.kind, scrub(result.describe()))
             await self._dead_letter(job, f"SMTP permanent failure: {result.describe()}")
             return True
         M.NOTICE_FAILURES.labels("temporary").inc()
         if time.monotonic() - item.first_try > self._give_up:
             log.warning("sender: %s notice undeliverable for %.0fs, giving up: %s", job.kind, self._give_up,
-                        result.describe())
+                        scrub(result.describe()))
             await self._dead_letter(job, f"SMTP temporary failures for {self._give_up:.0f}s: {result.describe()}")
             return True
-        log.warning("sender: %s notice not delivered yet (%s); retrying later", job.kind, result.describe())
+        log.warning("sender: %s notice not delivered yet (%s); retrying later", job.kind, scrub(result.describe()))
         self._retry_later(item)
         return False
