@@ -21,7 +21,8 @@ from tests.integration.test_bad_input import BAD, C_IDN, C_LONG, HUGE_VALUE, NEA
 T0 = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
 MODELS = {"customers": Customer, "incident-events": IncidentEvent, "ticket-events": TicketEvent}
 # rejected by the worker's rules on top of the schema (state, record key), not by parse_record alone
-AGENT_LEVEL = {"customer-key-differs-from-customer_id", "customer-tombstone-with-empty-key", "customer-key-not-utf8",
+AGENT_LEVEL = {"customer-key-differs-from-customer_id", "incident-key-differs-from-incident_id",
+               "ticket-key-differs-from-ticket_id", "customer-tombstone-with-empty-key", "customer-key-not-utf8",
                "incident-updated-for-unknown-incident", "ticket-for-unknown-customer"}
 
 
