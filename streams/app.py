@@ -151,8 +151,9 @@ class Pipeline:
 
     async def _on_revoked(self, sender, revoked: set[TP], **kwargs) -> None:
         mine = {tp.partition for tp in revoked if tp.topic == self.rounds_topic.get_topic_name()}
-        # every notice owed for a partition that leaves us is sent (and recorded) first, so the
-        # next owner finds it in the ledger: nothing twice, nothing lost.
+        # the sends under way for a partition that leaves us finish and are recorded (and flushed)
+        # before it goes, so the next owner finds them in the ledger; the queued ones are left to
+        # it: their rounds are not acknowledged and replay there. Nothing twice, nothing lost.
         await self.sender.release(mine, timeout=self.settings.smtp_timeout * 2)
         await self.app.producer.flush()
         self.views.drop(mine)
