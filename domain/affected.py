@@ -38,32 +38,38 @@ def is_affected(services: Iterable[tuple[str, str]], scope: Scope) -> bool:
 
 
 class CustomerIndex:
-    """Inverted index (component, region) -> customer ids, for one partition's customers."""
+    """Inverted index (component, region) -> customer ids, for one partition's customers.
 
-    __slots__ = ("_by_component", "_services")
+    It keeps no copy of anyone's services (memory: the customer records hold them once);
+    whoever replaces or removes a customer passes the services it had.
+    """
+
+    __slots__ = ("_by_component", "_ids")
 
     def __init__(self) -> None:
         self._by_component: dict[str, dict[str, set[str]]] = defaultdict(lambda: defaultdict(set))
-        self._services: dict[str, frozenset[tuple[str, str]]] = {}
+        self._ids: set[str] = set()
 
     def __len__(self) -> int:
-        return len(self._services)
+        return len(self._ids)
 
     def __contains__(self, customer_id: str) -> bool:
-        return customer_id in self._services
+        return customer_id in self._ids
 
-    def put(self, customer_id: str, services: Iterable[tuple[str, str]]) -> None:
-        self.remove(customer_id)
-        pairs = frozenset(services)
-        self._services[customer_id] = pairs
-        for component, region in pairs:
+    def put(self, customer_id: str, services: Iterable[tuple[str, str]],
+            previous: Iterable[tuple[str, str]] = ()) -> None:
+        """Index ``customer_id`` under ``services``, replacing the ``previous`` ones."""
+        self._unlink(customer_id, previous)
+        self._ids.add(customer_id)
+        for component, region in services:
             self._by_component[component][region].add(customer_id)
 
-    def remove(self, customer_id: str) -> None:
-        old = self._services.pop(customer_id, None)
-        if not old:
-            return
-        for component, region in old:
+    def remove(self, customer_id: str, services: Iterable[tuple[str, str]]) -> None:
+        self._unlink(customer_id, services)
+        self._ids.discard(customer_id)
+
+    def _unlink(self, customer_id: str, services: Iterable[tuple[str, str]]) -> None:
+        for component, region in services:
             regions = self._by_component.get(component)
             if regions is None:
                 continue
@@ -74,9 +80,6 @@ class CustomerIndex:
                     del regions[region]
             if not regions:
                 del self._by_component[component]
-
-    def services_of(self, customer_id: str) -> frozenset[tuple[str, str]]:
-        return self._services.get(customer_id, frozenset())
 
     def affected(self, scope: Scope) -> set[str]:
         """Customer ids with at least one service inside ``scope``."""

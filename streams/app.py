@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import sys
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -32,7 +33,7 @@ from streams import topics as T
 from streams.broker import BrokerProfile
 from streams.deadletter import DeadLetters, origin_of, record_key
 from streams.sender import Sender
-from streams.views import PartitionViews
+from streams.views import PartitionViews, stored
 
 log = logging.getLogger(__name__)
 
@@ -177,15 +178,18 @@ class Pipeline:
                 if event.value is None:
                     if not key:
                         raise RecordError("a tombstone needs the customer_id as key", field="key")
-                    if self.customers.get(key) is not None:
+                    previous = self.customers.get(key)
+                    if previous is not None:
                         del self.customers[key]
-                    self.views.remove_customer(p, key)
+                    self.views.remove_customer(p, key, previous)
                     continue
                 customer = parse_record(Customer, event.value)
                 if key is not None and key != customer.customer_id:
                     raise RecordError(f"record key {key!r} differs from customer_id", field="customer_id")
-                self.customers[customer.customer_id] = {"p": p, "c": customer.model_dump(mode="json")}
-                self.views.put_customer(p, customer)
+                cid = sys.intern(customer.customer_id)  # one string shared by the table and the index
+                previous = self.customers.get(cid)
+                self.customers[cid] = stored(p, customer)
+                self.views.put_customer(p, cid, [(s.component, s.region) for s in customer.services], previous)
                 M.CUSTOMERS.set(self.views.customer_count())
 
     # -- incidents ---------------------------------------------------------------------------

@@ -63,9 +63,9 @@ def test_index_agrees_with_the_rule_and_follows_changes():
     assert index.affected(Scope.of(["api"], ["ap-northeast-1"])) == {"a"}
     assert index.affected(Scope.of(["api"])) == {"a", "b"}
     assert index.affected(Scope.of(["api", "billing"], ["ap-northeast-1"])) == {"a", "b"}
-    index.put("a", [("dashboard", "ap-northeast-1")])  # services replaced
+    index.put("a", [("dashboard", "ap-northeast-1")], previous=[("api", "ap-northeast-1")])  # services replaced
     assert index.affected(Scope.of(["api"])) == {"b"}
-    index.remove("b")
+    index.remove("b", [("api", "eu-west-1"), ("billing", "ap-northeast-1")])
     assert index.affected(Scope.of(["api"])) == set()
     assert len(index) == 2
 
@@ -221,7 +221,7 @@ def test_new_customer_and_tombstone_take_effect_from_next_round():
     w.customers["n"] = late
     w.index.put("n", [("api", "ap-northeast-1")])
     del w.customers["a"]
-    w.index.remove("a")
+    w.index.remove("a", [("api", "ap-northeast-1")])
     k = keep_promise(d1.state, d1.state.promised_at, d1.state.promised_at)
     assert w.send(k.round) == [("n", "n@example.com", "acknowledged")]
 
