@@ -7,7 +7,7 @@ from datetime import datetime, timezone
 from domain.content import notice_content
 from domain.links import unsubscribe_token
 from notifiers.message import build_message
-from notifiers.render import render
+from notifiers.render import RenderCache
 
 
 def utc_rfc3339(value: datetime | None) -> str | None:
@@ -25,6 +25,7 @@ class NoticeComposer:
         self.mail_from = mail_from
         self.key = signing_key
         self.on_content = on_content
+        self.renderer = RenderCache()
 
     def __call__(self, job, now: datetime) -> bytes:
         token = unsubscribe_token(self.key, job.customer_id, job.recipient)
@@ -42,7 +43,7 @@ class NoticeComposer:
         if content.next_update_at is not None:
             headers["X-Outage-Next-Update"] = utc_rfc3339(content.next_update_at)
         return build_message(
-            rendered=render(content), mail_from=self.mail_from, to_email=job.email, to_name=job.contact_name,
+            rendered=self.renderer.render(content), mail_from=self.mail_from, to_email=job.email, to_name=job.contact_name,
             message_id=job.message_id, in_reply_to=job.in_reply_to, headers=headers,
             list_unsubscribe_url=unsubscribe_url, date=now,
         )

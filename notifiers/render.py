@@ -16,6 +16,7 @@ written in text, without a second copy of any sentence.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 from dataclasses import dataclass
 from datetime import datetime
@@ -191,3 +192,41 @@ def render_ticket_comment(content: NoticeContent) -> str:
     text = get_environment().get_template(f"{n['locale']}/ticket-comment.jinja").render(n=n)
     lines = [_SPACES.sub(" ", line).strip() for line in text.splitlines()]
     return "\n".join(line for line in lines if line) + "\n"
+
+
+# -- rendering many notices of one round -----------------------------------------------------
+# Notices of one round differ mostly in who they greet: render each *shape* once, with marks
+# where the personal values go, and put the values in afterwards (escaped for HTML exactly as
+# the template would have). Private-use characters cannot come from the templates or survive
+# a value's normalisation, so a mark is never confused with text.
+_PERSONAL = {"customer_name": "\ue000c\ue001", "contact_name": "\ue000p\ue001", "unsubscribe_url": "\ue000u\ue001"}
+_SHAPE_FIELDS = tuple(f.name for f in dataclasses.fields(NoticeContent)
+                      if f.name not in _PERSONAL and f.name not in ("now", "extra"))
+
+
+class RenderCache:
+    """``render`` for many notices: the same words as ``render(content)``, each shape once."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._shapes: dict[tuple, RenderedNotice] = {}
+
+    def render(self, content: NoticeContent) -> RenderedNotice:
+        values = {name: getattr(content, name) or "" for name in _PERSONAL}
+        key = (tuple(getattr(content, f) for f in _SHAPE_FIELDS),
+               content.now.replace(second=0, microsecond=0),      # dates shown depend on "today"
+               tuple(bool(v) for v in values.values()))           # an empty name changes the words
+        shape = self._shapes.get(key)
+        if shape is None:
+            if len(self._shapes) >= self.size:
+                self._shapes.clear()
+            marked = dataclasses.replace(content, **{n: (_PERSONAL[n] if v else "") for n, v in values.items()})
+            shape = self._shapes[key] = render(marked)
+        text, html, subject = shape.text, shape.html, shape.subject
+        for name, mark in _PERSONAL.items():
+            if mark in text or mark in html or mark in subject:
+                plain = values[name].strip() if name == "unsubscribe_url" else _one_line(values[name])
+                text = text.replace(mark, plain)
+                subject = subject.replace(mark, plain)
+                html = html.replace(mark, str(escape(plain)))
+        return RenderedNotice(subject=subject, text=text, html=html)

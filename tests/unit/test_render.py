@@ -436,3 +436,23 @@ def test_unknown_locale_falls_back_to_english():
 def test_environment_is_created_once():
     assert get_environment() is get_environment()
     assert get_environment().get_template("en/common.jinja") is get_environment().get_template("en/common.jinja")
+
+
+def test_render_cache_says_exactly_what_render_says():
+    """The cache renders each shape once and fills in names and links: it must give the same
+    bytes as rendering each notice on its own, whatever the names contain."""
+    import dataclasses
+    import itertools
+
+    from notifiers.render import RenderCache, render as render_one
+
+    cache = RenderCache()
+    names = ["", "Sato", "<b>Tom & \"Jerry\"</b>", "  O'Brien  ", "佐藤 花子"]
+    for kind, locale, (contact, customer) in itertools.product(
+            ["acknowledged", "progress", "scheduled", "resolved", "unaffected", "ticket-ack"], ["en", "ja"],
+            [(names[i], names[(i + 2) % len(names)]) for i in range(len(names))]):
+        base = content(kind=kind, locale=locale)
+        c = dataclasses.replace(base, contact_name=contact, customer_name=customer,
+                                unsubscribe_url=f"https://status.example.com/unsubscribe/t{len(contact)}?a=1&b=2")
+        assert cache.render(c) == render_one(c), (kind, locale, contact, customer)
+    assert len(cache._shapes) < 6 * 2 * len(names)  # shapes were shared
