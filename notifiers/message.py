@@ -21,6 +21,7 @@ import binascii
 import re
 import secrets
 from collections.abc import Mapping
+from functools import lru_cache
 from datetime import datetime
 from email.charset import BASE64, Charset
 from email.header import Header
@@ -116,8 +117,9 @@ def _address(name: str, display: str | None, addr: str) -> str | Header:
     return header
 
 
+@lru_cache(maxsize=16)
 def _mailbox(name: str, value: str) -> str | Header:
-    """A caller's From value, ``addr`` or ``Name <addr>``."""
+    """A caller's From value, ``addr`` or ``Name <addr>`` (the same for every notice: parsed once)."""
     _check(name, value)
     display, addr = parseaddr(value)
     if not addr:
