@@ -42,18 +42,17 @@ def _port_or_free(port: int) -> int:
 def _wait_ready(url: str, worker: subprocess.Popen, timeout: float) -> None:
     """Until the worker has joined its group and caught up with the customers topic."""
     import time
-    import urllib.error
-    import urllib.request
+
+    from outage.http import call
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if worker.poll() is not None:
             return  # the caller reports the exit
         try:
-            with urllib.request.urlopen(url, timeout=2) as response:
-                if response.status == 200:
-                    return
-        except (urllib.error.URLError, OSError):
+            if call("GET", url, timeout=2)[0] == 200:
+                return
+        except OSError:
             pass
         time.sleep(0.5)
     print(f"the worker is not ready after {timeout:.0f}s; see its log", flush=True)

@@ -9,14 +9,13 @@ import signal
 import subprocess
 import sys
 import time
-import urllib.error
-import urllib.request
 import uuid
 from pathlib import Path
 
 import pytest
 
 from outage.embedded import EmbeddedBroker, free_port
+from outage.http import call
 
 ROOT = Path(__file__).resolve().parents[1]
 API_TOKEN = "test-token"
@@ -139,21 +138,7 @@ def workers(base_env, tmp_path):
 
 
 def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict | str]:
-    data = json.dumps(body).encode() if body is not None else None
-    request = urllib.request.Request(url, data=data, method=method)
-    if data is not None:
-        request.add_header("Content-Type", "application/json")
-    if token:
-        request.add_header("Authorization", f"Bearer {token}")
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            status, raw = response.status, response.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, raw.decode(errors="replace")
+    return call(method, url, body, token)
 
 
 @pytest.fixture
