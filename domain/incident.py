@@ -91,6 +91,7 @@ class Tick(BaseModel):
 
     incident_id: str
     due: datetime
+    lead_seconds: float = 0.0   # how early the round started: about the time it takes to send
     event_id: str = Field(default="")
 
 
@@ -234,11 +235,17 @@ def schedule_due(state: IncidentState, now: datetime, lead: timedelta) -> dateti
     return state.promised_at if now >= state.promised_at - lead else None
 
 
-def keep_promise(state: IncidentState | None, due: datetime, now: datetime) -> Decision:
+def keep_promise(state: IncidentState | None, due: datetime, now: datetime,
+                 lead: timedelta = timedelta(0)) -> Decision:
     """The promised time ``due`` is here and ops has posted nothing: a scheduled round.
 
     Idempotent per time slot: a tick for a promise already kept (or superseded by an update)
     is ignored, so two timers firing during a rebalance start one round, not two.
+
+    The next promise is ``due + interval``, but never sooner than ``now + 2 × lead``: the round
+    takes about ``lead`` to send, and the next one must start ``lead`` before its promise, after
+    this one is out. Without that floor, an audience that takes longer to reach than the
+    interval made every promise due at once, and rounds cascaded (measured: 19 in 3 minutes).
     """
     due = due.astimezone(timezone.utc)
     if state is None:
@@ -251,7 +258,7 @@ def keep_promise(state: IncidentState | None, due: datetime, now: datetime) -> D
         return Decision(state, ignored="promise superseded by a later update")
     state = state.model_copy(deep=True)
     state.seq += 1
-    state.promised_at = promise(due, state.interval(), now)
+    state.promised_at = max(promise(due, state.interval(), now), now.astimezone(timezone.utc) + 2 * lead)
     state.history = (state.history + [{"event_id": None, "type": "scheduled", "at": now.isoformat(),
                                        "status": state.status, "seq": state.seq}])[-MAX_HISTORY:]
     return Decision(state, _round(state, "scheduled", now, f"tick:{due.isoformat()}", due))

@@ -73,7 +73,7 @@ class Pipeline:
         (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             self.names.app_id,
-            broker=[f"kafka://{b.strip()}" for b in settings.broker.split(",")],
+            broker=profile.faust_broker(settings),
             store="memory://",
             topic_partitions=partitions,
             topic_replication_factor=1,
@@ -201,7 +201,7 @@ class Pipeline:
                 if source == self.ticks_topic.get_topic_name():
                     tick = Tick.model_validate_json(event.value)
                     state = self._incident(tick.incident_id)
-                    decision = keep_promise(state, tick.due, now)
+                    decision = keep_promise(state, tick.due, now, timedelta(seconds=tick.lead_seconds))
                     key = tick.incident_id
                 else:
                     ev = parse_record(IncidentEvent, event.value)
@@ -267,7 +267,7 @@ class Pipeline:
             if last and last[0] == due and now - last[1] < timedelta(seconds=10):
                 continue  # sent for this slot; resend only if nothing came of it
             self._ticked[incident_id] = (due, now)
-            tick = Tick(incident_id=incident_id, due=due)
+            tick = Tick(incident_id=incident_id, due=due, lead_seconds=lead.total_seconds())
             await self.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
                                         partition=state.partition)
         M.ACTIVE_INCIDENTS.set(active)

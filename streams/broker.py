@@ -10,7 +10,9 @@ and the tests) has measured defects (../shared/NOTES.md), worked around here onl
 - it holds the first JoinGroup for half the session timeout: a 6 s session timeout (the
   smallest a default Kafka accepts) keeps start-up and fail-over short;
 - producing to a missing topic creates it with 4 partitions: every topic is created
-  explicitly, with its intended partition count, before the worker starts.
+  explicitly, with its intended partition count, before the worker starts;
+- it answers a waiting fetch late, and faust hard-codes a 1.5 s fetch wait: the workers use
+  a transport with a 100 ms wait (``streams/tansu.py``).
 
 The profile is detected from the cluster id Tansu reports (``tansu_cluster`` by default) unless
 ``OUTAGE_BROKER_PROFILE`` says otherwise.
@@ -32,10 +34,17 @@ log = logging.getLogger(__name__)
 class BrokerProfile:
     name: str
     faust: dict
+    scheme: str = "kafka"   # faust transport of the workers
 
     @property
     def one_record_per_batch(self) -> bool:
         return self.faust.get("producer_max_batch_size") == 1
+
+    def faust_broker(self, settings: Settings) -> list[str]:
+        if self.scheme != "kafka":
+            from streams import tansu
+            tansu.register()
+        return [f"{self.scheme}://{b}" for b in bootstrap(settings)]
 
 
 KAFKA = BrokerProfile("kafka", {
@@ -46,7 +55,7 @@ TANSU = BrokerProfile("tansu", {
     "broker_session_timeout": 6.0,
     "broker_heartbeat_interval": 2.0,
     "producer_max_batch_size": 1,
-})
+}, scheme="outage-tansu")  # a short fetch wait (streams/tansu.py)
 
 
 def bootstrap(settings: Settings) -> list[str]:

@@ -269,3 +269,18 @@ def test_unsubscribed_recipients_get_nothing_more():
     w.ledger["a"] = L.record_unsubscribe(w.ledger["a"], contact_key("a1@example.jp"))
     d2 = decide(d1.state, ev(type="updated", event_id="e-2"), T0)
     assert w.send(d2.round) == [("a", "a2@example.jp", "progress")]
+
+
+def test_a_kept_promise_leaves_time_to_send_the_next_round():
+    """An audience that takes longer to reach than the interval: the next promise leaves room
+    for this round and the next, instead of being due at once (a cascade of rounds)."""
+    d1 = decide(None, ev(update_interval_seconds=60), T0)
+    due = d1.state.promised_at
+    lead = timedelta(seconds=110)          # 100k contacts at ~900/s
+    started = due - lead
+    k = keep_promise(d1.state, due, started, lead)
+    assert k.state.promised_at == started + 2 * lead       # not due + 60 s
+    assert schedule_due(k.state, started + timedelta(seconds=1), lead) is None
+    assert schedule_due(k.state, started + lead, lead) == k.state.promised_at
+    short = keep_promise(d1.state, due, due - timedelta(seconds=2), timedelta(seconds=1))
+    assert short.state.promised_at == due + timedelta(seconds=60)  # a small audience keeps the cadence
