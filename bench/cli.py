@@ -1,0 +1,192 @@
+"""``python -m bench`` (``make bench``): run the rows, print the table, write the JSON.
+
+    python -m bench                 # the issue's full size (--scale 1.0); tens of minutes
+    python -m bench --quick         # ~5 % of it, to check that everything works
+    python -m bench --rows 1,2      # some rows only (2 and 4 also run the rows they compare with)
+    python -m bench --py-spy /path/to/py-spy --rows 2   # profile the worker during the fan-out
+
+Results: ``bench/results/<UTC timestamp>.json`` and ``bench/results/latest.json``; logs of every
+process in ``bench/results/<timestamp>-work/``. Exit status 0 when the bench ran (missed targets
+are results, shown as FAIL), 1 on an error of the bench itself, 130 when interrupted;
+``--strict`` also exits 1 when a target is missed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import platform
+import signal
+import subprocess
+import sys
+import time
+import traceback
+from datetime import datetime, timezone
+from pathlib import Path
+
+from bench import procs as P
+from bench import report as R
+from bench import rows as B
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ALL_ROWS = (1, 2, 3, 4, 5)
+NEEDS = {2: {1}, 4: {1, 2}}  # the rows whose measurements a row uses as its reference
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--scale", type=float, default=None,
+                   help="size relative to the issue's (1.0 = 100k-contact fan-out, 1M customers); default 1.0")
+    p.add_argument("--quick", action="store_true", help="a quick run at --scale 0.05 (unless --scale is given)")
+    p.add_argument("--rows", default=",".join(map(str, ALL_ROWS)), help="rows to run, e.g. 1,2,5 (default: all)")
+    p.add_argument("--concurrency", type=int, default=int(os.environ.get("OUTAGE_SMTP_CONCURRENCY") or 8),
+                   help="SMTP connections of the worker and of the raw reference (default OUTAGE_SMTP_CONCURRENCY or 8)")
+    p.add_argument("--max-wait", type=float, default=1800.0,
+                   help="upper bound in seconds of any single wait for a round of emails (default 1800)")
+    p.add_argument("--no-install", action="store_true",
+                   help="do not apt-get install postfix when smtp-sink is missing (its rows are skipped)")
+    p.add_argument("--py-spy", default=os.environ.get("BENCH_PY_SPY"),
+                   help="path of a py-spy binary: record the worker during row 2's fan-out (perturbs it a little)")
+    p.add_argument("--results", type=Path, default=RESULTS, help="directory of the JSON results (default bench/results)")
+    p.add_argument("--seed", type=int, default=20261125)
+    p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
+    args = p.parse_args(argv)
+    if args.scale is None:
+        args.scale = 0.05 if args.quick else 1.0
+    if args.scale <= 0:
+        p.error("--scale must be positive")
+    try:
+        wanted = {int(x) for x in args.rows.split(",") if x.strip()}
+    except ValueError:
+        p.error("--rows takes numbers, e.g. 1,2,5")
+    if not wanted or not wanted <= set(ALL_ROWS):
+        p.error(f"--rows must be a subset of {ALL_ROWS}")
+    for row in sorted(wanted):
+        wanted |= NEEDS.get(row, set())
+    args.wanted = wanted
+    return args
+
+
+def machine() -> dict:
+    mem = None
+    try:
+        with open("/proc/meminfo") as f:
+            mem = int(f.readline().split()[1]) * 1024
+    except OSError:
+        pass
+    versions = {}
+    for name in ("faust", "aiokafka", "kafka", "aiosmtplib", "pydantic"):
+        try:
+            module = __import__(name)
+            versions[name] = getattr(module, "__version__", None)
+        except Exception:  # noqa: BLE001
+            versions[name] = None
+    return {"cpus": os.cpu_count(), "memory_bytes": mem, "python": platform.python_version(),
+            "platform": platform.platform(), "versions": versions}
+
+
+def code_version() -> dict:
+    """The commit measured and the files changed since (read-only git commands)."""
+    def git(*argv: str) -> str | None:
+        try:
+            return subprocess.run(["git", *argv], cwd=P.ROOT, capture_output=True, text=True, timeout=10).stdout
+        except Exception:  # noqa: BLE001
+            return None
+
+    commit = (git("rev-parse", "--short", "HEAD") or "").strip() or None
+    status = git("status", "--porcelain", "--untracked-files=no") or ""
+    return {"commit": commit, "modified": [line[3:] for line in status.splitlines() if line.strip()]}
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    stamp = R.timestamp()
+    workdir = args.results / f"{stamp}-work"
+    workdir.mkdir(parents=True, exist_ok=True)
+    t_start = time.monotonic()
+    started_at = datetime.now(timezone.utc)
+
+    def log(msg: str) -> None:
+        print(f"[bench +{time.monotonic() - t_start:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+    def on_term(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, on_term)
+    procs = P.Processes()
+    ctx = B.Ctx(scale=args.scale, concurrency=args.concurrency, workdir=workdir, procs=procs, log=log,
+                py_spy=args.py_spy, seed=args.seed, max_wait=args.max_wait)
+    rows: list[R.Row] = []
+    interrupted, error = False, None
+    code_at_start = code_version()
+    log(f"rows {sorted(args.wanted)}, scale {args.scale:g}, SMTP concurrency {args.concurrency}, code "
+        f"{code_at_start['commit']}{' + local changes' if code_at_start['modified'] else ''}; logs in {workdir}")
+    try:
+        try:
+            sink_path, ctx.source_path = P.postfix_tools(install=not args.no_install, log=log)
+            ctx.sink = procs.add(P.SmtpSink(sink_path))
+            ctx.sink.start()
+            log(f"smtp-sink on 127.0.0.1:{ctx.sink.port}")
+        except (P.Unavailable, RuntimeError) as exc:
+            ctx.tools_error = str(exc)
+            ctx.sink = None
+            log(f"SKIPPING the rows that need an SMTP sink: {exc}")
+        if 1 in args.wanted:
+            rows += B.row_references(ctx)
+        if 2 in args.wanted or 5 in args.wanted:
+            rows += B.scenario_one_worker(ctx, 2 in args.wanted, 5 in args.wanted)
+        if 4 in args.wanted:
+            rows += B.scenario_two_workers(ctx)
+        if 3 in args.wanted:
+            rows += B.scenario_million(ctx)
+    except KeyboardInterrupt:
+        interrupted = True
+        log("interrupted: stopping everything the bench started")
+    except Exception:  # noqa: BLE001 - a bug of the bench: still stop everything and write what we have
+        error = traceback.format_exc()
+        log(f"bench error:\n{error}")
+    finally:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        cleanup_errors = procs.stop_all()
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+    code_at_end = code_version()
+    code_changed = code_at_end != code_at_start
+    for r in rows:
+        r.finish()
+    rows.sort(key=lambda r: (int(r.key[0]), r.key))
+    meta = {
+        "started_at": started_at.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
+        "duration_s": round(time.monotonic() - t_start, 1), "scale": args.scale, "quick": args.quick,
+        "rows_run": sorted(args.wanted), "smtp_concurrency": args.concurrency, "machine": machine(),
+        "code": code_at_start, "code_at_end": code_at_end, "code_changed_during_run": code_changed,
+        "sink": {"error": ctx.tools_error, "port": ctx.sink.port if ctx.sink else None},
+        "workdir": str(workdir), "references": ctx.refs, "interrupted": interrupted, "error": error,
+        "cleanup_errors": cleanup_errors,
+    }
+    doc = R.clean(R.document(rows, meta=meta, profile=ctx.profile))
+    stamped, latest = R.write_results(doc, args.results, stamp)
+    print()
+    print(f"outage pipeline bench — scale {args.scale:g}, {os.cpu_count()} CPUs, code {code_at_start['commit']}"
+          f"{' + local changes' if code_at_start['modified'] else ''}, {meta['duration_s']:.0f}s"
+          f"{' (INTERRUPTED)' if interrupted else ''}")
+    if code_changed:
+        print(f"WARNING: the code changed during the run (now {code_at_end['commit']}): rows may mix versions")
+    print(R.table(rows))
+    if ctx.profile:
+        print()
+        print(R.profile_text(ctx.profile))
+    print()
+    print(f"results: {stamped} (and {latest.name}); logs: {workdir}")
+    if cleanup_errors:
+        print(f"clean-up errors: {cleanup_errors}", file=sys.stderr)
+    if interrupted:
+        return 130
+    if error:
+        return 1
+    if args.strict and any(r.status in (R.FAIL, R.ERROR) for r in rows):
+        return 1
+    return 0

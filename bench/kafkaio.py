@@ -1,0 +1,143 @@
+"""The bench's own Kafka traffic (kafka-python): topics, customers in bulk, events, notices back.
+
+On the Tansu broker ``end_offsets()`` is wrong (NOTES.md), so reading "to the end" uses the
+high watermark of fetch responses (``consumer.highwater``), which is right.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Iterable
+
+from outage.settings import Settings
+from streams import topics as T
+from streams.broker import ensure_topics
+
+
+def create_topics(bootstrap: str, prefix: str, partitions: int = 4) -> int:
+    """Every topic of the pipeline under ``prefix``, with the worker's own code (exact counts)."""
+    return ensure_topics(Settings(broker=bootstrap, topic_prefix=prefix, partitions=partitions))
+
+
+def producer(bootstrap: str, bulk: bool = False):
+    from kafka import KafkaProducer
+
+    if bulk:
+        return KafkaProducer(bootstrap_servers=[bootstrap], linger_ms=20, batch_size=512 * 1024,
+                             max_request_size=8 * 1024 * 1024, acks=1)
+    return KafkaProducer(bootstrap_servers=[bootstrap], linger_ms=0, acks=1)
+
+
+def produce_customers(bootstrap: str, topic: str, customers: Iterable[dict], on_each=None,
+                      timeout: float = 900.0) -> tuple[int, int, float]:
+    """Produce customer records (key ``customer_id``) in large batches; (count, bytes, seconds)."""
+    p = producer(bootstrap, bulk=True)
+    count = size = 0
+    started = time.perf_counter()
+    try:
+        for c in customers:
+            value = json.dumps(c, ensure_ascii=False, separators=(",", ":")).encode()
+            p.send(topic, key=c["customer_id"].encode(), value=value)
+            count += 1
+            size += len(value)
+            if on_each is not None:
+                on_each(c)
+            if time.perf_counter() - started > timeout:
+                raise TimeoutError(f"producing customers took more than {timeout:.0f}s ({count} sent)")
+        p.flush(timeout=120)
+    finally:
+        p.close(timeout=30)
+    return count, size, time.perf_counter() - started
+
+
+def send_event(p, topic: str, key: str, value: dict) -> None:
+    p.send(topic, key=key.encode(), value=json.dumps(value, ensure_ascii=False).encode())
+    p.flush(timeout=30)
+
+
+@dataclass(frozen=True, slots=True)
+class Notice:
+    incident_id: str
+    kind: str
+    seq: int
+    sent_at: float          # epoch seconds (the worker's clock: same machine)
+    next_update_at: float | None
+    customer_id: str
+    notice_id: str
+    partition: int
+
+
+def _ts(value: str | None) -> float | None:
+    return datetime.fromisoformat(value).timestamp() if value else None
+
+
+class NoticeReader:
+    """Reads ``<prefix>notices`` from the beginning, incrementally, grouped by incident."""
+
+    def __init__(self, bootstrap: str, prefix: str) -> None:
+        from kafka import KafkaConsumer, TopicPartition
+
+        self.topic = prefix + T.NOTICES
+        self.consumer = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False, group_id=None,
+                                      max_partition_fetch_bytes=4 * 1024 * 1024, fetch_max_wait_ms=100)
+        parts = None
+        deadline = time.monotonic() + 30
+        while not parts and time.monotonic() < deadline:
+            parts = self.consumer.partitions_for_topic(self.topic)
+            if not parts:
+                time.sleep(0.2)
+        if not parts:
+            raise RuntimeError(f"topic {self.topic} not found")
+        self.tps = [TopicPartition(self.topic, p) for p in sorted(parts)]
+        self.consumer.assign(self.tps)
+        self.consumer.seek_to_beginning(*self.tps)
+        self.by_incident: dict[str, list[Notice]] = defaultdict(list)
+        self.total = 0
+
+    def poll(self, seconds: float = 0.5) -> int:
+        """Read what is there (for up to ``seconds``); returns how many records were new."""
+        new = 0
+        deadline = time.monotonic() + seconds
+        while True:
+            batches = self.consumer.poll(timeout_ms=100, max_records=50_000)
+            for tp, records in batches.items():
+                for r in records:
+                    if r.value is None:
+                        continue
+                    v = json.loads(r.value)
+                    n = Notice(v["incident_id"], v["kind"], v["seq"], _ts(v["sent_at"]), _ts(v.get("next_update_at")),
+                               v["customer_id"], v["notice_id"], tp.partition)
+                    self.by_incident[n.incident_id].append(n)
+                    new += 1
+            if not batches and self.caught_up():
+                break
+            if time.monotonic() > deadline:
+                break
+        self.total += new
+        return new
+
+    def caught_up(self) -> bool:
+        for tp in self.tps:
+            high = self.consumer.highwater(tp)
+            if high is None or self.consumer.position(tp) < high:
+                return False
+        return True
+
+    def wait_for(self, incident_id: str, count: int, timeout: float, predicate=None) -> list[Notice]:
+        """Poll until ``count`` notices of the incident (matching ``predicate``) are read, or timeout."""
+        deadline = time.monotonic() + timeout
+        while True:
+            self.poll(0.5)
+            got = [n for n in self.by_incident.get(incident_id, ()) if predicate is None or predicate(n)]
+            if len(got) >= count or time.monotonic() > deadline:
+                return got
+
+    def close(self) -> None:
+        self.consumer.close()
+
+    def stop(self) -> None:  # for Processes
+        self.close()

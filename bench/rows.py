@@ -1,0 +1,718 @@
+"""The rows of the bench. Each scenario starts what it needs, registers it for clean-up, and stops
+it before the next scenario starts (a fresh broker each time: Tansu keeps everything in memory).
+
+Sizes at ``--scale 1.0`` (the issue's full size; every count is multiplied by the scale):
+- row 1: 20,000 raw sends; smtp-source 20,000 messages;
+- rows 2 and 5: 200,000 customers, 100,000 of them affected, one contact each;
+- row 3: 1,000,000 customers (100,000 affected);
+- row 4: the fan-out of row 2 with two workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import statistics
+import time
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any, Callable
+
+from bench import kafkaio as K
+from bench.data import COMPONENT, REGION, CustomerSet, declared, probe_region
+from bench.procs import (
+    Broker, CpuMeter, Processes, PySpy, SmtpSink, Unavailable, Worker, metric_sum, smtp_source,
+)
+from bench.report import (
+    ERROR, SKIP, Row, Target, percentile, profile_summary, rate, skipped,
+)
+from streams import topics as T
+
+MAIL_FROM = "status@example.com"
+API_TOKEN = "bench-token"
+GB = 1e9
+
+
+@dataclass
+class Ctx:
+    scale: float
+    concurrency: int
+    workdir: Path
+    procs: Processes
+    log: Callable[[str], None]
+    sink: SmtpSink | None = None
+    source_path: str | None = None
+    tools_error: str | None = None
+    py_spy: str | None = None
+    seed: int = 20261125
+    max_wait: float = 1800.0            # upper bound of any single wait for a round of emails
+    refs: dict[str, Any] = field(default_factory=dict)
+    profile: dict | None = None
+
+    def n(self, full: int, minimum: int = 1) -> int:
+        return max(minimum, round(full * self.scale))
+
+    def worker_env(self, broker: Broker, prefix: str) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTAGE_")}
+        env.update({
+            "OUTAGE_BROKER": broker.bootstrap, "OUTAGE_TOPIC_PREFIX": prefix, "OUTAGE_PARTITIONS": "4",
+            "OUTAGE_SMTP_HOST": "127.0.0.1", "OUTAGE_SMTP_PORT": str(self.sink.port),
+            "OUTAGE_SMTP_CONCURRENCY": str(self.concurrency), "OUTAGE_API_TOKEN": API_TOKEN,
+            "OUTAGE_MAIL_FROM": MAIL_FROM, "OUTAGE_SECRET": "bench-secret",
+        })
+        return env
+
+    def start_broker(self, name: str) -> Broker:
+        broker = self.procs.add(Broker(log_path=self.workdir / f"broker-{name}.log"))
+        broker.start()
+        return broker
+
+
+# -- row 1: the references ---------------------------------------------------------------------
+
+def sample_notice(n: int = 1) -> tuple[bytes, float]:
+    """A real notice's bytes from the product's composer, and the mean seconds to compose one."""
+    from domain.audience import NoticeJob
+    from domain.ids import contact_key, message_id
+    from domain.incident import Round
+    from notifiers.notice import NoticeComposer
+    from schemas import Customer
+
+    now = datetime.now(timezone.utc)
+    customers = [Customer.model_validate(c) for c in CustomerSet(max(n, 2), max(n, 2) // 2 or 1, seed=7)]
+    rnd = Round(incident_id="bench-ref", seq=1, trigger="declared", at=now, severity="major", status="investigating",
+                title={"en": "API errors", "ja": "APIのエラー"},
+                message={"en": "We are investigating elevated error rates.", "ja": "エラー率の上昇を調査しています。"},
+                components=[COMPONENT], regions=[REGION], next_update_at=now + timedelta(hours=1), started_at=now)
+    composer = NoticeComposer(public_url="http://127.0.0.1:6066", mail_from=MAIL_FROM, signing_key=b"bench")
+    jobs = []
+    for c in customers[:n]:
+        contact = c.contacts[0]
+        key = contact_key(contact.email)
+        jobs.append(NoticeJob(kind="acknowledged", round=rnd, customer=c, recipient=key, email=contact.email,
+                              contact_name=contact.name,
+                              message_id=message_id("bench-ref", 1, "acknowledged", c.customer_id, key, "example.com"),
+                              in_reply_to=None, services=((COMPONENT, REGION),)))
+    composer(jobs[0], now)  # warm the templates
+    started = time.perf_counter()
+    data = b""
+    for job in jobs:
+        data = composer(job, now)
+    return data, (time.perf_counter() - started) / len(jobs)
+
+
+async def raw_sendmail(port: int, data: bytes, n: int, concurrency: int, timeout: float) -> float:
+    """msgs/s of aiosmtplib ``sendmail()`` of pre-built bytes over ``concurrency`` persistent connections."""
+    import aiosmtplib
+
+    clients = [aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=15) for _ in range(concurrency)]
+    remaining = n
+
+    async def run(client) -> None:
+        nonlocal remaining
+        while remaining > 0:
+            remaining -= 1
+            await client.sendmail(MAIL_FROM, ["ops@example.jp"], data)
+
+    try:
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*(c.connect() for c in clients))
+            started = time.perf_counter()
+            await asyncio.gather(*(run(c) for c in clients))
+            elapsed = time.perf_counter() - started
+    finally:
+        for c in clients:
+            try:
+                if c.is_connected:
+                    await asyncio.wait_for(c.quit(), 5)
+            except Exception:  # noqa: BLE001
+                c.close()
+    return n / elapsed
+
+
+async def warm_send_latency(port: int, data: bytes, repeats: int = 20) -> float:
+    """Median seconds of one ``sendmail()`` on a warm connection."""
+    import aiosmtplib
+
+    client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=15)
+    async with asyncio.timeout(60):
+        await client.connect()
+        try:
+            times = []
+            for _ in range(repeats):
+                t = time.perf_counter()
+                await client.sendmail(MAIL_FROM, ["ops@example.jp"], data)
+                times.append(time.perf_counter() - t)
+        finally:
+            await client.quit()
+    return statistics.median(times)
+
+
+def wait_sink(sink: SmtpSink, target: int, timeout: float, stall: float = 60.0,
+              alive: Callable[[], bool] = lambda: True, poll: float = 0.05) -> tuple[bool, str]:
+    """Wait until the sink has counted ``target`` messages; (reached, why not)."""
+    deadline = time.monotonic() + timeout
+    first = last = sink.count
+    last_change = time.monotonic()
+    while sink.count < target:
+        now = time.monotonic()
+        if sink.count != last:
+            last, last_change = sink.count, now
+        if now > deadline:
+            return False, f"timed out after {timeout:.0f}s with {sink.count - first:,} of {target - first:,} emails"
+        if now - last_change > stall:
+            return False, f"no email for {stall:.0f}s ({sink.count - first:,} of {target - first:,})"
+        if not alive():
+            return False, "a worker exited"
+        time.sleep(poll)
+    return True, ""
+
+
+def row_references(ctx: Ctx) -> list[Row]:
+    keys = ("1a", "raw aiosmtplib sendmail() into smtp-sink", "msg/s"), \
+           ("1b", "sink ceiling: smtp-source → smtp-sink", "msg/s"), \
+           ("1c", "compose one notice (product composer)", "ms")
+    if ctx.sink is None:
+        return [skipped(k, t, u, ctx.tools_error or "no SMTP sink") for k, t, u in keys]
+    try:
+        return _references(ctx, keys)
+    except Exception as exc:  # noqa: BLE001
+        ctx.log(f"references failed: {exc!r}")
+        return [skipped(k, t, u, f"error: {_short(exc)}", status=ERROR) for k, t, u in keys]
+
+
+def _fallback_notice() -> bytes:
+    """A generic multipart notice of a similar size, if the product's composer cannot be driven."""
+    from email.message import EmailMessage
+
+    msg = EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = MAIL_FROM, "ops@example.jp", "[Investigating] API errors"
+    msg.set_content("We are investigating elevated error rates.\n" * 40)
+    msg.add_alternative("<p>We are investigating elevated error rates.</p>\n" * 60, subtype="html")
+    return msg.as_bytes()
+
+
+def _references(ctx: Ctx, keys) -> list[Row]:
+    try:
+        data, compose_s = sample_notice(200)
+    except Exception as exc:  # noqa: BLE001 - the composer's API moved: keep the SMTP references
+        ctx.log(f"the product composer could not be driven ({exc!r}); using a generic message")
+        data, compose_s = _fallback_notice(), None
+    ctx.refs["notice_bytes"] = len(data)
+    n_raw = ctx.n(20_000, 2000)
+    base = ctx.sink.count
+    raw = asyncio.run(raw_sendmail(ctx.sink.port, data, n_raw, ctx.concurrency, timeout=max(120, n_raw / 100)))
+    wait_sink(ctx.sink, base + n_raw, timeout=10)
+    raw_counted = ctx.sink.count - base
+    ctx.refs["raw_rate"] = raw
+    ctx.log(f"raw aiosmtplib sendmail: {raw:,.0f} msg/s ({n_raw} × {len(data)} bytes, concurrency {ctx.concurrency})")
+
+    n_src = ctx.n(20_000, 5000)
+    base = ctx.sink.count
+    elapsed = smtp_source(ctx.source_path, ctx.sink.port, messages=n_src, sessions=10, length=len(data))
+    wait_sink(ctx.sink, base + n_src, timeout=10)
+    ceiling = n_src / elapsed
+    ctx.refs["ceiling"] = ceiling
+    ctx.log(f"smtp-source ceiling: {ceiling:,.0f} msg/s")
+
+    raw_row = Row("1a", keys[0][1], "msg/s", value=raw, reference=ceiling, reference_title="sink ceiling 1b",
+                  note=f"{n_raw:,} × {len(data):,}-byte real notice, {ctx.concurrency} persistent connections; "
+                       "the reference of rows 2 and 4",
+                  details={"messages": n_raw, "bytes": len(data), "concurrency": ctx.concurrency,
+                           "sink_counted": raw_counted})
+    ceiling_row = Row("1b", keys[1][1], "msg/s", value=ceiling,
+                      note=f"smtp-source -d -s 10 -m {n_src} -l {len(data)} (10 reused sessions)",
+                      details={"messages": n_src, "seconds": elapsed, "sink_counted": ctx.sink.count - base})
+    per_msg = 1.0 / raw
+    compose_row = Row("1c", keys[2][1], "ms", value=compose_s * 1000 if compose_s else None, reference=per_msg * 1000,
+                      reference_title="raw SMTP time per msg, 1a",
+                      note="CPU per email spent only on composing the bytes; ratio > 1 means composing "
+                           "alone is slower than sending",
+                      details={"messages": 200})
+    return [raw_row, ceiling_row, compose_row]
+
+
+# -- shared pieces of the fan-out scenarios ----------------------------------------------------
+
+def load_customers(ctx: Ctx, broker: Broker, prefix: str, cs: CustomerSet) -> dict:
+    K.create_topics(broker.bootstrap, prefix)
+    count, size, seconds = K.produce_customers(broker.bootstrap, prefix + T.CUSTOMERS, cs,
+                                               timeout=max(300, len(cs) / 500))
+    ctx.log(f"produced {count:,} customers ({size / 1e6:.0f} MB) in {seconds:.1f}s")
+    return {"customers": count, "bytes": size, "produce_seconds": seconds}
+
+
+async def _hop_latencies(bootstrap: str, topic: str, fetch_max_wait_ms: int, repeats: int = 7) -> list[float]:
+    """Seconds from ``send_and_wait`` of one record to an aiokafka consumer holding it, at
+    irregular spacing (a broker that answers a waiting fetch only at its deadline shows it)."""
+    from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                fetch_max_wait_ms=fetch_max_wait_ms)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=0)
+    out = []
+    async with asyncio.timeout(120):
+        await consumer.start()
+        await producer.start()
+        try:
+            tp = TopicPartition(topic, 0)
+            consumer.assign([tp])
+            consumer.seek(tp, 0)
+            await consumer.getmany(timeout_ms=300)
+            await asyncio.sleep(0.5)
+            for i in range(repeats):
+                await asyncio.sleep(0.1 + (i * 0.137) % 0.5)
+                t = time.perf_counter()
+                await producer.send_and_wait(topic, b"%d" % i, partition=0)
+                while not any((await consumer.getmany(timeout_ms=3000)).values()):
+                    if time.perf_counter() - t > 10:
+                        break
+                out.append(time.perf_counter() - t)
+        finally:
+            await producer.stop()
+            await consumer.stop()
+    return out
+
+
+def bare_latency(ctx: Ctx, broker: Broker, data: bytes) -> dict:
+    """The floor under a first email with this stack: two Kafka hops (produce → an aiokafka
+    consumer configured as faust configures its own: ``fetch_max_wait_ms=1500``) and one SMTP
+    send on a warm connection, measured here with the same broker and sink. The same hop with
+    ``fetch_max_wait_ms=100`` is kept in the details: the difference is the broker's long poll."""
+    from kafka.admin import KafkaAdminClient, NewTopic
+
+    topics = [f"bench-ping-{uuid.uuid4().hex[:6]}" for _ in range(2)]
+    admin = KafkaAdminClient(bootstrap_servers=[broker.bootstrap], request_timeout_ms=10000)
+    try:
+        admin.create_topics([NewTopic(t, 1, 1) for t in topics])
+    finally:
+        admin.close()
+    faust_like = asyncio.run(_hop_latencies(broker.bootstrap, topics[0], 1500))
+    short_wait = asyncio.run(_hop_latencies(broker.bootstrap, topics[1], 100))
+    hop = statistics.median(faust_like)
+    smtp = asyncio.run(warm_send_latency(ctx.sink.port, data))
+    return {"kafka_hop_s": hop, "kafka_hops_s": faust_like, "kafka_hop_fetch_wait_100ms_s": statistics.median(short_wait),
+            "smtp_send_s": smtp, "floor_s": 2 * hop + smtp}
+
+
+def run_round(ctx: Ctx, workers: list[Worker], broker: Broker, reader: K.NoticeReader, producer, prefix: str,
+              incident_id: str, expected: int, interval: int, pyspy_out: Path | None = None) -> dict:
+    """Declare one incident and wait until ``expected`` emails reached the sink; the notices read back."""
+    sink = ctx.sink
+    base = sink.count
+    pids = {w.name: w.pid for w in workers} | {"broker": broker.pid, "sink": sink.pid}
+    metrics0 = [w.metrics() for w in workers]
+    spy = None
+    if pyspy_out is not None and ctx.py_spy:
+        spy = ctx.procs.add(PySpy(ctx.py_spy, workers[0].pid, pyspy_out)).start()
+    cpu = CpuMeter(pids)
+    t0 = time.time()
+    K.send_event(producer, prefix + T.INCIDENT_EVENTS, incident_id, declared(incident_id, at=t0, interval=interval))
+    timeout = min(ctx.max_wait, max(120.0, expected / 50))
+    reached, why = wait_sink(sink, base + expected, timeout=timeout, alive=lambda: all(w.alive() for w in workers))
+    t_end = time.time()
+    cpu_shares = cpu.shares()
+    if spy is not None:
+        ctx.procs.stop(spy)
+    delivered = sink.count - base
+    notices = reader.wait_for(incident_id, expected if reached else delivered, timeout=60)
+    metrics1 = [w.metrics() for w in workers]
+    times = sorted(n.sent_at for n in notices)
+    sink_first = sink.first_arrival_after(base)
+    out = {
+        "incident_id": incident_id, "expected": expected, "reached": reached, "why_not": why,
+        "sink_delivered": delivered, "notices": len(notices),
+        "duplicates": len(notices) - len({n.notice_id for n in notices}),
+        "declared_at": t0, "waited_s": t_end - t0,
+        "first_s": times[0] - t0 if times else None,
+        "last_s": times[-1] - t0 if times else None,
+        "sink_first_s": sink_first - t0 if sink_first else None,
+        "rate": rate(times),
+        "e2e_rate": len(times) / (times[-1] - t0) if times else None,
+        "cpu_share": cpu_shares,
+        "per_worker_sent": [metric_sum(m1, "outage_notices_sent_total") - metric_sum(m0, "outage_notices_sent_total")
+                            for m0, m1 in zip(metrics0, metrics1)],
+        "smtp_seconds_mean": _hist_mean(metrics0, metrics1, "outage_smtp_send_seconds"),
+        "kinds": _count(n.kind for n in notices),
+        "_notices": notices,
+    }
+    if spy is not None and pyspy_out.exists():
+        ctx.profile = profile_summary(pyspy_out.read_text(errors="replace"), root=str(Path(__file__).parents[1]))
+        ctx.profile["file"] = str(pyspy_out)
+        if spy.seconds:
+            ctx.profile["seconds"] = round(spy.seconds, 1)
+            ctx.profile["gil_busy_share"] = round(ctx.profile["samples"] / (spy.rate * spy.seconds), 3)
+        ctx.profile["note"] = f"py-spy record of {workers[0].name} during the fan-out of {incident_id}"
+    return out
+
+
+def _hist_mean(m0: list[dict], m1: list[dict], name: str) -> float | None:
+    s = sum(metric_sum(b, name + "_sum") - metric_sum(a, name + "_sum") for a, b in zip(m0, m1))
+    c = sum(metric_sum(b, name + "_count") - metric_sum(a, name + "_count") for a, b in zip(m0, m1))
+    return s / c if c else None
+
+
+def _count(items) -> dict[str, int]:
+    out: dict[str, int] = {}
+    for i in items:
+        out[i] = out.get(i, 0) + 1
+    return out
+
+
+def public(result: dict) -> dict:
+    return {k: v for k, v in result.items() if not k.startswith("_")}
+
+
+# -- rows 2 and 5: one worker, 200k customers --------------------------------------------------
+
+def scenario_one_worker(ctx: Ctx, want_fanout: bool, want_schedule: bool) -> list[Row]:
+    rows: list[Row] = []
+    titles2 = [("2a", "fan-out emails/s, 1 worker", "msg/s"), ("2b", "first email, p50 of 3 one-contact incidents", "s"),
+               ("2c", "first email of the big fan-out", "s"), ("2d", "last email of the big fan-out", "s")]
+    title5 = ("5", "scheduled round: contacts notified by the promise", "count")
+    if ctx.sink is None:
+        why = ctx.tools_error or "no SMTP sink"
+        return ([skipped(*t, why) for t in titles2] if want_fanout else []) + \
+               ([skipped(*title5, why)] if want_schedule else [])
+    customers, affected = ctx.n(200_000, 200), ctx.n(100_000, 100)
+    prefix = f"bench-a{uuid.uuid4().hex[:4]}."
+    broker = ctx.start_broker("a")
+    worker = producer = reader = None
+    try:
+        cs = CustomerSet(customers, affected, seed=ctx.seed, probes=3)
+        load = load_customers(ctx, broker, prefix, cs)
+        worker = ctx.procs.add(Worker(ctx.worker_env(broker, prefix), ctx.workdir, "a-worker"))
+        started = time.monotonic()
+        worker.start()
+        ready_s = worker.wait_ready(timeout=min(ctx.max_wait, 180 + customers / 200))
+        load["worker_ready_s"] = ready_s
+        load["worker_rss_bytes"] = worker.rss()[0]
+        ctx.log(f"worker ready after {ready_s:.1f}s with {customers:,} customers (RSS {load['worker_rss_bytes'] / 1e6:.0f} MB)")
+        reader = ctx.procs.add(K.NoticeReader(broker.bootstrap, prefix))
+        producer = K.producer(broker.bootstrap)
+        try:
+            data, _ = sample_notice(1)
+        except Exception:  # noqa: BLE001
+            data = _fallback_notice()
+
+        if want_fanout:
+            rows += fanout_rows(ctx, worker, broker, reader, producer, prefix, affected, load, data, started)
+        if want_schedule:
+            rows.append(schedule_row(ctx, worker, broker, reader, producer, prefix, affected))
+    except Exception as exc:  # noqa: BLE001 - report it in the table, keep going with other rows
+        ctx.log(f"scenario a failed: {exc!r}")
+        done = {r.key for r in rows}
+        for t in (titles2 if want_fanout else []) + ([title5] if want_schedule else []):
+            if t[0] not in done:
+                rows.append(skipped(*t, f"error: {_short(exc)}", status=ERROR))
+    finally:
+        if producer is not None:
+            producer.close(timeout=5)
+        for thing in (reader, worker, broker):
+            if thing is not None:
+                ctx.procs.stop(thing)
+    return rows
+
+
+def _others(result: dict) -> str:
+    others = (result.get("cpu_share") or {}).get("others")
+    return f"; WARNING: other processes used {others:.2f} cores meanwhile" if others and others > 0.15 else ""
+
+
+def _relative(delta: float) -> str:
+    return f"started {abs(delta):.1f}s {'after' if delta > 0 else 'before'}"
+
+
+def _short(exc: BaseException) -> str:
+    return (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:200]
+
+
+def fanout_rows(ctx: Ctx, worker: Worker, broker: Broker, reader, producer, prefix: str, affected: int,
+                load: dict, data: bytes, started: float) -> list[Row]:
+    floor = bare_latency(ctx, broker, data)
+    ctx.log(f"bare path floor: {floor['floor_s'] * 1000:.0f} ms (Kafka hop {floor['kafka_hop_s'] * 1000:.0f} ms as faust "
+            f"fetches, {floor['kafka_hop_fetch_wait_100ms_s'] * 1000:.0f} ms with a 100 ms fetch wait)")
+    probes = []
+    for j in range(3):
+        inc = f"probe-{j}-{uuid.uuid4().hex[:6]}"
+        base = ctx.sink.count
+        t0 = time.time()
+        K.send_event(producer, prefix + T.INCIDENT_EVENTS, inc,
+                     declared(inc, at=t0, interval=3600, regions=(probe_region(j),)))
+        wait_sink(ctx.sink, base + 1, timeout=30, poll=0.002)
+        got = reader.wait_for(inc, 1, timeout=15)
+        probes.append(got[0].sent_at - t0 if got else None)
+        time.sleep(0.5)
+    ctx.log(f"first-email probes: {probes}")
+
+    pyspy_out = ctx.workdir / "fanout-1worker.pyspy.txt" if ctx.py_spy else None
+    big = run_round(ctx, [worker], broker, reader, producer, prefix, f"fanout-{uuid.uuid4().hex[:6]}",
+                    affected, interval=3600, pyspy_out=pyspy_out)
+    big["worker_rss_after_bytes"] = worker.rss()[0]
+    ctx.log(f"fan-out: {big['notices']:,}/{affected:,} notices, {big['rate'] or 0:,.0f} msg/s, first "
+            f"{big['first_s']}, last {big['last_s']}, cpu {big['cpu_share']}")
+    ctx.refs["fanout_rate"] = big["rate"]
+    ctx.refs["fanout"] = public(big)
+    raw = ctx.refs.get("raw_rate")
+    complete = big["reached"] and big["notices"] >= affected
+    miss = "" if complete else f"INCOMPLETE: {big['notices']:,} of {affected:,} notices ({big['why_not']}); "
+    details = {**public(big), "load": load, "customers": load["customers"], "affected": affected,
+               "profiled": bool(ctx.py_spy)}
+    ok_probes = [p for p in probes if p is not None]
+    rows = [
+        Row("2a", "fan-out emails/s, 1 worker", "msg/s", value=big["rate"] if complete or big["rate"] else None,
+            reference=raw, reference_title="raw 1a", target=Target("ratio", ">=", 0.5),
+            note=miss + f"{affected:,} of {load['customers']:,} customers affected, one contact each; rate = (n-1)/"
+                 f"(last-first) of the notices' sent_at; worker CPU {big['cpu_share'].get(worker.name)} cores, "
+                 f"broker {big['cpu_share'].get('broker')}" + _others(big),
+            details=details),
+        Row("2b", "first email, p50 of 3 one-contact incidents", "s",
+            value=percentile(ok_probes, 50) if ok_probes else None, reference=floor["floor_s"],
+            reference_title="2 Kafka hops + 1 SMTP send, bare", target=Target("value", "<", 1.0),
+            note=f"declared event produced → notice sent_at, idle worker; a bare hop costs "
+                 f"{floor['kafka_hop_s'] * 1000:.0f} ms with faust's fetch_max_wait_ms=1500 and "
+                 f"{floor['kafka_hop_fetch_wait_100ms_s'] * 1000:.0f} ms with 100 ms (the broker answers a "
+                 f"waiting fetch late)",
+            details={"probes_s": probes, **floor}),
+        Row("2c", "first email of the big fan-out", "s", value=big["first_s"],
+            reference=percentile(ok_probes, 50) if ok_probes else None, reference_title="2b",
+            target=Target("value", "<", 1.0), note="declared event produced → first notice sent_at"),
+        Row("2d", "last email of the big fan-out", "s", value=big["last_s"] if complete else None,
+            reference=affected / raw if raw else None, reference_title="n / raw rate",
+            target=Target("ratio", "<=", 2.0),
+            note=miss + "declared → last notice sent_at; target ≤ 2× the raw time is the same bar as 2a's ≥ 0.5"),
+    ]
+    if ctx.py_spy:
+        rows[0].note += "; PROFILED with py-spy (numbers perturbed)"
+    return rows
+
+
+def schedule_row(ctx: Ctx, worker: Worker, broker: Broker, reader, producer, prefix: str, contacts: int) -> Row:
+    """Declare with a short interval, let the acknowledged round finish, then see how many
+    contacts got the scheduled round by the promised time (``next_update_at`` of round 1)."""
+    interval = max(20, round(60 * ctx.scale))
+    inc = f"sched-{uuid.uuid4().hex[:6]}"
+    sink = ctx.sink
+    base = sink.count
+    t0 = time.time()
+    K.send_event(producer, prefix + T.INCIDENT_EVENTS, inc, declared(inc, at=t0, interval=interval))
+    known_rate = ctx.refs.get("fanout_rate") or 100.0
+    timeout = min(ctx.max_wait, 120 + contacts / max(known_rate, 50) * 3)
+    reached, why = wait_sink(sink, base + contacts, timeout=timeout, alive=worker.alive)
+    acks = reader.wait_for(inc, contacts, timeout=60, predicate=lambda n: n.seq == 1)
+    if not acks:
+        return Row("5", "scheduled round: contacts notified by the promise", "count", status=ERROR,
+                   note=f"the acknowledged round sent nothing ({why})")
+    promise = min(n.next_update_at for n in acks if n.next_update_at)
+    ack_times = sorted(n.sent_at for n in acks)
+    ctx.log(f"scheduled: acknowledged round {len(acks):,} in {ack_times[-1] - t0:.1f}s; promise at +{promise - t0:.1f}s")
+    # The scheduled round (seq 2): nothing sent after the promise can count as on time, so the
+    # verdict is final shortly after it; waiting longer (up to one more round's duration) only
+    # tells how late the rest is.
+    ack_duration = ack_times[-1] - t0
+    wait = max(0.0, promise - time.time()) + max(60.0, ack_duration)
+    sched = reader.wait_for(inc, contacts, timeout=min(ctx.max_wait, wait), predicate=lambda n: n.seq == 2)
+    on_time = {n.customer_id for n in sched if n.sent_at <= promise}
+    late = [n.sent_at - promise for n in sched if n.sent_at > promise]
+    times = sorted(n.sent_at for n in sched)
+    seqs = sorted({n.seq for n in reader.by_incident.get(inc, ())})
+    scheduled_rounds = metric_sum(worker.metrics(), 'outage_rounds_total{trigger="scheduled"}')
+    details = {
+        "incident_id": inc, "interval_s": interval, "contacts": contacts,
+        "ack_round": {"notices": len(acks), "first_s": ack_times[0] - t0, "last_s": ack_times[-1] - t0,
+                      "rate": rate(ack_times), "reached": reached, "why_not": why},
+        "promise_s": promise - t0, "waited_after_promise_s": time.time() - promise,
+        "seqs_seen_in_notices": seqs, "scheduled_rounds_decided": scheduled_rounds,
+        "missing_at_end_of_wait": contacts - len({n.customer_id for n in sched}),
+        "scheduled_round": {"notices": len(sched), "kinds": _count(n.kind for n in sched),
+                            "first_s": times[0] - t0 if times else None, "last_s": times[-1] - t0 if times else None,
+                            "first_before_promise_s": promise - times[0] if times else None,
+                            "last_after_promise_s": times[-1] - promise if times else None,
+                            "late": len(late), "late_p50_s": percentile(late, 50), "late_max_s": max(late, default=None),
+                            "rate": rate(times)},
+    }
+    ctx.log(f"scheduled round: {len(sched):,} notices, {len(on_time):,} by the promise")
+    note = (f"interval {interval}s; acknowledged round took {ack_times[-1] - t0:.1f}s; scheduled round "
+            f"{_relative(times[0] - promise) if times else 'never started before'} the promise, "
+            f"{len(late):,} late (max {max(late, default=0):.1f}s), "
+            + (f"{contacts - len({n.customer_id for n in sched}):,} still missing {time.time() - promise:.0f}s after it, "
+               if len({n.customer_id for n in sched}) < contacts else "") +
+            f"{scheduled_rounds:.0f} scheduled rounds decided by then")
+    return Row("5", "scheduled round: contacts notified by the promise", "count", value=len(on_time),
+               reference=contacts, reference_title="affected contacts", target=Target("ratio", ">=", 1.0),
+               note=note, details=details)
+
+
+# -- row 4: two workers --------------------------------------------------------------------------
+
+def scenario_two_workers(ctx: Ctx) -> list[Row]:
+    title = ("4", "fan-out emails/s, 2 workers", "msg/s")
+    if ctx.sink is None:
+        return [skipped(*title, ctx.tools_error or "no SMTP sink")]
+    customers, affected = ctx.n(200_000, 200), ctx.n(100_000, 100)
+    prefix = f"bench-b{uuid.uuid4().hex[:4]}."
+    broker = ctx.start_broker("b")
+    workers: list[Worker] = []
+    producer = reader = None
+    try:
+        cs = CustomerSet(customers, affected, seed=ctx.seed, probes=3)
+        load_customers(ctx, broker, prefix, cs)
+        for name in ("b-worker-1", "b-worker-2"):
+            workers.append(ctx.procs.add(Worker(ctx.worker_env(broker, prefix), ctx.workdir, name)).start())
+        timeout = min(ctx.max_wait, 180 + customers / 200)
+        for w in workers:
+            w.wait_ready(timeout=timeout)
+        settle(workers, seconds=5, timeout=120)
+        ctx.log("two workers ready")
+        reader = ctx.procs.add(K.NoticeReader(broker.bootstrap, prefix))
+        producer = K.producer(broker.bootstrap)
+        big = run_round(ctx, workers, broker, reader, producer, prefix, f"fanout2-{uuid.uuid4().hex[:6]}",
+                        affected, interval=3600)
+        ctx.log(f"2 workers: {big['notices']:,}/{affected:,} notices, {big['rate'] or 0:,.0f} msg/s, cpu {big['cpu_share']}")
+        one = ctx.refs.get("fanout_rate")
+        complete = big["reached"] and big["notices"] >= affected
+        ceiling = ctx.refs.get("ceiling")
+        note = ("" if complete else f"INCOMPLETE: {big['notices']:,} of {affected:,} ({big['why_not']}); ") + \
+               f"per worker {big['per_worker_sent']}; CPU {big['cpu_share']}" + _others(big)
+        if ceiling and big["rate"]:
+            note += f"; sink at {big['rate'] / ceiling:.0%} of its ceiling (not the limit)"
+        return [Row("4", "fan-out emails/s, 2 workers", "msg/s", value=big["rate"], reference=one,
+                    reference_title="1 worker, 2a", target=Target("ratio", ">=", 1.5), note=note,
+                    details={**public(big), "customers": customers, "affected": affected, "sink_ceiling": ceiling})]
+    except Exception as exc:  # noqa: BLE001
+        ctx.log(f"scenario b failed: {exc!r}")
+        return [skipped(*title, f"error: {_short(exc)}", status=ERROR)]
+    finally:
+        if producer is not None:
+            producer.close(timeout=5)
+        for thing in [reader, *workers, broker]:
+            if thing is not None:
+                ctx.procs.stop(thing)
+
+
+def settle(workers: list[Worker], seconds: float, timeout: float) -> None:
+    """Wait until every worker has been ready for ``seconds`` in a row (a rebalance resets it)."""
+    deadline = time.monotonic() + timeout
+    since = None
+    while time.monotonic() < deadline:
+        if all(w.ready() for w in workers):
+            since = since or time.monotonic()
+            if time.monotonic() - since >= seconds:
+                return
+        else:
+            since = None
+        time.sleep(0.5)
+    raise TimeoutError(f"workers not steadily ready within {timeout:.0f}s")
+
+
+# -- row 3: a million customers ------------------------------------------------------------------
+
+def scenario_million(ctx: Ctx) -> list[Row]:
+    from domain.affected import CustomerIndex, Scope, is_affected
+
+    titles = [("3a", "worker RSS with 1M customers loaded", "bytes"),
+              ("3b", "affected set of one incident (CustomerIndex)", "ms"),
+              ("3c", "worker loading customers", "/s")]
+    customers, affected = ctx.n(1_000_000, 1000), ctx.n(100_000, 100)
+    rows: list[Row] = []
+    index = CustomerIndex()
+    services: list[tuple[str, tuple]] = []  # (customer id, its services): what the reference scan reads
+    broker = worker = None
+    try:
+        if ctx.sink is None:
+            raise Unavailable(ctx.tools_error or "no SMTP sink")
+        prefix = f"bench-c{uuid.uuid4().hex[:4]}."
+        broker = ctx.start_broker("c")
+        K.create_topics(broker.bootstrap, prefix)
+        worker = ctx.procs.add(Worker(ctx.worker_env(broker, prefix), ctx.workdir, "c-worker")).start()
+        worker.wait_ready(timeout=180)
+        time.sleep(3)
+        idle_rss = worker.rss()[0]
+        ctx.log(f"idle worker RSS {idle_rss / 1e6:.0f} MB; producing {customers:,} customers")
+
+        def each(c: dict) -> None:
+            pairs = tuple((s["component"], s["region"]) for s in c["services"])
+            services.append((c["customer_id"], pairs))
+            index.put(c["customer_id"], pairs)
+
+        cs = CustomerSet(customers, affected, seed=ctx.seed)
+        started = time.monotonic()
+        count, size, produce_s = K.produce_customers(broker.bootstrap, prefix + T.CUSTOMERS, cs, on_each=each,
+                                                     timeout=min(ctx.max_wait, max(300, customers / 500)))
+        ctx.log(f"produced {count:,} customers ({size / 1e6:.0f} MB) in {produce_s:.1f}s; waiting for the worker")
+        loaded_s = wait_loaded(worker, count, timeout=min(ctx.max_wait * 1.5, 300 + customers / 300), stall=120)
+        loaded_s = time.monotonic() - started
+        time.sleep(5)
+        rss, hwm = worker.rss()
+        ctx.log(f"worker loaded {count:,} customers in {loaded_s:.0f}s; RSS {rss / 1e6:.0f} MB (peak {hwm / 1e6:.0f} MB)")
+        rows.append(Row("3a", titles[0][1], "bytes", value=rss, reference=idle_rss, reference_title="same worker, empty",
+                        target=Target("value", "<", 1.5 * GB),
+                        note=f"{count:,} customers, {size / 1e6:.0f} MB of JSON on the topic; "
+                             f"{(rss - idle_rss) / count:,.0f} bytes per customer; peak (VmHWM) {hwm / 1e9:.2f} GB",
+                        details={"rss": rss, "hwm": hwm, "idle_rss": idle_rss, "customers": count, "json_bytes": size,
+                                 "bytes_per_customer": (rss - idle_rss) / count}))
+        rows.append(Row("3c", titles[2][1], "/s", value=count / loaded_s, reference=count / produce_s,
+                        reference_title="bench producing them", note="customers/s from the first record produced to "
+                        "the worker's outage_customers gauge reaching the count (no target in the issue)",
+                        details={"loaded_s": loaded_s, "produce_s": produce_s}))
+    except Exception as exc:  # noqa: BLE001
+        ctx.log(f"scenario c failed: {exc!r}")
+        status = SKIP if isinstance(exc, Unavailable) else ERROR
+        for t in (titles[0], titles[2]):
+            rows.append(skipped(*t, f"{'' if status == SKIP else 'error: '}{_short(exc)}", status=status))
+    finally:
+        for thing in (worker, broker):
+            if thing is not None:
+                ctx.procs.stop(thing)
+
+    # 3b in-process, after the processes are gone (nothing else competes for the CPU)
+    try:
+        if len(index) < customers:  # the worker part failed before the index was complete
+            index, services = CustomerIndex(), []
+            for c in CustomerSet(customers, affected, seed=ctx.seed):
+                pairs = tuple((s["component"], s["region"]) for s in c["services"])
+                services.append((c["customer_id"], pairs))
+                index.put(c["customer_id"], pairs)
+        scope = Scope.of([COMPONENT], [REGION])
+        index.affected(scope)
+        times = []
+        for _ in range(7):
+            t = time.perf_counter()
+            got = index.affected(scope)
+            times.append(time.perf_counter() - t)
+        t = time.perf_counter()
+        scanned = [cid for cid, pairs in services if is_affected(pairs, scope)]
+        scan_s = time.perf_counter() - t
+        if len(got) != affected or len(scanned) != affected:
+            raise AssertionError(f"affected sets differ: index {len(got)}, scan {len(scanned)}, expected {affected}")
+        ctx.log(f"affected set: {statistics.median(times) * 1000:.1f} ms (scan {scan_s * 1000:.0f} ms)")
+        rows.insert(1, Row("3b", titles[1][1], "ms", value=statistics.median(times) * 1000, reference=scan_s * 1000,
+                           reference_title="linear scan, is_affected", target=Target("value", "<", 100.0),
+                           note=f"{affected:,} of {len(services):,} customers, one index holding all (a worker holding "
+                                "every partition); median of 7",
+                           details={"runs_ms": [x * 1000 for x in times], "scan_ms": scan_s * 1000}))
+    except Exception as exc:  # noqa: BLE001
+        rows.insert(1, skipped(*titles[1], f"error: {_short(exc)}", status=ERROR))
+    return rows
+
+
+def wait_loaded(worker: Worker, count: int, timeout: float, stall: float) -> float:
+    """Seconds until the worker's ``outage_customers`` gauge reaches ``count`` (and it is ready)."""
+    started = time.monotonic()
+    last, last_change = -1.0, started
+    while True:
+        now = time.monotonic()
+        if not worker.alive():
+            raise RuntimeError(f"{worker.name} exited:\n{worker.log_tail()}")
+        held = metric_sum(worker.metrics(), "outage_customers")
+        if held != last:
+            last, last_change = held, now
+        if held >= count and worker.ready():
+            return now - started
+        if now - started > timeout:
+            raise TimeoutError(f"worker holds {held:,.0f} of {count:,} customers after {timeout:.0f}s")
+        if now - last_change > stall:
+            raise TimeoutError(f"worker stuck at {held:,.0f} of {count:,} customers for {stall:.0f}s")
+        time.sleep(1.0)

@@ -1,0 +1,153 @@
+"""The bench's report code: verdicts, ratios, the table, the JSON files, the profile summary."""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+
+import pytest
+
+from bench import report as R
+from bench.procs import parse_metrics, metric_sum
+
+
+def test_ratio_and_verdict_on_ratio_target():
+    row = R.Row("2a", "fan-out", "msg/s", value=1000.0, reference=4000.0, target=R.Target("ratio", ">=", 0.5)).finish()
+    assert row.ratio == pytest.approx(0.25)
+    assert row.status == R.FAIL
+    row = R.Row("2a", "fan-out", "msg/s", value=3000.0, reference=4000.0, target=R.Target("ratio", ">=", 0.5)).finish()
+    assert row.status == R.PASS
+
+
+def test_verdict_on_value_target_and_boundaries():
+    assert R.Row("2b", "first", "s", value=0.99, target=R.Target("value", "<", 1.0)).finish().status == R.PASS
+    assert R.Row("2b", "first", "s", value=1.0, target=R.Target("value", "<", 1.0)).finish().status == R.FAIL
+    assert R.Row("5", "on time", "count", value=10, reference=10, target=R.Target("ratio", ">=", 1.0)).finish().status == R.PASS
+
+
+def test_rows_without_value_or_target():
+    assert R.Row("1b", "ceiling", "msg/s", value=19000.0).finish().status == R.INFO
+    assert R.Row("2a", "fan-out", "msg/s", target=R.Target("ratio", ">=", 0.5)).finish().status == R.ERROR
+    skipped = R.skipped("2a", "fan-out", "msg/s", "no smtp-sink").finish()
+    assert skipped.status == R.SKIP and skipped.note == "no smtp-sink"
+    # a zero reference gives no ratio rather than a division error
+    assert R.Row("x", "t", "msg/s", value=1.0, reference=0.0).finish().ratio is None
+
+
+def test_explicit_ratio_is_kept():
+    row = R.Row("x", "t", "s", value=2.0, reference=4.0, ratio=0.9, target=R.Target("ratio", ">", 0.8)).finish()
+    assert row.ratio == 0.9 and row.status == R.PASS
+
+
+def test_bad_target():
+    with pytest.raises(ValueError):
+        R.Target("speed", ">=", 1)
+    with pytest.raises(ValueError):
+        R.Target("value", "=>", 1)
+
+
+@pytest.mark.parametrize("value,unit,text", [
+    (1_234.5, "msg/s", "1,234 msg/s"),
+    (12.345, "msg/s", "12.35 msg/s"),
+    (0.412, "s", "412 ms"),
+    (11.38, "s", "11.38 s"),
+    (0.11, "ms", "0.11 ms"),
+    (36.04, "ms", "36.0 ms"),
+    (1.6e9, "bytes", "1.60 GB"),
+    (409_130_000, "bytes", "409.13 MB"),
+    (100_000, "count", "100,000"),
+    (None, "s", "—"),
+    (float("nan"), "s", "—"),
+])
+def test_fmt(value, unit, text):
+    assert R.fmt(value, unit) == text
+
+
+def test_target_text():
+    assert R.target_text(R.Target("ratio", ">=", 0.5), "msg/s") == "ratio ≥ 0.5"
+    assert R.target_text(R.Target("value", "<", 1.0), "s") == "< 1.00 s"
+    assert R.target_text(R.Target("value", "<", 1.5e9), "bytes") == "< 1.50 GB"
+    assert R.target_text(R.Target("ratio", ">=", 1.0), "count") == "ratio ≥ 100 %"
+    assert R.target_text(None, "s") == "—"
+
+
+def test_table_lists_every_row_with_its_verdict_and_notes():
+    rows = [
+        R.Row("1a", "raw sendmail", "msg/s", value=4000.0, reference=19000.0, reference_title="sink").finish(),
+        R.Row("2a", "fan-out emails/s", "msg/s", value=500.0, reference=4000.0, reference_title="raw 1a",
+              target=R.Target("ratio", ">=", 0.5), note="incomplete").finish(),
+        R.skipped("4", "two workers", "msg/s", "no sink").finish(),
+    ]
+    text = R.table(rows)
+    lines = text.splitlines()
+    assert lines[0].split() == ["#", "measurement", "value", "reference", "ratio", "target", "result"]
+    assert any(line.startswith("2a") and "FAIL" in line and "0.125" in line and "ratio ≥ 0.5" in line for line in lines)
+    assert any(line.startswith("1a") and "INFO" in line and "(sink)" in line for line in lines)
+    assert any(line.startswith("4 ") and "SKIP" in line for line in lines)
+    assert "  2a: incomplete" in lines and "  4: no sink" in lines
+
+
+def test_document_and_files(tmp_path):
+    rows = [R.Row("2a", "fan-out", "msg/s", value=500.0, reference=4000.0, target=R.Target("ratio", ">=", 0.5),
+                  details={"nan": float("nan"), "when": datetime(2026, 11, 25, tzinfo=timezone.utc)}).finish(),
+            R.Row("1b", "ceiling", "msg/s", value=19000.0).finish()]
+    doc = R.clean(R.document(rows, meta={"scale": 0.05}, profile=None))
+    stamp = R.timestamp(datetime(2026, 11, 25, 10, 0, 0, tzinfo=timezone.utc))
+    assert stamp == "20261125T100000Z"
+    stamped, latest = R.write_results(doc, tmp_path / "results", stamp)
+    assert stamped.name == "20261125T100000Z.json" and latest.name == "latest.json"
+    for path in (stamped, latest):
+        data = json.loads(path.read_text())
+        assert data["schema"] == "outage-bench/1" and data["scale"] == 0.05
+        assert data["summary"] == {"fail": 1, "info": 1}
+        first = data["rows"][0]
+        assert first["key"] == "2a" and first["status"] == "fail" and first["ratio"] == pytest.approx(0.125)
+        assert first["target"] == {"on": "ratio", "op": ">=", "threshold": 0.5}
+        assert first["target_text"] == "ratio ≥ 0.5"
+        assert first["details"]["nan"] is None            # JSON has no NaN
+        assert first["details"]["when"].startswith("2026-11-25")
+    assert not list((tmp_path / "results").glob("*.tmp"))
+
+
+def test_percentile_and_rate():
+    assert R.percentile([], 50) is None
+    assert R.percentile([3.0], 50) == 3.0
+    assert R.percentile([1.0, 2.0, 3.0, 10.0], 50) == pytest.approx(2.5)
+    assert R.percentile([1.0, 2.0, 3.0], 100) == 3.0
+    assert R.rate([1.0]) is None
+    assert R.rate([10.0, 10.5, 11.0, 12.0]) == pytest.approx(1.5)
+
+
+def test_profile_summary_self_and_total():
+    collapsed = "\n".join([
+        "process 1:\"python\";thread (0x1);<module> (app.py:1);run (streams/sender.py:10);compose (notifiers/notice.py:5) 6",
+        "<module> (app.py:1);run (streams/sender.py:10);send (aiosmtplib/smtp.py:99) 3",
+        "<module> (app.py:1);run (streams/sender.py:12);run (streams/sender.py:10) 1",
+        "",
+        "garbage line",
+    ])
+    s = R.profile_summary(collapsed, top=10)
+    assert s["samples"] == 10
+    self_ = {e["function"]: e["share"] for e in s["self"]}
+    total = {e["function"]: e["share"] for e in s["total"]}
+    assert self_["compose (notifiers/notice.py)"] == pytest.approx(0.6)
+    assert self_["send (aiosmtplib/smtp.py)"] == pytest.approx(0.3)
+    # a recursive frame counts once per sample
+    assert total["run (streams/sender.py)"] == pytest.approx(1.0)
+    assert total["<module> (app.py)"] == pytest.approx(1.0)
+    assert "10 samples" in R.profile_text(s)
+    assert R.profile_summary("")["samples"] == 0
+
+
+def test_profile_paths_are_shortened():
+    line = "send (/x/.venv/lib/python3.11/site-packages/aiokafka/producer/producer.py:123) 2"
+    s = R.profile_summary(line)
+    assert s["self"][0]["function"] == "send (aiokafka/producer/producer.py)"
+
+
+def test_parse_metrics():
+    text = "# HELP x\n# TYPE x counter\nx_total{kind=\"acknowledged\"} 3.0\nx_total{kind=\"scheduled\"} 2.0\ny 1.5e3\n"
+    m = parse_metrics(text)
+    assert m["y"] == 1500.0
+    assert metric_sum(m, "x_total") == 5.0
+    assert metric_sum(m, "missing") == 0
