@@ -3,7 +3,7 @@
     python -m bench                 # the issue's full size (--scale 1.0); tens of minutes
     python -m bench --quick         # ~5 % of it, to check that everything works
     python -m bench --rows 1,2      # some rows only (2 and 4 also run the rows they compare with)
-    python -m bench --py-spy /path/to/py-spy --rows 2   # profile the worker during the fan-out
+    python -m bench --py-spy /path/to/py-spy --rows 2,4 --scale 0.3   # profile a worker during the fan-outs
 
 Results: ``bench/results/<UTC timestamp>.json`` and ``bench/results/latest.json``; logs of every
 process in ``bench/results/<timestamp>-work/``. Exit status 0 when the bench ran (missed targets
@@ -47,7 +47,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--no-install", action="store_true",
                    help="do not apt-get install postfix when smtp-sink is missing (its rows are skipped)")
     p.add_argument("--py-spy", default=os.environ.get("BENCH_PY_SPY"),
-                   help="path of a py-spy binary: record the worker during row 2's fan-out (perturbs it a little)")
+                   help="path of a py-spy binary (install it outside the repo): record the worker during the fan-outs "
+                        "of rows 2 and 4 (py-spy --gil; perturbs them a little)")
     p.add_argument("--results", type=Path, default=RESULTS, help="directory of the JSON results (default bench/results)")
     p.add_argument("--seed", type=int, default=20261125)
     p.add_argument("--strict", action="store_true", help="exit 1 when a target is missed")
@@ -167,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
         "workdir": str(workdir), "references": ctx.refs, "interrupted": interrupted, "error": error,
         "cleanup_errors": cleanup_errors,
     }
-    doc = R.clean(R.document(rows, meta=meta, profile=ctx.profile))
+    doc = R.clean(R.document(rows, meta=meta, profile=ctx.profiles or None))
     stamped, latest = R.write_results(doc, args.results, stamp)
     print()
     print(f"outage pipeline bench — scale {args.scale:g}, {os.cpu_count()} CPUs, code {code_at_start['commit']}"
@@ -176,9 +177,10 @@ def main(argv: list[str] | None = None) -> int:
     if code_changed:
         print(f"WARNING: the code changed during the run (now {code_at_end['commit']}): rows may mix versions")
     print(R.table(rows))
-    if ctx.profile:
+    for name, prof in ctx.profiles.items():
         print()
-        print(R.profile_text(ctx.profile))
+        print(f"{name}: {prof.get('note', '')}")
+        print(R.profile_text(prof))
     print()
     print(f"results: {stamped} (and {latest.name}); logs: {workdir}")
     if cleanup_errors:

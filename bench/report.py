@@ -165,6 +165,7 @@ def timestamp(now: datetime | None = None) -> str:
 
 
 def document(rows: list[Row], *, meta: dict[str, Any], profile: dict | None = None) -> dict[str, Any]:
+    """The JSON document; ``profile``: py-spy summaries by fan-out name (or None)."""
     return {
         "schema": "outage-bench/1",
         **meta,

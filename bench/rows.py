@@ -49,7 +49,7 @@ class Ctx:
     seed: int = 20261125
     max_wait: float = 1800.0            # upper bound of any single wait for a round of emails
     refs: dict[str, Any] = field(default_factory=dict)
-    profile: dict | None = None
+    profiles: dict[str, dict] = field(default_factory=dict)  # py-spy summaries, by fan-out
 
     def n(self, full: int, minimum: int = 1) -> int:
         return max(minimum, round(full * self.scale))
@@ -339,12 +339,13 @@ def run_round(ctx: Ctx, workers: list[Worker], broker: Broker, reader: K.NoticeR
         "_notices": notices,
     }
     if spy is not None and pyspy_out.exists():
-        ctx.profile = profile_summary(pyspy_out.read_text(errors="replace"), root=str(Path(__file__).parents[1]))
-        ctx.profile["file"] = str(pyspy_out)
+        prof = profile_summary(pyspy_out.read_text(errors="replace"), root=str(Path(__file__).parents[1]))
+        prof["file"] = str(pyspy_out)
         if spy.seconds:
-            ctx.profile["seconds"] = round(spy.seconds, 1)
-            ctx.profile["gil_busy_share"] = round(ctx.profile["samples"] / (spy.rate * spy.seconds), 3)
-        ctx.profile["note"] = f"py-spy record of {workers[0].name} during the fan-out of {incident_id}"
+            prof["seconds"] = round(spy.seconds, 1)
+            prof["gil_busy_share"] = round(prof["samples"] / (spy.rate * spy.seconds), 3)
+        prof["note"] = f"py-spy record of {workers[0].name} during the fan-out of {incident_id}"
+        ctx.profiles[pyspy_out.name.split(".")[0]] = prof
     return out
 
 
@@ -384,7 +385,6 @@ def scenario_one_worker(ctx: Ctx, want_fanout: bool, want_schedule: bool) -> lis
         cs = CustomerSet(customers, affected, seed=ctx.seed, probes=3)
         load = load_customers(ctx, broker, prefix, cs)
         worker = ctx.procs.add(Worker(ctx.worker_env(broker, prefix), ctx.workdir, "a-worker"))
-        started = time.monotonic()
         worker.start()
         ready_s = worker.wait_ready(timeout=min(ctx.max_wait, 180 + customers / 200))
         load["worker_ready_s"] = ready_s
@@ -398,7 +398,7 @@ def scenario_one_worker(ctx: Ctx, want_fanout: bool, want_schedule: bool) -> lis
             data = _fallback_notice()
 
         if want_fanout:
-            rows += fanout_rows(ctx, worker, broker, reader, producer, prefix, affected, load, data, started)
+            rows += fanout_rows(ctx, worker, broker, reader, producer, prefix, affected, load, data)
         if want_schedule:
             rows.append(schedule_row(ctx, worker, broker, reader, producer, prefix, affected))
     except Exception as exc:  # noqa: BLE001 - report it in the table, keep going with other rows
@@ -430,7 +430,7 @@ def _short(exc: BaseException) -> str:
 
 
 def fanout_rows(ctx: Ctx, worker: Worker, broker: Broker, reader, producer, prefix: str, affected: int,
-                load: dict, data: bytes, started: float) -> list[Row]:
+                load: dict, data: bytes) -> list[Row]:
     floor = bare_latency(ctx, broker, data)
     ctx.log(f"bare path floor: {floor['floor_s'] * 1000:.0f} ms (Kafka hop {floor['kafka_hop_s'] * 1000:.0f} ms as faust "
             f"fetches, {floor['kafka_hop_fetch_wait_100ms_s'] * 1000:.0f} ms with a 100 ms fetch wait)")
@@ -569,13 +569,16 @@ def scenario_two_workers(ctx: Ctx) -> list[Row]:
         reader = ctx.procs.add(K.NoticeReader(broker.bootstrap, prefix))
         producer = K.producer(broker.bootstrap)
         big = run_round(ctx, workers, broker, reader, producer, prefix, f"fanout2-{uuid.uuid4().hex[:6]}",
-                        affected, interval=3600)
+                        affected, interval=3600,
+                        pyspy_out=ctx.workdir / "fanout-2workers-w1.pyspy.txt" if ctx.py_spy else None)
         ctx.log(f"2 workers: {big['notices']:,}/{affected:,} notices, {big['rate'] or 0:,.0f} msg/s, cpu {big['cpu_share']}")
         one = ctx.refs.get("fanout_rate")
         complete = big["reached"] and big["notices"] >= affected
         ceiling = ctx.refs.get("ceiling")
         note = ("" if complete else f"INCOMPLETE: {big['notices']:,} of {affected:,} ({big['why_not']}); ") + \
                f"per worker {big['per_worker_sent']}; CPU {big['cpu_share']}" + _others(big)
+        if ctx.py_spy:
+            note += "; PROFILED with py-spy (worker 1; numbers perturbed)"
         if ceiling and big["rate"]:
             note += f"; sink at {big['rate'] / ceiling:.0%} of its ceiling (not the limit)"
         return [Row("4", "fan-out emails/s, 2 workers", "msg/s", value=big["rate"], reference=one,
