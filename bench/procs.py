@@ -11,7 +11,6 @@ killed outright (``PR_SET_PDEATHSIG``).
 from __future__ import annotations
 
 import ctypes
-import json
 import os
 import re
 import shutil
