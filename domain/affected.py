@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Iterable, Sequence
+from typing import Iterable
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,10 +96,4 @@ class CustomerIndex:
                     ids = regions.get(region)
                     if ids:
                         out |= ids
-        return out
-
-    def affected_by_any(self, scopes: Sequence[Scope]) -> set[str]:
-        out: set[str] = set()
-        for scope in scopes:
-            out |= self.affected(scope)
         return out

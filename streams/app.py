@@ -92,7 +92,7 @@ class Pipeline:
         )
         app = self.app
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        self.customers_topic = app.topic(self.names.customers, partitions=partitions, **raw)
+        self.customers_topic = app.topic(self.names.name(T.CUSTOMERS), partitions=partitions, **raw)
         self.incident_topic = app.topic(self.names.name(T.INCIDENT_EVENTS), self.names.name(T.TICKS),
                                         partitions=partitions, **raw)
         self.events_topic = app.topic(self.names.name(T.INCIDENT_EVENTS), partitions=partitions, **raw)
@@ -436,7 +436,7 @@ class Pipeline:
             return False, "joining the consumer group"
         consumer = self.app.consumer
         for p in sorted(self.assigned(self.customers_topic)):
-            tp = TP(self.names.customers, p)
+            tp = TP(self.names.name(T.CUSTOMERS), p)
             try:
                 high = consumer.highwater(tp)
             except Exception:  # noqa: BLE001 - not fetched yet

@@ -37,10 +37,6 @@ class BrokerProfile:
     faust: dict
     scheme: str = "kafka"   # faust transport of the workers
 
-    @property
-    def one_record_per_batch(self) -> bool:
-        return self.faust.get("producer_max_batch_size") == 1
-
     def faust_broker(self, settings: Settings) -> list[str]:
         if self.scheme != "kafka":
             from streams import tansu
@@ -134,8 +130,8 @@ def ensure_topics(settings: Settings, client=None) -> int:
                     log.warning("topic %s has %d partitions, expected %d: keep all co-partitioned topics "
                                 "at the customers topic's count", name, existing[name], count)
                 continue
-            configs = {"cleanup.policy": "compact"} if name == names.name(T.CUSTOMERS) or \
-                name.endswith("-changelog") else {}
+            compacted = name in {names.name(base) for base in T.COMPACTED} or name.endswith("-changelog")
+            configs = {"cleanup.policy": "compact"} if compacted else {}
             new.append(NewTopic(name=name, num_partitions=count, replication_factor=1, topic_configs=configs))
         for topic in new:
             try:

@@ -36,12 +36,6 @@ TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_
 class TopicNames:
     prefix: str
 
-    def __getattr__(self, item: str) -> str:  # names.customers -> "outage.customers"
-        base = item.replace("_", "-")
-        if base not in ALL:
-            raise AttributeError(item)
-        return self.prefix + base
-
     def name(self, base: str) -> str:
         return self.prefix + base
 
