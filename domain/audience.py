@@ -1,8 +1,9 @@
 """Who gets which notice in a round, on one partition.
 
-``plan_round`` is the whole rule: given a round, the partition's customers (through its
+``RoundPlan`` is the whole rule: given a round, the partition's customers (through its
 index) and the ledger, it lists the notices owed — and only those not already sent. Run it
-again after a crash and it lists only what is still missing.
+again after a crash and it lists only what is still missing. It produces them lazily, as the
+sender asks; ``plan_round`` is the same list at once.
 
 Per recipient, in a round that is not ``resolved``:
 - an affected customer's contact never notified of the incident (new incident, the scope
@@ -17,7 +18,7 @@ who unsubscribed gets nothing at all.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Iterable, Protocol
+from typing import Callable, Iterable, Iterator, Protocol
 
 from domain import ledger
 from domain.affected import CustomerIndex, affected_services
@@ -86,74 +87,110 @@ def _job(kind: str, rnd: Round, customer: CustomerLike, recipient: str, email: s
                      services=services, ticket_id=ticket_id, ticket_subject=ticket_subject)
 
 
+class RoundPlan:
+    """The notices owed on one partition for one round, produced lazily, in a stable order.
+
+    Who is a candidate (affected now, or notified before) is settled when the plan is made;
+    each candidate's notices are worked out only when the sender asks for the next one, with
+    the ledger as it is then. So the first email of a big round leaves at once, and a plan
+    that waits behind others holds a list of ids, not a list of emails.
+    """
+
+    def __init__(self, rnd: Round, index: CustomerIndex, customers: Callable[[str], CustomerLike | None],
+                 ledger_of: Callable[[str], dict | None], notified: Iterable[str], domain: str) -> None:
+        self.round = rnd
+        if rnd.trigger == "resolved":
+            self._affected: list[str] = []
+            self._others = sorted(set(notified))
+        else:
+            affected = index.affected(rnd.scope())
+            self._affected = sorted(affected)
+            self._others = sorted(set(notified) - affected)
+        self._customers, self._ledger_of, self._domain = customers, ledger_of, domain
+        self.produced = 0           # notices handed out so far
+        self.done = False           # every candidate visited
+
+    @property
+    def candidates(self) -> int:
+        """Customers the plan visits: a lower bound of its notices when not yet done."""
+        return len(self._affected) + len(self._others)
+
+    def size(self) -> int:
+        """Notices the round sends on this partition: exact once done, else an estimate."""
+        return self.produced if self.done else max(self.produced, self.candidates)
+
+    def __iter__(self) -> Iterator[NoticeJob]:
+        for job in self._jobs():
+            self.produced += 1
+            yield job
+        self.done = True
+
+    def _jobs(self) -> Iterator[NoticeJob]:
+        rnd, incident, domain = self.round, self.round.incident_id, self._domain
+
+        def owe(kind: str, customer: CustomerLike, entry: dict | None, key: str, email: str, name: str | None,
+                known: dict, services: tuple) -> NoticeJob | None:
+            if key in ledger.unsubscribed(entry):
+                return None  # the recipient opted out
+            job = _job(kind, rnd, customer, key, email, name, known, services, domain)
+            return None if ledger.was_sent(entry, incident, job.message_id) else job
+
+        def in_conversation(customer: CustomerLike, entry: dict | None):
+            """(key, email, name, known) of recipients still receiving this incident's notices."""
+            contacts = {contact_key(c.email): c for c in customer.contacts}
+            for key, known in sorted(ledger.recipients(entry, incident).items()):
+                if known.get("state") != ledger.ACTIVE or known.get("seq", 0) >= rnd.seq:
+                    continue
+                contact = contacts.get(key)
+                if contact is not None:
+                    yield key, contact.email, contact.name, known
+                elif key.startswith(TICKET_PREFIX):
+                    yield key, known["email"], known.get("name"), known
+                # a contact removed from the customer's list gets nothing more
+
+        following = PROGRESS if rnd.trigger == "updated" else SCHEDULED
+        for cid in self._affected:
+            customer = self._customers(cid)
+            if customer is None:
+                continue
+            entry = self._ledger_of(cid)
+            known_all = ledger.recipients(entry, incident)
+            services = affected_services(services_of(customer), rnd.scope())
+            for contact in customer.contacts:
+                key = contact_key(contact.email)
+                known = known_all.get(key, {})
+                if known.get("state") == RESOLVED or known.get("seq", 0) >= rnd.seq:
+                    continue
+                kind = following if known.get("state") == ledger.ACTIVE else ACKNOWLEDGED
+                job = owe(kind, customer, entry, key, contact.email, contact.name, known, services)
+                if job is not None:
+                    yield job
+            for key, email, name, known in in_conversation(customer, entry):
+                if key.startswith(TICKET_PREFIX):  # a ticket's requester who is not a contact
+                    job = owe(following, customer, entry, key, email, name, known, services)
+                    if job is not None:
+                        yield job
+
+        # resolved: everyone still in the conversation; otherwise: those no longer affected
+        final = RESOLVED if rnd.trigger == "resolved" else UNAFFECTED
+        for cid in self._others:
+            customer = self._customers(cid)
+            if customer is None:
+                continue  # deleted (tombstone): gets nothing more
+            entry = self._ledger_of(cid)
+            services = affected_services(services_of(customer), rnd.scope()) if final == RESOLVED else ()
+            for key, email, name, known in in_conversation(customer, entry):
+                job = owe(final, customer, entry, key, email, name, known, services)
+                if job is not None:
+                    yield job
+
+
 def plan_round(rnd: Round, index: CustomerIndex, customers: Callable[[str], CustomerLike | None],
                ledger_of: Callable[[str], dict | None], notified: Iterable[str], domain: str) -> list[NoticeJob]:
-    """The notices owed on one partition for ``rnd``.
+    """The notices owed on one partition for ``rnd``, all at once (see :class:`RoundPlan`).
 
     ``index``: the partition's customer index; ``customers(id)``: the customer record;
     ``ledger_of(id)``: the customer's ledger entry; ``notified``: ids of the partition's
     customers with a ledger record for this incident.
     """
-    jobs: list[NoticeJob] = []
-    incident = rnd.incident_id
-
-    def owe(kind: str, customer: CustomerLike, entry: dict | None, key: str, email: str, name: str | None,
-            known: dict, services: tuple) -> None:
-        if key in ledger.unsubscribed(entry):
-            return  # the recipient opted out
-        job = _job(kind, rnd, customer, key, email, name, known, services, domain)
-        if not ledger.was_sent(entry, incident, job.message_id):
-            jobs.append(job)
-
-    def in_conversation(customer: CustomerLike, entry: dict | None):
-        """(key, email, name, known) of recipients still receiving this incident's notices."""
-        contacts = {contact_key(c.email): c for c in customer.contacts}
-        for key, known in sorted(ledger.recipients(entry, incident).items()):
-            if known.get("state") != ledger.ACTIVE or known.get("seq", 0) >= rnd.seq:
-                continue
-            contact = contacts.get(key)
-            if contact is not None:
-                yield key, contact.email, contact.name, known
-            elif key.startswith(TICKET_PREFIX):
-                yield key, known["email"], known.get("name"), known
-            # a contact removed from the customer's list gets nothing more
-
-    if rnd.trigger == "resolved":
-        for cid in sorted(set(notified)):
-            customer = customers(cid)
-            if customer is None:
-                continue  # deleted (tombstone): gets nothing more
-            entry = ledger_of(cid)
-            services = affected_services(services_of(customer), rnd.scope())
-            for key, email, name, known in in_conversation(customer, entry):
-                owe(RESOLVED, customer, entry, key, email, name, known, services)
-        return jobs
-
-    affected = index.affected(rnd.scope())
-    following = PROGRESS if rnd.trigger == "updated" else SCHEDULED
-    for cid in sorted(affected):
-        customer = customers(cid)
-        if customer is None:
-            continue
-        entry = ledger_of(cid)
-        known_all = ledger.recipients(entry, incident)
-        services = affected_services(services_of(customer), rnd.scope())
-        for contact in customer.contacts:
-            key = contact_key(contact.email)
-            known = known_all.get(key, {})
-            if known.get("state") == RESOLVED or known.get("seq", 0) >= rnd.seq:
-                continue
-            kind = following if known.get("state") == ledger.ACTIVE else ACKNOWLEDGED
-            owe(kind, customer, entry, key, contact.email, contact.name, known, services)
-        for key, email, name, known in in_conversation(customer, entry):
-            if key.startswith(TICKET_PREFIX):  # a ticket's requester who is not a contact
-                owe(following, customer, entry, key, email, name, known, services)
-
-    for cid in sorted(set(notified) - affected):
-        customer = customers(cid)
-        if customer is None:
-            continue  # deleted (tombstone): gets nothing more
-        entry = ledger_of(cid)
-        for key, email, name, known in in_conversation(customer, entry):
-            owe(UNAFFECTED, customer, entry, key, email, name, known, ())
-    return jobs
+    return list(RoundPlan(rnd, index, customers, ledger_of, notified, domain))

@@ -69,3 +69,18 @@ def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url:
         ticket_id=job.ticket_id, ticket_subject=job.ticket_subject,
         status_url=status_url, unsubscribe_url=unsubscribe_url,
     )
+
+
+def promise_shown(round_promise: datetime | None, newest_promise: datetime | None, now: datetime) -> datetime | None:
+    """The next-update time a notice composed at ``now`` states.
+
+    Its round's promise — unless that has gone by, which happens when a round takes longer to
+    reach everyone than the update interval: its last recipients would be told a time already
+    past. They are told the incident's newest promise instead (the newer round's notice, due
+    to them first of all, keeps it). With no later promise known the round's own stands.
+    """
+    if round_promise is None or round_promise > now:
+        return round_promise
+    if newest_promise is not None and newest_promise > now:
+        return newest_promise
+    return round_promise

@@ -12,6 +12,7 @@ on), call the domain, and move the result on. Data flow (see README, "Design"):
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 import logging
 import sys
@@ -22,7 +23,8 @@ import faust
 from faust.types import TP
 
 from domain import ledger as L
-from domain.audience import NoticeJob, plan_round
+from domain.audience import NoticeJob, RoundPlan
+from domain.content import promise_shown
 from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
 from domain.schedule import LatencyGauge, lead_time
 from domain import tickets as TK
@@ -69,6 +71,9 @@ class Pipeline:
         self.partitions = partitions
         self.clock = clock
         self.comment = comment or (lambda job, now: "")
+        self._compose_bytes = compose
+        self._newest_promise: dict[str, tuple[int, datetime]] = {}  # incident -> (seq, promise) of its newest round
+        self._shown: dict[str, datetime] = {}            # Message-ID -> promise stated instead of its round's
         self.names = T.TopicNames(settings.topic_prefix)
         (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
@@ -114,14 +119,14 @@ class Pipeline:
         self.views = PartitionViews(self.customers, self.ledger)
 
         self.sender = Sender(
-            mailer=mailer, mail_from=settings.mail_from, compose=compose, record=self._record_sent,
+            mailer=mailer, mail_from=settings.mail_from, compose=self._compose, record=self._record_sent,
             already_sent=self._already_sent, dead_letter=self._undeliverable, clock=clock,
             concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
         )
         self._ticked: dict[str, tuple[datetime, datetime]] = {}
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
         self.started_at = clock()
-        self._audience: dict[str, dict[int, int]] = {}  # incident -> partition -> size of its last round
+        self._audience: dict[str, dict[int, RoundPlan]] = {}  # incident -> partition -> its latest round
         self.joined = False
         self._register()
 
@@ -256,7 +261,7 @@ class Pipeline:
                 continue
             active += 1
             state = IncidentState.model_validate(raw)
-            backlog = sum(self._audience.get(incident_id, {}).values()) + self.sender.depth
+            backlog = sum(plan.size() for plan in self._audience.get(incident_id, {}).values()) + self.sender.depth
             lead = lead_time(self.sender.rate.value, audience=backlog,
                              base=timedelta(seconds=self.settings.schedule_lead_seconds),
                              latency=self.latency.value)
@@ -282,16 +287,18 @@ class Pipeline:
                 delay = (self.clock() - rnd.at).total_seconds()
                 if rnd.at >= self.started_at:  # a replay after a restart says nothing of latency
                     self.latency.observe(delay)
-                jobs = plan_round(rnd, self.views.index(p), self.views.customer_lookup(p),
-                                  self._ledger_entry, self.views.notified(p, rnd.incident_id),
-                                  self.settings.mail_domain)
-                self._audience.setdefault(rnd.incident_id, {})[p] = len(jobs)
+                plan = RoundPlan(rnd, self.views.index(p), self.views.customer_lookup(p), self._ledger_entry,
+                                 self.views.notified(p, rnd.incident_id), self.settings.mail_domain)
+                self._audience.setdefault(rnd.incident_id, {})[p] = plan
+                self._note_promise(rnd)
                 self._remember_round(p, rnd)
                 await self._post_ticket_updates(p, rnd)
-                log.info("round %s #%d (%s) on partition %d: %d notices owed, %.3fs after its decision",
-                         rnd.incident_id, rnd.seq, rnd.trigger, p, len(jobs), delay)
+                log.info("round %s #%d (%s) on partition %d: %d customers to visit, %.3fs after its decision",
+                         rnd.incident_id, rnd.seq, rnd.trigger, p, plan.candidates, delay)
                 loop = asyncio.get_running_loop()
-                await self.sender.submit(jobs, p, on_done=lambda ev=event: loop.create_task(manual.ack(ev)))
+                # returns at once: the plan is drawn from as connections free up, earliest deadline first
+                await self.sender.submit(plan, p, on_done=lambda ev=event: loop.create_task(manual.ack(ev)),
+                                         size=lambda plan=plan: 0 if plan.done else plan.size() - plan.produced)
                 continue
             await manual.ack(event)  # dead-lettered
 
@@ -399,6 +406,21 @@ class Pipeline:
                               comment=self.comment(job, now))
         await self.ticket_updates_topic.send(key=ticket_id.encode(), value=update.model_dump_json().encode())
 
+    def _compose(self, job: NoticeJob, now: datetime) -> bytes:
+        newest = self._newest_promise.get(job.incident_id)
+        shown = promise_shown(job.round.next_update_at, newest[1] if newest else None, now)
+        if shown != job.round.next_update_at:
+            self._shown[job.message_id] = shown
+            job = dataclasses.replace(job, round=job.round.model_copy(update={"next_update_at": shown}))
+        return self._compose_bytes(job, now)
+
+    def _note_promise(self, rnd: Round) -> None:
+        known = self._newest_promise.get(rnd.incident_id)
+        if rnd.next_update_at is None:
+            self._newest_promise.pop(rnd.incident_id, None)   # resolved
+        elif known is None or known[0] <= rnd.seq:
+            self._newest_promise[rnd.incident_id] = (rnd.seq, rnd.next_update_at)
+
     def _ledger_entry(self, customer_id: str) -> dict | None:
         return self.ledger.get(customer_id)
 
@@ -420,11 +442,13 @@ class Pipeline:
         record = NoticeRecord.model_construct(
             notice_id=job.message_id, incident_id=job.incident_id, ticket_id=job.ticket_id,
             customer_id=job.customer_id, email=job.email, kind=job.kind, seq=job.seq, sent_at=sent_at,
-            eta=job.round.eta, next_update_at=None if final else job.round.next_update_at)
+            eta=job.round.eta,
+            next_update_at=None if final else self._shown.pop(job.message_id, job.round.next_update_at))
         await self.notices_topic.send(key=job.customer_id.encode(), value=record.model_dump_json().encode(),
                                       partition=p)
 
     async def _undeliverable(self, job: NoticeJob, reason: str) -> None:
+        self._shown.pop(job.message_id, None)
         value = json.dumps({"notice_id": job.message_id, "incident_id": job.incident_id, "kind": job.kind,
                             "customer_id": job.customer_id, "seq": job.seq})
         await self.dlq.send_raw(topic=self.names.name(T.NOTICES), key=job.customer_id, value=value, error=reason)

@@ -1,14 +1,17 @@
 """The sender: notice jobs drained outside the consume loop, earliest deadline first.
 
 Runtime contract (what the agents and the tests may rely on):
-- ``submit(jobs, partition, on_done)`` waits while ``queue_size`` jobs are owed (back-pressure
-  on the consuming agent), and calls ``on_done()`` once every job of that call is finished:
-  accepted and recorded, skipped as already sent, or failed for good (dead-lettered).
+- ``submit(jobs, partition, on_done)`` takes an iterable of jobs that may be lazy (a
+  ``RoundPlan``) and returns at once: jobs are drawn from it only when a connection is free
+  and it holds the earliest deadline, so a big round neither blocks the consuming agent nor
+  fills memory, and a later round is planned as soon as it is decided. ``on_done()`` is
+  called once every job of that call is finished: accepted and recorded, skipped as already
+  sent, or failed for good (dead-lettered).
   Jobs given up on a stop or a revocation are *not* finished: their round is not
   acknowledged, so it is replayed (by this worker after a restart, or by the new owner) and
   the ledger sends only what is missing.
 - Order: earliest deadline first — the promise a notice keeps, else the time its round was
-  decided. A recipient domain never holds more than ``domain_concurrency`` connections, so a
+  decided (all the jobs of one ``submit`` share the earliest of their deadlines). A recipient domain never holds more than ``domain_concurrency`` connections, so a
   slow domain cannot starve the others.
 - A job whose Message-ID is pending, or that the ledger shows sent, is not sent again.
 - After each SMTP acceptance, ``record(job, partition, sent_at)`` runs before the job counts
@@ -16,8 +19,9 @@ Runtime contract (what the agents and the tests may rely on):
 - Temporary failures (4xx, connection errors, timeouts after the pool's own quick retries)
   keep the job owed: it is retried with growing, jittered delays until ``give_up_seconds``
   after its first try, then dead-lettered. Permanent failures (5xx) are dead-lettered at once.
-- ``release(partitions)``: drop the queued jobs of those partitions and wait for their
-  in-flight sends (on revocation); ``stop()``: the same for every partition.
+- ``release(partitions)``: drop the queued jobs (and the rest of the submitted iterables) of
+  those partitions and wait for their in-flight sends (on revocation); ``stop()``: the same
+  for every partition.
 SMTP is reached only through the ``Mailer`` interface; composing the bytes is a function.
 """
 
@@ -33,7 +37,7 @@ import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Awaitable, Callable, Iterable
+from typing import Awaitable, Callable, Iterable, Iterator
 
 from domain.audience import NoticeJob
 from streams import metrics as M
@@ -60,6 +64,18 @@ class _Batch:
 
 
 @dataclass(order=True)
+class _Source:
+    """What is left of one ``submit``: jobs drawn on demand."""
+
+    deadline: float
+    order: int
+    jobs: Iterator[NoticeJob] = field(compare=False)
+    partition: int = field(compare=False)
+    batch: _Batch = field(compare=False)
+    size: Callable[[], int] = field(compare=False)   # estimate of the jobs still to come
+
+
+@dataclass(order=True)
 class _Item:
     deadline: float
     order: int
@@ -76,7 +92,22 @@ class _Item:
 
 def deadline_of(job: NoticeJob) -> float:
     """When the notice is due: the promise it keeps, else as soon as possible (its round's time)."""
-    return (job.round.keeps or job.round.at).timestamp()
+    return deadline_of_round(job.round)
+
+
+def deadline_of_round(rnd) -> float:
+    return (rnd.keeps or rnd.at).timestamp()
+
+
+def deadline_of_plan(plan) -> float:
+    """A lazy iterable of one round's jobs (a ``RoundPlan``) says which round through ``.round``."""
+    return deadline_of_round(plan.round)
+
+
+def _counting(jobs: list, left: list[int]) -> Iterator:
+    for job in jobs:
+        left[0] -= 1
+        yield job
 
 
 @dataclass
@@ -102,7 +133,7 @@ class Sender:
                  already_sent: Callable[[NoticeJob], bool],
                  dead_letter: Callable[[NoticeJob, str], Awaitable[None]],
                  clock: Callable[[], datetime], concurrency: int = 8, domain_concurrency: int | None = None,
-                 queue_size: int = 20_000, give_up_seconds: float = 6 * 3600, retry_max_delay: float = 60.0,
+                 give_up_seconds: float = 6 * 3600, retry_max_delay: float = 60.0,
                  rng: random.Random | None = None) -> None:
         self._mailer = mailer
         self._mail_from = mail_from
@@ -113,11 +144,11 @@ class Sender:
         self._clock = clock
         self._concurrency = concurrency
         self._domain_cap = domain_concurrency or max(1, concurrency * 3 // 4)
-        self._queue_size = queue_size
         self._give_up = give_up_seconds
         self._retry_max = retry_max_delay
         self._rng = rng or random.Random()
         self._heap: list[_Item] = []                        # ready to send
+        self._sources: list[_Source] = []                   # submitted, not yet drawn (a heap)
         self._parked: dict[str, list[_Item]] = defaultdict(list)  # domain at its cap
         self._waiting: dict[int, _Item] = {}                # backing off after a temporary failure
         self._timers: dict[int, asyncio.TimerHandle] = {}
@@ -138,12 +169,15 @@ class Sender:
 
     @property
     def depth(self) -> int:
-        return sum(self._owed.values())
+        """Notices owed: drawn and not finished, plus an estimate of those still to be drawn."""
+        return sum(self._owed.values()) + sum(src.size() for src in self._sources)
 
     def pending_in(self, partitions: Iterable[int] | None = None) -> int:
         if partitions is None:
             return self.depth
-        return sum(self._owed[p] for p in partitions)
+        parts = set(partitions)
+        return (sum(self._owed[p] for p in parts)
+                + sum(src.size() for src in self._sources if src.partition in parts))
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Finish the sends under way, give up the queued ones (their rounds replay), stop."""
@@ -161,6 +195,8 @@ class Sender:
         def mine(item: _Item) -> bool:
             return parts is None or item.partition in parts
 
+        self._sources = [src for src in self._sources if not mine(src)]
+        heapq.heapify(self._sources)
         dropped = [i for i in self._heap if mine(i)]
         self._heap = [i for i in self._heap if not mine(i)]
         heapq.heapify(self._heap)
@@ -190,33 +226,57 @@ class Sender:
         return True
 
     # -- intake ----------------------------------------------------------------------------
-    async def submit(self, jobs: list[NoticeJob], partition: int, on_done: Callable[[], None] | None = None) -> int:
+    async def submit(self, jobs: Iterable[NoticeJob], partition: int, on_done: Callable[[], None] | None = None,
+                     size: Callable[[], int] | None = None) -> None:
+        """Queue ``jobs`` (drawn lazily, earliest deadline first); ``size()`` estimates how many
+        are still to come (for ``depth``), ``len(jobs)`` when not given."""
         await self.start()
-        fresh = [j for j in jobs if j.message_id not in self._pending]
-        batch = _Batch(len(fresh), on_done)
-        if not fresh:
-            if on_done:
-                on_done()
-            return 0
-        for job in fresh:
-            async with self._changed:
-                await self._changed.wait_for(lambda: self.depth < self._queue_size)
-                self._pending.add(job.message_id)
-                self._owed[partition] += 1
-                heapq.heappush(self._heap, _Item(deadline_of(job), next(self._order), job, partition, batch))
-                self._changed.notify_all()
+        if isinstance(jobs, (list, tuple)):
+            if not jobs:
+                if on_done:
+                    on_done()
+                return
+            deadline = min(deadline_of(j) for j in jobs)
+            left = [len(jobs)]
+            jobs = _counting(jobs, left)
+            size = size or (lambda: left[0])
+        else:
+            deadline = deadline_of_plan(jobs)
+        async with self._changed:
+            heapq.heappush(self._sources, _Source(deadline, next(self._order), iter(jobs), partition,
+                                                  _Batch(1, on_done), size or (lambda: 0)))
+            self._changed.notify_all()
         M.SEND_QUEUE.set(self.depth)
-        return len(fresh)
 
     # -- the work --------------------------------------------------------------------------
     def _take(self) -> _Item | None:
         """The earliest-deadline job whose domain has a free connection (others are parked)."""
-        while self._heap:
-            item = heapq.heappop(self._heap)
+        while True:
+            source = self._sources[0] if self._sources else None
+            if self._heap and (source is None or self._heap[0].deadline <= source.deadline):
+                item = heapq.heappop(self._heap)
+            elif source is not None:
+                item = self._draw(source)
+                if item is None:
+                    continue
+            else:
+                return None
             if self._busy_domains[item.domain] >= self._domain_cap:
                 heapq.heappush(self._parked[item.domain], item)
                 continue
             return item
+
+    def _draw(self, source: _Source) -> _Item | None:
+        """The next job of the earliest source; None (and the source gone) when it is exhausted."""
+        for job in source.jobs:
+            if job.message_id in self._pending:
+                continue  # queued already (a replayed round): sent once, by the first
+            self._pending.add(job.message_id)
+            self._owed[source.partition] += 1
+            source.batch.remaining += 1
+            return _Item(source.deadline, next(self._order), job, source.partition, source.batch)
+        heapq.heappop(self._sources)
+        source.batch.finish_one()
         return None
 
     def _unpark(self, domain: str) -> None:

@@ -9,8 +9,8 @@ import pytest
 
 from domain import ledger as L
 from domain.affected import CustomerIndex, Scope, affected_services, is_affected
-from domain.audience import plan_round
-from domain.content import eta_state, notice_content
+from domain.audience import RoundPlan, plan_round
+from domain.content import eta_state, notice_content, promise_shown
 from domain.ids import contact_key, message_id
 from domain.incident import current_round, decide, keep_promise, promise, schedule_due
 from domain.schedule import lead_time
@@ -284,3 +284,27 @@ def test_a_kept_promise_leaves_time_to_send_the_next_round():
     assert schedule_due(k.state, started + lead, lead) == k.state.promised_at
     short = keep_promise(d1.state, due, due - timedelta(seconds=2), timedelta(seconds=1))
     assert short.state.promised_at == due + timedelta(seconds=60)  # a small audience keeps the cadence
+
+
+def test_a_notice_never_states_a_next_update_time_that_has_gone_by():
+    round_promise, newer = T0 + timedelta(minutes=10), T0 + timedelta(minutes=25)
+    assert promise_shown(round_promise, newer, T0) == round_promise             # in time: its own round's
+    late = T0 + timedelta(minutes=11)                                           # a big round, still sending
+    assert promise_shown(round_promise, newer, late) == newer
+    assert promise_shown(round_promise, None, late) == round_promise            # nothing newer known
+    assert promise_shown(round_promise, round_promise, late) == round_promise
+    assert promise_shown(None, newer, late) is None                             # resolved: no promise
+
+
+def test_a_round_plan_reads_the_ledger_when_drawn_not_when_made():
+    a = customer("a", [("api", "ap-northeast-1")])
+    b = customer("b", [("api", "ap-northeast-1")], contacts=("b1@example.jp", "b2@example.jp"))
+    w = World(a, b)
+    d1 = decide(None, ev(), T0)
+    d2 = keep_promise(d1.state, d1.state.promised_at, d1.state.promised_at)
+    plan = RoundPlan(d2.round, w.index, w.customers.get, w.ledger.get, [], "example.com")
+    assert (plan.candidates, plan.size(), plan.done) == (2, 2, False)
+    w.send(d1.round)                       # the first round goes out while the second waits
+    jobs = list(plan)
+    assert [(j.customer_id, j.kind) for j in jobs] == [("a", "scheduled"), ("b", "scheduled"), ("b", "scheduled")]
+    assert (plan.size(), plan.done) == (3, True)

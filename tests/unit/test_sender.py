@@ -174,3 +174,60 @@ async def test_release_gives_up_queued_jobs_without_finishing_their_round():
     assert h.sender.pending_in([3]) == 0 and not done   # ... the rest is left to the round's replay
     assert len(h.ledger) == 2
     await h.sender.stop()
+
+
+async def test_a_lazy_plan_is_drawn_from_only_as_connections_free_up():
+    gate = asyncio.Event()
+
+    async def send(mail_from, rcpt, data):
+        await gate.wait()
+        return SendResult("accepted", 250, "OK")
+
+    mailer = MemoryMailer()
+    mailer.send = send
+    h = Harness(mailer, concurrency=2)
+    jobs = jobs_for(customers([f"u{i}@d{i}.example.com" for i in range(1000)]))
+    drawn = []
+
+    class Plan:                                    # what a RoundPlan offers the sender
+        round = jobs[0].round
+
+        def __iter__(self):
+            for job in jobs:
+                drawn.append(job)
+                yield job
+
+    done = []
+    await h.sender.submit(Plan(), 0, on_done=lambda: done.append(True), size=lambda: len(jobs) - len(drawn))
+    await wait_for(lambda: len(drawn) == 2)
+    await asyncio.sleep(0.05)
+    assert len(drawn) == 2, "the sender drew more jobs than it had connections for"
+    assert h.sender.depth == 1000
+    gate.set()
+    await wait_for(lambda: done)
+    await h.sender.stop()
+    assert len(h.ledger) == 1000 and len(done) == 1
+
+
+async def test_a_round_due_earlier_overtakes_the_rest_of_a_big_one():
+    order = []
+    release = asyncio.Event()
+
+    async def send(mail_from, rcpt, data):
+        order.append(rcpt)
+        if len(order) == 1:
+            await release.wait()
+        return SendResult("accepted", 250, "OK")
+
+    mailer = MemoryMailer()
+    mailer.send = send
+    h = Harness(mailer, concurrency=1)
+    big = jobs_for(customers([f"u{i}@x.example.com" for i in range(50)]), incident="inc-big", scheduled=True)
+    await h.sender.submit(big, 0)
+    await wait_for(lambda: order)
+    urgent = jobs_for(customers(["urgent@y.example.com"]), incident="inc-new")   # declared: due at once
+    await h.sender.submit(urgent, 1)
+    release.set()
+    await wait_for(lambda: len(order) == 51)
+    await h.sender.stop()
+    assert order[1] == "urgent@y.example.com"
