@@ -262,9 +262,10 @@ class Pipeline:
             active += 1
             state = IncidentState.model_validate(raw)
             backlog = sum(plan.size() for plan in self._audience.get(incident_id, {}).values()) + self.sender.depth
-            lead = lead_time(self.sender.rate.value, audience=backlog,
-                             base=timedelta(seconds=self.settings.schedule_lead_seconds),
-                             latency=self.latency.value)
+            rate = self.sender.rate
+            measuring = not rate.measured and self.sender.depth > 0
+            lead = lead_time(None if measuring else rate.value, audience=backlog,
+                             base=timedelta(seconds=self.settings.schedule_lead_seconds), latency=self.latency.value)
             due = schedule_due(state, now, lead)
             if due is None:
                 continue

@@ -110,21 +110,42 @@ def _counting(jobs: list, left: list[int]) -> Iterator:
         yield job
 
 
-@dataclass
 class SendRate:
-    """Smoothed emails/second of this worker, for starting rounds early enough."""
+    """Emails/second this worker sends *while it has work*, for starting rounds early enough.
 
-    value: float = 50.0  # a cautious prior until measured
-    _window_start: float = field(default_factory=time.monotonic)
-    _count: int = 0
+    Time with nothing to send does not count (an idle hour is not a slow hour), and until a
+    first busy period has been measured ``measured`` is False and ``value`` is a cautious prior.
+    """
+
+    def __init__(self, prior: float = 50.0, window: float = 2.0, first_window: float = 0.5,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.value = prior
+        self.measured = False
+        self._window, self._first_window, self._clock = window, first_window, clock
+        self._start: float | None = None   # start of the current busy window, None when idle
+        self._count = 0
+
+    def busy(self) -> None:
+        if self._start is None:
+            self._start, self._count = self._clock(), 0
 
     def tick(self) -> None:
+        self.busy()
         self._count += 1
-        elapsed = time.monotonic() - self._window_start
-        if elapsed >= 2.0:
-            measured = self._count / elapsed
-            self.value = 0.7 * self.value + 0.3 * measured
-            self._window_start, self._count = time.monotonic(), 0
+        if self._clock() - self._start >= (self._window if self.measured else self._first_window):
+            self._fold()
+
+    def idle(self) -> None:
+        if self._start is not None and self._count and self._clock() - self._start >= self._first_window:
+            self._fold()
+        self._start = None
+
+    def _fold(self) -> None:
+        now = self._clock()
+        measured = self._count / max(now - self._start, 1e-6)
+        self.value = 0.7 * self.value + 0.3 * measured if self.measured else measured
+        self.measured = True
+        self._start, self._count = now, 0
 
 
 class Sender:
@@ -242,6 +263,7 @@ class Sender:
             size = size or (lambda: left[0])
         else:
             deadline = deadline_of_plan(jobs)
+        self.rate.busy()
         async with self._changed:
             heapq.heappush(self._sources, _Source(deadline, next(self._order), iter(jobs), partition,
                                                   _Batch(1, on_done), size or (lambda: 0)))
@@ -314,6 +336,8 @@ class Sender:
                     if finished:
                         self._forget(item)
                         item.batch.finish_one()
+                    if not self._owed and not self._sources:
+                        self.rate.idle()
                     self._changed.notify_all()
                 M.SEND_QUEUE.set(self.depth)
 

@@ -159,6 +159,8 @@ def test_schedule_due_starts_early_by_the_lead():
     assert lead == timedelta(seconds=15)
     assert schedule_due(d1.state, due - timedelta(seconds=16), lead) is None
     assert schedule_due(d1.state, due - timedelta(seconds=15), lead) == due
+    # while a big round's send rate is being measured, only the margin and the latency count
+    assert lead_time(None, audience=100_000, base=timedelta(seconds=5), latency=0.5) == timedelta(seconds=6)
 
 
 def test_current_round_rebuilds_the_latest():

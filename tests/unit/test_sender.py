@@ -231,3 +231,23 @@ async def test_a_round_due_earlier_overtakes_the_rest_of_a_big_one():
     await wait_for(lambda: len(order) == 51)
     await h.sender.stop()
     assert order[1] == "urgent@y.example.com"
+
+
+def test_the_send_rate_counts_busy_time_only():
+    from streams.sender import SendRate
+
+    now = [0.0]
+    rate = SendRate(prior=50.0, clock=lambda: now[0])
+    assert (rate.value, rate.measured) == (50.0, False)
+    rate.busy()
+    for _ in range(100):                 # 200 emails/s while there is work
+        now[0] += 0.005
+        rate.tick()
+    assert rate.measured and rate.value == pytest.approx(200.0, rel=0.05)
+    rate.idle()
+    now[0] += 3600                       # an idle hour ...
+    rate.busy()
+    for _ in range(100):
+        now[0] += 0.005
+        rate.tick()
+    assert rate.value == pytest.approx(200.0, rel=0.05)   # ... is not a slow hour
