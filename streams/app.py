@@ -103,7 +103,7 @@ class Pipeline:
         self.events_topic = app.topic(self.names.name(T.INCIDENT_EVENTS), partitions=partitions, **raw)
         self.ticks_topic = app.topic(self.names.name(T.TICKS), partitions=partitions, **raw)
         self.rounds_topic = app.topic(self.names.name(T.ROUNDS), partitions=partitions, **raw)
-        self.notices_topic = app.topic(self.names.name(T.NOTICES), partitions=partitions, **raw)
+        self._notices_name = self.names.name(T.NOTICES)
         self.ticket_topic = app.topic(self.names.name(T.TICKET_EVENTS), partitions=partitions, **raw)
         self.ticket_requests_topic = app.topic(self.names.name(T.TICKET_REQUESTS), partitions=partitions, **raw)
         self.preferences_topic = app.topic(self.names.name(T.PREFERENCES), partitions=partitions, **raw)
@@ -445,8 +445,10 @@ class Pipeline:
             customer_id=job.customer_id, email=job.email, kind=job.kind, seq=job.seq, sent_at=sent_at,
             eta=job.round.eta,
             next_update_at=None if final else self._shown.pop(job.message_id, job.round.next_update_at))
-        await self.notices_topic.send(key=job.customer_id.encode(), value=record.model_dump_json().encode(),
-                                      partition=p)
+        # straight to the producer: faust's Topic.send wraps each record in futures and callbacks
+        # for nothing we use here (measured: a tenth of a notice's CPU with the ledger's changelog)
+        await self.app.producer.send(self._notices_name, job.customer_id.encode(), record.model_dump_json().encode(),
+                                     p, None, None)
 
     async def _undeliverable(self, job: NoticeJob, reason: str) -> None:
         self._shown.pop(job.message_id, None)
