@@ -62,6 +62,19 @@ class Harness:
         self.dead.append((job.email, reason))
 
 
+def gated_harness(concurrency: int) -> tuple[Harness, asyncio.Event]:
+    """A harness whose every send waits until the returned event is set."""
+    gate = asyncio.Event()
+
+    async def send(mail_from, rcpt, data):
+        await gate.wait()
+        return SendResult("accepted", 250, "OK")
+
+    mailer = MemoryMailer()
+    mailer.send = send
+    return Harness(mailer, concurrency=concurrency), gate
+
+
 async def wait_for(predicate, timeout=5.0):
     for _ in range(int(timeout / 0.01)):
         if predicate():
@@ -154,15 +167,7 @@ async def test_give_up_after_the_age_limit():
 
 
 async def test_release_gives_up_queued_jobs_without_finishing_their_round():
-    gate = asyncio.Event()
-
-    async def send(mail_from, rcpt, data):
-        await gate.wait()
-        return SendResult("accepted", 250, "OK")
-
-    mailer = MemoryMailer()
-    mailer.send = send
-    h = Harness(mailer, concurrency=2)
+    h, gate = gated_harness(concurrency=2)
     done = []
     await h.sender.submit(jobs_for(customers([f"u{i}@d{i}.example.com" for i in range(10)])), 3,
                           on_done=lambda: done.append(True))
@@ -177,15 +182,7 @@ async def test_release_gives_up_queued_jobs_without_finishing_their_round():
 
 
 async def test_a_lazy_plan_is_drawn_from_only_as_connections_free_up():
-    gate = asyncio.Event()
-
-    async def send(mail_from, rcpt, data):
-        await gate.wait()
-        return SendResult("accepted", 250, "OK")
-
-    mailer = MemoryMailer()
-    mailer.send = send
-    h = Harness(mailer, concurrency=2)
+    h, gate = gated_harness(concurrency=2)
     jobs = jobs_for(customers([f"u{i}@d{i}.example.com" for i in range(1000)]))
     drawn = []
 
