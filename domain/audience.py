@@ -97,8 +97,12 @@ class RoundPlan:
     """
 
     def __init__(self, rnd: Round, index: CustomerIndex, customers: Callable[[str], CustomerLike | None],
-                 ledger_of: Callable[[str], dict | None], notified: Iterable[str], domain: str) -> None:
+                 ledger_of: Callable[[str], dict | None], notified: Iterable[str], domain: str,
+                 on_error: Callable[[str, Exception], None] | None = None) -> None:
+        """``on_error(customer_id, exc)``: a candidate whose notices could not be worked out is
+        reported there and skipped (without it, the error propagates)."""
         self.round = rnd
+        self._on_error = on_error
         if rnd.trigger == "resolved":
             self._affected: list[str] = []
             self._others = sorted(set(notified))
@@ -126,63 +130,68 @@ class RoundPlan:
         self.done = True
 
     def _jobs(self) -> Iterator[NoticeJob]:
-        rnd, incident, domain = self.round, self.round.incident_id, self._domain
-
-        def owe(kind: str, customer: CustomerLike, entry: dict | None, key: str, email: str, name: str | None,
-                known: dict, services: tuple) -> NoticeJob | None:
-            if key in ledger.unsubscribed(entry):
-                return None  # the recipient opted out
-            job = _job(kind, rnd, customer, key, email, name, known, services, domain)
-            return None if ledger.was_sent(entry, incident, job.message_id) else job
-
-        def in_conversation(customer: CustomerLike, entry: dict | None):
-            """(key, email, name, known) of recipients still receiving this incident's notices."""
-            contacts = {contact_key(c.email): c for c in customer.contacts}
-            for key, known in sorted(ledger.recipients(entry, incident).items()):
-                if known.get("state") != ledger.ACTIVE or known.get("seq", 0) >= rnd.seq:
-                    continue
-                contact = contacts.get(key)
-                if contact is not None:
-                    yield key, contact.email, contact.name, known
-                elif key.startswith(TICKET_PREFIX):
-                    yield key, known["email"], known.get("name"), known
-                # a contact removed from the customer's list gets nothing more
-
+        rnd = self.round
         following = PROGRESS if rnd.trigger == "updated" else SCHEDULED
-        for cid in self._affected:
-            customer = self._customers(cid)
-            if customer is None:
-                continue
-            entry = self._ledger_of(cid)
-            known_all = ledger.recipients(entry, incident)
-            services = affected_services(services_of(customer), rnd.scope())
-            for contact in customer.contacts:
-                key = contact_key(contact.email)
-                known = known_all.get(key, {})
-                if known.get("state") == RESOLVED or known.get("seq", 0) >= rnd.seq:
-                    continue
-                kind = following if known.get("state") == ledger.ACTIVE else ACKNOWLEDGED
-                job = owe(kind, customer, entry, key, contact.email, contact.name, known, services)
-                if job is not None:
-                    yield job
-            for key, email, name, known in in_conversation(customer, entry):
-                if key.startswith(TICKET_PREFIX):  # a ticket's requester who is not a contact
-                    job = owe(following, customer, entry, key, email, name, known, services)
-                    if job is not None:
-                        yield job
-
         # resolved: everyone still in the conversation; otherwise: those no longer affected
         final = RESOLVED if rnd.trigger == "resolved" else UNAFFECTED
-        for cid in self._others:
-            customer = self._customers(cid)
-            if customer is None:
-                continue  # deleted (tombstone): gets nothing more
-            entry = self._ledger_of(cid)
-            services = affected_services(services_of(customer), rnd.scope()) if final == RESOLVED else ()
-            for key, email, name, known in in_conversation(customer, entry):
-                job = owe(final, customer, entry, key, email, name, known, services)
-                if job is not None:
-                    yield job
+        for candidates, owed in ((self._affected, lambda c, e: self._affected_jobs(c, e, following)),
+                                 (self._others, lambda c, e: self._final_jobs(c, e, final))):
+            for cid in candidates:
+                try:
+                    customer = self._customers(cid)
+                    if customer is None:
+                        continue  # gone (tombstone): gets nothing more
+                    jobs = owed(customer, self._ledger_of(cid))
+                except Exception as exc:  # one customer's bad data must not cost the others their notice
+                    if self._on_error is None:
+                        raise
+                    self._on_error(cid, exc)
+                    continue
+                yield from jobs
+
+    def _owe(self, kind: str, customer: CustomerLike, entry: dict | None, key: str, email: str,
+             name: str | None, known: dict, services: tuple, out: list[NoticeJob]) -> None:
+        if key in ledger.unsubscribed(entry):
+            return  # the recipient opted out
+        job = _job(kind, self.round, customer, key, email, name, known, services, self._domain)
+        if not ledger.was_sent(entry, self.round.incident_id, job.message_id):
+            out.append(job)
+
+    def _in_conversation(self, customer: CustomerLike, entry: dict | None):
+        """(key, email, name, known) of recipients still receiving this incident's notices."""
+        contacts = {contact_key(c.email): c for c in customer.contacts}
+        for key, known in sorted(ledger.recipients(entry, self.round.incident_id).items()):
+            if known.get("state") != ledger.ACTIVE or known.get("seq", 0) >= self.round.seq:
+                continue
+            contact = contacts.get(key)
+            if contact is not None:
+                yield key, contact.email, contact.name, known
+            elif key.startswith(TICKET_PREFIX):
+                yield key, known["email"], known.get("name"), known
+            # a contact removed from the customer's list gets nothing more
+
+    def _affected_jobs(self, customer: CustomerLike, entry: dict | None, following: str) -> list[NoticeJob]:
+        rnd, out = self.round, []
+        known_all = ledger.recipients(entry, rnd.incident_id)
+        services = affected_services(services_of(customer), rnd.scope())
+        for contact in customer.contacts:
+            key = contact_key(contact.email)
+            known = known_all.get(key, {})
+            if known.get("state") == RESOLVED or known.get("seq", 0) >= rnd.seq:
+                continue
+            kind = following if known.get("state") == ledger.ACTIVE else ACKNOWLEDGED
+            self._owe(kind, customer, entry, key, contact.email, contact.name, known, services, out)
+        for key, email, name, known in self._in_conversation(customer, entry):
+            if key.startswith(TICKET_PREFIX):  # a ticket's requester who is not a contact
+                self._owe(following, customer, entry, key, email, name, known, services, out)
+        return out
+
+    def _final_jobs(self, customer: CustomerLike, entry: dict | None, final: str) -> list[NoticeJob]:
+        out: list[NoticeJob] = []
+        services = affected_services(services_of(customer), self.round.scope()) if final == RESOLVED else ()
+        for key, email, name, known in self._in_conversation(customer, entry):
+            self._owe(final, customer, entry, key, email, name, known, services, out)
+        return out
 
 
 def plan_round(rnd: Round, index: CustomerIndex, customers: Callable[[str], CustomerLike | None],

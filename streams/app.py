@@ -289,7 +289,8 @@ class Pipeline:
                 if rnd.at >= self.started_at:  # a replay after a restart says nothing of latency
                     self.latency.observe(delay)
                 plan = RoundPlan(rnd, self.views.index(p), self.views.customer_lookup(p), self._ledger_entry,
-                                 self.views.notified(p, rnd.incident_id), self.settings.mail_domain)
+                                 self.views.notified(p, rnd.incident_id), self.settings.mail_domain,
+                                 on_error=lambda cid, exc, rnd=rnd: self._unplannable(rnd, cid, exc))
                 self._audience.setdefault(rnd.incident_id, {})[p] = plan
                 self._note_promise(rnd)
                 self._remember_round(p, rnd)
@@ -449,6 +450,14 @@ class Pipeline:
         # for nothing we use here (measured: a tenth of a notice's CPU with the ledger's changelog)
         await self.app.producer.send(self._notices_name, job.customer_id.encode(), record.model_dump_json().encode(),
                                      p, None, None)
+
+    def _unplannable(self, rnd: Round, customer_id: str, exc: Exception) -> None:
+        """A customer whose notices of a round could not be worked out: dead-lettered, skipped."""
+        M.NOTICE_FAILURES.labels("error").inc()
+        value = json.dumps({"incident_id": rnd.incident_id, "seq": rnd.seq, "customer_id": customer_id})
+        asyncio.get_running_loop().create_task(self.dlq.send_raw(
+            topic=self.names.name(T.ROUNDS), key=customer_id, value=value,
+            error=f"could not plan this customer's notices: {type(exc).__name__}: {exc}"))
 
     async def _undeliverable(self, job: NoticeJob, reason: str) -> None:
         self._shown.pop(job.message_id, None)

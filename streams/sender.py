@@ -290,13 +290,18 @@ class Sender:
 
     def _draw(self, source: _Source) -> _Item | None:
         """The next job of the earliest source; None (and the source gone) when it is exhausted."""
-        for job in source.jobs:
-            if job.message_id in self._pending:
-                continue  # queued already (a replayed round): sent once, by the first
-            self._pending.add(job.message_id)
-            self._owed[source.partition] += 1
-            source.batch.remaining += 1
-            return _Item(source.deadline, next(self._order), job, source.partition, source.batch)
+        try:
+            for job in source.jobs:
+                if job.message_id in self._pending:
+                    continue  # queued already (a replayed round): sent once, by the first
+                self._pending.add(job.message_id)
+                self._owed[source.partition] += 1
+                source.batch.remaining += 1
+                return _Item(source.deadline, next(self._order), job, source.partition, source.batch)
+        except Exception as exc:  # a broken plan must not stop the sender; a replay would break again
+            log.error("sender: the rest of a round on partition %d could not be planned (%s: %s)",
+                      source.partition, type(exc).__name__, exc)
+            M.NOTICE_FAILURES.labels("error").inc()
         heapq.heappop(self._sources)
         source.batch.finish_one()
         return None

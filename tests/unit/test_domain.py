@@ -310,3 +310,23 @@ def test_a_round_plan_reads_the_ledger_when_drawn_not_when_made():
     jobs = list(plan)
     assert [(j.customer_id, j.kind) for j in jobs] == [("a", "scheduled"), ("b", "scheduled"), ("b", "scheduled")]
     assert (plan.size(), plan.done) == (3, True)
+
+
+def test_a_customer_whose_notices_cannot_be_worked_out_is_reported_and_the_others_still_planned():
+    a = customer("a", [("api", "ap-northeast-1")])
+    b = customer("b", [("api", "ap-northeast-1")])
+    w = World(a, b)
+    d1 = decide(None, ev(), T0)
+
+    def lookup(cid):
+        if cid == "a":
+            raise KeyError("stored record damaged")
+        return w.customers.get(cid)
+
+    errors = []
+    plan = RoundPlan(d1.round, w.index, lookup, w.ledger.get, [], "example.com",
+                     on_error=lambda cid, exc: errors.append((cid, type(exc).__name__)))
+    assert [j.customer_id for j in plan] == ["b"]
+    assert errors == [("a", "KeyError")]
+    with pytest.raises(KeyError):   # without a handler the error is the caller's
+        list(RoundPlan(d1.round, w.index, lookup, w.ledger.get, [], "example.com"))

@@ -248,3 +248,23 @@ def test_the_send_rate_counts_busy_time_only():
         now[0] += 0.005
         rate.tick()
     assert rate.value == pytest.approx(200.0, rel=0.05)   # ... is not a slow hour
+
+
+async def test_a_plan_that_breaks_does_not_stop_the_sender():
+    h = Harness(concurrency=1)
+    jobs = jobs_for(customers(["a@x.example.com", "b@x.example.com"]))
+
+    class Broken:
+        round = jobs[0].round
+
+        def __iter__(self):
+            yield jobs[0]
+            raise RuntimeError("bug")
+
+    done = []
+    await h.sender.submit(Broken(), 0, on_done=lambda: done.append("broken"))
+    await h.sender.submit(jobs_for(customers(["c@y.example.com"]), incident="inc-2"), 1,
+                          on_done=lambda: done.append("next"))
+    await wait_for(lambda: len(done) == 2)
+    await h.sender.stop()
+    assert sorted(m.rcpt for m in h.mailer.sent) == ["a@x.example.com", "c@y.example.com"]
