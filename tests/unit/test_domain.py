@@ -156,9 +156,9 @@ def test_schedule_due_starts_early_by_the_lead():
     d1 = decide(None, ev(update_interval_seconds=600), T0)
     due = d1.state.promised_at
     lead = lead_time(100.0, audience=1000, base=timedelta(seconds=5))
-    assert lead == timedelta(seconds=15)
-    assert schedule_due(d1.state, due - timedelta(seconds=16), lead) is None
-    assert schedule_due(d1.state, due - timedelta(seconds=15), lead) == due
+    assert lead == timedelta(seconds=20)     # 5 s margin + 10 s of sending, padded by half
+    assert schedule_due(d1.state, due - timedelta(seconds=21), lead) is None
+    assert schedule_due(d1.state, due - timedelta(seconds=20), lead) == due
     # while a big round's send rate is being measured, only the margin and the latency count
     assert lead_time(None, audience=100_000, base=timedelta(seconds=5), latency=0.5) == timedelta(seconds=6)
 
