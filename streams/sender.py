@@ -117,11 +117,13 @@ class SendRate:
     first busy period has been measured ``measured`` is False and ``value`` is a cautious prior.
     """
 
-    def __init__(self, prior: float = 50.0, window: float = 2.0, first_window: float = 0.5,
+    def __init__(self, prior: float = 50.0, window: float = 2.0, min_window: float = 0.5,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.value = prior
         self.measured = False
-        self._window, self._first_window, self._clock = window, first_window, clock
+        # a first window as long as the others: the first half second of a big round (plans and
+        # connections warming up) measured low, and the next round was decided a second in
+        self._window, self._min_window, self._clock = window, min_window, clock
         self._start: float | None = None   # start of the current busy window, None when idle
         self._count = 0
 
@@ -132,11 +134,11 @@ class SendRate:
     def tick(self) -> None:
         self.busy()
         self._count += 1
-        if self._clock() - self._start >= (self._window if self.measured else self._first_window):
+        if self._clock() - self._start >= self._window:
             self._fold()
 
     def idle(self) -> None:
-        if self._start is not None and self._count and self._clock() - self._start >= self._first_window:
+        if self._start is not None and self._count and self._clock() - self._start >= self._min_window:
             self._fold()
         self._start = None
 

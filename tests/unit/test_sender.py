@@ -237,14 +237,16 @@ def test_the_send_rate_counts_busy_time_only():
     rate = SendRate(prior=50.0, clock=lambda: now[0])
     assert (rate.value, rate.measured) == (50.0, False)
     rate.busy()
-    for _ in range(100):                 # 200 emails/s while there is work
+    for i in range(450):                 # 200 emails/s while there is work
         now[0] += 0.005
         rate.tick()
+        if i == 350:
+            assert not rate.measured     # measured over a whole window first (1.75 s so far)
     assert rate.measured and rate.value == pytest.approx(200.0, rel=0.05)
     rate.idle()
     now[0] += 3600                       # an idle hour ...
     rate.busy()
-    for _ in range(100):
+    for _ in range(450):
         now[0] += 0.005
         rate.tick()
     assert rate.value == pytest.approx(200.0, rel=0.05)   # ... is not a slow hour
