@@ -410,7 +410,8 @@ class Pipeline:
 
     def _compose(self, job: NoticeJob, now: datetime) -> bytes:
         newest = self._newest_promise.get(job.incident_id)
-        shown = promise_shown(job.round.next_update_at, newest[1] if newest else None, now)
+        shown = promise_shown(job.round.next_update_at, newest[1] if newest else None, now,
+                              margin=timedelta(seconds=self.settings.schedule_lead_seconds))
         if shown != job.round.next_update_at:
             self._shown[job.message_id] = shown
             job = dataclasses.replace(job, round=job.round.model_copy(update={"next_update_at": shown}))

@@ -7,6 +7,7 @@
 - SMTP down for a while then back; a 550 recipient (dead-lettered, not retried); 451 replies
   (retried, then accepted once);
 - a slow SMTP domain for one incident does not delay another incident's promised round;
+- a round slower than its update interval: no notice states a next-update time already past;
 - the broker unreachable when a worker starts: it waits, says so, and recovers.
 
 The SMTP servers here are aiosmtpd ``Controller``s running on their own thread and loop, so
@@ -441,6 +442,25 @@ async def test_a_slow_domain_does_not_delay_another_incidents_promised_round(wor
             late[rcpt] = round((arrived - promised[rcpt]).total_seconds(), 1)
     print(f"\n[slow domain] {slow_done} of 80 slow notices sent meanwhile; late by (s): {late}")
     assert not late, f"the scheduled round of {quick} came late behind {sluggish}'s slow recipients: {late}"
+
+
+async def test_a_round_slower_than_its_interval_never_states_a_time_already_past(workers, faulty, broker, prefix):
+    # 30 notices at 0.5 s each through one connection take ~15 s; the interval is 6 s, so the
+    # round's own promise goes by while it is still being sent
+    customers = make_customers(30, tag="p", domain="late.example.com")
+    load_customers(broker.bootstrap, prefix, customers)
+    server = faulty(delay=0.5)
+    worker = workers({**smtp_env(server.serve()), "OUTAGE_SMTP_CONCURRENCY": "1"}, ready=False)
+    await ready(worker)
+    incident = declare(worker, update_interval_seconds=6)
+    await server.wait(lambda s: set(s.by_recipient(incident)) >= emails_of(customers), 60,
+                      "every contact's first notice", poll=0.2)
+    first = [ms[0] for ms in server.by_recipient(incident).values()]
+    round_promise = min(m.next_update for m in first)
+    assert any(m.received > round_promise for m in first), "the round was not slower than its interval"
+    past = [(m.rcpt, m.received.isoformat(), m.next_update.isoformat()) for m in server.received(incident)
+            if m.next_update is not None and m.next_update <= m.received]
+    assert not past, f"notices told their reader a next-update time already past: {past[:3]}"
 
 
 # --------------------------------------------------------------------------- 5. broker unreachable

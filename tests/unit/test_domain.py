@@ -296,6 +296,9 @@ def test_a_notice_never_states_a_next_update_time_that_has_gone_by():
     assert promise_shown(round_promise, None, late) == round_promise            # nothing newer known
     assert promise_shown(round_promise, round_promise, late) == round_promise
     assert promise_shown(None, newer, late) is None                             # resolved: no promise
+    almost = round_promise - timedelta(seconds=2)                               # gone by the time it is read
+    assert promise_shown(round_promise, newer, almost, margin=timedelta(seconds=5)) == newer
+    assert promise_shown(round_promise, newer, almost) == round_promise
 
 
 def test_a_round_plan_reads_the_ledger_when_drawn_not_when_made():
