@@ -75,6 +75,23 @@ def gated_harness(concurrency: int) -> tuple[Harness, asyncio.Event]:
     return Harness(mailer, concurrency=concurrency), gate
 
 
+def first_send_held_harness() -> tuple[Harness, list[str], asyncio.Event]:
+    """One connection; the first send waits for the returned event; ``order`` lists recipients
+    in the order their sends began."""
+    order: list[str] = []
+    release = asyncio.Event()
+
+    async def send(mail_from, rcpt, data):
+        order.append(rcpt)
+        if len(order) == 1:
+            await release.wait()
+        return SendResult("accepted", 250, "OK")
+
+    mailer = MemoryMailer()
+    mailer.send = send
+    return Harness(mailer, concurrency=1), order, release
+
+
 async def wait_for(predicate, timeout=5.0):
     for _ in range(int(timeout / 0.01)):
         if predicate():
@@ -95,18 +112,7 @@ async def test_every_job_sent_once_and_batch_done_once():
 
 
 async def test_earliest_deadline_first():
-    release = asyncio.Event()
-    order = []
-
-    async def slow_first(mail_from, rcpt, data):
-        order.append(rcpt)
-        if len(order) == 1:
-            await release.wait()
-        return SendResult("accepted", 250, "OK")
-
-    mailer = MemoryMailer()
-    mailer.send = slow_first
-    h = Harness(mailer, concurrency=1)
+    h, order, release = first_send_held_harness()
     blocker = jobs_for(customers(["first@x.example.com"]), incident="inc-0")
     late = jobs_for(customers(["ack@x.example.com"]), incident="inc-a")                      # due: as soon as possible
     due = jobs_for(customers(["promise@x.example.com"]), incident="inc-b", scheduled=True, interval=60)
@@ -207,18 +213,7 @@ async def test_a_lazy_plan_is_drawn_from_only_as_connections_free_up():
 
 
 async def test_a_round_due_earlier_overtakes_the_rest_of_a_big_one():
-    order = []
-    release = asyncio.Event()
-
-    async def send(mail_from, rcpt, data):
-        order.append(rcpt)
-        if len(order) == 1:
-            await release.wait()
-        return SendResult("accepted", 250, "OK")
-
-    mailer = MemoryMailer()
-    mailer.send = send
-    h = Harness(mailer, concurrency=1)
+    h, order, release = first_send_held_harness()
     big = jobs_for(customers([f"u{i}@x.example.com" for i in range(50)]), incident="inc-big", scheduled=True)
     await h.sender.submit(big, 0)
     await wait_for(lambda: order)
