@@ -123,6 +123,10 @@ class RoundPlan:
         """Notices the round sends on this partition: exact once done, else an estimate."""
         return self.produced if self.done else max(self.produced, self.candidates)
 
+    def remaining(self) -> int:
+        """Notices still to come: an estimate while not done."""
+        return self.size() - self.produced
+
     def __iter__(self) -> Iterator[NoticeJob]:
         for job in self._jobs():
             self.produced += 1

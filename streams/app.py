@@ -23,7 +23,7 @@ import faust
 from faust.types import TP
 
 from domain import ledger as L
-from domain.audience import NoticeJob, RoundPlan
+from domain.audience import NoticeJob, RoundPlan, services_of
 from domain.content import promise_shown
 from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
 from domain.schedule import LatencyGauge, lead_time
@@ -194,7 +194,7 @@ class Pipeline:
                 cid = sys.intern(customer.customer_id)  # one string shared by the table and the index
                 previous = self.customers.get(cid)
                 self.customers[cid] = stored(p, customer)
-                self.views.put_customer(p, cid, [(s.component, s.region) for s in customer.services], previous)
+                self.views.put_customer(p, cid, services_of(customer), previous)
                 M.CUSTOMERS.set(self.views.customer_count())
 
     # -- incidents ---------------------------------------------------------------------------
@@ -300,7 +300,7 @@ class Pipeline:
                 loop = asyncio.get_running_loop()
                 # returns at once: the plan is drawn from as connections free up, earliest deadline first
                 await self.sender.submit(plan, p, on_done=lambda ev=event: loop.create_task(manual.ack(ev)),
-                                         size=lambda plan=plan: 0 if plan.done else plan.size() - plan.produced)
+                                         size=plan.remaining)
                 continue
             await manual.ack(event)  # dead-lettered
 

@@ -11,8 +11,9 @@ Runtime contract (what the agents and the tests may rely on):
   acknowledged, so it is replayed (by this worker after a restart, or by the new owner) and
   the ledger sends only what is missing.
 - Order: earliest deadline first — the promise a notice keeps, else the time its round was
-  decided (all the jobs of one ``submit`` share the earliest of their deadlines). A recipient domain never holds more than ``domain_concurrency`` connections, so a
-  slow domain cannot starve the others.
+  decided (all the jobs of one ``submit`` share the earliest of their deadlines). A recipient
+  domain never holds more than ``domain_concurrency`` connections, so a slow domain cannot
+  starve the others.
 - A job whose Message-ID is pending, or that the ledger shows sent, is not sent again.
 - After each SMTP acceptance, ``record(job, partition, sent_at)`` runs before the job counts
   as finished: it writes the ledger and the notices topic.
@@ -97,11 +98,6 @@ def deadline_of(job: NoticeJob) -> float:
 
 def deadline_of_round(rnd) -> float:
     return (rnd.keeps or rnd.at).timestamp()
-
-
-def deadline_of_plan(plan) -> float:
-    """A lazy iterable of one round's jobs (a ``RoundPlan``) says which round through ``.round``."""
-    return deadline_of_round(plan.round)
 
 
 def _counting(jobs: list, left: list[int]) -> Iterator:
@@ -263,8 +259,8 @@ class Sender:
             left = [len(jobs)]
             jobs = _counting(jobs, left)
             size = size or (lambda: left[0])
-        else:
-            deadline = deadline_of_plan(jobs)
+        else:  # a lazy plan (a ``RoundPlan``) of one round says which through ``.round``
+            deadline = deadline_of_round(jobs.round)
         self.rate.busy()
         async with self._changed:
             heapq.heappush(self._sources, _Source(deadline, next(self._order), iter(jobs), partition,
