@@ -18,11 +18,13 @@ def lead_time(send_rate: float | None, *, audience: int, base: timedelta, latenc
     ``base`` (a safety margin), plus twice the measured pipeline latency (tick -> decision and
     decision -> audience are one hop each), plus the time ``audience`` emails (the round's own
     and those queued ahead of it) take at ``send_rate`` (emails/second), padded by
-    ``SEND_TIME_HEADROOM``. ``send_rate`` None
-    means it is being measured right now (a big round has just started): within a second it
-    is known, and a cautious guess meanwhile would start the next round absurdly early (an
-    unmeasured 50/s made a 100,000-contact round "need" an hour and sent everyone a second
-    email minutes after the first), so only the margin and the latency count until then.
+    ``SEND_TIME_HEADROOM``.
+
+    ``send_rate`` None means it is being measured right now (a big round has just started):
+    within one measuring window (2 s) it is known, and a cautious guess meanwhile would start
+    the next round absurdly early (an unmeasured 50/s made a 100,000-contact round "need" an
+    hour and sent everyone a second email minutes after the first), so only the margin and
+    the latency count until then.
     """
     if send_rate is None:
         return base + timedelta(seconds=2 * max(latency, 0.0))

@@ -4,8 +4,8 @@
   last record *batch* + 1, not its last offset + 1 (../shared/NOTES.md). faust's table recovery
   reads a changelog up to that answer, so with normal batching a restarted worker silently
   recovered only part of its tables. The high watermark in a Fetch response is right, so
-  :func:`end_offsets` asks ListOffsets first (a lower bound) and then fetches from there with
-  no wait, taking the fetch's high watermark. Producers keep normal batching.
+  :func:`end_offsets` asks ListOffsets first (a lower bound) and then fetches from just below
+  it, taking the fetch's high watermark. Producers keep normal batching.
 - **Fetch wait.** faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer.
   Apache Kafka answers a waiting fetch as soon as a record arrives, so the wait costs nothing
   there; Tansu answers late (a bare hop took 377 ms at 1500 ms and 7 ms at 100 ms).
