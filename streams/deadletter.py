@@ -71,9 +71,7 @@ class DeadLetters:
                 # the type only: an exception's text may quote the record (addresses); the traceback at debug
                 log.error("unexpected %s on %s[%s]@%s", type(exc).__name__, msg.topic, msg.partition, msg.offset)
                 log.debug("traceback", exc_info=True)
-            where = origin or {"topic": msg.topic, "partition": msg.partition, "offset": msg.offset,
-                               "key": _text(event.key), "value": _text(event.value)}
-            await self.send_raw(error=reason, **where)
+            await self.send_raw(error=reason, **(origin or origin_of(event)))
             M.EVENTS.labels(source, "dead-letter").inc()
         else:
             M.EVENTS.labels(source, "ok").inc()
