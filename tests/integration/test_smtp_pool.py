@@ -38,14 +38,32 @@ def message(rcpt: str, n: int = 0) -> bytes:
 class Handler:
     """Records accepted messages; can refuse recipients, defer DATA, or stall."""
 
-    def __init__(self, *, refuse: tuple[str, ...] = (), defer_data: int = 0, stall: float = 0.0) -> None:
+    def __init__(self, *, refuse: tuple[str, ...] = (), defer_data: int = 0, stall: float = 0.0,
+                 refuse_sender: int = 0) -> None:
         self.refuse = set(refuse)
+        self.refuse_sender = refuse_sender  # this many MAIL commands get a 550
+        self.mail_calls = 0
+        self.mails: list[tuple[str, list[str]]] = []  # (sender, options) of each MAIL
+        self.rsets = 0
         self.defer_data = defer_data
         self.stall = stall
         self.data_calls = 0
         self.received: list[tuple[str, list[str], bytes]] = []
         self.peers: set = set()
         self._lock = threading.Lock()
+
+    async def handle_MAIL(self, server, session, envelope, address, mail_options):
+        self.mail_calls += 1
+        self.mails.append((address, list(mail_options)))
+        if self.mail_calls <= self.refuse_sender:
+            return "550 5.7.1 Sender not allowed"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
+    async def handle_RSET(self, server, session, envelope):
+        self.rsets += 1
+        return "250 OK"
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
@@ -145,6 +163,43 @@ async def test_550_for_one_recipient_is_permanent_and_others_still_go(servers):
         "a@example.net", "b@example.net", "c@example.net", "d@example.net"]
 
 
+async def test_a_refused_sender_is_permanent_resets_the_envelope_and_keeps_the_connection(servers):
+    handler = Handler(refuse_sender=1)
+    server = await servers(handler)
+    async with pool(server.port, concurrency=1) as p:
+        refused = await p.send(FROM, "a@example.net", message("a@example.net"))
+        accepted = await p.send(FROM, "b@example.net", message("b@example.net"))
+    assert refused.permanent and refused.code == 550 and "Sender not allowed" in refused.message
+    assert handler.rsets == 1
+    assert accepted.accepted
+    assert [rcpt for _, (rcpt,), _ in handler.received] == ["b@example.net"]
+    assert len(handler.peers) == 1
+
+
+async def test_plain_and_unusual_addresses_both_reach_the_server_with_the_size_announced(servers):
+    # A plain address is put in the envelope as it is; one that needs parsing (a quoted local
+    # part) goes through aiosmtplib's sendmail(). Both arrive, with the right envelope.
+    handler = Handler()
+    server = await servers(handler)
+    odd = '"first last"@example.net'
+    async with pool(server.port, concurrency=1) as p:
+        results = [await p.send(FROM, r, message(r)) for r in ("plain@example.net", odd)]
+    assert all(r.accepted for r in results)
+    assert [options for _, options in handler.mails] == [
+        [f"SIZE={len(message('plain@example.net'))}"], [f"SIZE={len(message(odd))}"]]
+    assert [(mail_from, rcpt) for mail_from, (rcpt,), _ in handler.received] == [
+        (FROM, "plain@example.net"), (FROM, odd)]
+
+
+def test_the_envelope_of_an_address():
+    from notifiers.smtp import _envelope
+
+    assert _envelope("ops@example.net") == b"<ops@example.net>"
+    for unusual in ('"a b"@example.net', "Ops <ops@example.net>", "ops@example.net>", "オペ@example.jp",
+                    "ops", "a@b@example.net", "ops@example.net\r\nRCPT TO:<x@y>", " ops@example.net"):
+        assert _envelope(unusual) is None, unusual
+
+
 async def test_server_down_at_first_then_started(servers):
     port = free_port()
     handler = Handler()
@@ -221,7 +276,7 @@ async def test_a_kept_alive_connection_found_dead_on_use_is_replaced_at_once(ser
         async def dead(*args, **kwargs):
             raise SMTPServerDisconnected("Connection lost")
 
-        stale.sendmail = dead
+        stale.execute_command = dead  # the first thing the transaction says
         started = asyncio.get_running_loop().time()
         result = await p.send(FROM, "b@example.net", message("b@example.net"))
         assert asyncio.get_running_loop().time() - started < 2.0  # no backoff sleep
