@@ -22,7 +22,7 @@ import re
 import secrets
 from collections.abc import Mapping
 from functools import lru_cache
-from datetime import datetime
+from datetime import datetime, timezone
 from email.charset import BASE64, Charset
 from email.header import Header
 from email.policy import compat32
@@ -91,6 +91,18 @@ def _fits(name: str, value: str) -> bool:
     return value.isascii() and len(name) + 2 + len(value) <= _POLICY.max_line_length
 
 
+@lru_cache(maxsize=256)
+def _subject(value: str) -> str:
+    """The Subject line (the notices of one round share a few: encoded once)."""
+    return _line("Subject", _text("Subject", value))
+
+
+@lru_cache(maxsize=4)
+def _date(seconds: int) -> str:
+    """The Date line of a second (many notices share one: formatted once)."""
+    return _line("Date", format_datetime(datetime.fromtimestamp(seconds, timezone.utc)))
+
+
 def _text(name: str, value: str) -> str | Header | _Raw:
     """Unstructured text: as is when ASCII, else RFC 2047 (UTF-8, folded into short words)."""
     _check(name, value)
@@ -112,7 +124,11 @@ def _address(name: str, display: str | None, addr: str) -> str | Header:
     if display.isascii():
         value = formataddr((display, addr))  # quotes the name when it needs it
         return _Raw(value) if _fits(name, value) else value
-    header = Header(display, _UTF8_B64, header_name=name)
+    word = _UTF8_B64.header_encode(display)  # one encoded word, as Header would write it when it fits
+    if len(name) + 2 + len(word) <= _POLICY.max_line_length:
+        fold = " " if len(name) + 2 + len(word) + 1 + len(addr) + 2 <= _POLICY.max_line_length else "\r\n "
+        return _Raw(f"{word}{fold}<{addr}>")
+    header = Header(display, _UTF8_B64, header_name=name)  # a long name: folded into several words
     header.append(f"<{addr}>", "us-ascii")
     return header
 
@@ -150,7 +166,9 @@ def _part(body: str, subtype: str) -> str:
             payload += "\r\n"
     else:
         encoding = "base64"
-        payload = base64.encodebytes(data).decode("ascii").replace("\n", "\r\n")
+        # base64.encodebytes' output, 76-character lines, from one C call instead of one a line
+        flat = base64.b64encode(data).decode("ascii")
+        payload = "".join(f"{flat[i:i + 76]}\r\n" for i in range(0, len(flat), 76))
     # the CRLF before a boundary belongs to the boundary (RFC 2046 §5.1.1), not to the part
     return (f'Content-Type: text/{subtype}; charset="utf-8"\r\n'
             f"Content-Transfer-Encoding: {encoding}\r\n\r\n{payload}\r\n")
@@ -197,8 +215,8 @@ def build_message(
     lines = [
         _line("From", _mailbox("From", mail_from)),
         _line("To", _address("To", to_name, to_email)),
-        _line("Subject", _text("Subject", rendered.subject)),
-        _line("Date", format_datetime(date)),
+        _subject(rendered.subject),
+        _line("Date", format_datetime(date)) if date.utcoffset() else _date(int(date.timestamp())),
         _line("Message-ID", _msg_id("Message-ID", message_id)),
     ]
     if in_reply_to:

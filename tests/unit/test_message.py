@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import email
 from datetime import datetime, timedelta, timezone
+from email.header import decode_header, make_header
 from email.policy import default
 
 import pytest
@@ -129,6 +130,24 @@ def test_japanese_subject_and_name_are_rfc2047_and_decode_back():
     assert msg["To"].addresses[0].addr_spec == "ops@example.jp"
     text = msg.get_body(("plain",)).get_content()
     assert "次回は 10:30（日本時間）までにご連絡いたします。" in text
+
+
+@pytest.mark.parametrize("name", ["佐藤 太郎", "José Álvarez", "長い名前の人です長い名前の人で", "長い名前の人です長い名前の人ですね"])
+@pytest.mark.parametrize("addr", ["taro@example.jp", "a.very.long.address.of.someone@subdomain.example.co.jp"])
+def test_a_non_ascii_name_in_to_is_written_as_the_email_package_folds_it(name, addr):
+    # short names take a quicker path than email.header.Header: the same line, byte for byte
+    from email.header import Header
+
+    from notifiers.message import _UTF8_B64
+
+    header = Header(name, _UTF8_B64, header_name="To")
+    header.append(f"<{addr}>", "us-ascii")
+    expected = "To: " + header.encode(splitchars=";, \t", maxlinelen=76, linesep="\r\n")
+    head = build(to_name=name, to_email=addr).split(b"\r\n\r\n", 1)[0].decode("ascii")
+    assert expected in head.split("\r\nSubject:")[0]
+    assert all(len(line) <= 76 for line in expected.split("\r\n"))
+    raw = email.message_from_bytes(build(to_name=name, to_email=addr))["To"]  # as written, unparsed
+    assert str(make_header(decode_header(raw))) == f"{name} <{addr}>"  # RFC 2047 decoding
 
 
 def test_long_japanese_subject_folds_into_valid_encoded_words():
