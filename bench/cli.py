@@ -30,7 +30,7 @@ from bench import rows as B
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ALL_ROWS = (1, 2, 3, 4, 5)
-NEEDS = {2: {1}, 4: {1, 2}}  # the rows whose measurements a row uses as its reference
+NEEDS = {2: {1}, 4: {1}}  # the rows whose measurements a row uses as its reference
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -42,6 +42,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rows", default=",".join(map(str, ALL_ROWS)), help="rows to run, e.g. 1,2,5 (default: all)")
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("OUTAGE_SMTP_CONCURRENCY") or 8),
                    help="SMTP connections of the worker and of the raw reference (default OUTAGE_SMTP_CONCURRENCY or 8)")
+    p.add_argument("--delivery-processes", type=int,
+                   default=int(os.environ.get("OUTAGE_DELIVERY_PROCESSES") or 1),
+                   help="delivery helper processes of the workers of rows 2 and 5 (default OUTAGE_DELIVERY_PROCESSES or 1: on 2 cores, one spare core); row 4 runs single-process workers")
     p.add_argument("--max-wait", type=float, default=1800.0,
                    help="upper bound in seconds of any single wait for a round of emails (default 1800)")
     p.add_argument("--no-install", action="store_true",
@@ -117,11 +120,13 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, on_term)
     procs = P.Processes()
     ctx = B.Ctx(scale=args.scale, concurrency=args.concurrency, workdir=workdir, procs=procs, log=log,
-                py_spy=args.py_spy, seed=args.seed, max_wait=args.max_wait)
+                py_spy=args.py_spy, seed=args.seed, max_wait=args.max_wait,
+                delivery_processes=args.delivery_processes)
     rows: list[R.Row] = []
     interrupted, error = False, None
     code_at_start = code_version()
-    log(f"rows {sorted(args.wanted)}, scale {args.scale:g}, SMTP concurrency {args.concurrency}, code "
+    log(f"rows {sorted(args.wanted)}, scale {args.scale:g}, SMTP concurrency {args.concurrency}, "
+        f"delivery processes {args.delivery_processes}, code "
         f"{code_at_start['commit']}{' + local changes' if code_at_start['modified'] else ''}; logs in {workdir}")
     try:
         try:
@@ -162,7 +167,7 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "started_at": started_at.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
         "duration_s": round(time.monotonic() - t_start, 1), "scale": args.scale, "quick": args.quick,
-        "rows_run": sorted(args.wanted), "smtp_concurrency": args.concurrency, "machine": machine(),
+        "rows_run": sorted(args.wanted), "smtp_concurrency": args.concurrency, "delivery_processes": args.delivery_processes, "machine": machine(),
         "code": code_at_start, "code_at_end": code_at_end, "code_changed_during_run": code_changed,
         "sink": {"error": ctx.tools_error, "port": ctx.sink.port if ctx.sink else None},
         "workdir": str(workdir), "references": ctx.refs, "interrupted": interrupted, "error": error,

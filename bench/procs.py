@@ -120,6 +120,20 @@ def machine_busy_seconds() -> float | None:
     return (sum(fields) - idle - guest) / CLK_TCK
 
 
+def children_of(pid: int) -> list[int]:
+    """Pids whose parent is ``pid`` (a worker's delivery helpers), from /proc/<pid>/stat."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as f:
+                    if int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                        found.append(int(entry))
+            except (OSError, ValueError, IndexError):
+                continue
+    return found
+
+
 class CpuMeter:
     """CPU share (1.0 = one core busy) of a set of processes over an interval, and of everything
     else on the machine ("others": anything not started by this bench, e.g. someone's tests)."""
@@ -128,6 +142,9 @@ class CpuMeter:
         self.pids = {k: v for k, v in pids.items() if v} | {"bench": os.getpid()}
         self.t0 = time.monotonic()
         self.c0 = {k: self._cpu(p) for k, p in self.pids.items()}
+        # a process's children (a worker's delivery helpers, started when first needed): a
+        # child born meanwhile counts from zero
+        self.k0 = {c: self._cpu(c) for p in self.pids.values() for c in children_of(p)}
         self.m0 = machine_busy_seconds()
 
     @staticmethod
@@ -143,6 +160,9 @@ class CpuMeter:
         for k, pid in self.pids.items():
             now, before = self._cpu(pid), self.c0.get(k)
             out[k] = None if now is None or before is None else round((now - before) / wall, 3)
+            kids = [(c, self._cpu(c)) for c in children_of(pid)] if k != "bench" else []
+            if kids:
+                out[f"{k} helpers"] = round(sum(n - (self.k0.get(c) or 0.0) for c, n in kids if n is not None) / wall, 3)
         m1 = machine_busy_seconds()
         if m1 is not None and self.m0 is not None:
             out["machine"] = round((m1 - self.m0) / wall, 3)

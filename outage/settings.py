@@ -46,6 +46,9 @@ class Settings(BaseSettings):
     # a notice that keeps failing temporarily (4xx, server down) stays owed this long, then is dead-lettered
     smtp_give_up_seconds: float = Field(default=6 * 3600, gt=0)
     mail_from: str = "status@localhost"
+    # helper processes that compose and send the notices (0: the worker itself does); one per
+    # spare core lets a worker use more than one (composing and SMTP are most of a notice's CPU)
+    delivery_processes: int = Field(default=0, ge=0, le=64)
 
     public_url: str = "http://127.0.0.1:6066"
     web_port: int = Field(default=6066, ge=0, le=65535)

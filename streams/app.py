@@ -16,6 +16,7 @@ import dataclasses
 import json
 import logging
 import sys
+import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
@@ -85,12 +86,14 @@ class Pipeline:
 
     def __init__(self, settings: Settings, *, profile: BrokerProfile, partitions: int, mailer,
                  compose: Callable[[NoticeJob, datetime], bytes],
-                 comment: Callable[[NoticeJob, datetime], str] | None = None, clock: Clock = utc_now) -> None:
+                 comment: Callable[[NoticeJob, datetime], str] | None = None, clock: Clock = utc_now,
+                 delivery=None) -> None:
         self.settings = settings
         self.partitions = partitions
         self.clock = clock
         self.comment = comment or (lambda job, now: "")
         self._compose_bytes = compose
+        self.delivery = delivery   # a ProcessDelivery: compose and send in helper processes
         self._newest_promise: dict[str, tuple[int, datetime]] = {}  # incident -> (seq, promise) of its newest round
         self._shown: dict[str, datetime] = {}            # Message-ID -> promise stated instead of its round's
         self.names = T.TopicNames(settings.topic_prefix)
@@ -141,6 +144,7 @@ class Pipeline:
             mailer=mailer, mail_from=settings.mail_from, compose=self._compose, record=self._record_sent,
             already_sent=self._already_sent, dead_letter=self._undeliverable, clock=clock,
             concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
+            deliver=self._deliver_elsewhere if delivery is not None else None,
         )
         self._ticked: dict[str, tuple[datetime, datetime]] = {}
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
@@ -173,6 +177,8 @@ class Pipeline:
         """A clean stop finishes (and records) the sends under way; the rounds of queued ones are
         not acknowledged, so they are replayed after the restart and the ledger sends only those."""
         await self.sender.stop(timeout=self.settings.smtp_timeout * 2)
+        if self.delivery is not None:
+            await self.delivery.close(timeout=self.settings.smtp_timeout * 2)
 
     async def _on_revoked(self, sender, revoked: set[TP], **kwargs) -> None:
         mine = {tp.partition for tp in revoked if tp.topic == self.rounds_topic.get_topic_name()}
@@ -427,14 +433,25 @@ class Pipeline:
                               comment=self.comment(job, now))
         await self.ticket_updates_topic.send(key=ticket_id.encode(), value=update.model_dump_json().encode())
 
-    def _compose(self, job: NoticeJob, now: datetime) -> bytes:
+    def _promised(self, job: NoticeJob, now: datetime) -> NoticeJob:
+        """``job`` as composed at ``now``: stating the promise it can still keep (promise_shown)."""
         newest = self._newest_promise.get(job.incident_id)
         shown = promise_shown(job.round.next_update_at, newest[1] if newest else None, now,
                               margin=timedelta(seconds=self.settings.schedule_lead_seconds))
         if shown != job.round.next_update_at:
             self._shown[job.message_id] = shown
             job = dataclasses.replace(job, round=job.round.model_copy(update={"next_update_at": shown}))
-        return self._compose_bytes(job, now)
+        return job
+
+    def _compose(self, job: NoticeJob, now: datetime) -> bytes:
+        return self._compose_bytes(self._promised(job, now), now)
+
+    async def _deliver_elsewhere(self, job: NoticeJob, now: datetime):
+        started = time.perf_counter()
+        try:
+            return await self.delivery.deliver(self._promised(job, now), now)
+        finally:
+            M.SMTP_SECONDS.observe(time.perf_counter() - started)
 
     def _note_promise(self, rnd: Round) -> None:
         known = self._newest_promise.get(rnd.incident_id)

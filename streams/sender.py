@@ -41,6 +41,7 @@ from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Iterator
 
 from domain.audience import NoticeJob
+from notifiers.smtp import SendResult
 from streams import metrics as M
 
 log = logging.getLogger(__name__)
@@ -153,8 +154,11 @@ class Sender:
                  dead_letter: Callable[[NoticeJob, str], Awaitable[None]],
                  clock: Callable[[], datetime], concurrency: int = 8, domain_concurrency: int | None = None,
                  give_up_seconds: float = 6 * 3600, retry_max_delay: float = 60.0,
-                 rng: random.Random | None = None) -> None:
+                 rng: random.Random | None = None,
+                 deliver: Callable[[NoticeJob, datetime], Awaitable[SendResult]] | None = None) -> None:
         self._mailer = mailer
+        # compose and send, in one call (e.g. in helper processes); else compose here, then mailer.send
+        self._deliver = deliver or self._compose_and_send
         self._mail_from = mail_from
         self._compose = compose
         self._record = record
@@ -367,6 +371,13 @@ class Sender:
         async with self._changed:
             self._changed.notify_all()
 
+    async def _compose_and_send(self, job: NoticeJob, now: datetime) -> SendResult:
+        data = self._compose(job, now)
+        started = time.perf_counter()
+        result = await self._mailer.send(self._mail_from, job.email, data)
+        M.SMTP_SECONDS.observe(time.perf_counter() - started)
+        return result
+
     async def _send_one(self, item: _Item) -> bool:
         """Send one job; True when it is finished (sent, skipped or dead-lettered)."""
         job = item.job
@@ -376,15 +387,12 @@ class Sender:
         now = self._clock()
         item.first_try = item.first_try or time.monotonic()
         try:
-            data = self._compose(job, now)
+            result = await self._deliver(job, now)
         except ValueError as exc:  # e.g. a header the message builder refuses: the notice cannot exist
             M.NOTICE_FAILURES.labels("permanent").inc()
             log.warning("sender: a %s notice could not be composed (%s)", job.kind, type(exc).__name__)
             await self._dead_letter(job, f"could not compose the notice: {exc}")
             return True
-        started = time.perf_counter()
-        result = await self._mailer.send(self._mail_from, job.email, data)
-        M.SMTP_SECONDS.observe(time.perf_counter() - started)
         if result.accepted:
             await self._record(job, item.partition, self._clock())
             self.rate.tick()

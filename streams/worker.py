@@ -26,14 +26,22 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
     finally:
         client.close()
     log.info("broker profile %s, %d partitions", profile.name, partitions)
+    smtp = dict(host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
+                password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
+                tls=settings.smtp_tls.value, concurrency=settings.smtp_concurrency, timeout=settings.smtp_timeout)
+    delivery = None
+    if mailer is None and settings.delivery_processes:
+        from notifiers.delivery import DeliveryConfig, ProcessDelivery
+
+        n = settings.delivery_processes
+        per_process = dict(smtp, concurrency=-(-settings.smtp_concurrency // n))  # the worker caps the total
+        delivery = ProcessDelivery(DeliveryConfig(public_url=settings.public_url, mail_from=settings.mail_from,
+                                                  signing_key=settings.signing_key(), smtp=per_process),
+                                   processes=n, on_eta_passed=M.ETA_PASSED.inc)
     if mailer is None:
         from notifiers.smtp import SmtpPool
 
-        mailer = SmtpPool(
-            host=settings.smtp_host, port=settings.smtp_port, username=settings.smtp_username,
-            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
-            tls=settings.smtp_tls.value, concurrency=settings.smtp_concurrency, timeout=settings.smtp_timeout,
-        )
+        mailer = SmtpPool(**smtp)  # also the path when no helper process is configured
 
     def count_passed(content) -> None:
         if content.eta_state == "passed":
@@ -46,7 +54,7 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
 
     kwargs = {} if clock is None else {"clock": clock}
     return Pipeline(settings, profile=profile, partitions=partitions, mailer=mailer, compose=composer,
-                    comment=comment, **kwargs)
+                    comment=comment, delivery=delivery, **kwargs)
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

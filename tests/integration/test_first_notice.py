@@ -55,9 +55,10 @@ def parts(msg) -> tuple[str, str]:
     return text, html
 
 
-async def test_declared_incident_reaches_exactly_the_affected_contacts(workers, produce, smtp, read_topic):
+@pytest.mark.parametrize("helpers", ["0", "1"], ids=["in-process", "delivery-helper"])
+async def test_declared_incident_reaches_exactly_the_affected_contacts(workers, produce, smtp, read_topic, helpers):
     load_customers(produce)
-    worker = workers()
+    worker = workers({"OUTAGE_DELIVERY_PROCESSES": helpers})
     status, body = http("POST", worker.url + "/api/incidents", DECLARE, token=API_TOKEN)
     assert status == 201, body
     incident_id = body["incident_id"]

@@ -1,0 +1,293 @@
+"""Composing notices and handing them to SMTP in helper processes (``OUTAGE_DELIVERY_PROCESSES``).
+
+Composing a notice and speaking SMTP are most of a notice's CPU, and a Python process uses
+one core. ``ProcessDelivery`` runs both in ``processes`` child processes (``python -m
+notifiers.delivery``), each with its own ``NoticeComposer`` and ``SmtpPool``; the worker keeps
+everything else (planning, the order of sends, the ledger, the notices topic).
+
+Runtime contract:
+- ``await deliver(job, now)`` composes ``job`` at ``now`` and sends it, in a child, and returns
+  the ``SendResult`` of the child's ``SmtpPool.send``; it raises ``ComposeError`` when the
+  notice cannot be composed (the in-process composer's ``ValueError``).
+- A child that exits (crash, kill) fails its pending deliveries as *temporary*, so the
+  sender retries them: a message the child had already handed over may be sent again, as
+  with any connection lost before the server's reply. The next delivery starts a new child
+  (at most one start a second per child).
+- ``close()`` closes the children's input: each finishes the sends it has, closes its SMTP
+  connections and exits; one still running after ``timeout`` is killed. A worker killed
+  outright leaves its children nothing to read: they finish their sends and exit too.
+
+Wire: length-prefixed pickles over the child's stdin/stdout (a trusted pipe between two
+processes of one program). The first frame is the child's configuration; a round is sent
+once per child (``("round", key, round)``), then each job refers to it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import pickle
+import struct
+import sys
+import time
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Callable
+
+from notifiers.smtp import TEMPORARY, SendResult
+
+__all__ = ["ComposeError", "DeliveryConfig", "ProcessDelivery"]
+
+log = logging.getLogger(__name__)
+_LEN = struct.Struct("!I")
+
+
+class ComposeError(ValueError):
+    """The notice cannot be composed (e.g. a header value the message builder refuses)."""
+
+
+@dataclass(frozen=True)
+class DeliveryConfig:
+    """What a child needs to compose and send: the composer's and the SMTP pool's settings."""
+
+    public_url: str
+    mail_from: str
+    signing_key: bytes
+    smtp: dict[str, Any]          # SmtpPool keyword arguments (host, port, tls, concurrency, ...)
+
+
+@dataclass(frozen=True, slots=True)
+class _Customer:
+    """What composing reads of a customer."""
+
+    customer_id: str
+    name: str
+    locale: str
+    timezone: str
+
+
+def _frame(obj: Any) -> bytes:
+    data = pickle.dumps(obj, protocol=pickle.HIGHEST_PROTOCOL)
+    return _LEN.pack(len(data)) + data
+
+
+async def _read_frame(reader: asyncio.StreamReader) -> Any:
+    (size,) = _LEN.unpack(await reader.readexactly(_LEN.size))
+    return pickle.loads(await reader.readexactly(size))
+
+
+# -- the worker's side -----------------------------------------------------------------------
+
+class _Child:
+    def __init__(self) -> None:
+        self.proc: asyncio.subprocess.Process | None = None
+        self.pending: dict[int, asyncio.Future] = {}
+        self.rounds: dict[int, tuple[object, int]] = {}   # id(round) -> (round kept alive, key)
+        self.reader: asyncio.Task | None = None
+        self.starting: asyncio.Task | None = None
+        self.started = 0.0
+        self.load = 0          # deliveries given to it and not answered yet
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None and self.reader is not None \
+            and not self.reader.done()
+
+
+class ProcessDelivery:
+    def __init__(self, config: DeliveryConfig, processes: int = 1,
+                 on_eta_passed: Callable[[], None] | None = None, python: str = sys.executable) -> None:
+        if processes < 1:
+            raise ValueError("processes must be at least 1")
+        self._config = config
+        self._children = [_Child() for _ in range(processes)]
+        self._on_eta_passed = on_eta_passed
+        self._python = python
+        self._ids = 0
+        self._round_keys = 0
+        self._closed = False
+
+    async def _ready(self, child: _Child) -> bool:
+        """Start ``child`` unless it runs (or is starting); True once it runs."""
+        if child.alive:
+            return True
+        if child.starting is None or child.starting.done():
+            child.starting = asyncio.get_running_loop().create_task(self._start(child))
+        return await asyncio.shield(child.starting)
+
+    async def _start(self, child: _Child) -> bool:
+        if time.monotonic() - child.started < 1.0:
+            return False  # it died within a second of its start: not again at once
+        child.started = time.monotonic()
+        child.proc = await asyncio.create_subprocess_exec(
+            self._python, "-m", "notifiers.delivery", stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE, stderr=None)
+        child.rounds = {}
+        child.proc.stdin.write(_frame(self._config))
+        child.reader = asyncio.get_running_loop().create_task(self._read(child))
+        log.info("delivery: started helper process %d", child.proc.pid)
+        return True
+
+    async def _read(self, child: _Child) -> None:
+        proc = child.proc
+        try:
+            while True:
+                req, reply = await _read_frame(proc.stdout)
+                fut = child.pending.pop(req, None)
+                if fut is not None and not fut.done():
+                    fut.set_result(reply)
+        except (asyncio.IncompleteReadError, ConnectionError, EOFError):
+            pass
+        except Exception as exc:  # noqa: BLE001 - a garbled frame: that child cannot be trusted
+            log.error("delivery: bad reply from helper process %d (%s); stopping it", proc.pid, type(exc).__name__)
+            proc.kill()
+        finally:
+            code = await proc.wait()
+            if not self._closed:
+                log.warning("delivery: helper process %d exited (status %s); %d sends to retry",
+                            proc.pid, code, len(child.pending))
+            lost = SendResult(TEMPORARY, None, "the delivery process exited before the server's reply")
+            for fut in child.pending.values():
+                if not fut.done():
+                    fut.set_result(("sent", lost, False))
+            child.pending.clear()
+
+    async def deliver(self, job, now: datetime) -> SendResult:
+        if self._closed:
+            raise RuntimeError("ProcessDelivery is closed")
+        child = min(self._children, key=lambda c: c.load)
+        child.load += 1
+        try:
+            return await self._deliver(child, job, now)
+        finally:
+            child.load -= 1
+
+    async def _deliver(self, child: _Child, job, now: datetime) -> SendResult:
+        if not await self._ready(child):
+            return SendResult(TEMPORARY, None, "the delivery process is restarting")
+        rnd = job.round
+        known = child.rounds.get(id(rnd))
+        out = []
+        if known is None or known[0] is not rnd:
+            if len(child.rounds) >= 1024:
+                child.rounds.clear()
+                out.append(_frame(("forget",)))
+            self._round_keys += 1
+            known = child.rounds[id(rnd)] = (rnd, self._round_keys)
+            out.append(_frame(("round", known[1], rnd)))
+        self._ids += 1
+        req = self._ids
+        c = job.customer
+        out.append(_frame(("job", req, known[1], now, job.kind, c.customer_id, c.name, c.locale, c.timezone,
+                           job.recipient, job.email, job.contact_name, job.message_id, job.in_reply_to,
+                           tuple(job.services), job.ticket_id, job.ticket_subject)))
+        fut = asyncio.get_running_loop().create_future()
+        child.pending[req] = fut
+        child.proc.stdin.write(b"".join(out))
+        try:
+            await child.proc.stdin.drain()
+        except (ConnectionError, RuntimeError):
+            pass  # the reader fails the pending ones
+        outcome, value, eta_passed = await fut
+        if eta_passed and self._on_eta_passed is not None:
+            self._on_eta_passed()
+        if outcome == "compose":
+            raise ComposeError(value)
+        return value
+
+    async def close(self, timeout: float = 30.0) -> None:
+        """Let every child finish its sends and exit (killed after ``timeout``). Idempotent."""
+        self._closed = True
+        for child in self._children:
+            if child.proc is not None and child.proc.returncode is None:
+                child.proc.stdin.close()
+        for child in self._children:
+            if child.proc is None:
+                continue
+            try:
+                await asyncio.wait_for(child.proc.wait(), timeout)
+            except TimeoutError:
+                log.warning("delivery: helper process %d still running after %.0fs; killed", child.proc.pid, timeout)
+                child.proc.kill()
+                await child.proc.wait()
+            if child.reader is not None:
+                await asyncio.gather(child.reader, return_exceptions=True)
+
+
+# -- the child's side ------------------------------------------------------------------------
+
+async def _serve() -> None:
+    from domain.audience import NoticeJob
+    from notifiers.notice import NoticeComposer
+    from notifiers.smtp import SmtpPool
+
+    loop = asyncio.get_running_loop()
+    replies = os.dup(1)
+    os.dup2(2, 1)  # anything printed goes to stderr, never into the replies
+    reader = asyncio.StreamReader(limit=1 << 24)
+    await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader), os.fdopen(0, "rb", 0))
+    transport, protocol = await loop.connect_write_pipe(asyncio.streams.FlowControlMixin, os.fdopen(replies, "wb", 0))
+    writer = asyncio.StreamWriter(transport, protocol, None, loop)
+
+    config: DeliveryConfig = await _read_frame(reader)
+    passed = [False]
+
+    def on_content(content) -> None:
+        passed[0] = content.eta_state == "passed"
+
+    composer = NoticeComposer(public_url=config.public_url, mail_from=config.mail_from,
+                              signing_key=config.signing_key, on_content=on_content)
+    pool = SmtpPool(**config.smtp)
+    rounds: dict[int, Any] = {}
+    tasks: set[asyncio.Task] = set()
+
+    async def send(req: int, data: bytes, rcpt: str, eta_passed: bool) -> None:
+        try:
+            result = await pool.send(config.mail_from, rcpt, data)
+        except Exception as exc:  # noqa: BLE001 - reported to the worker, never lost
+            result = SendResult(TEMPORARY, None, f"{type(exc).__name__}: {exc}")
+        writer.write(_frame((req, ("sent", result, eta_passed))))
+
+    async with pool:
+        while True:
+            try:
+                frame = await _read_frame(reader)
+            except (asyncio.IncompleteReadError, ConnectionError):
+                break  # the worker closed our input (or is gone): finish and exit
+            if frame[0] == "round":
+                rounds[frame[1]] = frame[2]
+                continue
+            if frame[0] == "forget":
+                rounds.clear()
+                continue
+            (_, req, key, now, kind, cid, name, locale, tz, recipient, email, contact_name, message_id,
+             in_reply_to, services, ticket_id, ticket_subject) = frame
+            job = NoticeJob(kind=kind, round=rounds[key], customer=_Customer(cid, name, locale, tz),
+                            recipient=recipient, email=email, contact_name=contact_name, message_id=message_id,
+                            in_reply_to=in_reply_to, services=services, ticket_id=ticket_id,
+                            ticket_subject=ticket_subject)
+            passed[0] = False
+            try:
+                data = composer(job, now)
+            except ValueError as exc:
+                writer.write(_frame((req, ("compose", str(exc), False))))
+                continue
+            task = loop.create_task(send(req, data, email, passed[0]))
+            tasks.add(task)
+            task.add_done_callback(tasks.discard)
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        try:
+            await writer.drain()
+        except ConnectionError:
+            pass
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s delivery[%(process)d] %(name)s: %(message)s")
+    asyncio.run(_serve())
+
+
+if __name__ == "__main__":
+    main()
