@@ -145,6 +145,7 @@ class Pipeline:
             already_sent=self._already_sent, dead_letter=self._undeliverable, clock=clock,
             concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
             deliver=self._deliver_elsewhere if delivery is not None else None,
+            in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
         )
         self._ticked: dict[str, tuple[datetime, datetime]] = {}
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds

@@ -23,7 +23,11 @@ Runtime contract (what the agents and the tests may rely on):
 - ``release(partitions)``: drop the queued jobs (and the rest of the submitted iterables) of
   those partitions and wait for their in-flight sends (on revocation); ``stop()``: the same
   for every partition.
-SMTP is reached only through the ``Mailer`` interface; composing the bytes is a function.
+- At most ``concurrency`` sends are under way (``in_flight`` when given: with ``deliver``
+  handing jobs to helper processes, twice the SMTP connections, so that the pipes' latency
+  never leaves a connection idle).
+SMTP is reached only through the ``Mailer`` interface (or ``deliver``, which composes and sends
+elsewhere); composing the bytes is a function.
 """
 
 from __future__ import annotations
@@ -155,7 +159,8 @@ class Sender:
                  clock: Callable[[], datetime], concurrency: int = 8, domain_concurrency: int | None = None,
                  give_up_seconds: float = 6 * 3600, retry_max_delay: float = 60.0,
                  rng: random.Random | None = None,
-                 deliver: Callable[[NoticeJob, datetime], Awaitable[SendResult]] | None = None) -> None:
+                 deliver: Callable[[NoticeJob, datetime], Awaitable[SendResult]] | None = None,
+                 in_flight: int | None = None) -> None:
         self._mailer = mailer
         # compose and send, in one call (e.g. in helper processes); else compose here, then mailer.send
         self._deliver = deliver or self._compose_and_send
@@ -165,7 +170,9 @@ class Sender:
         self._already_sent = already_sent
         self._dead_letter = dead_letter
         self._clock = clock
-        self._concurrency = concurrency
+        # sends under way at once: the SMTP connections, or more when ``deliver`` hands jobs to
+        # helper processes (jobs wait there for a connection, so the pipe's latency is covered)
+        self._concurrency = in_flight or concurrency
         self._domain_cap = domain_concurrency or max(1, concurrency * 3 // 4)
         self._give_up = give_up_seconds
         self._retry_max = retry_max_delay
