@@ -111,6 +111,14 @@ class Mailer(Protocol):
     async def send(self, mail_from: str, rcpt: str, data: bytes) -> SendResult: ...
 
 
+_ADDRESS = re.compile(r"[^\s<>\"']+@[^\s<>\"']+")
+
+
+def scrub(text: str) -> str:
+    """For logs: SMTP replies often quote the recipient; no address goes into a log line."""
+    return _ADDRESS.sub("<address>", text)
+
+
 _PLAIN_ADDRESS = re.compile(r"[!-~]+@[!-~]+")   # printable ASCII, no space: nothing to parse or quote
 _NO_ENVELOPE = frozenset('<>()[],;:\\"')
 
@@ -379,15 +387,15 @@ class SmtpPool:
             if not result.temporary or self._closed:
                 return result
             if attempt >= self.max_attempts:
-                log.warning("smtp: giving up after %d attempts: %s %s", attempt, result.code, result.message)
+                log.warning("smtp: giving up after %d attempts: %s %s", attempt, result.code, scrub(result.message))
                 return result
             delay = self._backoff(attempt)
             if time.monotonic() - started + delay > self.max_age:
                 log.warning("smtp: giving up after %d attempts (%.0f s): %s %s",
-                            attempt, time.monotonic() - started, result.code, result.message)
+                            attempt, time.monotonic() - started, result.code, scrub(result.message))
                 return result
             log.info("smtp: attempt %d failed (%s %s); retrying in %.2f s",
-                     attempt, result.code, result.message, delay)
+                     attempt, result.code, scrub(result.message), delay)
             await asyncio.sleep(delay)
 
     async def close(self) -> None:

@@ -37,7 +37,6 @@ import heapq
 import itertools
 import logging
 import random
-import re
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -45,16 +44,10 @@ from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Iterator
 
 from domain.audience import NoticeJob
-from notifiers.smtp import SendResult
+from notifiers.smtp import SendResult, scrub
 from streams import metrics as M
 
 log = logging.getLogger(__name__)
-_ADDRESS = re.compile(r"[^\s<>\"']+@[^\s<>\"']+")
-
-
-def scrub(text: str) -> str:
-    """For logs: SMTP replies often quote the recipient; no address goes into a log line."""
-    return _ADDRESS.sub("<address>", text)
 
 
 @dataclass

@@ -39,7 +39,8 @@ class Handler:
     """Records accepted messages; can refuse recipients, defer DATA, or stall."""
 
     def __init__(self, *, refuse: tuple[str, ...] = (), defer_data: int = 0, stall: float = 0.0,
-                 refuse_sender: int = 0) -> None:
+                 refuse_sender: int = 0, defer_reply: str = "451 4.3.0 Try again later") -> None:
+        self.defer_reply = defer_reply
         self.refuse = set(refuse)
         self.refuse_sender = refuse_sender  # this many MAIL commands get a 550
         self.mail_calls = 0
@@ -76,7 +77,7 @@ class Handler:
             self.data_calls += 1
             n = self.data_calls
         if n <= self.defer_data:
-            return "451 4.3.0 Try again later"
+            return self.defer_reply
         if self.stall:
             await asyncio.sleep(self.stall)
         with self._lock:
@@ -143,6 +144,18 @@ async def test_451_twice_then_250_is_retried_and_accepted_once(servers):
     assert result.attempts == 3
     assert handler.data_calls == 3
     assert len(handler.received) == 1
+
+
+async def test_a_reply_quoting_the_address_is_logged_without_it(servers, caplog):
+    handler = Handler(defer_data=5, defer_reply="451 4.2.2 <ops@example.net>: mailbox full")
+    server = await servers(handler)
+    with caplog.at_level("INFO", logger="notifiers.smtp"):
+        async with pool(server.port, max_attempts=2) as p:
+            result = await p.send(FROM, "ops@example.net", message("ops@example.net"))
+    assert result.temporary and "ops@example.net" in result.message  # kept for the dead letter
+    logged = [r.getMessage() for r in caplog.records if r.name == "notifiers.smtp"]
+    assert logged and any("mailbox full" in line for line in logged)
+    assert not any("ops@example.net" in line for line in logged)
 
 
 async def test_550_for_one_recipient_is_permanent_and_others_still_go(servers):
