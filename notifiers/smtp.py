@@ -30,7 +30,6 @@ import time
 from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
-from functools import lru_cache
 from email.message import EmailMessage
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -123,7 +122,6 @@ _PLAIN_ADDRESS = re.compile(r"[!-~]+@[!-~]+")   # printable ASCII, no space: not
 _NO_ENVELOPE = frozenset('<>()[],;:\\"')
 
 
-@lru_cache(maxsize=4096)
 def _envelope(address: str) -> bytes | None:
     """``<address>`` as MAIL/RCPT take it, for a plain address; None for anything else
     (names, brackets, non-ASCII), which goes through ``sendmail()``'s own parsing."""

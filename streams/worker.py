@@ -41,7 +41,7 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
     if mailer is None:
         from notifiers.smtp import SmtpPool
 
-        mailer = SmtpPool(**smtp)  # also the path when no helper process is configured
+        mailer = SmtpPool(**smtp)  # not used when helpers deliver (it connects only when used)
 
     def count_passed(content) -> None:
         if content.eta_state == "passed":
