@@ -31,7 +31,7 @@ import pickle
 import struct
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Callable
 
@@ -54,7 +54,7 @@ class DeliveryConfig:
     public_url: str
     mail_from: str
     signing_key: bytes
-    smtp: dict[str, Any]          # SmtpPool keyword arguments (host, port, tls, concurrency, ...)
+    smtp: dict[str, Any]          # SmtpPool keyword arguments; ``concurrency``: all helpers' connections together
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,7 +80,8 @@ async def _read_frame(reader: asyncio.StreamReader) -> Any:
 # -- the worker's side -----------------------------------------------------------------------
 
 class _Child:
-    def __init__(self) -> None:
+    def __init__(self, connections: int) -> None:
+        self.connections = connections   # its share of the SMTP connections
         self.proc: asyncio.subprocess.Process | None = None
         self.pending: dict[int, asyncio.Future] = {}
         self.rounds: dict[int, tuple[object, int]] = {}   # id(round) -> (round kept alive, key)
@@ -101,7 +102,11 @@ class ProcessDelivery:
         if processes < 1:
             raise ValueError("processes must be at least 1")
         self._config = config
-        self._children = [_Child() for _ in range(processes)]
+        # the connections are split exactly (never more in all than configured), so there is
+        # at most one helper per connection
+        total = config.smtp.get("concurrency", 8)
+        processes = min(processes, total)
+        self._children = [_Child(total // processes + (i < total % processes)) for i in range(processes)]
         self._on_eta_passed = on_eta_passed
         self._python = python
         self._ids = 0
@@ -124,7 +129,8 @@ class ProcessDelivery:
             self._python, "-m", "notifiers.delivery", stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=None)
         child.rounds = {}
-        child.proc.stdin.write(_frame(self._config))
+        child.proc.stdin.write(_frame(replace(self._config, smtp={**self._config.smtp,
+                                                                   "concurrency": child.connections})))
         child.reader = asyncio.get_running_loop().create_task(self._read(child))
         log.info("delivery: started helper process %d", child.proc.pid)
         return True

@@ -33,11 +33,9 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
     if mailer is None and settings.delivery_processes:
         from notifiers.delivery import DeliveryConfig, ProcessDelivery
 
-        n = settings.delivery_processes
-        per_process = dict(smtp, concurrency=-(-settings.smtp_concurrency // n))  # the worker caps the total
         delivery = ProcessDelivery(DeliveryConfig(public_url=settings.public_url, mail_from=settings.mail_from,
-                                                  signing_key=settings.signing_key(), smtp=per_process),
-                                   processes=n, on_eta_passed=M.ETA_PASSED.inc)
+                                                  signing_key=settings.signing_key(), smtp=smtp),
+                                   processes=settings.delivery_processes, on_eta_passed=M.ETA_PASSED.inc)
     if mailer is None:
         from notifiers.smtp import SmtpPool
 

@@ -150,3 +150,17 @@ async def test_a_killed_worker_leaves_no_helper_behind(workers, produce, smtp):
             break
         await asyncio.sleep(0.1)
     assert gone(helper)
+
+
+def test_the_helpers_split_the_smtp_connections_exactly():
+    # OUTAGE_SMTP_CONCURRENCY is the worker's number of connections, helpers or not
+    def shares(processes: int, total: int) -> list[int]:
+        base = config(1025)
+        delivery = ProcessDelivery(dataclasses.replace(base, smtp={**base.smtp, "concurrency": total}),
+                                   processes=processes)
+        return [child.connections for child in delivery._children]
+
+    assert shares(1, 8) == [8]
+    assert shares(3, 8) == [3, 3, 2]
+    assert shares(2, 4) == [2, 2]
+    assert shares(6, 4) == [1, 1, 1, 1]  # at most one helper per connection
