@@ -7,11 +7,15 @@ from .common import (
     Line,
     LocalizedLine,
     LocalizedText,
+    Message,
+    Name,
     Record,
     RecordError,
+    Subject,
     Text,
     Timestamp,
     Timezone,
+    Title,
     describe_validation_error,
     localize,
     normalize_locale,
@@ -20,6 +24,15 @@ from .common import (
 )
 from .customer import Contact, Customer, Service
 from .export import RECORD_MODELS, export_json_schemas
+from .limits import (
+    LIMITS,
+    MAX_ID_BYTES,
+    MAX_LABEL_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
+    MAX_SUBJECT_CHARS,
+    MAX_TITLE_CHARS,
+)
 from .incident import (
     EventType,
     IncidentDeclare,
@@ -35,7 +48,14 @@ from .parse import MAX_RECORD_BYTES, parse_record, to_json_bytes
 from .ticket import TicketEvent, TicketEventType
 
 __all__ = [
+    "LIMITS",
+    "MAX_ID_BYTES",
+    "MAX_LABEL_CHARS",
+    "MAX_MESSAGE_CHARS",
+    "MAX_NAME_CHARS",
     "MAX_RECORD_BYTES",
+    "MAX_SUBJECT_CHARS",
+    "MAX_TITLE_CHARS",
     "RECORD_MODELS",
     "Contact",
     "Customer",
@@ -52,6 +72,8 @@ __all__ = [
     "Line",
     "LocalizedLine",
     "LocalizedText",
+    "Message",
+    "Name",
     "NoticeKind",
     "NoticeRecord",
     "Record",
@@ -59,6 +81,7 @@ __all__ = [
     "Service",
     "Severity",
     "Status",
+    "Subject",
     "Text",
     "TicketAction",
     "TicketEvent",
@@ -66,6 +89,7 @@ __all__ = [
     "TicketUpdate",
     "Timestamp",
     "Timezone",
+    "Title",
     "describe_validation_error",
     "export_json_schemas",
     "localize",

@@ -4,10 +4,13 @@ Rules stated once here:
 
 * Every record ignores unknown fields (forward compatibility) but checks the type of each
   known field: a number is never accepted where a string is expected.
-* Ids are non-empty strings of at most 256 characters, without control characters and
+* Ids are non-empty strings of at most 256 bytes of UTF-8, without control characters and
   without surrounding whitespace (they become Kafka keys and parts of Message-IDs).
 * One-line texts (names, subjects, titles, components, regions) have control characters
   rejected, so they can never inject a header line; surrounding whitespace is stripped.
+* Texts have length limits (``schemas/limits.py``, the one place they are stated): a title
+  (per locale), a message (per locale), a name, a ticket subject, a label. Over the limit is
+  an error naming the field, never a cut text.
 * Timestamps are RFC 3339 strings (or aware ``datetime`` objects) with a UTC offset; naive,
   impossible or numeric timestamps are rejected. They keep the offset they were given.
 * Locales are ``ja`` or ``en``; anything else falls back to ``en``.
@@ -26,6 +29,8 @@ import pydantic
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, WrapValidator
 from pydantic_core import PydanticCustomError
 
+from .limits import MAX_ID_BYTES, MAX_LABEL_CHARS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_TITLE_CHARS
+
 __all__ = [
     "Email",
     "Id",
@@ -33,6 +38,10 @@ __all__ = [
     "Line",
     "LocalizedLine",
     "LocalizedText",
+    "Message",
+    "Name",
+    "Subject",
+    "Title",
     "Record",
     "RecordError",
     "Text",
@@ -107,7 +116,22 @@ def _no_control(value: str) -> str:
     return value
 
 
-MAX_ID_BYTES = 256
+def _too_long(length: int, limit: int, locale: str | None = None) -> PydanticCustomError:
+    where = f" ({locale!r} text)" if locale is not None else ""
+    return PydanticCustomError("too_long", "too long{where}: {length} characters, at most {limit}",
+                               {"where": where, "length": f"{length:,}", "limit": f"{limit:,}"})
+
+
+def _max_chars(limit: int):
+    """At most ``limit`` characters (after stripping, for the stripped types); the JSON Schema
+    says ``maxLength`` (the check is ours, so that its error reads like the others)."""
+
+    def check(value: str) -> str:
+        if len(value) > limit:
+            raise _too_long(len(value), limit)
+        return value
+
+    return AfterValidator(check), Field(json_schema_extra={"maxLength": limit})
 
 
 def _id(value: str) -> str:
@@ -125,14 +149,20 @@ def _not_blank(value: str) -> str:
     return value
 
 
-Id = Annotated[str, Strict(), Field(min_length=1, max_length=256), AfterValidator(_id)]
+Id = Annotated[str, Strict(), Field(min_length=1, max_length=MAX_ID_BYTES), AfterValidator(_id)]
 """A record id (customer, incident, event, ticket, notice)."""
 
 Line = Annotated[str, Strict(), StringConstraints(strip_whitespace=True, min_length=1), AfterValidator(_no_control)]
 """One line of text, stripped, non-empty, no control characters."""
 
-Label = Line
-"""A component or region name (same rules as ``Line``)."""
+Label = Annotated[Line, *_max_chars(MAX_LABEL_CHARS)]
+"""A component, region or tier name (``Line``, at most ``MAX_LABEL_CHARS`` characters)."""
+
+Name = Annotated[Line, *_max_chars(MAX_NAME_CHARS)]
+"""A customer's, contact's or requester's name (``Line``, at most ``MAX_NAME_CHARS`` characters)."""
+
+Subject = Annotated[Line, *_max_chars(MAX_SUBJECT_CHARS)]
+"""A ticket's subject (``Line``, at most ``MAX_SUBJECT_CHARS`` characters)."""
 
 Text = Annotated[str, Strict(), AfterValidator(_not_blank)]
 """Free text that may span lines (messages, comments), shown as written; must not be blank."""
@@ -141,7 +171,7 @@ Text = Annotated[str, Strict(), AfterValidator(_not_blank)]
 # --- localized text ------------------------------------------------------------------------
 
 
-def _localized(single_line: bool):
+def _localized(single_line: bool, limit: int | None = None):
     def check(value: Any) -> Any:
         if isinstance(value, str):
             texts = [value]
@@ -159,6 +189,11 @@ def _localized(single_line: bool):
             _not_blank(text)
             if single_line:
                 _no_control(text)
+        if limit is not None:
+            items = [(None, value)] if isinstance(value, str) else list(value.items())
+            for locale, text in items:
+                if len(text) > limit:
+                    raise _too_long(len(text), limit, locale)
         return value
 
     return BeforeValidator(check)
@@ -169,7 +204,20 @@ LocalizedText = Annotated[str | dict[str, str], _localized(single_line=False)]
 never empty, no blank translation."""
 
 LocalizedLine = Annotated[str | dict[str, str], _localized(single_line=True)]
-"""``LocalizedText`` that must also be a single line (used for titles, which go into subjects)."""
+"""``LocalizedText`` that must also be a single line."""
+
+def _bounded_localized(limit: int):
+    """The localized shape with ``maxLength`` in its JSON Schema (``_localized`` checks it first)."""
+    bounded = Annotated[str, Field(max_length=limit)]
+    return bounded | dict[str, bounded]
+
+
+Title = Annotated[_bounded_localized(MAX_TITLE_CHARS), _localized(single_line=True, limit=MAX_TITLE_CHARS)]
+"""An incident title: ``LocalizedLine`` with at most ``MAX_TITLE_CHARS`` characters per locale
+(it goes into every notice's Subject)."""
+
+Message = Annotated[_bounded_localized(MAX_MESSAGE_CHARS), _localized(single_line=False, limit=MAX_MESSAGE_CHARS)]
+"""An incident message: ``LocalizedText`` with at most ``MAX_MESSAGE_CHARS`` characters per locale."""
 
 
 def _language(code: str) -> str:

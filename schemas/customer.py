@@ -6,7 +6,7 @@ from typing import Annotated, Any
 
 from pydantic import BeforeValidator, Field, field_validator
 
-from .common import Email, Id, Line, Record, Timezone, normalize_locale
+from .common import Email, Id, Label, Name, Record, Timezone, normalize_locale
 
 
 def _blank_to_none(value: Any) -> Any:
@@ -17,29 +17,34 @@ def _null_to_empty(value: Any) -> Any:
     return [] if value is None else value
 
 
-OptionalLine = Annotated[Line | None, BeforeValidator(_blank_to_none)]
-"""An optional one-line text; blank means absent (a CSV import leaves empty cells)."""
+OptionalName = Annotated[Name | None, BeforeValidator(_blank_to_none)]
+"""An optional name; blank means absent (a CSV import leaves empty cells)."""
+
+OptionalLabel = Annotated[Label | None, BeforeValidator(_blank_to_none)]
+"""An optional label (the tier); blank means absent."""
 
 
 class Contact(Record):
     """Someone who receives the notices. ``email`` is validated without a DNS lookup and stored
-    normalized; ``name`` is one line (control characters such as CR/LF are rejected)."""
+    normalized; ``name`` is one line (control characters such as CR/LF are rejected) of at
+    most ``MAX_NAME_CHARS`` characters (it goes into the ``To`` header)."""
 
     email: Email
-    name: OptionalLine = None
+    name: OptionalName = None
 
 
 class Service(Record):
-    """A component the customer uses in a region; both stripped and non-empty."""
+    """A component the customer uses in a region; both stripped, non-empty labels."""
 
-    component: Line
-    region: Line
+    component: Label
+    region: Label
 
 
 class Customer(Record):
     """A customer and what it uses.
 
-    * ``name`` is one line: control characters (CR/LF included) are rejected, not stripped.
+    * ``name`` is one line: control characters (CR/LF included) are rejected, not stripped;
+      at most ``MAX_NAME_CHARS`` characters (``schemas/limits.py``), as for contacts' names.
     * ``locale`` is normalized to ``ja`` or ``en`` (unknown, null or absent -> ``en``).
     * ``timezone`` is an IANA name (null, blank or absent -> ``UTC``; unknown -> error).
     * ``contacts`` and ``services`` may be null or absent (= none); repeats are dropped,
@@ -48,10 +53,10 @@ class Customer(Record):
     """
 
     customer_id: Id
-    name: Line
+    name: Name
     locale: Annotated[str, BeforeValidator(normalize_locale)] = "en"
     timezone: Timezone = "UTC"
-    tier: OptionalLine = None
+    tier: OptionalLabel = None
     contacts: Annotated[list[Contact], BeforeValidator(_null_to_empty)] = Field(default_factory=list)
     services: Annotated[list[Service], BeforeValidator(_null_to_empty)] = Field(default_factory=list)
 

@@ -9,6 +9,8 @@ Rules, by event type:
   ``regions``, ``message``). ``severity``, ``status``, ``title`` and ``components`` cannot be
   cleared, so null is an error for them. ``changes()`` returns exactly the fields given.
 * ``resolved`` may carry a ``message`` (and any other field); ``status`` is ``resolved``.
+* ``title`` is one line of at most ``MAX_TITLE_CHARS`` characters per locale, ``message`` at
+  most ``MAX_MESSAGE_CHARS`` per locale (``schemas/limits.py``).
 * For every type, ``components`` cannot be an empty list; empty or null ``regions`` means
   every region. ``update_interval_seconds`` is a whole number of seconds, 1 to 30 days.
 
@@ -24,7 +26,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, Strict, ValidationError, model_serializer, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .common import Id, Label, LocalizedLine, LocalizedText, Record, Timestamp
+from .common import Id, Label, Message, Record, Timestamp, Title
 
 EventType = Literal["declared", "updated", "resolved"]
 Severity = Literal["critical", "major", "minor"]
@@ -42,8 +44,8 @@ class IncidentFields(Record):
 
     severity: Severity | None = None
     status: Status | None = None
-    title: LocalizedLine | None = None
-    message: LocalizedText | None = None
+    title: Title | None = None
+    message: Message | None = None
     components: list[Label] | None = None
     regions: list[Label] | None = None
     eta: Timestamp | None = None

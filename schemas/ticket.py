@@ -7,22 +7,23 @@ from typing import Literal
 from pydantic import ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .common import Id, Label, Line, Record, Timestamp
+from .common import Id, Label, Record, Subject, Timestamp
 from .customer import Contact
 
 TicketEventType = Literal["opened", "closed"]
 
 
 class TicketEvent(Record):
-    """A ticket opened or closed by a customer. ``opened`` needs ``subject`` (one line) and
-    ``requester``; ``components`` is optional (absent, null or empty: not stated)."""
+    """A ticket opened or closed by a customer. ``opened`` needs ``subject`` (one line of at
+    most ``MAX_SUBJECT_CHARS`` characters) and ``requester`` (a contact: its name is bounded as
+    contacts' are); ``components`` is optional (absent, null or empty: not stated)."""
 
     event_id: Id
     ticket_id: Id
     customer_id: Id
     type: TicketEventType
     at: Timestamp
-    subject: Line | None = None
+    subject: Subject | None = None
     requester: Contact | None = None
     components: list[Label] | None = None
 

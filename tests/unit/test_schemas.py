@@ -9,7 +9,14 @@ import pydantic
 import pytest
 
 from schemas import (
+    LIMITS,
+    MAX_ID_BYTES,
+    MAX_LABEL_CHARS,
+    MAX_MESSAGE_CHARS,
+    MAX_NAME_CHARS,
     MAX_RECORD_BYTES,
+    MAX_SUBJECT_CHARS,
+    MAX_TITLE_CHARS,
     Customer,
     DeadLetter,
     IncidentDeclare,
@@ -250,6 +257,104 @@ def test_tombstone_invalid_utf8_and_empty_are_rejected():
     assert "tombstone" in str(rejected(Customer, None))
     assert str(rejected(Customer, b'{"name": "\xff"}')) == "invalid UTF-8 at byte 10"
     assert str(rejected(Customer, b"  ")) == "record is empty"
+
+
+# --- length limits (schemas/limits.py) -----------------------------------------------------
+
+
+def _customer(**changes) -> str:
+    return record(CUSTOMER_EXAMPLE, **changes)
+
+
+def _contact_name(name: str) -> str:
+    return record(CUSTOMER_EXAMPLE, contacts=[{"email": "ops@example.jp", "name": name}])
+
+
+def _service(component: str) -> str:
+    return record(CUSTOMER_EXAMPLE, services=[{"component": component, "region": "ap-northeast-1"}])
+
+
+def _requester_name(name: str) -> str:
+    return record(TICKET_EXAMPLE, requester={"email": "dev@example.jp", "name": name})
+
+
+# (model, the raw record with a text of n characters, the failing field, its limit)
+BOUNDED = {
+    "title": (IncidentEvent, lambda n: record(INCIDENT_EXAMPLE, title="t" * n), "title", MAX_TITLE_CHARS),
+    "title-ja": (IncidentEvent, lambda n: record(INCIDENT_EXAMPLE, title={"en": "API errors", "ja": "障" * n}),
+                 "title", MAX_TITLE_CHARS),
+    "message": (IncidentEvent, lambda n: record(INCIDENT_EXAMPLE, message="m" * n), "message", MAX_MESSAGE_CHARS),
+    "message-en": (IncidentEvent, lambda n: record(INCIDENT_EXAMPLE, message={"en": "m" * n, "ja": "調査中"}),
+                   "message", MAX_MESSAGE_CHARS),
+    "customer-name": (Customer, lambda n: _customer(name="n" * n), "name", MAX_NAME_CHARS),
+    "contact-name": (Customer, lambda n: _contact_name("佐" * n), "contacts.0.name", MAX_NAME_CHARS),
+    "component": (Customer, lambda n: _service("c" * n), "services.0.component", MAX_LABEL_CHARS),
+    "tier": (Customer, lambda n: _customer(tier="t" * n), "tier", MAX_LABEL_CHARS),
+    "ticket-subject": (TicketEvent, lambda n: record(TICKET_EXAMPLE, subject="s" * n), "subject", MAX_SUBJECT_CHARS),
+    "requester-name": (TicketEvent, lambda n: _requester_name("r" * n), "requester.name", MAX_NAME_CHARS),
+}
+
+
+def test_the_limits_are_the_documented_ones():
+    assert (MAX_TITLE_CHARS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_LABEL_CHARS,
+            MAX_ID_BYTES) == (200, 5_000, 200, 500, 200, 256)
+    assert sorted(LIMITS.values()) == sorted([200, 5_000, 200, 500, 200, 256])
+
+
+@pytest.mark.parametrize("case", BOUNDED)
+def test_a_text_at_its_limit_is_accepted(case):
+    model, make, _, limit = BOUNDED[case]
+    parse_record(model, make(limit))
+
+
+@pytest.mark.parametrize("case", BOUNDED)
+def test_a_text_over_its_limit_is_an_error_naming_the_field_and_the_limit(case):
+    model, make, field, limit = BOUNDED[case]
+    error = rejected(model, make(limit + 1))
+    assert error.field == field
+    assert str(error).startswith(f"{field}: too long")
+    assert f"{limit + 1:,} characters, at most {limit:,}" in str(error)
+
+
+def test_a_localized_text_over_its_limit_names_the_locale():
+    error = rejected(IncidentEvent, record(INCIDENT_EXAMPLE, title={"en": "API errors", "ja": "障" * 2_000}))
+    assert str(error) == "title: too long ('ja' text): 2,000 characters, at most 200"
+
+
+def test_names_are_measured_after_stripping():
+    padded = "  " + "n" * MAX_NAME_CHARS + "  "
+    assert parse_record(Customer, _customer(name=padded)).name == "n" * MAX_NAME_CHARS
+
+
+def test_ids_stay_at_most_256_bytes():
+    assert parse_record(Customer, _customer(customer_id="c" * MAX_ID_BYTES)).customer_id == "c" * MAX_ID_BYTES
+    assert "256" in str(rejected(Customer, _customer(customer_id="c" * (MAX_ID_BYTES + 1))))
+    assert "256 bytes" in str(rejected(Customer, _customer(customer_id="顧" * 86)))  # 258 bytes, 86 characters
+
+
+@pytest.mark.parametrize("body", [IncidentDeclare, IncidentUpdateBody, IncidentResolveBody])
+def test_api_bodies_have_the_same_limits(body):
+    data = {"severity": "major", "title": "x" * 2_000, "components": ["api"]}
+    with pytest.raises(pydantic.ValidationError) as info:
+        body.model_validate(data)
+    [error] = info.value.errors()
+    assert error["loc"] == ("title",) and "at most 200" in error["msg"]
+    with pytest.raises(pydantic.ValidationError) as info:
+        body.model_validate({"message": "m" * (MAX_MESSAGE_CHARS + 1)})
+    assert [e["loc"] for e in info.value.errors()] == [("message",)]
+
+
+def test_the_json_schemas_state_the_limits():
+    incident = IncidentEvent.model_json_schema()
+    for name, limit in (("title", MAX_TITLE_CHARS), ("message", MAX_MESSAGE_CHARS)):
+        string, by_locale = incident["properties"][name]["anyOf"][:2]
+        assert string["maxLength"] == limit and by_locale["additionalProperties"]["maxLength"] == limit
+    customer = Customer.model_json_schema()
+    assert customer["properties"]["name"]["maxLength"] == MAX_NAME_CHARS
+    assert customer["$defs"]["Contact"]["properties"]["name"]["anyOf"][0]["maxLength"] == MAX_NAME_CHARS
+    assert customer["$defs"]["Service"]["properties"]["region"]["maxLength"] == MAX_LABEL_CHARS
+    ticket = TicketEvent.model_json_schema()
+    assert ticket["properties"]["subject"]["anyOf"][0]["maxLength"] == MAX_SUBJECT_CHARS
 
 
 # --- normalization and defaults ------------------------------------------------------------
