@@ -1,19 +1,49 @@
-"""Signed links in emails (unsubscribe): HMAC over what the link acts on, no address in clear."""
+"""Signed links in emails (unsubscribe): HMAC over what the link acts on, no address in clear.
+
+A token is three fields of unpadded URL-safe base64 (RFC 4648 §5) joined by dots. Verification is
+strict, because a link arrives from anyone: a token with any character outside that alphabet
+(padding included), a field that is not the canonical encoding of its bytes, or a wrong length
+does not verify, and the signature is compared as bytes. So each (customer, recipient) has
+exactly one valid token, and a crafted token never raises.
+"""
 
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
+import re
+
+SIGNATURE_BYTES = 16
+MAX_TOKEN_LENGTH = 2048   # ids are at most 256 bytes: a real token is far shorter
+_FIELD = re.compile(r"[A-Za-z0-9_-]+")
 
 
 def _b64(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def sign(key: bytes, *parts: str) -> str:
+def _unb64(text: str) -> bytes | None:
+    """The bytes of an unpadded URL-safe base64 field, or None unless ``text`` is their
+    canonical encoding (no padding, no other characters, no stray trailing bits)."""
+    if not _FIELD.fullmatch(text) or len(text) % 4 == 1:
+        return None
+    standard = text.translate(str.maketrans("-_", "+/")) + "=" * (-len(text) % 4)
+    try:
+        raw = binascii.a2b_base64(standard.encode("ascii"), strict_mode=True)
+    except (binascii.Error, ValueError):
+        return None
+    return raw if _b64(raw) == text else None
+
+
+def _mac(key: bytes, *parts: str) -> bytes:
     payload = "\x1f".join(parts).encode()
-    return _b64(hmac.new(key, payload, hashlib.sha256).digest()[:16])
+    return hmac.new(key, payload, hashlib.sha256).digest()[:SIGNATURE_BYTES]
+
+
+def sign(key: bytes, *parts: str) -> str:
+    return _b64(_mac(key, *parts))
 
 
 def unsubscribe_token(key: bytes, customer_id: str, recipient: str) -> str:
@@ -22,11 +52,22 @@ def unsubscribe_token(key: bytes, customer_id: str, recipient: str) -> str:
 
 
 def verify_unsubscribe(key: bytes, token: str) -> tuple[str, str] | None:
-    try:
-        cid_b64, recipient, signature = token.split(".")
-        customer_id = base64.urlsafe_b64decode(cid_b64 + "=" * (-len(cid_b64) % 4)).decode()
-    except (ValueError, UnicodeDecodeError):
+    """``(customer_id, recipient)`` of a token this key signed; None for anything else."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
         return None
-    if not hmac.compare_digest(signature, sign(key, "unsubscribe", customer_id, recipient)):
+    fields = token.split(".")
+    if len(fields) != 3:
+        return None
+    cid_b64, recipient, signature_b64 = fields
+    if not _FIELD.fullmatch(recipient):
+        return None
+    raw_cid, signature = _unb64(cid_b64), _unb64(signature_b64)
+    if raw_cid is None or signature is None or len(signature) != SIGNATURE_BYTES:
+        return None
+    try:
+        customer_id = raw_cid.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    if not hmac.compare_digest(signature, _mac(key, "unsubscribe", customer_id, recipient)):
         return None
     return customer_id, recipient
