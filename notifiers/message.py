@@ -12,6 +12,12 @@ The email package's own folder is kept away from identifiers and URLs: under the
 policies it would fold a long ``List-Unsubscribe`` URL into RFC 2047 encoded words, which mail
 clients do not decode there, and it would put a long Message-ID on a continuation line. These
 headers are written unfolded (RFC 5322 allows up to 998 characters on a line).
+
+No text value can make a notice impossible to write: a Subject, a display name or an
+``X-Outage-*`` value of any length is folded. ASCII text is folded at its spaces into lines of
+at most 78 characters (RFC 5322 §2.1.1) where its words allow; a word too long for a line of
+998, and any non-ASCII text, goes into RFC 2047 encoded words of at most 75 characters. Either
+way every line is at most 998 octets and the value reads back the same once unfolded.
 """
 
 from __future__ import annotations
@@ -32,8 +38,9 @@ from notifiers.render import RenderedNotice
 
 __all__ = ["build_message", "MAX_LINE"]
 
-# RFC 5322 §2.1.1: a line is at most 998 characters, CRLF excluded.
+# RFC 5322 §2.1.1: a line is at most 998 characters, CRLF excluded; it should be at most 78.
 MAX_LINE = 998
+FOLD_AT = 78
 
 # The policy of every part: the classic (compat32) header handling, which leaves ASCII
 # values alone, with CRLF line endings as SMTP DATA wants them. Folding at 76 keeps every
@@ -41,6 +48,7 @@ MAX_LINE = 998
 _POLICY = compat32.clone(linesep="\r\n", max_line_length=76)
 _FORBIDDEN = re.compile(r"[\r\n\x00]")
 _FIELD_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 ftext: printable ASCII except ':'
+_WORD = re.compile(r"[ \t]*[^ \t]+")  # a word with the whitespace before it: folding goes before that
 # Headers build_message sets itself; the caller's ``headers`` may not repeat them.
 _OWN = frozenset(
     h.lower()
@@ -91,6 +99,27 @@ def _fits(name: str, value: str) -> bool:
     return value.isascii() and len(name) + 2 + len(value) <= _POLICY.max_line_length
 
 
+def _fold(name: str, value: str) -> _Raw | None:
+    """ASCII text folded before the whitespace between its words (CRLF + the same whitespace,
+    so that unfolding gives the value back): lines of at most ``FOLD_AT`` characters where the
+    words allow. None when a word is too long for a line of ``MAX_LINE``."""
+    words = _WORD.findall(value)
+    if not words:
+        return None
+    words[-1] += value[sum(map(len, words)):]  # trailing whitespace stays on the last line
+    lines, current = [], f"{name}: {words[0]}"
+    for word in words[1:]:
+        if len(current) + len(word) <= FOLD_AT:
+            current += word
+        else:
+            lines.append(current)
+            current = word
+    lines.append(current)
+    if any(len(line) > MAX_LINE for line in lines):
+        return None
+    return _Raw("\r\n".join(lines)[len(name) + 2:])
+
+
 @lru_cache(maxsize=256)
 def _subject(value: str) -> str:
     """The Subject line (the notices of one round share a few: encoded once)."""
@@ -103,27 +132,35 @@ def _date(seconds: int) -> str:
     return _line("Date", format_datetime(datetime.fromtimestamp(seconds, timezone.utc)))
 
 
-def _text(name: str, value: str) -> str | Header | _Raw:
-    """Unstructured text: as is when ASCII, else RFC 2047 (UTF-8, folded into short words)."""
+def _text(name: str, value: str) -> Header | _Raw:
+    """Unstructured text: as is when ASCII (folded at its spaces when long), else, or when a
+    word is too long for a line, RFC 2047 (UTF-8, folded into short words)."""
     _check(name, value)
     if _fits(name, value):
         return _Raw(value)  # nothing to fold or encode: skip the folder (it is the slow part)
     if value.isascii():
-        return value
+        folded = _fold(name, value)
+        if folded is not None:
+            return folded
     return Header(value, _UTF8_B64, header_name=name)
 
 
-def _address(name: str, display: str | None, addr: str) -> str | Header:
+def _address(name: str, display: str | None, addr: str) -> Header | _Raw:
     _check(name, addr)
     display = _check(name, display or "").strip()
     addr = addr.strip()
     if not addr or "@" not in addr or not addr.isascii() or any(c in addr for c in " <>,;\"()"):
         raise ValueError(f"header {name}: not a plain ASCII address: {addr!r}")
     if not display:
-        return _Raw(addr) if _fits(name, addr) else addr
+        return _raw(name, addr)
     if display.isascii():
         value = formataddr((display, addr))  # quotes the name when it needs it
-        return _Raw(value) if _fits(name, value) else value
+        if _fits(name, value):
+            return _Raw(value)
+        folded = _fold(name, value)  # folding whitespace may stand inside a quoted name too
+        if folded is not None:
+            return folded
+        # a word of the name too long for a line: the name in encoded words, below
     word = _UTF8_B64.header_encode(display)  # one encoded word, as Header would write it when it fits
     if len(name) + 2 + len(word) <= _POLICY.max_line_length:
         fold = " " if len(name) + 2 + len(word) + 1 + len(addr) + 2 <= _POLICY.max_line_length else "\r\n "
@@ -134,7 +171,7 @@ def _address(name: str, display: str | None, addr: str) -> str | Header:
 
 
 @lru_cache(maxsize=16)
-def _mailbox(name: str, value: str) -> str | Header:
+def _mailbox(name: str, value: str) -> Header | _Raw:
     """A caller's From value, ``addr`` or ``Name <addr>`` (the same for every notice: parsed once)."""
     _check(name, value)
     display, addr = parseaddr(value)
@@ -174,15 +211,17 @@ def _part(body: str, subtype: str) -> str:
             f"Content-Transfer-Encoding: {encoding}\r\n\r\n{payload}\r\n")
 
 
-def _line(name: str, value) -> str:
-    """``Name: value`` as it goes on the wire (encoded words folded at 76 characters)."""
+def _line(name: str, value: Header | _Raw) -> str:
+    """``Name: value`` as it goes on the wire (encoded words folded at 76 characters); every
+    line of it at most ``MAX_LINE`` characters, or ``ValueError``."""
     if isinstance(value, Header):
         text = value.encode(splitchars=";, \t", maxlinelen=_POLICY.max_line_length, linesep="\r\n")
     else:
         text = str(value)
-        if len(name) + 2 + len(text) > MAX_LINE:
-            raise ValueError(f"header {name} is longer than a mail line may be ({len(text)} characters)")
-    return f"{name}: {text}"
+    line = f"{name}: {text}"
+    if len(line) > MAX_LINE and any(len(part) > MAX_LINE for part in line.split("\r\n")):
+        raise ValueError(f"header {name} is longer than a mail line may be ({len(text)} characters)")
+    return line
 
 
 def build_message(
@@ -241,7 +280,9 @@ def build_message(
         if name.lower() in _OWN:
             raise ValueError(f"header {name} is set by build_message; do not pass it in headers")
         value = _check(name, str(value))
-        lines.append(_line(name, _raw(name, value) if value.isascii() else _text(name, value)))
+        # ids and times, as they are when they fit on a line; anything else folded as text
+        fits = value.isascii() and len(name) + 2 + len(value) <= MAX_LINE
+        lines.append(_line(name, _Raw(value) if fits else _text(name, value)))
 
     lines += ["MIME-Version: 1.0", f'Content-Type: multipart/alternative; boundary="{boundary}"']
     head = "\r\n".join(lines)

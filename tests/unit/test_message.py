@@ -234,3 +234,159 @@ def test_bad_addresses_are_refused():
     for bad in ("not-an-address", "a b@example.com", "<ops@example.jp>", "ops@例え.jp"):
         with pytest.raises(ValueError):
             build(to_email=bad)
+
+
+# --- long values: every line at most 998 octets, every value read back as it was ------------
+
+LONG_TITLE_EN = " ".join(["Elevated error rates on the billing API and dashboard in Tokyo"] * 40)  # ~2,500
+LONG_TITLE_JA = "請求APIと管理画面で断続的にエラーが発生しています。" * 80  # 2,080 characters, no space
+
+
+def with_subject(subject: str) -> RenderedNotice:
+    r = rendered()
+    return RenderedNotice(subject=subject, text=r.text, html=r.html)
+
+
+def head_lines(data: bytes) -> list[bytes]:
+    return data.split(b"\r\n\r\n", 1)[0].split(b"\r\n")
+
+
+def assert_valid(data: bytes) -> email.message.EmailMessage:
+    """Lines of at most 998 octets (RFC 5322 §2.1.1), 7-bit headers, one header per field."""
+    assert data.isascii()
+    assert all(len(line) <= 998 for line in data.split(b"\r\n"))
+    msg = parse(data)
+    assert not msg.defects
+    for name in ("From", "To", "Subject", "Message-ID", "X-Outage-Incident"):
+        assert len(msg.get_all(name)) == 1, name
+    return msg
+
+
+def rfc2047(data: bytes, name: str) -> str:
+    """A header unfolded and decoded with the email package's RFC 2047 decoder (which ignores
+    the whitespace between adjacent encoded words, as RFC 2047 §6.2 says)."""
+    return str(make_header(decode_header(email.message_from_bytes(data)[name])))
+
+
+@pytest.mark.parametrize("subject", [
+    "[Investigating] " + LONG_TITLE_EN,
+    "[Investigating] " + "x" * 2_000,                      # one word longer than a line may be
+    "[Investigating] " + "y" * 900 + " and " + "z" * 990,  # long words, each within a line
+    "【調査中】" + LONG_TITLE_JA,
+    "【調査中】" + "障" * 200,                               # a Japanese title at its limit
+    "[Investigating] " + "a" * 200,                         # an ASCII title at its limit, no space
+    "Ünïcödé — " + "naïve café " * 180,
+    "[Investigating] Mixed 障害 " * 120,
+])
+def test_a_subject_of_any_length_is_folded_and_reads_back_the_same(subject):
+    msg = assert_valid(build(rendered=with_subject(subject)))
+    assert msg["Subject"] == subject
+    assert rfc2047(build(rendered=with_subject(subject)), "Subject").replace("\r\n", "") == subject
+
+
+def test_a_long_ascii_subject_is_folded_at_its_spaces_as_the_email_package_folds_it():
+    from email.message import EmailMessage
+    from email.policy import SMTP
+
+    subject = "[Investigating] " + LONG_TITLE_EN
+    expected = EmailMessage(policy=SMTP)
+    expected["Subject"] = subject
+    theirs = expected.as_bytes().split(b"\r\n\r\n", 1)[0]
+    data = build(rendered=with_subject(subject))
+    ours = data.split(b"\r\nSubject: ", 1)[1].split(b"\r\nDate: ", 1)[0]
+    assert b"Subject: " + ours == theirs
+    assert ours.count(b"\r\n ") > 25 and b"=?" not in ours     # readable: folded, not encoded
+    assert all(len(line) <= 78 for line in (b"Subject: " + ours).split(b"\r\n"))
+
+
+def test_a_word_too_long_for_any_line_goes_into_encoded_words():
+    data = build(rendered=with_subject("[Investigating] " + "x" * 2_000))
+    subject_lines = [line for line in head_lines(data) if line.startswith((b"Subject:", b" =?"))]
+    assert len(subject_lines) > 20 and all(len(line) <= 76 for line in subject_lines)
+
+
+def test_a_long_japanese_subject_is_encoded_words_of_at_most_75_characters():
+    data = build(rendered=with_subject("【調査中】" + LONG_TITLE_JA))
+    words = [w for line in head_lines(data) for w in line.split() if w.startswith(b"=?")]
+    assert len(words) > 50 and all(len(w) <= 75 for w in words)
+    assert "請求".encode() not in data
+
+
+@pytest.mark.parametrize("name", [
+    "Alex " * 40,                          # 200 characters with spaces: folded at them
+    "A" * 200,                             # at the limit, one word: a long line, within 998
+    "Sato, Taro \"ops\" (NOC) <x@y> ; " * 32,   # specials: quoted, and the quotes folded over
+    'back\\slash "quote" ' * 60,
+    "Alex " * 400,                         # beyond the limit: still a valid message
+])
+def test_a_long_ascii_name_in_to_is_folded_and_reads_back_the_same(name):
+    data = build(to_name=name)
+    msg = assert_valid(data)
+    assert msg["To"].addresses[0].display_name == name.strip()
+    assert msg["To"].addresses[0].addr_spec == "ops@example.jp"
+    assert not msg["To"].defects
+
+
+@pytest.mark.parametrize("name", [
+    "佐藤" * 100,                           # a Japanese name at the limit
+    "佐藤 太郎（株式会社テスト 情報システム部）" * 25,
+    "José Müller-Łukasiewicz, «ops» " * 40,
+    "N" * 1_000,                            # an ASCII word too long for any line: encoded words
+    '"' * 1_000,
+])
+def test_a_name_that_needs_encoded_words_is_rfc2047_and_decodes_back(name):
+    data = build(to_name=name, to_email="a.very.long.address.of.someone@subdomain.example.co.jp")
+    msg = assert_valid(data)
+    to_lines = [line for line in head_lines(data) if not line[:1].isalpha() or line.startswith(b"To:")]
+    assert all(len(line) <= 76 for line in to_lines[:-1] if b"=?" in line)
+    decoded = rfc2047(data, "To").replace("\r\n", "")
+    assert decoded == f"{name.strip()} <a.very.long.address.of.someone@subdomain.example.co.jp>"
+    # The modern parser finds the address; it reads a space between adjacent encoded words of a
+    # display name (CPython gh-128110, fixed after 3.11), so the name is compared without spaces.
+    assert msg["To"].addresses[0].addr_spec == "a.very.long.address.of.someone@subdomain.example.co.jp"
+    assert msg["To"].addresses[0].display_name.replace(" ", "") == name.strip().replace(" ", "")
+
+
+def test_a_long_from_display_name_is_folded():
+    name = " ".join(["Example Status Page of the Operations Team"] * 10)
+    msg = assert_valid(build(mail_from=f"{name} <status@example.com>"))
+    assert msg["From"].addresses[0].display_name == name
+    assert msg["From"].addresses[0].addr_spec == "status@example.com"
+    name = "株式会社テストのステータス" * 10
+    data = build(mail_from=f"{name} <status@example.com>")
+    assert_valid(data)
+    assert rfc2047(data, "From").replace("\r\n", "") == f"{name} <status@example.com>"
+
+
+@pytest.mark.parametrize("incident", ["inc-" + "x" * 2_000, "inc-" + "障" * 700, " ".join(["inc"] * 500)])
+def test_an_x_outage_value_of_any_length_is_folded(incident):
+    data = build(headers={**X_HEADERS, "X-Outage-Incident": incident})
+    msg = assert_valid(data)
+    assert msg["X-Outage-Incident"] == incident
+    assert msg["X-Outage-Seq"] == "3"
+
+
+def test_an_id_at_its_limit_stays_unfolded_in_x_outage_headers():
+    incident = "inc-" + "x" * 252   # 256 bytes
+    data = build(headers={**X_HEADERS, "X-Outage-Incident": incident})
+    assert f"\r\nX-Outage-Incident: {incident}\r\n".encode() in data
+
+
+def test_a_reply_to_the_longest_message_id_stays_on_one_line():
+    long_id = "<" + "i" * 64 + ".12.ticket-ack." + "c" * 64 + "." + "t" * 64 + "@" + "d" * 200 + ".example.com>"
+    data = build(message_id=long_id, in_reply_to=long_id)
+    msg = assert_valid(data)
+    assert msg["In-Reply-To"] == long_id and msg["References"] == long_id
+    assert f"\r\nReferences: {long_id}\r\n".encode() in data
+
+
+def test_folding_keeps_building_fast():
+    """Short values skip the folder: a notice is built in well under a millisecond."""
+    import time
+
+    args = dict(rendered=rendered(), to_name="Sato")
+    build(**args)
+    start = time.perf_counter()
+    for _ in range(500):
+        build(**args)
+    assert (time.perf_counter() - start) / 500 < 0.001
