@@ -78,6 +78,13 @@ class Pipeline:
             web_bind=settings.web_host,
             web_port=settings.web_port,
             web_in_thread=False,
+            # none of faust's own views: /table/* serves table data (customers and their
+            # contacts, the ledger's addresses), /router/* the cluster, / and /graph internals
+            web_tables_enabled=False,
+            web_router_enabled=False,
+            web_stats_enabled=False,
+            web_graph_enabled=False,
+            web_metrics_enabled=False,
             datadir=str(settings.data_dir / "faust"),
             autodiscover=False,
             key_serializer="raw",

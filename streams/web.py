@@ -1,19 +1,33 @@
 """HTTP on every worker (faust's web server): health, readiness, metrics, the ops API, status page.
 
-The write endpoints produce contract records to ``outage.incident-events``; the incident
-agent decides what they mean. Incident reads come from this worker's incidents table (with
-several workers, each answers for the incidents on its partitions; see README).
+Every route the worker serves is declared in ``ROUTES`` with who may read it; faust's own web
+views that serve data or internals are turned off in the app's settings (``streams/app.py``), and
+``served_routes`` lists what the web application really routes, so a test holds the two together.
+
+The write endpoints produce contract records to ``outage.incident-events``; the incident agent
+decides what they mean. Every incident read, and every 404/409 judgement, comes from the
+``IncidentView`` (``streams/incident_view.py``): all incidents of the pipeline, whichever worker
+owns their partition, so every worker answers alike.
+
+Input is bounded: a body over 1 MiB gets 413, anything that is not a JSON object 400, a header
+or token that cannot be what it claims 401/404; an event the broker refuses for its size 413,
+a broker that does not take it 503. No input is answered with a 500.
 """
 
 from __future__ import annotations
 
 import hmac
 import html
+import json
+import logging
 import uuid
+from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Mapping
 
+from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust import web
+from faust.exceptions import ProducerSendError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
@@ -23,26 +37,156 @@ from notifiers.timefmt import format_time
 from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, describe_validation_error
 from schemas.common import localize
 from streams import metrics as M
+from streams.incident_view import IncidentView
 
 if TYPE_CHECKING:  # pragma: no cover
     from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+MAX_BODY_BYTES = 1024 * 1024   # the contract: a body over 1 MiB gets 413
+
+# who may call a route
+PUBLIC = "public"   # anyone: status, health, readiness, metrics
+SIGNED = "signed"   # anyone holding a link this worker's key signed (the token is in the path)
+TOKEN = "token"     # needs ``Authorization: Bearer <OUTAGE_API_TOKEN>``
+
+
+@dataclass(frozen=True)
+class Route:
+    path: str                     # as aiohttp names it (its resource's canonical path)
+    access: Mapping[str, str]     # method -> PUBLIC | SIGNED | TOKEN (HEAD follows GET)
+    what: str
+
+    @property
+    def methods(self) -> frozenset[str]:
+        return frozenset(self.access)
+
+
+#: Every route a worker serves, and nothing else (tests/integration/test_routes.py holds it to
+#: the web application's router). None serves a customer record, a contact or the ledger.
+ROUTES: tuple[Route, ...] = (
+    Route("/", {"GET": PUBLIC}, "faust's production index: {\"status\": \"OK\"} and nothing else"),
+    Route("/healthz", {"GET": PUBLIC}, "200 while the worker runs"),
+    Route("/readyz", {"GET": PUBLIC}, "200 once joined, caught up with the customers and reading every incident"),
+    Route("/metrics", {"GET": PUBLIC}, "Prometheus text format; no label names a customer, incident or address"),
+    Route("/api/incidents", {"GET": PUBLIC, "POST": TOKEN}, "every incident (GET); declare one (POST, 201)"),
+    Route("/api/incidents/{incident_id}", {"GET": PUBLIC}, "one incident with its history"),
+    Route("/api/incidents/{incident_id}/updates", {"POST": TOKEN}, "an updated event (202)"),
+    Route("/api/incidents/{incident_id}/resolve", {"POST": TOKEN}, "a resolved event (202)"),
+    Route("/unsubscribe/{token}", {"GET": SIGNED, "POST": SIGNED},
+          "RFC 8058 one-click unsubscribe: GET shows a button, POST acts"),
+    Route("/status", {"GET": PUBLIC}, "the public status page (HTML)"),
+    Route("/status.json", {"GET": PUBLIC}, "the public status page (JSON)"),
+)
+
+
+def served_routes(pipe: "Pipeline") -> dict[str, frozenset[str]]:
+    """Path -> methods of every route the worker's aiohttp application serves.
+
+    faust mounts its own blueprints when the server starts; this mounts them as that does
+    (once: faust's blueprint manager applies them a single time), then reads the router."""
+    server = pipe.app.web
+    server.blueprints.apply(server)
+    served: dict[str, set[str]] = {}
+    for resource in server.web_app.router.resources():
+        served.setdefault(resource.canonical, set()).update(route.method for route in resource)
+    return {path: frozenset(methods) for path, methods in served.items()}
+
+
+class Refused(Exception):
+    """An answer other than success, with its status: raised by the helpers, answered by ``answers``."""
+
+    def __init__(self, status: int, error: str, **extra) -> None:
+        super().__init__(error)
+        self.status, self.error, self.extra = status, error, extra
+
+
+def answers(handler):
+    """A view method whose ``Refused`` becomes its JSON answer."""
+    async def run(view, request, **kwargs):
+        try:
+            return await handler(view, request, **kwargs)
+        except Refused as refused:
+            return view.json({"error": refused.error, **refused.extra}, status=refused.status)
+    run.__name__ = handler.__name__
+    return run
+
+
+async def json_object(request, limit: int = MAX_BODY_BYTES) -> dict:
+    """The request body as a JSON object: 413 over ``limit`` bytes, 400 for anything else but an object."""
+    length = request.content_length
+    if length is not None and length > limit:
+        raise Refused(413, f"body is larger than {limit} bytes")
+    data = bytearray()
+    try:
+        async for chunk in request.content.iter_any():
+            data += chunk
+            if len(data) > limit:
+                raise Refused(413, f"body is larger than {limit} bytes")
+    except Refused:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a body cut short or badly chunked
+        raise Refused(400, "body could not be read") from exc
+    try:
+        value = json.loads(bytes(data))
+    except (ValueError, RecursionError):   # not JSON, not UTF-8, too deep, a number too long
+        raise Refused(400, "body must be a JSON object") from None
+    if not isinstance(value, dict):
+        raise Refused(400, "body must be a JSON object")
+    return value
+
+
+def validated(model, data: dict):
+    """``model`` validated from ``data``; 400 naming the failing fields."""
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
+    except (ValueError, TypeError, RecursionError):
+        raise Refused(400, "invalid body") from None
+
+
+def invalid_body(exc: ValidationError) -> Refused:
+    """The 400 for a validation failure: one line naming every failing field, and the fields."""
+    try:
+        fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
+        return Refused(400, describe_validation_error(exc), fields=fields)
+    except Exception:  # noqa: BLE001 - the answer is still a 400
+        return Refused(400, "invalid body")
 
 
 def register_pages(pipe: "Pipeline") -> None:
     app = pipe.app
     settings = pipe.settings
+    view = IncidentView.of(pipe)
+    app.service(view)   # started with the app, stopped with it
 
     def authorized(request) -> bool:
         if settings.api_token is None:
             return False
         header = request.headers.get("Authorization", "")
         scheme, _, token = header.partition(" ")
-        return scheme.lower() == "bearer" and hmac.compare_digest(
-            token.strip().encode(), settings.api_token.get_secret_value().encode())
+        if scheme.lower() != "bearer":
+            return False
+        try:
+            given = token.strip().encode("utf-8")
+        except UnicodeEncodeError:   # bytes that are not UTF-8 (aiohttp keeps them as surrogates)
+            return False
+        return hmac.compare_digest(given, settings.api_token.get_secret_value().encode())
 
-    def incident(incident_id: str) -> IncidentState | None:
-        raw = pipe.incidents.get(incident_id)
-        return IncidentState.model_validate(raw) if raw else None
+    def require_token(request) -> None:
+        if not authorized(request):
+            raise Refused(401, "missing or wrong bearer token")
+
+    async def incident(incident_id: str, *, settled: bool = False) -> IncidentState | None:
+        """The incident from the view of every incident. ``settled``: when it is missing, first
+        read what the changelog holds now (so a 404 or 409 is no older than the request)."""
+        state = view.get(incident_id)
+        if settled and (state is None or state.resolved):
+            await view.sync()
+            state = view.get(incident_id)
+        return state
 
     def public(state: IncidentState, *, history: bool) -> dict:
         out = {
@@ -56,21 +200,17 @@ def register_pages(pipe: "Pipeline") -> None:
             out["history"] = state.history
         return out
 
-    async def body_of(view, request, model):
-        try:
-            data = await request.json()
-        except Exception:  # noqa: BLE001
-            return None, view.json({"error": "body must be a JSON object"}, status=400)
-        if not isinstance(data, dict):
-            return None, view.json({"error": "body must be a JSON object"}, status=400)
-        try:
-            return model.model_validate(data), None
-        except ValidationError as exc:
-            fields = sorted({".".join(str(p) for p in e["loc"]) or "body" for e in exc.errors()})
-            return None, view.json({"error": describe_validation_error(exc), "fields": fields}, status=400)
-
     async def produce(event) -> None:
-        await pipe.events_topic.send(key=event.incident_id.encode(), value=event.model_dump_json().encode())
+        """The event on ``incident-events``, acknowledged by the broker."""
+        try:
+            sent = await pipe.events_topic.send(key=event.incident_id.encode(),
+                                                value=event.model_dump_json().encode())
+            await sent
+        except (ProducerSendError, KafkaError) as exc:
+            if isinstance(exc, MessageSizeTooLargeError) or isinstance(exc.__cause__, MessageSizeTooLargeError):
+                raise Refused(413, "the event is larger than the broker accepts") from None
+            log.warning("the broker did not take an incident event: %s", type(exc.__cause__ or exc).__name__)
+            raise Refused(503, "the broker did not take the event; try again") from None
 
     @app.page("/healthz")
     class Health(web.View):
@@ -81,6 +221,8 @@ def register_pages(pipe: "Pipeline") -> None:
     class Ready(web.View):
         async def get(self, request):
             ready, why = pipe.readiness()
+            if ready and not view.caught_up:
+                ready, why = False, "reading every incident"
             return self.json({"ready": ready, "reason": why}, status=200 if ready else 503)
 
     @app.page("/metrics")
@@ -91,46 +233,48 @@ def register_pages(pipe: "Pipeline") -> None:
     @app.page("/api/incidents")
     class Incidents(web.View):
         async def get(self, request):
-            states = [IncidentState.model_validate(v) for v in list(pipe.incidents.values()) if v]
-            states.sort(key=lambda s: s.started_at, reverse=True)
+            states = sorted(view.states(), key=lambda s: s.started_at, reverse=True)
             return self.json({"incidents": [public(s, history=False) for s in states]})
 
+        @answers
         async def post(self, request):
-            if not authorized(request):
-                return self.json({"error": "missing or wrong bearer token"}, status=401)
-            body, error = await body_of(self, request, IncidentDeclare)
-            if error is not None:
-                return error
-            event = body.to_event(event_id=f"api-{uuid.uuid4().hex[:12]}",
-                                  incident_id=f"inc-{uuid.uuid4().hex[:8]}", at=pipe.clock())
-            if incident(event.incident_id) is not None:
-                return self.json({"error": f"incident {event.incident_id} already exists"}, status=409)
+            require_token(request)
+            body = validated(IncidentDeclare, await json_object(request))
+            try:
+                event = body.to_event(event_id=f"api-{uuid.uuid4().hex[:12]}",
+                                      incident_id=f"inc-{uuid.uuid4().hex[:8]}", at=pipe.clock())
+            except ValidationError as exc:
+                raise invalid_body(exc) from None
+            if body.incident_id is not None and await incident(event.incident_id, settled=True) is not None:
+                raise Refused(409, f"incident {event.incident_id} already exists")
             await produce(event)
             return self.json(event.model_dump(mode="json"), status=201)
 
     @app.page("/api/incidents/{incident_id}")
-    class IncidentView(web.View):
+    class IncidentPage(web.View):
+        @answers
         async def get(self, request, incident_id):
-            state = incident(incident_id)
+            state = await incident(incident_id, settled=True)
             if state is None:
-                return self.json({"error": f"unknown incident {incident_id}"}, status=404)
+                raise Refused(404, f"unknown incident {incident_id}")
             return self.json(public(state, history=True))
 
     def change_view(model, event_type: str, status: int):
         class Change(web.View):
+            @answers
             async def post(self, request, incident_id):
-                if not authorized(request):
-                    return self.json({"error": "missing or wrong bearer token"}, status=401)
-                body, error = await body_of(self, request, model)
-                if error is not None:
-                    return error
-                state = incident(incident_id)
+                require_token(request)
+                body = validated(model, await json_object(request))
+                state = await incident(incident_id, settled=True)
                 if state is None:
-                    return self.json({"error": f"unknown incident {incident_id}"}, status=404)
+                    raise Refused(404, f"unknown incident {incident_id}")
                 if state.resolved:
-                    return self.json({"error": f"incident {incident_id} is resolved"}, status=409)
-                event = body.to_event(incident_id=incident_id, event_id=f"api-{uuid.uuid4().hex[:12]}",
-                                      at=pipe.clock())
+                    raise Refused(409, f"incident {incident_id} is resolved")
+                try:
+                    event = body.to_event(incident_id=incident_id, event_id=f"api-{uuid.uuid4().hex[:12]}",
+                                          at=pipe.clock())
+                except ValidationError as exc:
+                    raise invalid_body(exc) from None
                 await produce(event)
                 return self.json(event.model_dump(mode="json"), status=status)
         Change.__name__ = f"Incident{event_type.title()}"
@@ -140,7 +284,7 @@ def register_pages(pipe: "Pipeline") -> None:
     app.page("/api/incidents/{incident_id}/resolve")(change_view(IncidentResolveBody, "resolved", 202))
 
     def status_document() -> dict:
-        states = [IncidentState.model_validate(v) for v in list(pipe.incidents.values()) if v]
+        states = view.states()
         active = sorted((s for s in states if not s.resolved), key=lambda s: s.started_at)
         recent = sorted((s for s in states if s.resolved), key=lambda s: s.resolved_at, reverse=True)[:10]
         return {"generated_at": _iso(pipe.clock()),
@@ -148,6 +292,7 @@ def register_pages(pipe: "Pipeline") -> None:
                 "recently_resolved": [public(s, history=False) for s in recent]}
 
     key = settings.signing_key()
+    invalid = _page("This link is not valid.", "")
 
     @app.page("/unsubscribe/{token}")
     class Unsubscribe(web.View):
@@ -155,7 +300,7 @@ def register_pages(pipe: "Pipeline") -> None:
 
         async def get(self, request, token):
             if verify_unsubscribe(key, token) is None:
-                return self.html(_page("This link is not valid.", ""), status=404)
+                return self.html(invalid, status=404)
             form = (f'<form method=post action="/unsubscribe/{html.escape(token)}">'
                     '<button type=submit>Stop these emails</button></form>')
             return self.html(_page("Stop incident notices to this address?", form))
@@ -163,8 +308,12 @@ def register_pages(pipe: "Pipeline") -> None:
         async def post(self, request, token):
             found = verify_unsubscribe(key, token)
             if found is None:
-                return self.html(_page("This link is not valid.", ""), status=404)
-            await pipe.request_unsubscribe(*found)
+                return self.html(invalid, status=404)
+            try:
+                await pipe.request_unsubscribe(*found)
+            except (ProducerSendError, KafkaError) as exc:
+                log.warning("the broker did not take an unsubscribe request: %s", type(exc.__cause__ or exc).__name__)
+                return self.html(_page("Please try again in a minute.", ""), status=503)
             return self.html(_page("You will receive no more incident notices at this address.", ""))
 
     @app.page("/status.json")
