@@ -13,6 +13,12 @@ Per recipient, in a round that is not ``resolved``:
 In a ``resolved`` round every contact still in the conversation gets ``resolved``.
 A recipient that already got this round or a newer one gets nothing (stale replays), and one
 who unsubscribed gets nothing at all.
+
+A job is worked out when the sender draws it and checked once more (``refresh``) right before
+it is sent, with the ledger as it is then: a newer round may have reached the recipient in
+between (the job is dropped), or an earlier round's acknowledgement (an ``acknowledged`` job
+becomes the round's own kind), so a contact gets one acknowledgement per incident however
+rounds overlap.
 """
 
 from __future__ import annotations
@@ -135,7 +141,7 @@ class RoundPlan:
 
     def _jobs(self) -> Iterator[NoticeJob]:
         rnd = self.round
-        following = PROGRESS if rnd.trigger == "updated" else SCHEDULED
+        following = following_kind(rnd)
         # resolved: everyone still in the conversation; otherwise: those no longer affected
         final = RESOLVED if rnd.trigger == "resolved" else UNAFFECTED
         for candidates, owed in ((self._affected, lambda c, e: self._affected_jobs(c, e, following)),
@@ -196,6 +202,36 @@ class RoundPlan:
         for key, email, name, known in self._in_conversation(customer, entry):
             self._owe(final, customer, entry, key, email, name, known, services, out)
         return out
+
+
+def following_kind(rnd: Round) -> str:
+    """What a round says to a contact already in the conversation."""
+    return PROGRESS if rnd.trigger == "updated" else SCHEDULED
+
+
+def refresh(job: NoticeJob, entry: dict | None, domain: str) -> NoticeJob | None:
+    """``job`` as it is owed now, given the customer's ledger ``entry``; None when nothing is.
+
+    Nothing is owed when it was sent, the recipient opted out, or the recipient got this round
+    or a newer one (or the incident's end) since the job was worked out. An ``acknowledged``
+    job for a recipient whom an earlier round acknowledged in the meantime becomes that round's
+    own kind (``progress``/``scheduled``), threaded under the first notice.
+    """
+    rnd = job.round
+    if ledger.was_sent(entry, rnd.incident_id, job.message_id):
+        return None
+    if job.kind == TICKET_ACK:
+        return job
+    if job.recipient in ledger.unsubscribed(entry):
+        return None
+    known = ledger.recipients(entry, rnd.incident_id).get(job.recipient, {})
+    if known.get("seq", 0) >= rnd.seq or known.get("state") == RESOLVED:
+        return None
+    if job.kind == ACKNOWLEDGED and known.get("state") == ledger.ACTIVE:
+        again = _job(following_kind(rnd), rnd, job.customer, job.recipient, job.email, job.contact_name, known,
+                     job.services, domain)
+        return None if ledger.was_sent(entry, rnd.incident_id, again.message_id) else again
+    return job
 
 
 def plan_round(rnd: Round, index: CustomerIndex, customers: Callable[[str], CustomerLike | None],

@@ -91,7 +91,8 @@ class Tick(BaseModel):
 
     incident_id: str
     due: datetime
-    lead_seconds: float = 0.0   # how early the round started: about the time it takes to send
+    lead_seconds: float = 0.0   # how early the round started before ``due`` (margin, latency, send time)
+    send_seconds: float = 0.0   # how long the round's audience takes at the measured send rate
     event_id: str = Field(default="")
 
 
@@ -102,6 +103,7 @@ class Decision:
     ignored: str | None = None   # why nothing happened (not an error: duplicate, stale tick)
     error: str | None = None     # why the event is invalid here (goes to the dead-letter topic)
     resend: bool = False         # a replay of the latest trigger: re-send its round (it may have been cut)
+    stretched: bool = False      # the next promise is later than one interval: the audience needs longer
 
 
 def promise(base: datetime, interval: timedelta, now: datetime, explicit: datetime | None = None) -> datetime:
@@ -236,16 +238,18 @@ def schedule_due(state: IncidentState, now: datetime, lead: timedelta) -> dateti
 
 
 def keep_promise(state: IncidentState | None, due: datetime, now: datetime,
-                 lead: timedelta = timedelta(0)) -> Decision:
+                 lead: timedelta = timedelta(0), send: timedelta = timedelta(0)) -> Decision:
     """The promised time ``due`` is here and ops has posted nothing: a scheduled round.
 
     Idempotent per time slot: a tick for a promise already kept (or superseded by an update)
     is ignored, so two timers firing during a rebalance start one round, not two.
 
-    The next promise is ``due + interval``, but never sooner than ``now + 2 × lead``: the round
-    takes about ``lead`` to send, and the next one must start ``lead`` before its promise, after
-    this one is out. Without that floor, an audience that takes longer to reach than the
-    interval made every promise due at once, and rounds cascaded (measured: 19 in 3 minutes).
+    The next promise is one interval after the one this round keeps (``due + interval``), the
+    operator's cadence. Only when that cannot be kept is it later, and then honestly so: this
+    round takes ``send`` to reach everyone from ``now``, and the next must start ``lead`` before
+    its promise, so no promise before ``now + send + lead`` can be kept for everyone
+    (``stretched``; without that floor an audience slower to reach than the interval made every
+    promise due at once, and rounds cascaded: measured, 19 in 3 minutes).
     """
     due = due.astimezone(timezone.utc)
     if state is None:
@@ -258,7 +262,10 @@ def keep_promise(state: IncidentState | None, due: datetime, now: datetime,
         return Decision(state, ignored="promise superseded by a later update")
     state = state.model_copy(deep=True)
     state.seq += 1
-    state.promised_at = max(promise(due, state.interval(), now), now.astimezone(timezone.utc) + 2 * lead)
+    cadence = promise(due, state.interval(), now)
+    floor = now.astimezone(timezone.utc) + send + lead
+    state.promised_at = max(cadence, floor)
     state.history = (state.history + [{"event_id": None, "type": "scheduled", "at": now.isoformat(),
                                        "status": state.status, "seq": state.seq}])[-MAX_HISTORY:]
-    return Decision(state, _round(state, "scheduled", now, f"tick:{due.isoformat()}", due))
+    return Decision(state, _round(state, "scheduled", now, f"tick:{due.isoformat()}", due),
+                    stretched=floor > cadence)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import time
+from collections import deque
 from datetime import timedelta
+from typing import Callable
 
 MIN_RATE = 1.0  # emails/s assumed at the very least, so a lead is always finite
 # The send time is padded by half: a round's rate is measured on the previous one, and rounds
@@ -10,6 +13,13 @@ MIN_RATE = 1.0  # emails/s assumed at the very least, so a lead is always finite
 # acknowledged one it followed, and with no padding 11 % of it arrived up to 10 s late).
 # Starting early costs nothing: the holding update simply arrives a little before its time.
 SEND_TIME_HEADROOM = 1.5
+
+
+def send_seconds(send_rate: float | None, audience: int) -> float:
+    """How long ``audience`` emails take at ``send_rate`` (0 while the rate is being measured)."""
+    if send_rate is None:
+        return 0.0
+    return audience / max(send_rate, MIN_RATE)
 
 
 def lead_time(send_rate: float | None, *, audience: int, base: timedelta, latency: float = 0.0) -> timedelta:
@@ -43,3 +53,58 @@ class LatencyGauge:
     def observe(self, seconds: float) -> None:
         seconds = max(seconds, 0.0)
         self.value = seconds if seconds > self.value else self.value + (seconds - self.value) * self.decay
+
+
+class SendRate:
+    """Emails/second a worker sends *while it has work*: the steady rate that rounds are planned with.
+
+    - Time with nothing to send does not count (an idle hour is not a slow hour).
+    - The rate is the emails over the busy seconds of the last ``samples`` whole windows
+      (``window`` seconds each), so one odd window moves it little.
+    - The first window of each busy period (connections opening, the plan warming up) counts
+      only until a later window replaces it: a round's ramp-up measured low, and a scheduled
+      round planned with it started within seconds of the first notices.
+    - A short burst (a few notices) is measured only if it lasted ``min_window`` seconds and sent
+      ``min_count`` emails: a single slow email once made the rate 1/s and the next promise a
+      day away.
+    - Until a first window has been measured ``measured`` is False and ``value`` is a cautious prior.
+    """
+
+    def __init__(self, prior: float = 50.0, window: float = 2.0, min_window: float = 1.0, min_count: int = 20,
+                 samples: int = 8, clock: Callable[[], float] = time.monotonic) -> None:
+        self.value = prior
+        self.measured = False
+        self._window, self._min_window, self._min_count, self._clock = window, min_window, min_count, clock
+        self._samples: deque[tuple[int, float]] = deque(maxlen=samples)
+        self._warmup: tuple[int, float] | None = None
+        self._start: float | None = None   # start of the current window, None when idle
+        self._first = False                # the current window is the first of its busy period
+        self._count = 0
+
+    def busy(self) -> None:
+        if self._start is None:
+            self._start, self._count, self._first = self._clock(), 0, True
+
+    def tick(self) -> None:
+        self.busy()
+        self._count += 1
+        if self._clock() - self._start >= self._window:
+            self._fold()
+
+    def idle(self) -> None:
+        if (self._start is not None and self._count >= self._min_count
+                and self._clock() - self._start >= self._min_window):
+            self._fold()
+        self._start = None
+
+    def _fold(self) -> None:
+        now = self._clock()
+        sample = (self._count, max(now - self._start, 1e-6))
+        if self._first:
+            self._warmup = sample
+        else:
+            self._samples.append(sample)
+        chosen = list(self._samples) or [self._warmup]
+        self.value = sum(c for c, _ in chosen) / sum(t for _, t in chosen)
+        self.measured = True
+        self._start, self._count, self._first = now, 0, False

@@ -24,10 +24,10 @@ import faust
 from faust.types import TP
 
 from domain import ledger as L
-from domain.audience import NoticeJob, RoundPlan, services_of
+from domain.audience import NoticeJob, RoundPlan, refresh, services_of
 from domain.content import promise_shown
 from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
-from domain.schedule import LatencyGauge, lead_time
+from domain.schedule import LatencyGauge, lead_time, send_seconds
 from domain import tickets as TK
 from outage.settings import Settings
 from schemas import Customer, IncidentEvent, NoticeRecord, RecordError, TicketEvent, TicketUpdate, parse_record
@@ -116,7 +116,7 @@ class Pipeline:
 
         self.sender = Sender(
             mailer=mailer, mail_from=settings.mail_from, compose=self._compose, record=self._record_sent,
-            already_sent=self._already_sent, dead_letter=self._undeliverable, clock=clock,
+            refresh=self._refresh_job, dead_letter=self._undeliverable, clock=clock,
             concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
             deliver=self._deliver_elsewhere if delivery is not None else None,
             in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
@@ -125,6 +125,8 @@ class Pipeline:
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
         self.started_at = clock()
         self._audience: dict[str, dict[int, RoundPlan]] = {}  # incident -> partition -> its latest round
+        self._rounds_partitions: set[int] = set()         # partitions of rounds this worker holds
+        self._background: set[asyncio.Task] = set()
         self.joined = False
         self._register()
 
@@ -149,26 +151,66 @@ class Pipeline:
         register_pages(self)
 
     async def _on_shutdown(self, sender, **kwargs) -> None:
-        """A clean stop finishes (and records) the sends under way; the rounds of queued ones are
-        not acknowledged, so they are replayed after the restart and the ledger sends only those."""
+        """A clean stop finishes (and records) the sends under way and flushes them; what is still
+        owed stays in the owed-rounds table, for whoever holds the partitions next."""
         await self.sender.stop(timeout=self.settings.smtp_timeout * 2)
         if self.delivery is not None:
             await self.delivery.close(timeout=self.settings.smtp_timeout * 2)
+        await self.app.producer.flush()
 
+    # -- rebalancing: nothing waits for a fan-out, nothing owed is lost ----------------------
+    # Round events are acknowledged as soon as the round is recorded as owed on its partition
+    # (the latest-rounds table), so faust's rebalance never waits for a fan-out. On revocation
+    # the sender sets the partitions' queued notices aside and waits only for the sends under
+    # way (recorded in the ledger and flushed before the partitions go); on assignment it drops
+    # what went elsewhere; once the tables are recovered, it takes up again what stayed and
+    # submits every round still owed on the new partitions (the ledger skips what was sent).
     async def _on_revoked(self, sender, revoked: set[TP], **kwargs) -> None:
         mine = {tp.partition for tp in revoked if tp.topic == self.rounds_topic.get_topic_name()}
-        # the sends under way for a partition that leaves us finish and are recorded (and flushed)
-        # before it goes, so the next owner finds them in the ledger; the queued ones are left to
-        # it: their rounds are not acknowledged and replay there. Nothing twice, nothing lost.
-        await self.sender.release(mine, timeout=self.settings.smtp_timeout * 2)
+        await self.sender.hold(mine, timeout=self.settings.smtp_timeout * 2)
         await self.app.producer.flush()
-        self.views.drop(mine)
 
     async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
-        self.views.drop({tp.partition for tp in assigned})
+        now = {tp.partition for tp in assigned if tp.topic == self.rounds_topic.get_topic_name()}
+        lost = (self.sender.held() | self._rounds_partitions) - now
+        self.sender.drop(lost)
+        self.views.drop(lost | (now - self._rounds_partitions))
+        for plans in self._audience.values():
+            for p in lost & set(plans):
+                del plans[p]
+        self._rounds_partitions = now
 
     async def _on_rebalance_complete(self, sender, **kwargs) -> None:
+        """The tables are recovered: take up what is owed on the partitions held now."""
         self.joined = True
+        kept = self.sender.held() & self._rounds_partitions
+        await self.sender.resume(kept)
+        self._spawn(self._resume_owed(self._rounds_partitions - kept))
+
+    def _spawn(self, coro) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _resume_owed(self, partitions: set[int]) -> None:
+        """Submit every round still owed on ``partitions`` (and every ticket-ack), earliest
+        promise first; the plans skip what the ledger shows sent."""
+        owed = []
+        for key, value in list(self.latest.items()):
+            if value and value["p"] in partitions and not value.get("done"):
+                owed.append((value["p"], Round.model_validate(value["round"])))
+        owed.sort(key=lambda item: (item[1].keeps or item[1].at))
+        for p, rnd in owed:
+            if p not in self._rounds_partitions:
+                continue  # gone again meanwhile
+            self._note_promise(rnd)
+            await self._submit_round(p, rnd)
+        if owed:
+            M.ROUNDS_RESUMED.inc(len(owed))
+            log.info("took up %d rounds still owed on partitions %s", len(owed), sorted(partitions))
+        for ticket_id, linked in list(self.tickets.items()):
+            if linked and linked["p"] in partitions and linked.get("ack_owed"):
+                await self._submit_ticket_ack(linked["p"], ticket_id, linked)
 
     def assigned(self, topic) -> set[int]:
         name = topic.get_topic_name()
@@ -206,8 +248,14 @@ class Pipeline:
                 if source == self.ticks_topic.get_topic_name():
                     tick = Tick.model_validate_json(event.value)
                     state = self._incident(tick.incident_id)
-                    decision = keep_promise(state, tick.due, now, timedelta(seconds=tick.lead_seconds))
+                    decision = keep_promise(state, tick.due, now, timedelta(seconds=tick.lead_seconds),
+                                            timedelta(seconds=tick.send_seconds))
                     key = tick.incident_id
+                    if decision.stretched:
+                        M.PROMISES_STRETCHED.inc()
+                        log.warning("incident %s: its audience takes about %.0fs to reach at the measured send rate, "
+                                    "longer than its update interval allows; the next update is promised for %s",
+                                    key, tick.send_seconds, decision.state.promised_at.isoformat())
                 else:
                     ev = parse_record(IncidentEvent, event.value)
                     key = record_key(event)
@@ -261,10 +309,15 @@ class Pipeline:
                 continue
             active += 1
             state = IncidentState.model_validate(raw)
-            backlog = sum(plan.size() for plan in self._audience.get(incident_id, {}).values()) + self.sender.depth
+            # the next round reaches this incident's audience here again, after what is queued
+            # for other incidents (its own queued notices are replaced by the new round)
+            plans = self._audience.get(incident_id, {}).values()
+            audience = sum(plan.size() for plan in plans)
+            ahead = max(0, self.sender.depth - sum(plan.remaining() for plan in plans))
             rate = self.sender.rate
             measuring = not rate.measured and self.sender.depth > 0
-            lead = lead_time(None if measuring else rate.value, audience=backlog,
+            value = None if measuring else rate.value
+            lead = lead_time(value, audience=audience + ahead,
                              base=timedelta(seconds=self.settings.schedule_lead_seconds), latency=self.latency.value)
             due = schedule_due(state, now, lead)
             if due is None:
@@ -273,36 +326,59 @@ class Pipeline:
             if last and last[0] == due and now - last[1] < timedelta(seconds=10):
                 continue  # sent for this slot; resend only if nothing came of it
             self._ticked[incident_id] = (due, now)
-            tick = Tick(incident_id=incident_id, due=due, lead_seconds=lead.total_seconds())
+            tick = Tick(incident_id=incident_id, due=due, lead_seconds=lead.total_seconds(),
+                        send_seconds=send_seconds(value, audience + ahead))
             await self.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
                                         partition=state.partition)
         M.ACTIVE_INCIDENTS.set(active)
+        M.SEND_RATE.set(self.sender.rate.value if self.sender.rate.measured else 0)
 
     # -- audience and sending ----------------------------------------------------------------
     async def _audience_agent(self, stream) -> None:
-        manual = stream.noack()
-        async for event in manual.events():
+        """A round on partition p: recorded as owed on p, handed to the sender, acknowledged."""
+        async for event in stream.events():
             async with self.dlq.guard(event, T.ROUNDS):
                 rnd = Round.model_validate_json(event.value)
                 p = event.message.partition
                 delay = (self.clock() - rnd.at).total_seconds()
                 if rnd.at >= self.started_at:  # a replay after a restart says nothing of latency
                     self.latency.observe(delay)
-                plan = RoundPlan(rnd, self.views.index(p), self.views.customer_lookup(p), self._ledger_entry,
-                                 self.views.notified(p, rnd.incident_id), self.settings.mail_domain,
-                                 on_error=lambda cid, exc, rnd=rnd: self._unplannable(rnd, cid, exc))
-                self._audience.setdefault(rnd.incident_id, {})[p] = plan
+                known = self.latest.get(self._latest_key(p, rnd.incident_id))
+                if known is not None and known["round"]["seq"] >= rnd.seq:
+                    if known["round"]["seq"] == rnd.seq and not known.get("done"):
+                        await self._submit_round(p, rnd)   # a replay: queued once, whatever happens
+                    continue
+                self.latest[self._latest_key(p, rnd.incident_id)] = {"p": p, "round": rnd.model_dump(mode="json")}
                 self._note_promise(rnd)
-                self._remember_round(p, rnd)
                 await self._post_ticket_updates(p, rnd)
+                plan = await self._submit_round(p, rnd)
                 log.info("round %s #%d (%s) on partition %d: %d customers to visit, %.3fs after its decision",
                          rnd.incident_id, rnd.seq, rnd.trigger, p, plan.candidates, delay)
-                loop = asyncio.get_running_loop()
-                # returns at once: the plan is drawn from as connections free up, earliest deadline first
-                await self.sender.submit(plan, p, on_done=lambda ev=event: loop.create_task(manual.ack(ev)),
-                                         size=plan.remaining)
-                continue
-            await manual.ack(event)  # dead-lettered
+
+    @staticmethod
+    def _latest_key(p: int, incident_id: str) -> str:
+        return f"{p}/{incident_id}"
+
+    async def _submit_round(self, p: int, rnd: Round) -> RoundPlan:
+        """Queue the notices ``rnd`` owes on partition p (returns at once: the plan is drawn from
+        as connections free up, earliest deadline first); it replaces the incident's older round."""
+        plan = RoundPlan(rnd, self.views.index(p), self.views.customer_lookup(p), self._ledger_entry,
+                         self.views.notified(p, rnd.incident_id), self.settings.mail_domain,
+                         on_error=lambda cid, exc, rnd=rnd: self._unplannable(rnd, cid, exc))
+        if await self.sender.submit(plan, p, on_done=lambda: self._spawn(self._round_done(p, rnd, plan)),
+                                    size=plan.remaining, key=(rnd.incident_id, rnd.seq)):
+            self._audience.setdefault(rnd.incident_id, {})[p] = plan
+        return plan
+
+    async def _round_done(self, p: int, rnd: Round, plan: RoundPlan) -> None:
+        """Every notice of ``rnd`` on p is finished: nothing more is owed for it there."""
+        key = self._latest_key(p, rnd.incident_id)
+        known = self.latest.get(key)
+        if known is not None and known["round"]["seq"] == rnd.seq and not known.get("done"):
+            await self.latest.put(key, {**known, "done": True})
+        plans = self._audience.get(rnd.incident_id, {})
+        if plans.get(p) is plan and rnd.trigger == "resolved":
+            del plans[p]
 
     # -- preferences -------------------------------------------------------------------------
     async def request_unsubscribe(self, customer_id: str, recipient: str) -> None:
@@ -334,10 +410,9 @@ class Pipeline:
                                                       value=json.dumps(request).encode())
 
     async def _ticket_request_agent(self, stream) -> None:
-        manual = stream.noack()  # acknowledged once the ticket-ack is sent, like a round
-        async for event in manual.events():
-            loop = asyncio.get_running_loop()
-            ack = lambda ev=event: loop.create_task(manual.ack(ev))  # noqa: E731
+        """A ticket on the customer's partition: linked, its ticket-ack recorded as owed on the
+        ticket (so it outlives this worker), handed to the sender, and the event acknowledged."""
+        async for event in stream.events():
             request = json.loads(event.value)
             async with self.dlq.guard(event, T.TICKET_EVENTS, origin=request.get("origin")):
                 ticket = TicketEvent.model_validate(request["ticket"])
@@ -348,42 +423,54 @@ class Pipeline:
                 if ticket.type == "closed":
                     linked = self.tickets.get(ticket.ticket_id)
                     if linked and linked.get("state") == "open":
-                        self.tickets[ticket.ticket_id] = {**linked, "state": "closed"}
-                    ack()
+                        self.tickets[ticket.ticket_id] = {**linked, "state": "closed", "ack_owed": None}
                     continue
-                await self._link_ticket(p, ticket, customer, ack)
-                continue
-            ack()  # dead-lettered
+                await self._link_ticket(p, ticket, customer)
 
     def _latest_rounds(self, p: int) -> list[Round]:
         prefix = f"{p}/"
         return [Round.model_validate(v["round"]) for k, v in list(self.latest.items())
                 if v and k.startswith(prefix)]
 
-    def _remember_round(self, p: int, rnd: Round) -> None:
-        key = f"{p}/{rnd.incident_id}"
-        known = self.latest.get(key)
-        if known is None or known["round"]["seq"] < rnd.seq:
-            self.latest[key] = {"p": p, "round": rnd.model_dump(mode="json")}
-
-    async def _link_ticket(self, p: int, ticket: TicketEvent, customer, ack) -> None:
+    async def _link_ticket(self, p: int, ticket: TicketEvent, customer) -> None:
         rnd = TK.matching_incident(customer, ticket.components, self._latest_rounds(p))
         if rnd is None:
             log.info("ticket on partition %d is not about a known active incident", p)
-            ack()
             return
         linked = self.tickets.get(ticket.ticket_id)
+        owed = {"email": ticket.requester.email, "name": ticket.requester.name}
         if linked is None or linked.get("incident_id") != rnd.incident_id:
-            self.tickets[ticket.ticket_id] = {"p": p, "customer_id": customer.customer_id,
-                                              "incident_id": rnd.incident_id, "state": "open", "seq": rnd.seq,
-                                              "subject": ticket.subject}
+            linked = {"p": p, "customer_id": customer.customer_id, "incident_id": rnd.incident_id, "state": "open",
+                      "seq": rnd.seq, "subject": ticket.subject, "ack_owed": owed}
+            self.tickets[ticket.ticket_id] = linked
             await self._post_ticket_update(ticket.ticket_id, TK.LINKED, TK.comment_job(
                 "ticket-ack", rnd, customer, ticket.ticket_id, ticket.subject))
-        job = TK.ticket_ack_job(ticket_id=ticket.ticket_id, subject=ticket.subject,
-                                requester_email=ticket.requester.email, requester_name=ticket.requester.name,
-                                customer=customer, rnd=rnd, entry=self.ledger.get(customer.customer_id),
-                                domain=self.settings.mail_domain)
-        await self.sender.submit([job] if job is not None else [], p, on_done=ack)
+        elif linked.get("ack_owed") is None:
+            linked = {**linked, "ack_owed": owed}   # opened again: answered again (the ledger says if sent)
+            self.tickets[ticket.ticket_id] = linked
+        await self._submit_ticket_ack(p, ticket.ticket_id, linked)
+
+    async def _submit_ticket_ack(self, p: int, ticket_id: str, linked: dict) -> None:
+        """Queue the ticket-ack owed for ``ticket_id`` (its entry says to whom); once it is
+        finished the entry says nothing is owed."""
+        owed = linked["ack_owed"]
+        customer = self.views.customer_lookup(p)(linked["customer_id"])
+        known = self.latest.get(self._latest_key(p, linked["incident_id"]))
+        job = None
+        if customer is not None and known is not None:
+            rnd = Round.model_validate(known["round"])
+            if rnd.trigger != "resolved":
+                job = TK.ticket_ack_job(ticket_id=ticket_id, subject=linked.get("subject"),
+                                        requester_email=owed["email"], requester_name=owed.get("name"),
+                                        customer=customer, rnd=rnd, entry=self.ledger.get(customer.customer_id),
+                                        domain=self.settings.mail_domain)
+        await self.sender.submit([job] if job is not None else [], p,
+                                 on_done=lambda: self._spawn(self._ticket_acked(ticket_id)))
+
+    async def _ticket_acked(self, ticket_id: str) -> None:
+        linked = self.tickets.get(ticket_id)
+        if linked and linked.get("ack_owed"):
+            await self.tickets.put(ticket_id, {**linked, "ack_owed": None})
 
     async def _post_ticket_updates(self, p: int, rnd: Round) -> None:
         action = TK.ticket_action(rnd)
@@ -438,8 +525,8 @@ class Pipeline:
     def _ledger_entry(self, customer_id: str) -> dict | None:
         return self.ledger.get(customer_id)
 
-    def _already_sent(self, job: NoticeJob) -> bool:
-        return L.was_sent(self.ledger.get(job.customer_id), job.incident_id, job.message_id)
+    def _refresh_job(self, job: NoticeJob) -> NoticeJob | None:
+        return refresh(job, self.ledger.get(job.customer_id), self.settings.mail_domain)
 
     async def _record_sent(self, job: NoticeJob, p: int, sent_at: datetime) -> None:
         entry = L.record_sent(self.ledger.get(job.customer_id), incident_id=job.incident_id,

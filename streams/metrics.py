@@ -33,3 +33,11 @@ ETA_PASSED = Counter("outage_eta_passed_notices_total",
                      "Notices composed after the recovery estimate went by unresolved", registry=REGISTRY)
 ACTIVE_INCIDENTS = Gauge("outage_active_incidents", "Unresolved incidents held by this worker", registry=REGISTRY)
 CUSTOMERS = Gauge("outage_customers", "Customers held by this worker", registry=REGISTRY)
+PROMISES_STRETCHED = Counter("outage_promises_stretched_total",
+                             "Scheduled rounds whose next promise is later than one update interval, because the "
+                             "audience takes longer than that to reach at the measured send rate", registry=REGISTRY)
+ROUNDS_RESUMED = Counter("outage_rounds_resumed_total",
+                         "Rounds still owed on a partition that this worker took up after a rebalance or restart",
+                         registry=REGISTRY)
+SEND_RATE = Gauge("outage_send_rate", "Emails per second this worker sends while it has work (steady measure)",
+                  registry=REGISTRY)

@@ -7,22 +7,28 @@ Runtime contract (what the agents and the tests may rely on):
   fills memory, and a later round is planned as soon as it is decided. ``on_done()`` is
   called once every job of that call is finished: accepted and recorded, skipped as already
   sent, or failed for good (dead-lettered).
-  Jobs given up on a stop or a revocation are *not* finished: their round is not
-  acknowledged, so it is replayed (by this worker after a restart, or by the new owner) and
-  the ledger sends only what is missing.
+  Jobs given up on a stop or a revocation are *not* finished: what a partition still owes is
+  recorded outside the sender (the owed-rounds table), so whoever holds the partition next
+  submits it again and the ledger sends only what is missing.
+- ``key=(incident_id, seq)`` names a round's plan: a plan for a newer round of the same
+  incident on the same partition *replaces* the older one's queued jobs (its in-flight sends
+  finish), and a plan already queued under the same key is not queued twice.
 - Order: earliest deadline first — the promise a notice keeps, else the time its round was
   decided (all the jobs of one ``submit`` share the earliest of their deadlines). A recipient
   domain never holds more than ``domain_concurrency`` connections, so a slow domain cannot
   starve the others.
-- A job whose Message-ID is pending, or that the ledger shows sent, is not sent again.
+- A job whose Message-ID is pending is not queued again, and right before each send
+  ``refresh(job)`` says what is owed now (None: nothing, e.g. the ledger shows it sent or a
+  newer round reached the recipient; or the job as it must be sent).
 - After each SMTP acceptance, ``record(job, partition, sent_at)`` runs before the job counts
   as finished: it writes the ledger and the notices topic.
 - Temporary failures (4xx, connection errors, timeouts after the pool's own quick retries)
   keep the job owed: it is retried with growing, jittered delays until ``give_up_seconds``
   after its first try, then dead-lettered. Permanent failures (5xx) are dead-lettered at once.
-- ``release(partitions)``: drop the queued jobs (and the rest of the submitted iterables) of
-  those partitions and wait for their in-flight sends (on revocation); ``stop()``: the same
-  for every partition.
+- ``hold(partitions)``: set the queued jobs (and the rest of the submitted iterables) of those
+  partitions aside and wait for their in-flight sends (on revocation); ``resume(partitions)``
+  takes them up again (the partitions came back), ``drop(partitions)`` forgets them (they went
+  to another worker); ``stop()`` finishes the sends under way and gives up the rest.
 - At most ``concurrency`` sends are under way (``in_flight`` when given: with ``deliver``
   handing jobs to helper processes, twice the SMTP connections, so that the pipes' latency
   never leaves a connection idle).
@@ -44,6 +50,7 @@ from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Iterator
 
 from domain.audience import NoticeJob
+from domain.schedule import SendRate
 from notifiers.smtp import SendResult, scrub
 from streams import metrics as M
 
@@ -72,6 +79,7 @@ class _Source:
     partition: int = field(compare=False)
     batch: _Batch = field(compare=False)
     size: Callable[[], int] = field(compare=False)   # estimate of the jobs still to come
+    key: tuple[str, int] | None = field(default=None, compare=False)  # (incident, seq) of a round's plan
 
 
 @dataclass(order=True)
@@ -83,10 +91,15 @@ class _Item:
     batch: _Batch = field(compare=False)
     attempts: int = field(default=0, compare=False)
     first_try: float | None = field(default=None, compare=False)
+    key: tuple[str, int] | None = field(default=None, compare=False)  # of the plan it was drawn from
 
     @property
     def domain(self) -> str:
         return self.job.email.rpartition("@")[2].lower()
+
+    @property
+    def recipient(self) -> tuple[str, str, str]:
+        return self.job.incident_id, self.job.customer_id, self.job.recipient
 
 
 def deadline_of(job: NoticeJob) -> float:
@@ -104,50 +117,10 @@ def _counting(jobs: list, left: list[int]) -> Iterator:
         yield job
 
 
-class SendRate:
-    """Emails/second this worker sends *while it has work*, for starting rounds early enough.
-
-    Time with nothing to send does not count (an idle hour is not a slow hour), and until a
-    first busy period has been measured ``measured`` is False and ``value`` is a cautious prior.
-    """
-
-    def __init__(self, prior: float = 50.0, window: float = 2.0, min_window: float = 0.5,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.value = prior
-        self.measured = False
-        # a first window as long as the others: the first half second of a big round (plans and
-        # connections warming up) measured low, and the next round was decided a second in
-        self._window, self._min_window, self._clock = window, min_window, clock
-        self._start: float | None = None   # start of the current busy window, None when idle
-        self._count = 0
-
-    def busy(self) -> None:
-        if self._start is None:
-            self._start, self._count = self._clock(), 0
-
-    def tick(self) -> None:
-        self.busy()
-        self._count += 1
-        if self._clock() - self._start >= self._window:
-            self._fold()
-
-    def idle(self) -> None:
-        if self._start is not None and self._count and self._clock() - self._start >= self._min_window:
-            self._fold()
-        self._start = None
-
-    def _fold(self) -> None:
-        now = self._clock()
-        measured = self._count / max(now - self._start, 1e-6)
-        self.value = 0.7 * self.value + 0.3 * measured if self.measured else measured
-        self.measured = True
-        self._start, self._count = now, 0
-
-
 class Sender:
     def __init__(self, *, mailer, mail_from: str, compose: Callable[[NoticeJob, datetime], bytes],
                  record: Callable[[NoticeJob, int, datetime], Awaitable[None]],
-                 already_sent: Callable[[NoticeJob], bool],
+                 refresh: Callable[[NoticeJob], NoticeJob | None],
                  dead_letter: Callable[[NoticeJob, str], Awaitable[None]],
                  clock: Callable[[], datetime], concurrency: int = 8, domain_concurrency: int | None = None,
                  give_up_seconds: float = 6 * 3600, retry_max_delay: float = 60.0,
@@ -160,7 +133,7 @@ class Sender:
         self._mail_from = mail_from
         self._compose = compose
         self._record = record
-        self._already_sent = already_sent
+        self._refresh = refresh
         self._dead_letter = dead_letter
         self._clock = clock
         # sends under way at once: the SMTP connections, or more when ``deliver`` hands jobs to
@@ -179,6 +152,10 @@ class Sender:
         self._in_flight: Counter[int] = Counter()           # partition -> sends under way
         self._owed: Counter[int] = Counter()                # partition -> jobs not finished
         self._pending: set[str] = set()
+        self._held: dict[int, list] = {}                    # partition -> items and sources set aside
+        # (incident, customer, recipient) of each send under way, and the jobs for the same
+        # recipient that wait for it (so the ledger shows its outcome when theirs is worked out)
+        self._sending: dict[tuple[str, str, str], list[_Item]] = {}
         self._changed = asyncio.Condition()
         self._order = itertools.count()
         self._tasks: list[asyncio.Task] = []
@@ -205,55 +182,124 @@ class Sender:
     async def stop(self, timeout: float = 30.0) -> None:
         """Finish the sends under way, give up the queued ones (their rounds replay), stop."""
         self._stopping = True
-        await self.release(None, timeout=timeout)
+        await self.hold(None, timeout=timeout)
+        self.drop(list(self._held))
         for task in self._tasks:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
         self._tasks = []
 
-    async def release(self, partitions: Iterable[int] | None, timeout: float = 30.0) -> bool:
-        """Give up the queued jobs of ``partitions`` (all when None) and wait for their in-flight sends."""
-        parts = None if partitions is None else set(partitions)
-
-        def mine(item: _Item) -> bool:
-            return parts is None or item.partition in parts
-
-        self._sources = [src for src in self._sources if not mine(src)]
+    def _extract(self, pick: Callable[[object], bool]) -> list:
+        """Take every queued item and not-yet-drawn source that ``pick`` selects out of the queues
+        (in-flight sends are not touched)."""
+        taken = [src for src in self._sources if pick(src)]
+        self._sources = [src for src in self._sources if not pick(src)]
         heapq.heapify(self._sources)
-        dropped = [i for i in self._heap if mine(i)]
-        self._heap = [i for i in self._heap if not mine(i)]
+        taken += [i for i in self._heap if pick(i)]
+        self._heap = [i for i in self._heap if not pick(i)]
         heapq.heapify(self._heap)
         for domain, items in list(self._parked.items()):
-            dropped += [i for i in items if mine(i)]
-            kept = [i for i in items if not mine(i)]
+            taken += [i for i in items if pick(i)]
+            kept = [i for i in items if not pick(i)]
             heapq.heapify(kept)
-            self._parked[domain] = kept
-        for item in [i for i in self._waiting.values() if mine(i)]:
+            if kept:
+                self._parked[domain] = kept
+            else:
+                del self._parked[domain]
+        for waiting in self._sending.values():
+            taken += [i for i in waiting if pick(i)]
+            waiting[:] = [i for i in waiting if not pick(i)]
+        for item in [i for i in self._waiting.values() if pick(i)]:
             self._waiting.pop(id(item), None)
             handle = self._timers.pop(id(item), None)
             if handle:
                 handle.cancel()
-            dropped.append(item)
-        for item in dropped:
-            self._forget(item)
+            taken.append(item)
+        return taken
+
+    def _discard(self, taken: list) -> None:
+        for entry in taken:
+            if isinstance(entry, _Item):
+                self._forget(entry)
+
+    async def hold(self, partitions: Iterable[int] | None, timeout: float = 30.0) -> bool:
+        """Set the queued jobs of ``partitions`` (all when None) aside and wait for their
+        in-flight sends; False if some were still under way after ``timeout``."""
+        parts = set(self._partitions_known()) if partitions is None else set(partitions)
+        taken = self._extract(lambda e: e.partition in parts)
+        for entry in taken:
+            self._held.setdefault(entry.partition, []).append(entry)
+        for p in parts:
+            self._held.setdefault(p, [])
         async with self._changed:
             self._changed.notify_all()
         deadline = time.monotonic() + timeout
-        while any(self._in_flight[p] for p in (parts if parts is not None else list(self._in_flight))):
+        while any(self._in_flight[p] for p in parts):
             if time.monotonic() > deadline:
                 log.warning("sender: sends still under way after %.0fs", timeout)
                 return False
             await asyncio.sleep(0.02)
-        if dropped:
-            log.info("sender: %d queued notices left to the next owner of their rounds", len(dropped))
         return True
+
+    async def resume(self, partitions: Iterable[int]) -> None:
+        """Take up again what ``hold`` set aside for ``partitions``."""
+        async with self._changed:
+            for p in partitions:
+                for entry in self._held.pop(p, ()):
+                    heapq.heappush(self._sources if isinstance(entry, _Source) else self._heap, entry)
+            self._changed.notify_all()
+
+    def drop(self, partitions: Iterable[int]) -> int:
+        """Forget what was held for ``partitions`` (they went to another worker); returns how
+        many notices that was (not counting the rest of the plans)."""
+        dropped = 0
+        for p in partitions:
+            taken = self._held.pop(p, [])
+            dropped += sum(isinstance(e, _Item) for e in taken)
+            self._discard(taken)
+        if dropped:
+            log.info("sender: %d queued notices left to the next owner of their partitions", dropped)
+        M.SEND_QUEUE.set(self.depth)
+        return dropped
+
+    def held(self) -> set[int]:
+        return set(self._held)
+
+    def _partitions_known(self) -> set[int]:
+        return ({s.partition for s in self._sources} | {i.partition for i in self._heap}
+                | {i.partition for items in self._parked.values() for i in items}
+                | {i.partition for i in self._waiting.values()} | set(self._in_flight)
+                | {i.partition for items in self._sending.values() for i in items})
+
+    def has(self, partition: int, key: tuple[str, int]) -> bool:
+        """Whether the plan ``key`` on ``partition`` is queued here (also while held)."""
+        return any(src.partition == partition and src.key == key
+                   for src in itertools.chain(self._sources, *self._held.values()) if isinstance(src, _Source))
 
     # -- intake ----------------------------------------------------------------------------
     async def submit(self, jobs: Iterable[NoticeJob], partition: int, on_done: Callable[[], None] | None = None,
-                     size: Callable[[], int] | None = None) -> None:
+                     size: Callable[[], int] | None = None, key: tuple[str, int] | None = None) -> bool:
         """Queue ``jobs`` (drawn lazily, earliest deadline first); ``size()`` estimates how many
-        are still to come (for ``depth``), ``len(jobs)`` when not given."""
+        are still to come (for ``depth``), ``len(jobs)`` when not given. ``key``: the (incident,
+        seq) of a round's plan, which replaces the queued jobs of that incident's older rounds on
+        this partition. False when that plan is queued already (nothing is added)."""
         await self.start()
+        if key is not None:
+            if self.has(partition, key):
+                return False
+            incident, seq = key
+            older = self._extract(lambda e: e.partition == partition and e.key is not None
+                                  and e.key[0] == incident and e.key[1] < seq)
+            self._discard(older)
+            for entries in self._held.values():
+                stale = [e for e in entries if e.partition == partition and e.key is not None
+                         and e.key[0] == incident and e.key[1] < seq]
+                for e in stale:
+                    entries.remove(e)
+                self._discard(stale)
+            if older:
+                log.info("sender: a newer round of an incident replaces %d queued notices on partition %d",
+                         sum(isinstance(e, _Item) for e in older), partition)
         if isinstance(jobs, (list, tuple)):
             if not jobs:
                 if on_done:
@@ -267,10 +313,15 @@ class Sender:
             deadline = deadline_of_round(jobs.round)
         self.rate.busy()
         async with self._changed:
-            heapq.heappush(self._sources, _Source(deadline, next(self._order), iter(jobs), partition,
-                                                  _Batch(1, on_done), size or (lambda: 0)))
+            source = _Source(deadline, next(self._order), iter(jobs), partition, _Batch(1, on_done),
+                             size or (lambda: 0), key)
+            if partition in self._held:
+                self._held[partition].append(source)
+            else:
+                heapq.heappush(self._sources, source)
             self._changed.notify_all()
         M.SEND_QUEUE.set(self.depth)
+        return True
 
     # -- the work --------------------------------------------------------------------------
     def _take(self) -> _Item | None:
@@ -288,6 +339,10 @@ class Sender:
             if self._busy_domains[item.domain] >= self._domain_cap:
                 heapq.heappush(self._parked[item.domain], item)
                 continue
+            waiting = self._sending.get(item.recipient)
+            if waiting is not None:
+                waiting.append(item)   # the same recipient's send under way decides what this one is
+                continue
             return item
 
     def _draw(self, source: _Source) -> _Item | None:
@@ -299,7 +354,8 @@ class Sender:
                 self._pending.add(job.message_id)
                 self._owed[source.partition] += 1
                 source.batch.remaining += 1
-                return _Item(source.deadline, next(self._order), job, source.partition, source.batch)
+                return _Item(source.deadline, next(self._order), job, source.partition, source.batch,
+                             key=source.key)
         except Exception as exc:  # a broken plan must not stop the sender; a replay would break again
             log.error("sender: the rest of a round on partition %d could not be planned (%s: %s)",
                       source.partition, type(exc).__name__, exc)
@@ -307,6 +363,12 @@ class Sender:
         heapq.heappop(self._sources)
         source.batch.finish_one()
         return None
+
+    def _requeue(self, item: _Item) -> None:
+        if item.partition in self._held:
+            self._held[item.partition].append(item)
+        else:
+            heapq.heappush(self._heap, item)
 
     def _unpark(self, domain: str) -> None:
         parked = self._parked.get(domain)
@@ -325,6 +387,7 @@ class Sender:
                         await self._changed.wait()
                 self._busy_domains[item.domain] += 1
                 self._in_flight[item.partition] += 1
+                self._sending[item.recipient] = []
             finished = True
             try:
                 finished = await self._send_one(item)
@@ -339,6 +402,8 @@ class Sender:
                 async with self._changed:
                     self._busy_domains[item.domain] -= 1
                     self._in_flight[item.partition] -= 1
+                    for later in self._sending.pop(item.recipient, ()):
+                        self._requeue(later)
                     self._unpark(item.domain)
                     if finished:
                         self._forget(item)
@@ -362,7 +427,7 @@ class Sender:
         def back() -> None:
             self._timers.pop(id(item), None)
             if self._waiting.pop(id(item), None) is not None and not self._stopping:
-                heapq.heappush(self._heap, item)
+                self._requeue(item)
                 asyncio.ensure_future(self._notify())
 
         self._timers[id(item)] = asyncio.get_running_loop().call_later(delay, back)
@@ -380,8 +445,8 @@ class Sender:
 
     async def _send_one(self, item: _Item) -> bool:
         """Send one job; True when it is finished (sent, skipped or dead-lettered)."""
-        job = item.job
-        if self._already_sent(job):
+        job = self._refresh(item.job)
+        if job is None:
             M.NOTICES_SKIPPED.inc()
             return True
         now = self._clock()

@@ -278,14 +278,29 @@ def test_a_kept_promise_leaves_time_to_send_the_next_round():
     for this round and the next, instead of being due at once (a cascade of rounds)."""
     d1 = decide(None, ev(update_interval_seconds=60), T0)
     due = d1.state.promised_at
-    lead = timedelta(seconds=110)          # 100k contacts at ~900/s
+    send = timedelta(seconds=100)          # 100k contacts at 1,000/s
+    lead = timedelta(seconds=155)          # margin + latency + the send time padded by half
     started = due - lead
-    k = keep_promise(d1.state, due, started, lead)
-    assert k.state.promised_at == started + 2 * lead       # not due + 60 s
+    k = keep_promise(d1.state, due, started, lead, send)
+    assert k.stretched
+    assert k.state.promised_at == started + send + lead       # not due + 60 s
     assert schedule_due(k.state, started + timedelta(seconds=1), lead) is None
-    assert schedule_due(k.state, started + lead, lead) == k.state.promised_at
+    assert schedule_due(k.state, started + send, lead) == k.state.promised_at
+
+
+def test_a_kept_promise_keeps_the_operators_cadence():
+    """The next promise is one interval after the one kept, however early the round started."""
+    d1 = decide(None, ev(update_interval_seconds=3600), T0)
+    due = d1.state.promised_at
+    send, lead = timedelta(seconds=8), timedelta(seconds=20)     # 20,000 contacts, a steady rate
+    k = keep_promise(d1.state, due, due - lead, lead, send)
+    assert k.state.promised_at == due + timedelta(seconds=3600) and not k.stretched
     short = keep_promise(d1.state, due, due - timedelta(seconds=2), timedelta(seconds=1))
-    assert short.state.promised_at == due + timedelta(seconds=60)  # a small audience keeps the cadence
+    assert short.state.promised_at == due + timedelta(seconds=3600)
+    fast = decide(None, ev(update_interval_seconds=90), T0).state
+    slow = keep_promise(fast, fast.promised_at, fast.promised_at - timedelta(seconds=70),
+                        timedelta(seconds=70), timedelta(seconds=45))   # 8,000 contacts at ~180/s
+    assert slow.state.promised_at == fast.promised_at + timedelta(seconds=90) and not slow.stretched
 
 
 def test_a_notice_never_states_a_next_update_time_that_has_gone_by():

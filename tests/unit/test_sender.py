@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from domain import ledger as L
-from domain.audience import plan_round
+from domain.audience import plan_round, refresh
 from domain.affected import CustomerIndex
 from domain.incident import decide, keep_promise
 from notifiers.smtp import MemoryMailer, SendResult
@@ -47,7 +47,7 @@ class Harness:
         self.ledger: dict[str, dict] = {}
         self.dead: list[tuple[str, str]] = []
         self.sender = Sender(mailer=self.mailer, mail_from="s@example.com", compose=lambda job, now: job.message_id.encode(),
-                             record=self.record, already_sent=self.already_sent, dead_letter=self.dead_letter,
+                             record=self.record, refresh=self.refresh, dead_letter=self.dead_letter,
                              clock=lambda: T0, rng=random.Random(1), **kw)
 
     async def record(self, job, p, at):
@@ -55,8 +55,8 @@ class Harness:
                                                      recipient=job.recipient, email=job.email,
                                                      message_id=job.message_id, kind=job.kind, seq=job.seq)
 
-    def already_sent(self, job):
-        return L.was_sent(self.ledger.get(job.customer_id), job.incident_id, job.message_id)
+    def refresh(self, job):
+        return refresh(job, self.ledger.get(job.customer_id), "example.com")
 
     async def dead_letter(self, job, reason):
         self.dead.append((job.email, reason))
@@ -172,18 +172,51 @@ async def test_give_up_after_the_age_limit():
     assert h.dead and "temporary" in h.dead[0][1]
 
 
-async def test_release_gives_up_queued_jobs_without_finishing_their_round():
+async def test_hold_waits_for_sends_under_way_and_drop_gives_up_the_rest_unfinished():
     h, gate = gated_harness(concurrency=2)
     done = []
     await h.sender.submit(jobs_for(customers([f"u{i}@d{i}.example.com" for i in range(10)])), 3,
                           on_done=lambda: done.append(True))
     await wait_for(lambda: h.sender.pending_in([3]) == 10)
-    releasing = asyncio.create_task(h.sender.release([3], timeout=5))
+    holding = asyncio.create_task(h.sender.hold([3], timeout=5))
     await asyncio.sleep(0.05)
-    gate.set()                                   # the two in flight finish ...
-    assert await releasing
-    assert h.sender.pending_in([3]) == 0 and not done   # ... the rest is left to the round's replay
+    assert not holding.done()                    # it waits for the two in flight ...
+    gate.set()
+    assert await holding
+    await asyncio.sleep(0.05)
+    assert len(h.ledger) == 2                    # ... and nothing more is sent while held
+    h.sender.drop([3])
+    assert h.sender.pending_in([3]) == 0 and not done   # the rest is left to the partition's next owner
+    assert len(h.ledger) == 2 and h.sender.held() == set()
+    await h.sender.stop()
+
+
+async def test_held_jobs_resume_where_they_stopped():
+    h, gate = gated_harness(concurrency=2)
+    done = []
+    jobs = jobs_for(customers([f"u{i}@d{i}.example.com" for i in range(10)]))
+    await h.sender.submit(jobs, 3, on_done=lambda: done.append(True))
+    holding = asyncio.create_task(h.sender.hold([3], timeout=5))
+    await asyncio.sleep(0.05)
+    gate.set()
+    await holding
+    await asyncio.sleep(0.05)
     assert len(h.ledger) == 2
+    await h.sender.resume([3])
+    await wait_for(lambda: done)
+    await h.sender.stop()
+    assert sorted(h.ledger) == sorted(j.customer_id for j in jobs)
+
+
+async def test_a_plan_submitted_while_its_partition_is_held_waits_for_resume():
+    h = Harness(concurrency=2)
+    await h.sender.hold([1])
+    done = []
+    await h.sender.submit(jobs_for(customers(["a@x.example.com"])), 1, on_done=lambda: done.append(1))
+    await asyncio.sleep(0.05)
+    assert not h.ledger
+    await h.sender.resume([1])
+    await wait_for(lambda: done)
     await h.sender.stop()
 
 
@@ -265,3 +298,64 @@ async def test_a_plan_that_breaks_does_not_stop_the_sender():
     await wait_for(lambda: len(done) == 2)
     await h.sender.stop()
     assert sorted(m.rcpt for m in h.mailer.sent) == ["a@x.example.com", "c@y.example.com"]
+
+
+async def test_a_newer_round_replaces_the_queued_one_and_each_contact_is_acknowledged_once():
+    h, gate = gated_harness(concurrency=2)
+    sent: list[tuple[str, str, int]] = []
+    record = h.record
+
+    async def recording(job, p, at):
+        sent.append((job.email, job.kind, job.seq))
+        await record(job, p, at)
+
+    h.sender._record = recording
+    cs = customers([f"u{i}@d{i}.example.com" for i in range(10)])
+    first = jobs_for(cs)
+    second = jobs_for(cs, scheduled=True)             # the holding update, decided before the first is out
+    old_done = []
+    assert await h.sender.submit(first, 0, key=("inc-1", 1), on_done=lambda: old_done.append(1))
+    await wait_for(lambda: sum(h.sender._in_flight.values()) == 2)   # two sends of the first round under way
+    assert await h.sender.submit(second, 0, key=("inc-1", 2))
+    assert not await h.sender.submit(second, 0, key=("inc-1", 2))   # queued once
+    gate.set()
+    await wait_for(lambda: len(sent) == 12)
+    await asyncio.sleep(0.05)
+    await h.sender.stop()
+    acks = [e for e, kind, _ in sent if kind == "acknowledged"]
+    assert sorted(acks) == sorted(c.contacts[0].email for c in cs)    # one acknowledgement each
+    acknowledged_first = sorted(e for e, kind, seq in sent if kind == "acknowledged" and seq == 1)
+    assert len(acknowledged_first) == 2                 # the two in flight when the newer round came ...
+    assert sorted(e for e, kind, _ in sent if kind == "scheduled") == acknowledged_first  # ... get its own kind
+    assert not old_done                                 # the replaced round never counts as finished
+
+
+async def test_refresh_drops_a_job_a_newer_round_has_reached():
+    h = Harness(concurrency=1)
+    cs = customers(["a@x.example.com"])
+    newer = jobs_for(cs, scheduled=True)[0]
+    await h.record(newer, 0, T0)
+    older = jobs_for(cs)[0]
+    assert refresh(older, h.ledger[cs[0].customer_id], "example.com") is None
+
+
+async def test_a_job_for_a_recipient_whose_send_is_under_way_waits_for_its_outcome():
+    h, gate = gated_harness(concurrency=4)
+    sent: list[tuple[str, str, int]] = []
+    record = h.record
+
+    async def recording(job, p, at):
+        sent.append((job.email, job.kind, job.seq))
+        await record(job, p, at)
+
+    h.sender._record = recording
+    cs = customers(["a@x.example.com"])
+    await h.sender.submit(jobs_for(cs), 0, key=("inc-1", 1))
+    await wait_for(lambda: sum(h.sender._in_flight.values()) == 1)
+    await h.sender.submit(jobs_for(cs, scheduled=True), 0, key=("inc-1", 2))   # free connections left
+    await asyncio.sleep(0.05)
+    assert sum(h.sender._in_flight.values()) == 1       # the second waits for the first's outcome
+    gate.set()
+    await wait_for(lambda: len(sent) == 2)
+    await h.sender.stop()
+    assert sent == [("a@x.example.com", "acknowledged", 1), ("a@x.example.com", "scheduled", 2)]
