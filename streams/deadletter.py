@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from schemas import DeadLetter, RecordError, describe_validation_error
 from streams import metrics as M
+from streams import topics as T
 
 log = logging.getLogger(__name__)
 MAX_VALUE_CHARS = 100_000
@@ -36,10 +37,26 @@ def _text(raw: bytes | str | None) -> str | None:
     return raw[:MAX_VALUE_CHARS]
 
 
-def record_key(event) -> str | None:
-    """The record's key as text; a key that is not UTF-8 is bad input."""
+# The id that the key of each keyed input topic is (CONTRACT.md), by the topic's base name.
+KEY_FIELDS = {T.CUSTOMERS: "customer_id", T.INCIDENT_EVENTS: "incident_id", T.TICKET_EVENTS: "ticket_id"}
+
+
+def key_field(topic: str) -> str | None:
+    """The id that a record's key must be on ``topic`` (a full, prefixed name), or None."""
+    return next((name for base, name in KEY_FIELDS.items() if topic.endswith(base)), None)
+
+
+def record_key(event, required: bool = True) -> str | None:
+    """The record's key as text. A key that is not UTF-8 is bad input, and so is a null key
+    unless ``required`` is False: on a keyed topic the key decides the partition, and so the
+    worker that holds the record (a customer with a null key would sit in the indexes of
+    whichever partitions its records happened to land on). A tombstone needs its key as well."""
     if event.key is None:
-        return None
+        if not required:
+            return None
+        field = key_field(event.message.topic) or "record's id"
+        what = "tombstone" if event.value is None else "record"
+        raise RecordError(f"the {what} has no key; the key must be the {field}", field="key")
     try:
         return event.key.decode()
     except UnicodeDecodeError:
