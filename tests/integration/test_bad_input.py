@@ -27,7 +27,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from tests.conftest import API_TOKEN, WorkerProcess
+from schemas.limits import MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_TITLE_CHARS
+from tests.conftest import API_TOKEN, WorkerProcess, http
 
 pytestmark = pytest.mark.integration
 
@@ -104,10 +105,19 @@ LONG_ID = "c-" + "障" * 254            # 256 characters: the longest id the sch
 C_LONG = {"customer_id": LONG_ID, "name": "Long Id KK", "locale": "ja", "timezone": "Asia/Tokyo",
           "contacts": [{"email": "ops@longid.example.jp"}], "services": [{"component": "longid", "region": "eu-1"}]}
 
-VALID_CUSTOMERS = [C_EN, C_LOCALE, C_BIG, C_UNI_JA, C_UNI_EN, C_GONE, C_OTHER, C_IDN, C_LONG]
+# Names at their limit (schemas/limits.py): an ASCII one with spaces and specials, a Japanese one.
+NAME_AT_LIMIT_EN = ('Operations "NOC", Example <Tokyo> ' * 10)[:MAX_NAME_CHARS - 1] + "Z"
+NAME_AT_LIMIT_JA = ("山田 太郎（株式会社テスト 情報システム部 運用課）" * 10)[:MAX_NAME_CHARS]
+C_NAME_LIMIT = {"customer_id": "c-namelimit", "name": "名" * MAX_NAME_CHARS, "locale": "ja", "timezone": "Asia/Tokyo",
+                "contacts": [{"email": "en@namelimit.example.jp", "name": NAME_AT_LIMIT_EN},
+                             {"email": "ja@namelimit.example.jp", "name": NAME_AT_LIMIT_JA}],
+                "services": [CORE, {"component": "namelimit", "region": "eu-1"}]}
+
+VALID_CUSTOMERS = [C_EN, C_LOCALE, C_BIG, C_UNI_JA, C_UNI_EN, C_GONE, C_OTHER, C_IDN, C_LONG, C_NAME_LIMIT]
 # who the final incident (core in eu-1) must reach: the valid customers still there (c-gone is deleted)
 FINAL_RECIPIENTS = sorted(["ops@c-en.example.com", "ops@locale.example.fr", "noc@big.example.com",
-                           "yamada@uni.example.jp", "jose@cafe.example.ch", "bulk@c900k.example.com"])
+                           "yamada@uni.example.jp", "jose@cafe.example.ch", "bulk@c900k.example.com",
+                           "en@namelimit.example.jp", "ja@namelimit.example.jp"])
 
 # --------------------------------------------------------------------------- the corpus of dead letters
 
@@ -189,6 +199,13 @@ BAD: list[Bad] = [
     Bad("customer-tombstone-with-empty-key", "customers", "", None, ("tombstone", "key")),
     Bad("customer-key-not-utf8", "customers", b"c-\xff\xfe", j(customer("c-keyutf8")), ("key", "UTF-8")),
     Bad("customer-huge-record", "customers", "c-huge", HUGE_VALUE, (f"{len(HUGE_VALUE):,}", "1,000,000")),
+    Bad("customer-contact-name-of-1000-characters", "customers", "c-longname",
+        j(customer("c-longname") | {"contacts": [{"email": "ops@longname.example.com", "name": "N" * 1_000}]}),
+        ("contacts.0.name", "too long", "1,000 characters", f"at most {MAX_NAME_CHARS}")),
+    Bad("customer-name-over-the-limit", "customers", "c-longcustomer",
+        j(customer("c-longcustomer", name="名" * (MAX_NAME_CHARS + 1))), ("name", "too long")),
+    # a null key: the key decides the partition (and so the worker); the customer is in no index
+    Bad("customer-null-key", "customers", None, j(customer("c-nullkey")), ("key", "no key", "customer_id")),
     # --- incident events
     Bad("incident-invalid-json", "incident-events", "inc-badjson", b"{'event_id': 'e-1'}", ("JSON",)),
     Bad("incident-json-array", "incident-events", "inc-array", j([declared("inc-array", ["core"])]),
@@ -226,6 +243,16 @@ BAD: list[Bad] = [
         j(updated("inc-never", "inc-never-u1", status="identified")), ("incident_id", "unknown incident")),
     Bad("incident-update-clears-status", "incident-events", "inc-never2",
         j(updated("inc-never2", "inc-never2-u1", status=None)), ("status",)),
+    Bad("incident-title-of-2000-characters", "incident-events", "inc-longtitle",
+        j(declared("inc-longtitle", ["core"], title="t" * 2_000)),
+        ("title", "too long", "2,000 characters", f"at most {MAX_TITLE_CHARS}")),
+    Bad("incident-japanese-title-over-the-limit", "incident-events", "inc-longtitle-ja",
+        j(declared("inc-longtitle-ja", ["core"], title={"en": "API errors", "ja": "障" * (MAX_TITLE_CHARS + 1)})),
+        ("title", "'ja'", "too long")),
+    Bad("incident-message-over-the-limit", "incident-events", "inc-longmsg",
+        j(declared("inc-longmsg", ["core"], message="m" * (MAX_MESSAGE_CHARS + 1))), ("message", "too long")),
+    Bad("incident-null-key", "incident-events", None, j(declared("inc-nullkey", ["core"])),
+        ("key", "no key", "incident_id")),
     # --- ticket events (the worker consumes the topic)
     Bad("ticket-invalid-json", "ticket-events", "T-badjson", b"<ticket id='T-badjson'/>", ("JSON",)),
     Bad("ticket-opened-without-requester", "ticket-events", "T-noreq", j(ticket("T-noreq", "c-en", None)),
@@ -240,6 +267,14 @@ BAD: list[Bad] = [
         j(ticket("T-type", "c-en", {"email": "dev@c-en.example.com"}, type="reopened")), ("type",)),
     Bad("ticket-for-unknown-customer", "ticket-events", "T-nobody",
         j(ticket("T-nobody", "c-nobody", {"email": "dev@nobody.example.com"})), ("customer_id", "unknown customer")),
+    Bad("ticket-subject-over-the-limit", "ticket-events", "T-longsubject",
+        j(ticket("T-longsubject", "c-en", {"email": "dev@c-en.example.com"}, subject="503 " * 500)),
+        ("subject", "too long", f"at most {MAX_SUBJECT_CHARS}")),
+    Bad("ticket-requester-name-of-1000-characters", "ticket-events", "T-longname",
+        j(ticket("T-longname", "c-en", {"email": "dev@c-en.example.com", "name": "R" * 1_000})),
+        ("requester.name", "too long")),
+    Bad("ticket-null-key", "ticket-events", None, j(ticket("T-nullkey", "c-en", {"email": "dev@c-en.example.com"})),
+        ("key", "no key", "ticket_id")),
 ]
 BAD_BY_ID = {b.id: b for b in BAD}
 assert len({(b.topic, b.key_text) for b in BAD}) == len(BAD), "every bad record needs its own key"
@@ -554,6 +589,90 @@ async def test_crlf_title_sends_nothing(pipe):
     for entry in pipe.smtp.messages():
         head = pipe.raw(entry).split(b"\r\n\r\n", 1)[0].lower()
         assert b"\r\nbcc:" not in head and b"\r\nx-evil:" not in head
+
+
+async def test_over_long_texts_and_null_keys_send_nothing(pipe):
+    """The records over a length limit and those without a key were dead-lettered (above): nothing
+    was sent for them, and the customer without a key is nobody's recipient."""
+    for incident in ("inc-longtitle", "inc-longtitle-ja", "inc-longmsg", "inc-nullkey"):
+        assert pipe.smtp.messages(incident=incident) == []
+    for address in ("ops@longname.example.com", "ops@c-longcustomer.example.com", "ops@c-nullkey.example.com"):
+        assert pipe.smtp.messages(to=address) == []
+
+
+def subject_of(raw: bytes) -> str:
+    """The Subject as the email package's RFC 2047 decoder reads it, unfolded."""
+    raw_headers = email.message_from_bytes(raw, policy=email.policy.compat32)
+    return str(email.header.make_header(email.header.decode_header(raw_headers["Subject"]))).replace("\r\n", "")
+
+
+async def test_a_japanese_title_at_the_limit_reaches_every_notice_with_a_readable_subject(pipe):
+    """Each notice of the incident (acknowledged, scheduled, resolved) arrives, and its Subject
+    decodes back to the whole title: folded into lines a mail server takes, nothing cut."""
+    title_ja = ("東京リージョンの請求APIで断続的な接続エラーが発生しています。" * 8)[:MAX_TITLE_CHARS]
+    title_en = ("Intermittent connection errors on the billing API in Tokyo; " * 5)[:MAX_TITLE_CHARS - 1] + "!"
+    assert len(title_ja) == len(title_en) == MAX_TITLE_CHARS
+    pipe.produce("incident-events", "inc-ja-limit", declared("inc-ja-limit", ["uni"], title={"ja": title_ja,
+                                                                                             "en": title_en},
+                                                             update_interval_seconds=3))
+    await wait_mail(pipe, 2, incident="inc-ja-limit", kind="acknowledged")
+    await wait_mail(pipe, 2, incident="inc-ja-limit", kind="scheduled", timeout=30)
+    pipe.produce("incident-events", "inc-ja-limit", resolved("inc-ja-limit", "inc-ja-limit-r", message="復旧しました。"))
+    await wait_mail(pipe, 2, incident="inc-ja-limit", kind="resolved")
+    entries = pipe.smtp.messages(incident="inc-ja-limit")
+    assert {e["kind"] for e in entries} == {"acknowledged", "scheduled", "resolved"}
+    for entry in entries:
+        raw = pipe.raw(entry)
+        head = raw.split(b"\r\n\r\n", 1)[0]
+        assert head.isascii() and all(len(line) <= 998 for line in raw.split(b"\r\n"))
+        title = title_ja if entry["recipients"] == ["yamada@uni.example.jp"] else title_en
+        assert title in subject_of(raw)
+        assert title in pipe.email(entry)["Subject"]
+        text, html = parts(pipe.email(entry))
+        assert title in text
+
+
+async def test_contact_names_at_the_limit_are_emailed(pipe):
+    assert not [d for d in pipe.letters if d.get("key") == "c-namelimit"], "a valid customer was dead-lettered"
+    pipe.produce("incident-events", "inc-namelimit", declared("inc-namelimit", ["namelimit"], title="Names"))
+    entries = await wait_mail(pipe, 2, incident="inc-namelimit")
+    by_to = {e["recipients"][0]: e for e in entries}
+    assert sorted(by_to) == ["en@namelimit.example.jp", "ja@namelimit.example.jp"]
+    for address, name in (("en@namelimit.example.jp", NAME_AT_LIMIT_EN), ("ja@namelimit.example.jp", NAME_AT_LIMIT_JA)):
+        raw = pipe.raw(by_to[address])
+        assert raw.split(b"\r\n\r\n", 1)[0].isascii() and all(len(line) <= 998 for line in raw.split(b"\r\n"))
+        to = pipe.email(by_to[address])["To"].addresses[0]
+        assert to.addr_spec == address
+        raw_to = email.message_from_bytes(raw, policy=email.policy.compat32)["To"]
+        decoded = str(email.header.make_header(email.header.decode_header(raw_to))).replace("\r\n", "")
+        if name.isascii():   # folded at its spaces, quoted: the modern parser reads it back exactly
+            assert to.display_name == name
+        else:                # encoded words: RFC 2047 decoding gives it back exactly
+            assert decoded == f"{name} <{address}>"
+        assert name in parts(pipe.email(by_to[address]))[0]      # the greeting names the contact
+
+
+async def test_http_refuses_over_long_texts_with_400_naming_the_field(pipe):
+    url = pipe.worker.url + "/api/incidents"
+    body = {"severity": "major", "title": "t" * 2_000, "components": ["httplimit"]}
+    status, answer = await asyncio.to_thread(http, "POST", url, body, API_TOKEN)
+    assert status == 400, answer
+    assert "title" in answer["error"] and "too long" in answer["error"] and answer.get("fields") == ["title"]
+    body["title"] = {"en": "API errors", "ja": "障" * (MAX_TITLE_CHARS + 1)}
+    status, answer = await asyncio.to_thread(http, "POST", url, body, API_TOKEN)
+    assert status == 400 and "'ja'" in answer["error"], answer
+
+    body["title"] = {"en": "E" * MAX_TITLE_CHARS, "ja": "障" * MAX_TITLE_CHARS}       # at the limit
+    status, answer = await asyncio.to_thread(http, "POST", url, body, API_TOKEN)
+    assert status == 201, answer
+    incident = answer["incident_id"]
+    updates = f"{url}/{incident}/updates"
+    status, answer = await asyncio.to_thread(http, "POST", updates, {"message": "m" * (MAX_MESSAGE_CHARS + 1)},
+                                             API_TOKEN)
+    assert status == 400 and answer.get("fields") == ["message"], answer
+    status, answer = await asyncio.to_thread(http, "POST", updates, {"title": "u" * 2_000}, API_TOKEN)
+    assert status == 400 and answer.get("fields") == ["title"], answer
+    pipe.alive()
 
 
 async def test_duplicate_event_id_is_ignored_no_second_email(pipe):
