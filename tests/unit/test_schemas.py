@@ -301,6 +301,18 @@ def test_the_limits_are_the_documented_ones():
     assert sorted(LIMITS.values()) == sorted([200, 5_000, 200, 500, 200, 256])
 
 
+def test_the_readme_states_the_limits_of_schemas_limits():
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    bullet = readme.split("- **Length limits**", 1)[1].split("\n- ", 1)[0].split("\n\n", 1)[0]
+    bullet = " ".join(bullet.split())
+    for text in (f"title {MAX_TITLE_CHARS} per locale", f"message {MAX_MESSAGE_CHARS:,} per locale",
+                 f"name {MAX_NAME_CHARS}", f"ticket subject {MAX_SUBJECT_CHARS}", f"tier {MAX_LABEL_CHARS}",
+                 f"{MAX_ID_BYTES} bytes"):
+        assert text in bullet, text
+
+
 @pytest.mark.parametrize("case", BOUNDED)
 def test_a_text_at_its_limit_is_accepted(case):
     model, make, _, limit = BOUNDED[case]
