@@ -45,11 +45,12 @@ import logging
 import random
 import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Iterator
 
 from domain.audience import NoticeJob
+from domain.retry import RetryPolicy
 from domain.schedule import SendRate
 from notifiers.smtp import SendResult, scrub
 from streams import metrics as M
@@ -123,8 +124,8 @@ class Sender:
                  refresh: Callable[[NoticeJob], NoticeJob | None],
                  dead_letter: Callable[[NoticeJob, str], Awaitable[None]],
                  clock: Callable[[], datetime], concurrency: int = 8, domain_concurrency: int | None = None,
-                 give_up_seconds: float = 6 * 3600, retry_max_delay: float = 60.0,
-                 rng: random.Random | None = None,
+                 retry: RetryPolicy = RetryPolicy(), give_up_seconds: float | None = None,
+                 retry_max_delay: float | None = None, rng: random.Random | None = None,
                  deliver: Callable[[NoticeJob, datetime], Awaitable[SendResult]] | None = None,
                  in_flight: int | None = None) -> None:
         self._mailer = mailer
@@ -140,9 +141,14 @@ class Sender:
         # helper processes (jobs wait there for a connection, so the pipe's latency is covered)
         self._concurrency = in_flight or concurrency
         self._domain_cap = domain_concurrency or max(1, concurrency * 3 // 4)
-        self._give_up = give_up_seconds
-        self._retry_max = retry_max_delay
-        self._rng = rng or random.Random()
+        # temporary failures: retried here alone, under one policy (domain/retry.py); the two
+        # numbers, when given, override the policy's give-up age and longest delay
+        if give_up_seconds is not None:
+            retry = replace(retry, give_up_after=give_up_seconds)
+        if retry_max_delay is not None:
+            retry = replace(retry, max_delay=retry_max_delay)
+        self.retry = retry
+        self._rng = rng or random.Random()  # the jitter of the retries
         self._heap: list[_Item] = []                        # ready to send
         self._sources: list[_Source] = []                   # submitted, not yet drawn (a heap)
         self._parked: dict[str, list[_Item]] = defaultdict(list)  # domain at its cap
@@ -419,9 +425,9 @@ class Sender:
         if self._owed[item.partition] <= 0:
             del self._owed[item.partition]
 
-    def _retry_later(self, item: _Item) -> None:
-        item.attempts += 1
-        delay = min(self._retry_max, 2.0 ** item.attempts) * (0.5 + self._rng.random())
+    def _retry_later(self, item: _Item, delay: float) -> None:
+        """Send ``item`` again in ``delay`` seconds (what ``self.retry`` said); it stays owed
+        meanwhile, holding no connection."""
         self._waiting[id(item)] = item
 
         def back() -> None:
@@ -469,11 +475,16 @@ class Sender:
             await self._dead_letter(job, f"SMTP permanent failure: {result.describe()}")
             return True
         M.NOTICE_FAILURES.labels("temporary").inc()
-        if time.monotonic() - item.first_try > self._give_up:
-            log.warning("sender: %s notice undeliverable for %.0fs, giving up: %s", job.kind, self._give_up,
+        item.attempts += 1
+        age = time.monotonic() - item.first_try
+        delay = self.retry.next_delay(item.attempts, age, self._rng.random)
+        if delay is None:  # past the give-up age: dead-lettered with the reason
+            result = replace(result, attempts=item.attempts)
+            log.warning("sender: %s notice undeliverable for %.0fs, giving up: %s", job.kind, age,
                         scrub(result.describe()))
-            await self._dead_letter(job, f"SMTP temporary failures for {self._give_up:.0f}s: {result.describe()}")
+            await self._dead_letter(job, f"SMTP temporary failures for {age:.0f}s: {result.describe()}")
             return True
-        log.warning("sender: %s notice not delivered yet (%s); retrying later", job.kind, scrub(result.describe()))
-        self._retry_later(item)
+        log.warning("sender: %s notice not delivered yet (%s); retrying in %.1fs", job.kind,
+                    scrub(result.describe()), delay)
+        self._retry_later(item, delay)
         return False

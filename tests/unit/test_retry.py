@@ -1,12 +1,19 @@
-"""The retry policy of temporary SMTP failures (domain/retry.py): delays and giving up."""
+"""The retry policy of temporary SMTP failures (domain/retry.py): delays and giving up; and the
+sender, the one layer that retries, following it."""
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
 from domain.retry import RetryPolicy
+from notifiers.smtp import MemoryMailer
+from streams.sender import Sender
+from tests.unit.test_sender import customers, jobs_for
 
 
 def lowest() -> float:
@@ -94,3 +101,93 @@ def test_the_policy_is_a_value():
     with pytest.raises(AttributeError):
         policy.max_delay = 1.0  # type: ignore[misc]
     assert policy == RetryPolicy() and hash(policy) == hash(RetryPolicy())
+
+
+# -- the one layer that retries: the sender ---------------------------------------------------
+
+
+class _Rand:
+    """A random source that always says ``value``."""
+
+    def __init__(self, value: float) -> None:
+        self.value = value
+
+    def random(self) -> float:
+        return self.value
+
+
+async def _send_with_failures(policy, failures: int, *, rng_value: float = 0.0):
+    """One notice through a Sender whose mailer fails it ``failures`` times (451); returns the
+    mailer's call times, the times it was composed for, the dead letters and what was sent."""
+    mailer = MemoryMailer()
+    calls: list[float] = []
+    real_send = mailer.send
+
+    async def send(mail_from, rcpt, data):
+        calls.append(time.monotonic())
+        return await real_send(mail_from, rcpt, data)
+
+    mailer.send = send
+    mailer.fail_next("flaky@example.com", times=failures)
+    start = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
+    t0 = time.monotonic()
+    composed: list[datetime] = []
+    dead: list[str] = []
+    done: list[bool] = []
+
+    def clock() -> datetime:
+        return start + timedelta(seconds=time.monotonic() - t0)
+
+    def compose(job, now):
+        composed.append(now)
+        return job.message_id.encode()
+
+    async def record(job, p, at):
+        pass
+
+    async def dead_letter(job, reason):
+        dead.append(reason)
+
+    sender = Sender(mailer=mailer, mail_from="s@example.com", compose=compose, record=record,
+                    refresh=lambda job: job, dead_letter=dead_letter, clock=clock, concurrency=1,
+                    retry=policy, rng=_Rand(rng_value))
+    await sender.submit(jobs_for(customers(["flaky@example.com"])), 0, on_done=lambda: done.append(True))
+    for _ in range(1000):
+        if done:
+            break
+        await asyncio.sleep(0.01)
+    await sender.stop()
+    assert done, "the notice was never finished"
+    return calls, composed, dead, [m.rcpt for m in mailer.sent]
+
+
+async def test_the_sender_waits_what_the_policy_says_and_composes_each_try_afresh():
+    policy = RetryPolicy(first_delay=0.1, max_delay=0.4, give_up_after=30)
+    calls, composed, dead, sent = await _send_with_failures(policy, 3, rng_value=0.0)
+    assert sent == ["flaky@example.com"] and not dead
+    gaps = [b - a for a, b in zip(calls, calls[1:])]
+    assert len(gaps) == 3
+    # equal jitter at its lowest: 0.05, 0.1, 0.2 s (half of each ceiling), not more than a tick late
+    for gap, expected in zip(gaps, (0.05, 0.1, 0.2)):
+        assert expected - 0.005 <= gap < expected + 0.1, gaps
+    # every try is composed at its own time, so it states what is true then
+    assert len(composed) == 4 and all(b > a for a, b in zip(composed, composed[1:]))
+
+
+async def test_the_sender_gives_up_at_the_policys_age_and_says_why():
+    policy = RetryPolicy(first_delay=0.05, max_delay=0.05, give_up_after=0.3)
+    calls, _, dead, sent = await _send_with_failures(policy, 1000, rng_value=0.999)
+    assert not sent and len(dead) == 1
+    assert "temporary" in dead[0] and "451" in dead[0] and f"({len(calls)} attempts)" in dead[0]
+    assert 0.3 <= calls[-1] - calls[0] < 0.3 + 0.15  # the last try at the give-up age, not a delay past it
+    assert 5 <= len(calls) <= 8   # 0.05 s apart at most, 0.025 s at least (here: about 0.05)
+
+
+def test_the_senders_shorthands_override_the_policy():
+    def sender(**kw):
+        return Sender(mailer=None, mail_from="s@example.com", compose=None, record=None, refresh=None,
+                      dead_letter=None, clock=None, **kw)
+
+    assert sender().retry == RetryPolicy()
+    assert sender(give_up_seconds=60).retry == RetryPolicy(give_up_after=60)
+    assert sender(retry=RetryPolicy(first_delay=2), retry_max_delay=5).retry == RetryPolicy(first_delay=2, max_delay=5)
