@@ -11,6 +11,7 @@ import time
 import pytest
 from kafka.partitioner.default import murmur2
 
+from streams.incident_view import IncidentView, decode_key, decode_state
 from tests.conftest import API_TOKEN, http
 
 pytestmark = pytest.mark.integration
@@ -89,8 +90,22 @@ def fleet(workers, produce):
     return start
 
 
+def changelog_records(bootstrap: str, topic: str) -> list[tuple[int, bytes | None, bytes | None]]:
+    """Every raw (partition, key, value) of ``topic``, in offset order per partition."""
+    from kafka import KafkaConsumer, TopicPartition
+
+    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False, consumer_timeout_ms=1500)
+    try:
+        tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        return [(m.partition, m.key, m.value) for m in consumer]
+    finally:
+        consumer.close()
+
+
 @pytest.mark.parametrize("n", [2, 3])
-async def test_every_worker_answers_for_every_incident(fleet, smtp, n):
+async def test_every_worker_answers_for_every_incident(fleet, broker, prefix, smtp, n):
     crew = fleet(n)
     first = crew[0]
     ids = incident_ids(f"w{n}")
@@ -161,6 +176,19 @@ async def test_every_worker_answers_for_every_incident(fleet, smtp, n):
         assert http("POST", w.url + f"/api/incidents/{target}/resolve", {}, token=API_TOKEN)[0] == 409
     docs = [w.get("/status.json")[1] for w in crew]
     assert [d["recently_resolved"][0]["incident_id"] for d in docs] == [target] * n
+
+    # what the view reads: faust's json codec on both sides of the incidents table's changelog,
+    # each incident on the partition of its events
+    records = changelog_records(broker.bootstrap, prefix + "worker-incidents-changelog")
+    assert records
+    for p, key, value in records:
+        assert key.startswith(b'"') and json.loads(key) in ids.values()
+        state = decode_state(value)
+        assert state is not None and state.incident_id == decode_key(key) and ids[p] == state.incident_id
+    view = IncidentView(bootstrap_servers=[broker.bootstrap], topic="unused", partitions=PARTITIONS)
+    view.apply((key, value) for _, key, value in records)
+    assert sorted((s.incident_id, s.seq, s.status) for s in view.states()) == sorted(
+        (i["incident_id"], i["seq"], i["status"]) for i in docs[0]["active"] + docs[0]["recently_resolved"])
     assert len({json.dumps([d["active"], d["recently_resolved"]], sort_keys=True) for d in docs}) == 1
 
 
@@ -174,3 +202,21 @@ def test_incident_ids_cover_every_partition():
     partitioner = DefaultPartitioner()
     for p, incident_id in ids.items():
         assert partitioner(incident_id.encode(), list(range(PARTITIONS)), list(range(PARTITIONS))) == p
+
+
+def test_the_view_applies_changelog_records_in_order():
+    view = IncidentView(bootstrap_servers=["127.0.0.1:9"], topic="t", partitions=1)
+    base = {"incident_id": "inc-1", "severity": "major", "status": "investigating", "title": "T",
+            "components": ["api"], "started_at": "2026-11-25T10:00:00+00:00", "updated_at": "2026-11-25T10:00:00+00:00",
+            "seq": 1}
+    key = json.dumps("inc-1").encode()
+    view.apply([(key, json.dumps(base).encode()), (key, json.dumps({**base, "seq": 2, "status": "identified"}).encode()),
+                (json.dumps("inc-2").encode(), json.dumps({**base, "incident_id": "inc-2"}).encode())])
+    assert (view.get("inc-1").seq, view.get("inc-1").status) == (2, "identified") and view.get("inc-2")
+    view.apply([(key, None)])   # a tombstone deletes
+    assert view.get("inc-1") is None and [s.incident_id for s in view.states()] == ["inc-2"]
+    # what is not a record of this table is skipped, and the rest still applies
+    view.apply([(b"not json", b"{}"), (b"42", b"{}"), (None, b"{}"), (key, b"{broken"), (key, b"[]"),
+                (key, json.dumps({"seq": 3}).encode()), (key, json.dumps(base).encode())])
+    assert view.get("inc-1").seq == 1 and len(view.states()) == 2
+    assert not view.caught_up   # it has not read the topic
