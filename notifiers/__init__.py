@@ -3,7 +3,7 @@
 - ``notifiers.timefmt``: times and durations in the reader's zone and locale (pure functions);
 - ``notifiers.render``: ``render(NoticeContent) -> RenderedNotice(subject, text, html)``;
 - ``notifiers.message``: ``build_message(...) -> bytes`` (multipart/alternative, CRLF);
-- ``notifiers.smtp``: ``SmtpPool`` (pooled SMTP with retries), the ``Mailer`` interface and
+- ``notifiers.smtp``: ``SmtpPool`` (pooled SMTP, one attempt per send), the ``Mailer`` interface and
   the ``MemoryMailer`` fake;
 - ``notifiers.notice``: one notice job composed into bytes; ``notifiers.capture``: the local
   mail capture of ``outage dev``.

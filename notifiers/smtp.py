@@ -4,17 +4,21 @@
   replaced after any failure. ``send()`` runs one mail transaction (MAIL, RCPT, DATA of the
   pre-built bytes, ONE recipient; aiosmtplib's ``sendmail()`` when an address needs parsing)
   and reports a ``SendResult``:
-  accepted / permanent failure (a 5xx to MAIL, RCPT or DATA: never retried) / temporary failure
-  (4xx, connection errors and timeouts, retried with exponential backoff and jitter until
-  ``max_attempts`` or ``max_age`` seconds). Every SMTP call is time-boxed by ``timeout``.
+  accepted / permanent failure (a 5xx to MAIL, RCPT or DATA) / temporary failure (4xx,
+  connection errors and timeouts). Every SMTP call is time-boxed by ``timeout``.
   Failures while connecting (greeting, EHLO, STARTTLS, AUTH) are the server's or the
   configuration's, not the address's: they count as temporary whatever their code.
+  The pool does not retry with backoff: temporary failures are retried by the sender alone,
+  under one policy (``domain/retry.py`` says why). Its only second try is immediate and on a
+  fresh connection, when the kept-alive one it took turns out to have been closed by the
+  server meanwhile (a disconnect, or a ``421`` closing reply): that is not a failed attempt.
 - ``Mailer``: the interface the rest of the project depends on (``send`` only).
 - ``MemoryMailer``: an in-memory fake that records what was sent, for unit tests.
 
 At-least-once: a connection lost after the message data went out but before the server's
-reply is retried, so the server may get it twice; the caller's ledger (keyed by Message-ID)
-is what keeps a notice from being sent twice across restarts.
+reply is reported temporary (and retried, at once when it was a kept-alive connection), so the
+server may get it twice; that case cannot be told from a lost message. The caller's ledger
+(keyed by Message-ID) is what keeps a notice from being sent twice across restarts.
 """
 
 from __future__ import annotations
@@ -23,13 +27,12 @@ import asyncio
 import email
 import email.policy
 import logging
-import random
 import re
 import ssl
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -73,10 +76,10 @@ class SendResult:
 
     ``status``: ``accepted`` (the server took it: 250 to DATA), ``permanent`` (a 5xx reply to
     MAIL, RCPT or DATA, or an address that cannot be sent to: do not retry this address) or
-    ``temporary`` (4xx replies, connection errors or timeouts, still failing after the
-    retries: try again later). ``code`` is the last SMTP reply code (None when there was no
-    reply: connection error, timeout); ``message`` the reply text or the error;
-    ``attempts`` how many transactions were tried.
+    ``temporary`` (4xx replies, connection errors or timeouts: try again later, as the retry
+    policy says). ``code`` is the last SMTP reply code (None when there was no reply:
+    connection error, timeout); ``message`` the reply text or the error; ``attempts`` how many
+    tries it took (1 from the pool; the sender counts its own retries).
     """
 
     status: SendStatus
@@ -188,35 +191,25 @@ class SmtpPool:
         tls: TlsMode = "none",
         concurrency: int = 8,
         timeout: float = 15.0,
-        max_attempts: int = 5,
-        max_age: float = 120.0,
-        backoff_base: float = 0.5,
-        backoff_max: float = 30.0,
         local_hostname: str | None = None,
         validate_certs: bool = True,
         tls_context: ssl.SSLContext | None = None,
-        rng: random.Random | None = None,
     ) -> None:
         tls = getattr(tls, "value", tls)  # accept outage.settings.SmtpTls
         if tls not in ("none", "starttls", "tls"):
             raise ValueError(f"tls must be none, starttls or tls, not {tls!r}")
-        if concurrency < 1 or max_attempts < 1 or timeout <= 0 or max_age < 0:
-            raise ValueError("concurrency, max_attempts and timeout must be positive")
+        if concurrency < 1 or timeout <= 0:
+            raise ValueError("concurrency and timeout must be positive")
         self.host = host
         self.port = port
         self.tls: TlsMode = tls
         self.concurrency = concurrency
         self.timeout = timeout
-        self.max_attempts = max_attempts
-        self.max_age = max_age
-        self.backoff_base = backoff_base
-        self.backoff_max = backoff_max
         self._username = username
         self._password = password
         self._local_hostname = local_hostname
         self._validate_certs = validate_certs
         self._tls_context = tls_context
-        self._rng = rng or random.Random()
         self._slots: asyncio.LifoQueue[_Slot] | None = None
         self._all: list[_Slot] = []
         self._closed = False
@@ -294,7 +287,8 @@ class SmtpPool:
         """One MAIL/RCPT/DATA on ``slot``'s connection; any doubt about the connection drops it.
 
         Returns the result and whether the connection turned out to be gone (closed by the
-        server or the network, as opposed to a reply or a timeout).
+        server or the network, or a ``421``: the server closing it; as opposed to any other
+        reply or a timeout).
         """
         client = slot.client
         assert client is not None
@@ -308,13 +302,19 @@ class SmtpPool:
                     errors, reply = {}, await _plain_transaction(client, sender, recipient, data)
         except SMTPRecipientsRefused as exc:
             refused = exc.recipients[0]
+            if refused.code == SMTPStatus.domain_unavailable:  # 421: the server is closing
+                slot.discard()
+                return SendResult(TEMPORARY, refused.code, refused.message), True
             return _by_code(refused.code, refused.message), False
-        except SMTPRecipientRefused as exc:
-            return _by_code(exc.code, exc.message), False
-        except SMTPResponseException as exc:  # MAIL or DATA refused (RSET already sent)
-            if exc.code in (421, 503) or not 400 <= exc.code < 600:
-                # The server is closing, or the dialogue is out of step ("503 bad sequence"):
-                # about the connection, not the address; retry on a fresh one.
+        except SMTPResponseException as exc:  # MAIL, RCPT or DATA refused (RSET already sent)
+            if exc.code == SMTPStatus.domain_unavailable:  # 421: the server is closing the connection
+                slot.discard()
+                return SendResult(TEMPORARY, exc.code, exc.message), True
+            if isinstance(exc, SMTPRecipientRefused):
+                return _by_code(exc.code, exc.message), False
+            if exc.code == 503 or not 400 <= exc.code < 600:
+                # The dialogue is out of step ("503 bad sequence") or the reply is no SMTP
+                # code: about the connection, not the address; the next try gets a fresh one.
                 slot.discard()
                 return SendResult(TEMPORARY, exc.code, exc.message), False
             return _by_code(exc.code, exc.message), False
@@ -351,8 +351,9 @@ class SmtpPool:
                 return failed
             result, gone = await self._transaction(slot, mail_from, rcpt, data)
             if reused and gone:
-                # A kept-alive connection the server had dropped meanwhile: try once more at
-                # once on a fresh one before this counts as a failed attempt.
+                # A kept-alive connection the server had closed meanwhile: try once more at
+                # once on a fresh one before this counts as a failed attempt. (Not a backoff:
+                # the retry policy is the sender's.)
                 failed = await self._connect(slot)
                 if failed is not None:
                     return failed
@@ -363,38 +364,17 @@ class SmtpPool:
                 slot.discard()
             queue.put_nowait(slot)
 
-    def _backoff(self, attempt: int) -> float:
-        """Exponential backoff with "equal jitter": half fixed, half random."""
-        delay = min(self.backoff_max, self.backoff_base * (2 ** (attempt - 1)))
-        return delay / 2 + self._rng.uniform(0, delay / 2)
-
     # -- public -----------------------------------------------------------------------------
 
     async def send(self, mail_from: str, rcpt: str, data: bytes) -> SendResult:
-        """Hand ``data`` to the server for the one recipient ``rcpt``, retrying what may pass."""
+        """Hand ``data`` to the server for the one recipient ``rcpt``: one attempt (retrying a
+        temporary failure is the caller's, under ``domain.retry.RetryPolicy``)."""
         if self._closed:
             raise RuntimeError("SmtpPool is closed")
-        started: float | None = None
-        attempt = 0
-        while True:
-            attempt += 1
-            result = await self._attempt(mail_from, rcpt, data)
-            if started is None:
-                started = time.monotonic()
-            result = replace(result, attempts=attempt)
-            if not result.temporary or self._closed:
-                return result
-            if attempt >= self.max_attempts:
-                log.warning("smtp: giving up after %d attempts: %s %s", attempt, result.code, scrub(result.message))
-                return result
-            delay = self._backoff(attempt)
-            if time.monotonic() - started + delay > self.max_age:
-                log.warning("smtp: giving up after %d attempts (%.0f s): %s %s",
-                            attempt, time.monotonic() - started, result.code, scrub(result.message))
-                return result
-            log.info("smtp: attempt %d failed (%s %s); retrying in %.2f s",
-                     attempt, result.code, scrub(result.message), delay)
-            await asyncio.sleep(delay)
+        result = await self._attempt(mail_from, rcpt, data)
+        if result.temporary:
+            log.info("smtp: temporary failure (%s %s)", result.code, scrub(result.message))
+        return result
 
     async def close(self) -> None:
         """QUIT every connection (waiting up to ``timeout`` for sends in flight). Idempotent."""

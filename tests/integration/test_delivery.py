@@ -22,8 +22,7 @@ KEY = b"k" * 32
 
 def config(port: int, **smtp) -> DeliveryConfig:
     return DeliveryConfig(public_url="http://status.example.com", mail_from=FROM, signing_key=KEY,
-                          smtp=dict(host="127.0.0.1", port=port, concurrency=4, timeout=5.0,
-                                    backoff_base=0.05, backoff_max=0.2, **smtp))
+                          smtp=dict(host="127.0.0.1", port=port, concurrency=4, timeout=5.0, **smtp))
 
 
 def now() -> datetime:

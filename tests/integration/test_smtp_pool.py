@@ -1,13 +1,14 @@
 """SmtpPool against a real SMTP server (aiosmtpd), on free loopback ports.
 
 Each test starts its own servers through the ``servers`` fixture, which stops exactly those.
+The pool makes one attempt per send (the sender retries, under domain/retry.py); its only
+second try is at once, on a fresh connection, when a kept-alive one turns out to be closed.
 """
 
 from __future__ import annotations
 
 import asyncio
 import email
-import random
 import socket
 import threading
 from email.policy import default
@@ -39,8 +40,10 @@ class Handler:
     """Records accepted messages; can refuse recipients, defer DATA, or stall."""
 
     def __init__(self, *, refuse: tuple[str, ...] = (), defer_data: int = 0, stall: float = 0.0,
-                 refuse_sender: int = 0, defer_reply: str = "451 4.3.0 Try again later") -> None:
+                 refuse_sender: int = 0, defer_reply: str = "451 4.3.0 Try again later",
+                 closing_mail: tuple[int, ...] = ()) -> None:
         self.defer_reply = defer_reply
+        self.closing_mail = set(closing_mail)  # these MAIL commands (1 = the first) get a 421
         self.refuse = set(refuse)
         self.refuse_sender = refuse_sender  # this many MAIL commands get a 550
         self.mail_calls = 0
@@ -58,6 +61,8 @@ class Handler:
         self.mails.append((address, list(mail_options)))
         if self.mail_calls <= self.refuse_sender:
             return "550 5.7.1 Sender not allowed"
+        if self.mail_calls in self.closing_mail:
+            return "421 4.4.2 Idle timeout exceeded, closing connection"
         envelope.mail_from = address
         envelope.mail_options.extend(mail_options)
         return "250 OK"
@@ -113,9 +118,6 @@ def servers():
 def pool(port: int, **kw) -> SmtpPool:
     kw.setdefault("concurrency", 4)
     kw.setdefault("timeout", 5.0)
-    kw.setdefault("backoff_base", 0.05)
-    kw.setdefault("backoff_max", 0.5)
-    kw.setdefault("rng", random.Random(7))
     return SmtpPool("127.0.0.1", port, **kw)
 
 
@@ -135,22 +137,28 @@ async def test_messages_arrive_over_a_few_reused_connections(servers):
     assert first["From"] == FROM
 
 
-async def test_451_twice_then_250_is_retried_and_accepted_once(servers):
+async def test_a_451_comes_back_at_once_as_temporary_and_the_connection_serves_on(servers):
+    # no backoff inside the pool: the one connection is free again as soon as the reply is in
     handler = Handler(defer_data=2)
     server = await servers(handler)
-    async with pool(server.port) as p:
-        result = await p.send(FROM, "ops@example.net", message("ops@example.net"))
-    assert result.status == ACCEPTED
-    assert result.attempts == 3
-    assert handler.data_calls == 3
-    assert len(handler.received) == 1
+    async with pool(server.port, concurrency=1) as p:
+        started = asyncio.get_running_loop().time()
+        first, second = [await p.send(FROM, "ops@example.net", message("ops@example.net")) for _ in range(2)]
+        other = await p.send(FROM, "b@example.net", message("b@example.net"))
+        elapsed = asyncio.get_running_loop().time() - started
+    assert first.temporary and first.code == 451 and first.attempts == 1
+    assert second.temporary and second.attempts == 1
+    assert other.accepted
+    assert handler.data_calls == 3 and len(handler.received) == 1
+    assert len(handler.peers) == 1  # a 4xx to DATA says nothing against the connection
+    assert elapsed < 1.0
 
 
 async def test_a_reply_quoting_the_address_is_logged_without_it(servers, caplog):
     handler = Handler(defer_data=5, defer_reply="451 4.2.2 <ops@example.net>: mailbox full")
     server = await servers(handler)
     with caplog.at_level("INFO", logger="notifiers.smtp"):
-        async with pool(server.port, max_attempts=2) as p:
+        async with pool(server.port) as p:
             result = await p.send(FROM, "ops@example.net", message("ops@example.net"))
     assert result.temporary and "ops@example.net" in result.message  # kept for the dead letter
     logged = [r.getMessage() for r in caplog.records if r.name == "notifiers.smtp"]
@@ -213,50 +221,30 @@ def test_the_envelope_of_an_address():
         assert _envelope(unusual) is None, unusual
 
 
-async def test_server_down_at_first_then_started(servers):
-    port = free_port()
+async def test_server_down_is_a_temporary_failure_at_once_and_the_next_send_connects(servers):
+    port = free_port()  # nothing listens here yet
     handler = Handler()
-    async with pool(port, backoff_base=0.2, backoff_max=1.0, max_attempts=10) as p:
-        sending = asyncio.create_task(p.send(FROM, "ops@example.net", message("ops@example.net")))
-        await asyncio.sleep(0.5)
-        assert not sending.done()
-        await servers(handler, port=port)
-        result = await asyncio.wait_for(sending, 15)
-    assert result.accepted
-    assert result.attempts >= 2
-    assert len(handler.received) == 1
-
-
-async def test_server_down_for_good_is_a_temporary_failure_after_the_attempts():
-    port = free_port()  # nothing listens here
-    async with pool(port, max_attempts=3) as p:
-        result = await p.send(FROM, "ops@example.net", message("ops@example.net"))
-    assert result.status == TEMPORARY and result.temporary
-    assert result.attempts == 3
-    assert result.code is None and "connect" in result.message
-
-
-async def test_retries_stop_at_the_maximum_age(servers):
-    handler = Handler(defer_data=1000)
-    server = await servers(handler)
-    async with pool(server.port, max_attempts=100, max_age=0.6, backoff_base=0.2, backoff_max=0.2) as p:
+    async with pool(port) as p:
         started = asyncio.get_running_loop().time()
-        result = await p.send(FROM, "ops@example.net", message("ops@example.net"))
-        elapsed = asyncio.get_running_loop().time() - started
-    assert result.temporary and result.code == 451
-    assert 2 <= result.attempts < 10
-    assert elapsed < 2.0
-    assert handler.received == []
+        down = await p.send(FROM, "ops@example.net", message("ops@example.net"))
+        assert asyncio.get_running_loop().time() - started < 1.0  # no waiting inside the pool
+        await servers(handler, port=port)
+        up = await p.send(FROM, "ops@example.net", message("ops@example.net"))
+    assert down.status == TEMPORARY and down.temporary and down.attempts == 1
+    assert down.code is None and "connect" in down.message
+    assert up.accepted and up.attempts == 1
+    assert len(handler.received) == 1
 
 
 async def test_a_stalled_server_is_time_boxed_and_the_connection_replaced(servers):
     handler = Handler(stall=3.0)
     server = await servers(handler)
-    async with pool(server.port, timeout=0.5, max_attempts=2) as p:
+    async with pool(server.port, timeout=0.5) as p:
         started = asyncio.get_running_loop().time()
         result = await p.send(FROM, "ops@example.net", message("ops@example.net"))
-        assert asyncio.get_running_loop().time() - started < 2.5
+        assert asyncio.get_running_loop().time() - started < 1.5  # one time-boxed attempt
         assert result.temporary and result.code is None and "timed out" in result.message
+        assert result.attempts == 1
         handler.stall = 0.0
         result = await p.send(FROM, "ops@example.net", message("ops@example.net", 2))
     assert result.accepted
@@ -281,7 +269,7 @@ async def test_a_kept_alive_connection_found_dead_on_use_is_replaced_at_once(ser
 
     handler = Handler()
     server = await servers(handler)
-    async with pool(server.port, concurrency=1, backoff_base=5.0) as p:
+    async with pool(server.port, concurrency=1) as p:
         assert (await p.send(FROM, "a@example.net", message("a@example.net"))).accepted
         (slot,) = p._all
         stale = slot.client
@@ -296,6 +284,31 @@ async def test_a_kept_alive_connection_found_dead_on_use_is_replaced_at_once(ser
         assert slot.client is not stale
     assert result.accepted and result.attempts == 1
     assert [rcpt for _, (rcpt,), _ in handler.received] == ["a@example.net", "b@example.net"]
+
+
+async def test_a_kept_alive_connection_the_server_closes_with_421_is_replaced_at_once(servers):
+    # e.g. Postfix after its idle timeout: the 421 waits on the socket and answers the next MAIL
+    handler = Handler(closing_mail=(2,))
+    server = await servers(handler)
+    async with pool(server.port, concurrency=1) as p:
+        assert (await p.send(FROM, "a@example.net", message("a@example.net"))).accepted
+        result = await p.send(FROM, "b@example.net", message("b@example.net"))
+    assert result.accepted and result.attempts == 1
+    assert handler.mail_calls == 3 and len(handler.peers) == 2  # the second try on a new connection
+    assert [rcpt for _, (rcpt,), _ in handler.received] == ["a@example.net", "b@example.net"]
+
+
+async def test_a_421_on_a_fresh_connection_is_one_temporary_failure(servers):
+    # no second try at once: the server is not taking mail; the retry policy decides when
+    handler = Handler(closing_mail=(1,))
+    server = await servers(handler)
+    async with pool(server.port, concurrency=1) as p:
+        refused = await p.send(FROM, "a@example.net", message("a@example.net"))
+        (slot,) = p._all
+        assert slot.client is None  # dropped: the server said it is closing it
+        accepted = await p.send(FROM, "a@example.net", message("a@example.net"))
+    assert refused.temporary and refused.code == 421 and refused.attempts == 1
+    assert handler.mail_calls == 2 and accepted.accepted
 
 
 async def test_close_quits_and_refuses_further_sends(servers):
@@ -319,6 +332,8 @@ async def test_from_settings():
     await p.close()
     with pytest.raises(ValueError):
         SmtpPool(tls="ssl")  # type: ignore[arg-type]
+    with pytest.raises(TypeError):  # no retry settings of its own: the policy is the sender's
+        SmtpPool(max_attempts=3)  # type: ignore[call-arg]
 
 
 # -- the fake ----------------------------------------------------------------------------------
