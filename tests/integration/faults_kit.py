@@ -12,7 +12,7 @@ import json
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from email.parser import BytesHeaderParser
 from email.policy import compat32
@@ -221,3 +221,166 @@ def every_one_once(server: FaultySmtp, incident: str, expected: set[str]) -> Non
     assert set(got) <= expected, f"unexpected recipients: {sorted(set(got) - expected)[:5]}"
     twice = {r: [m.message_id for m in ms] for r, ms in got.items() if len(ms) > 1}
     assert not twice, f"{len(twice)} contacts got the notice more than once, e.g. {list(twice.items())[:3]}"
+
+
+# --------------------------------------------------------------------------- for failover and cadence
+
+CLOCK_SLACK = 1.0  # seconds: the worker's clock and the SMTP server's (the same machine) read apart
+
+
+def declare_event(worker, **fields) -> dict:
+    """Declare through the worker's API; the 201 body (the ``declared`` event, with its ``at``)."""
+    body = {"severity": "major", "status": "investigating", "title": {"en": "API errors", "ja": "APIのエラー"},
+            "message": {"en": "We are investigating.", "ja": "調査しております。"},
+            "components": ["api"], "regions": ["ap-northeast-1"], "update_interval_seconds": 3600, **fields}
+    status, out = http("POST", worker.url + "/api/incidents", body, token=API_TOKEN)
+    assert status == 201, out
+    return out
+
+
+def metric(worker, name: str, **labels: str) -> float | None:
+    """One sample of the worker's ``/metrics`` (None when absent or the worker does not answer)."""
+    try:
+        status, text = http("GET", worker.url + "/metrics")
+    except OSError:
+        return None
+    if status != 200 or not isinstance(text, str):
+        return None
+    want = ",".join(f'{k}="{v}"' for k, v in sorted(labels.items()))
+    for line in text.splitlines():
+        head, _, value = line.rpartition(" ")
+        if head == (f"{name}{{{want}}}" if want else name):
+            return float(value)
+    return None
+
+
+def round_owner(procs, incident: str) -> int | None:
+    """Index of the worker that decided the incident's first round (it holds the incident's
+    partition and its schedule): by its ``outage_rounds_total{trigger="declared"}``, else by its
+    log; None when neither tells."""
+    for i, p in enumerate(procs):
+        if (metric(p, "outage_rounds_total", trigger="declared") or 0) >= 1:
+            return i
+    for i, p in enumerate(procs):
+        if f"round {incident} #1 " in p.log_path.read_text(errors="replace"):
+            return i
+    return None
+
+
+async def until(predicate, timeout: float, poll: float = 0.1) -> bool:
+    """Poll ``predicate()`` until it holds (True) or ``timeout`` seconds pass (False)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if predicate():
+            return True
+        if time.monotonic() >= deadline:
+            return False
+        await asyncio.sleep(poll)
+
+
+async def settle(server: FaultySmtp, quiet: float = 3.0, limit: float = 30.0) -> None:
+    """Wait until nothing new has arrived for ``quiet`` seconds (at most ``limit``): a notice
+    still owed, or one sent twice, shows up by then."""
+    deadline = time.monotonic() + limit
+    seen, changed = -1, time.monotonic()
+    while time.monotonic() < deadline:
+        count = len(server.received())
+        if count != seen:
+            seen, changed = count, time.monotonic()
+        elif time.monotonic() - changed >= quiet:
+            return
+        await asyncio.sleep(0.1)
+
+
+def reached(server: FaultySmtp, incident: str) -> int:
+    """How many distinct contacts have received something about the incident."""
+    return len({m.rcpt for m in server.received(incident)})
+
+
+@dataclass
+class Audit:
+    """What each contact received about one incident, against what it was owed: one
+    ``acknowledged`` notice, then (when a scheduled round is owed) a ``scheduled`` notice by the
+    time that contact's previous notice promised, itself promising one interval later."""
+
+    contacts: int = 0
+    messages: int = 0
+    repeats: int = 0                                               # copies of a Message-ID already received
+    no_ack: list[str] = field(default_factory=list)                # contacts never acknowledged
+    ack_ids: dict[str, int] = field(default_factory=dict)          # contacts with > 1 acknowledged Message-ID
+    ack_copies: dict[str, int] = field(default_factory=dict)       # contacts with > 1 acknowledged email
+    no_scheduled: list[str] = field(default_factory=list)          # owed a scheduled notice, got none
+    late: dict[str, float] = field(default_factory=dict)           # s past the promise (beyond CLOCK_SLACK)
+    cadence: dict[str, float] = field(default_factory=dict)        # s off "kept promise + interval" (> 2 s)
+    scheduled_ids: dict[str, int] = field(default_factory=dict)    # contacts with > 1 scheduled Message-ID
+    out_of_order: list[str] = field(default_factory=list)          # a scheduled notice before any other
+    first_missed: list[str] = field(default_factory=list)          # no scheduled notice by the FIRST promise
+    strangers: list[str] = field(default_factory=list)             # recipients not among the affected
+    kinds: Counter = field(default_factory=Counter)                # distinct notices by kind
+    rounds: Counter = field(default_factory=Counter)               # distinct notices by "kind#seq"
+
+    def summary(self) -> str:
+        worst = max(self.late.values(), default=0.0)
+        off = max(self.cadence.values(), key=abs, default=0.0)
+        return (f"{self.contacts} contacts, {self.messages} emails ({dict(sorted(self.rounds.items()))} distinct), "
+                f"{self.repeats} repeats; no acknowledgement: {len(self.no_ack)}; several acknowledgement "
+                f"ids: {len(self.ack_ids)}; several acknowledgement emails: {len(self.ack_copies)}; "
+                f"no scheduled: {len(self.no_scheduled)}; late scheduled: {len(self.late)} (worst "
+                f"{worst:.1f}s); no scheduled by the first notice's promise: {len(self.first_missed)}; next promise off by > 2s: {len(self.cadence)} (worst {off:+.1f}s); "
+                f"several scheduled ids: {len(self.scheduled_ids)}; strangers: {len(self.strangers)}")
+
+
+def audit(server: FaultySmtp, incident: str, expected: set[str], *, interval: float | None = None,
+          scheduled: bool = False) -> Audit:
+    """Judge what ``server`` received about ``incident``; ``scheduled``: a scheduled round is owed
+    to every contact; ``interval``: the scheduled notice must promise the next update
+    ``interval`` seconds after the promise it keeps (±2 s)."""
+    a = Audit(contacts=len(expected))
+    mails = server.received(incident)
+    a.messages = len(mails)
+    a.repeats = len(mails) - len({m.message_id for m in mails})
+    distinct = {m.message_id: m for m in mails}.values()
+    a.kinds = Counter(m.kind for m in distinct)
+    a.rounds = Counter(f"{m.kind}#{m.seq}" for m in distinct)
+    got = server.by_recipient(incident)
+    a.strangers = sorted(set(got) - expected)
+    for rcpt in sorted(expected):
+        ms = sorted(got.get(rcpt, []), key=lambda m: m.received)
+        acks = [m for m in ms if m.kind == "acknowledged"]
+        if not acks:
+            a.no_ack.append(rcpt)
+        if len({m.message_id for m in acks}) > 1:
+            a.ack_ids[rcpt] = len({m.message_id for m in acks})
+        if len(acks) > 1:
+            a.ack_copies[rcpt] = len(acks)
+        if not scheduled:
+            continue
+        sched = [m for m in ms if m.kind == "scheduled"]
+        if not sched:
+            a.no_scheduled.append(rcpt)
+            a.first_missed.append(rcpt)
+            continue
+        if len({m.message_id for m in sched}) > 1:
+            a.scheduled_ids[rcpt] = len({m.message_id for m in sched})
+        first = sched[0]
+        opening = [m.next_update for m in ms if m.message_id == ms[0].message_id and m.next_update]
+        if opening and (first.received - min(opening)).total_seconds() > CLOCK_SLACK:
+            a.first_missed.append(rcpt)
+        before = [m for m in ms if m.received <= first.received and m.message_id != first.message_id]
+        if not before:
+            a.out_of_order.append(rcpt)
+            continue
+        previous = before[-1].message_id  # the last notice the contact had before the scheduled one
+        promises = [m.next_update for m in before if m.message_id == previous and m.next_update]
+        if not promises:
+            a.out_of_order.append(rcpt)
+            continue
+        promised = min(promises)  # a copy sent again may state a later time; the first one counts
+        past = (first.received - promised).total_seconds()
+        if past > CLOCK_SLACK:
+            a.late[rcpt] = past
+        if interval is not None:
+            off = (first.next_update - promised).total_seconds() - interval if first.next_update else float("inf")
+            if abs(off) > 2.0:
+                a.cadence[rcpt] = off
+    return a
