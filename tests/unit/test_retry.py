@@ -167,9 +167,10 @@ async def test_the_sender_waits_what_the_policy_says_and_composes_each_try_afres
     assert sent == ["flaky@example.com"] and not dead
     gaps = [b - a for a, b in zip(calls, calls[1:])]
     assert len(gaps) == 3
-    # equal jitter at its lowest: 0.05, 0.1, 0.2 s (half of each ceiling), not more than a tick late
+    # equal jitter at its lowest: 0.05, 0.1, 0.2 s (half of each ceiling); never early, and late
+    # only by what a loaded machine adds (the default policy's first wait alone is 0.5 s)
     for gap, expected in zip(gaps, (0.05, 0.1, 0.2)):
-        assert expected - 0.005 <= gap < expected + 0.1, gaps
+        assert expected - 0.005 <= gap < expected + 0.3, gaps
     # every try is composed at its own time, so it states what is true then
     assert len(composed) == 4 and all(b > a for a, b in zip(composed, composed[1:]))
 
@@ -179,8 +180,10 @@ async def test_the_sender_gives_up_at_the_policys_age_and_says_why():
     calls, _, dead, sent = await _send_with_failures(policy, 1000, rng_value=0.999)
     assert not sent and len(dead) == 1
     assert "temporary" in dead[0] and "451" in dead[0] and f"({len(calls)} attempts)" in dead[0]
-    assert 0.3 <= calls[-1] - calls[0] < 0.3 + 0.15  # the last try at the give-up age, not a delay past it
-    assert 5 <= len(calls) <= 8   # 0.05 s apart at most, 0.025 s at least (here: about 0.05)
+    # given up by age, not by a count of tries: the last try at the give-up age (plus what a
+    # loaded machine adds), tries about 0.05 s apart until then
+    assert 0.3 <= calls[-1] - calls[0] < 0.3 + 0.3
+    assert 3 <= len(calls) <= 9
 
 
 def test_the_senders_shorthands_override_the_policy():
