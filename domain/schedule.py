@@ -97,6 +97,11 @@ class SendRate:
             self._fold()
         self._start = None
 
+    def interrupt(self) -> None:
+        """The work stopped for a reason that says nothing of the rate (the server unreachable):
+        the current window is dropped, and the next send starts a new busy period."""
+        self._start = None
+
     def _fold(self) -> None:
         now = self._clock()
         sample = (self._count, max(now - self._start, 1e-6))

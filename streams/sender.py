@@ -22,8 +22,7 @@ Runtime contract (what the agents and the tests may rely on):
   newer round reached the recipient; or the job as it must be sent).
 - After each SMTP acceptance, ``record(job, partition, sent_at)`` runs before the job counts
   as finished: it writes the ledger and the notices topic.
-- Temporary failures (4xx, connection errors, timeouts after the pool's own quick retries)
-  keep the job owed: it is retried with growing, jittered delays until ``give_up_seconds``
+- Temporary failures (4xx, connection errors, timeouts; the pool tries once) keep the job owed: it is retried with growing, jittered delays until ``give_up_seconds``
   after its first try, then dead-lettered. Permanent failures (5xx) are dead-lettered at once.
 - ``hold(partitions)``: set the queued jobs (and the rest of the submitted iterables) of those
   partitions aside and wait for their in-flight sends (on revocation); ``resume(partitions)``
@@ -148,6 +147,10 @@ class Sender:
         if retry_max_delay is not None:
             retry = replace(retry, max_delay=retry_max_delay)
         self.retry = retry
+        # the server unreachable (no reply at all): every runner pauses, growing like one job's
+        # retries, instead of trying each queued job in turn (a storm of tries and compositions)
+        self._unreachable = 0          # consecutive sends that got no reply
+        self._paused_until = 0.0
         self._rng = rng or random.Random()  # the jitter of the retries
         self._heap: list[_Item] = []                        # ready to send
         self._sources: list[_Source] = []                   # submitted, not yet drawn (a heap)
@@ -388,6 +391,13 @@ class Sender:
             async with self._changed:
                 item = None
                 while item is None:
+                    pause = self._paused_until - time.monotonic()
+                    if pause > 0:
+                        try:
+                            await asyncio.wait_for(self._changed.wait(), pause)
+                        except asyncio.TimeoutError:
+                            pass
+                        continue
                     item = self._take()
                     if item is None:
                         await self._changed.wait()
@@ -465,6 +475,7 @@ class Sender:
             await self._dead_letter(job, f"could not compose the notice: {exc}")
             return True
         if result.accepted:
+            self._unreachable, self._paused_until = 0, 0.0
             await self._record(job, item.partition, self._clock())
             self.rate.tick()
             M.NOTICES_SENT.labels(job.kind).inc()
@@ -475,6 +486,11 @@ class Sender:
             await self._dead_letter(job, f"SMTP permanent failure: {result.describe()}")
             return True
         M.NOTICE_FAILURES.labels("temporary").inc()
+        if result.code is None:   # no reply: the server, not this message; hold every send a while
+            self._unreachable += 1
+            self._paused_until = max(self._paused_until, time.monotonic()
+                                     + self.retry.delay(self._unreachable, self._rng.random))
+            self.rate.interrupt()  # an outage is not a slow rate
         item.attempts += 1
         age = time.monotonic() - item.first_try
         delay = self.retry.next_delay(item.attempts, age, self._rng.random)

@@ -359,3 +359,22 @@ async def test_a_job_for_a_recipient_whose_send_is_under_way_waits_for_its_outco
     await wait_for(lambda: len(sent) == 2)
     await h.sender.stop()
     assert sent == [("a@x.example.com", "acknowledged", 1), ("a@x.example.com", "scheduled", 2)]
+
+
+async def test_an_unreachable_server_pauses_every_send_instead_of_trying_each_queued_job():
+    down = [True]
+
+    def responder(mail_from, rcpt, data):
+        return SendResult("temporary", None, "connection refused") if down[0] else None
+
+    h = Harness(MemoryMailer(responder=responder), concurrency=4)
+    done = []
+    jobs = jobs_for(customers([f"u{i}@d{i % 7}.example.com" for i in range(200)]))
+    await h.sender.submit(jobs, 0, on_done=lambda: done.append(1))
+    await asyncio.sleep(1.0)
+    tries = len(h.mailer.calls)
+    assert 0 < tries <= 3 * 4, f"{tries} tries of 200 queued jobs in a second while the server is down"
+    down[0] = False
+    await wait_for(lambda: done, timeout=15)
+    await h.sender.stop()
+    assert sorted(m.rcpt for m in h.mailer.sent) == sorted(j.email for j in jobs)
