@@ -146,7 +146,7 @@ async def test_a_killed_worker_is_taken_over_and_the_next_round_is_on_time(worke
 
 # --------------------------------------------------------------------------- 3. SMTP faults
 
-SMTP_OUTAGE = 10.0  # seconds; longer than one send's whole retry budget (5 attempts, about 4-7.5 s)
+SMTP_OUTAGE = 10.0  # seconds; several of the sender's retry delays (0.5-1 s, then doubling)
 
 
 async def test_smtp_down_for_a_while_then_back_every_notice_arrives_once(workers, faulty, broker, prefix):
