@@ -36,7 +36,8 @@ from streams import topics as T
 from streams.broker import BrokerProfile
 from streams.deadletter import DeadLetters, origin_of, record_key
 from streams.sender import Sender
-from streams.tables import PlacedTable, Table
+from streams.customers import customers_of
+from streams.tables import STORE_URL, PlacedTable, Table
 from streams.views import PartitionViews, stored
 
 log = logging.getLogger(__name__)
@@ -68,7 +69,7 @@ class Pipeline:
         self.app = faust.App(
             self.names.app_id,
             broker=profile.faust_broker(settings),
-            store="memory://",
+            store=STORE_URL,                 # memory, written through to RocksDB in the data dir (streams/tables.py)
             topic_partitions=partitions,
             topic_replication_factor=1,
             topic_allow_declare=False,       # ensure_topics() created them, with the right counts
@@ -107,7 +108,7 @@ class Pipeline:
         self.dlq = DeadLetters(app.topic(self.names.name(T.DEAD_LETTERS), partitions=1, **raw), clock)
 
         table_kw = dict(default=None, partitions=partitions, key_type=str, value_type=None)
-        self.customers = self._table(Table, T.CUSTOMERS_TABLE, table_kw)
+        self.customers = customers_of(self)  # read straight from their topic, kept on disk (streams/customers.py)
         self.incidents = self._table(Table, T.INCIDENTS_TABLE, table_kw)
         self.ledger = self._table(PlacedTable, T.LEDGER_TABLE, table_kw)
         self.tickets = self._table(PlacedTable, T.TICKETS_TABLE, table_kw)
@@ -139,7 +140,7 @@ class Pipeline:
         app.agent(self.ticket_topic, name="tickets")(self._ticket_agent)
         app.agent(self.ticket_requests_topic, name="ticket-requests")(self._ticket_request_agent)
         app.agent(self.preferences_topic, name="preferences")(self._preferences_agent)
-        app.agent(self.customers_topic, name="customers")(self._customer_agent)
+        app.task(self._customer_agent)
         app.agent(self.incident_topic, name="incidents")(self._incident_agent)
         app.agent(self.rounds_topic, name="audience")(self._audience_agent)
         app.timer(self.settings.schedule_tick_seconds, name="schedule")(self._schedule_timer)
@@ -217,27 +218,12 @@ class Pipeline:
         return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
 
     # -- customers ---------------------------------------------------------------------------
-    async def _customer_agent(self, stream) -> None:
-        async for event in stream.events():
-            async with self.dlq.guard(event, T.CUSTOMERS):
-                key = record_key(event)
-                p = event.message.partition
-                if event.value is None:
-                    if not key:
-                        raise RecordError("a tombstone needs the customer_id as key", field="key")
-                    previous = self.customers.get(key)
-                    if previous is not None:
-                        del self.customers[key]
-                    self.views.remove_customer(p, key, previous)
-                    continue
-                customer = parse_record(Customer, event.value)
-                if key is not None and key != customer.customer_id:
-                    raise RecordError(f"record key {key!r} differs from customer_id", field="customer_id")
-                cid = sys.intern(customer.customer_id)  # one string shared by the table and the index
-                previous = self.customers.get(cid)
-                self.customers[cid] = stored(p, customer)
-                self.views.put_customer(p, cid, services_of(customer), previous)
-                M.CUSTOMERS.set(self.views.customer_count())
+    async def _customer_agent(self) -> None:
+        """The customers' reader (``streams/customers.py``): not a faust agent, which handles one
+        event at a time; it reads the customers partitions this worker holds in bulk, validates
+        each record (a bad one is dead-lettered with the reason), keeps them on local disk and
+        indexes them. Faust's rebalance waits for it, so rounds see every customer."""
+        await self.customers.serve()
 
     # -- incidents ---------------------------------------------------------------------------
     async def _incident_agent(self, stream) -> None:
@@ -566,21 +552,8 @@ class Pipeline:
 
     # -- readiness ---------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, str]:
-        """Ready once joined to the group and caught up with the customers topic."""
+        """Ready once joined to the group, the tables recovered, and every customer of the
+        partitions held read from the customers topic (up to its end when they were assigned)."""
         if not self.joined:
             return False, "joining the consumer group"
-        consumer = self.app.consumer
-        for p in sorted(self.assigned(self.customers_topic)):
-            tp = TP(self.names.name(T.CUSTOMERS), p)
-            try:
-                high = consumer.highwater(tp)
-            except Exception:  # noqa: BLE001 - not fetched yet
-                high = None
-            if high is None:
-                return False, "waiting for the first fetch of the customers topic"
-            read = consumer._read_offset.get(tp)
-            committed = consumer._committed_offset.get(tp) or 0
-            position = max(committed, read + 1 if read is not None else 0)
-            if position < high:
-                return False, f"catching up with the customers topic ({high - position} behind)"
-        return True, "ok"
+        return self.customers.readiness()

@@ -1,19 +1,17 @@
-"""Per-partition views of the worker's tables: the customer index and who was notified.
+"""Per-partition views of the worker's state: the customers and who was notified.
 
-Faust's in-memory table holds every partition the worker has (and has had); a round on
-partition p must be answered from partition p's customers only (NOTES.md). So every table
-value carries its partition, and these views are built per partition, lazily, from the
-table after (re)assignment, then kept up to date by the agents and the sender.
+A worker answers a round on partition p from partition p's customers only (NOTES.md). The
+customers are kept per partition by ``streams.customers.CustomerStore`` (its index in memory, the
+records on local disk); the ledger is a faust table holding every partition the worker has (and
+has had), so each entry carries its partition and the "notified" view is built per partition,
+lazily, from the table after (re)assignment, then kept up to date by the sender.
 
-Memory: a customer is held once, as the compact JSON text of its validated record prefixed
-by its partition (``"3:{...}"``); ids are interned so the table and the index share them;
-model objects are built only for the customers a round or a ticket touches.
+Model objects are built only for the customers a round or a ticket touches.
 """
 
 from __future__ import annotations
 
 import json
-import sys
 from collections import defaultdict
 from dataclasses import dataclass
 from typing import Callable, Iterable, MutableMapping
@@ -69,7 +67,12 @@ class StoredCustomer:
 
 
 def customer_of_stored(value: str) -> StoredCustomer:
-    data = json.loads(_split(value)[1])
+    return customer_of_json(_split(value)[1])
+
+
+def customer_of_json(text: str | bytes) -> StoredCustomer:
+    """A customer from the compact JSON of its validated record."""
+    data = json.loads(text)
     return StoredCustomer(
         customer_id=data["customer_id"], name=data["name"], locale=data.get("locale", "en"),
         timezone=data.get("timezone", "UTC"), tier=data.get("tier"),
@@ -78,72 +81,51 @@ def customer_of_stored(value: str) -> StoredCustomer:
 
 
 class PartitionViews:
-    def __init__(self, customers_table: MutableMapping, ledger_table: MutableMapping) -> None:
-        self._customers_table = customers_table
+    def __init__(self, customers, ledger_table: MutableMapping) -> None:
+        self._customers = customers          # a streams.customers.CustomerStore
         self._ledger_table = ledger_table
-        self._index: dict[int, CustomerIndex] = {}
         self._notified: dict[int, dict[str, set[str]]] = {}
 
     # -- life cycle ------------------------------------------------------------------------
     def drop(self, partitions: Iterable[int] | None = None) -> None:
-        """Forget partitions (all when None): they are rebuilt from the tables on next use."""
-        for store in (self._index, self._notified):
-            if partitions is None:
-                store.clear()
-            else:
-                for p in partitions:
-                    store.pop(p, None)
+        """Forget the ledger views of partitions (all when None): rebuilt from the table on next
+        use. The customers follow the assignment themselves (``CustomerStore.rebalance``)."""
+        if partitions is None:
+            self._notified.clear()
+        else:
+            for p in partitions:
+                self._notified.pop(p, None)
 
-    def _ensure(self, p: int) -> None:
-        if p in self._index:
-            return
-        index = CustomerIndex()
-        for cid, value in list(self._customers_table.items()):
-            if value and _split(value)[0] == p:
-                index.put(sys.intern(cid), services_of_stored(value))
-        notified: dict[str, set[str]] = defaultdict(set)
-        for cid, entry in list(self._ledger_table.items()):
-            if entry and entry.get("p") == p:
-                for incident in L.incidents_in(entry):
-                    notified[incident].add(cid)
-        self._index[p], self._notified[p] = index, notified
+    def _ensure(self, p: int) -> dict[str, set[str]]:
+        notified = self._notified.get(p)
+        if notified is None:
+            notified = defaultdict(set)
+            for cid, entry in list(self._ledger_table.items()):
+                if entry and entry.get("p") == p:
+                    for incident in L.incidents_in(entry):
+                        notified[incident].add(cid)
+            self._notified[p] = notified
+        return notified
 
     # -- customers -------------------------------------------------------------------------
     def index(self, p: int) -> CustomerIndex:
-        self._ensure(p)
-        return self._index[p]
+        return self._customers.index(p)
 
     def customer_lookup(self, p: int) -> Callable[[str], StoredCustomer | None]:
         """Customers of partition p by id (None for another partition's or an unknown one)."""
-        self._ensure(p)
-        index, table = self._index[p], self._customers_table
+        store = self._customers
 
         def lookup(customer_id: str) -> StoredCustomer | None:
-            if customer_id not in index:
-                return None
-            value = table.get(customer_id)
-            return customer_of_stored(value) if value else None
+            return store.lookup(p, customer_id)
 
         return lookup
 
-    def put_customer(self, p: int, customer_id: str, services: list[tuple[str, str]],
-                     previous: str | None) -> None:
-        """Index a customer just stored; ``previous``: its former stored value, if any."""
-        self._ensure(p)
-        self._index[p].put(customer_id, services, services_of_stored(previous))
-
-    def remove_customer(self, p: int, customer_id: str, previous: str | None) -> None:
-        self._ensure(p)
-        self._index[p].remove(customer_id, services_of_stored(previous))
-
     def customer_count(self) -> int:
-        return sum(len(i) for i in self._index.values())
+        return self._customers.count()
 
     # -- ledger ----------------------------------------------------------------------------
     def notified(self, p: int, incident_id: str) -> set[str]:
-        self._ensure(p)
-        return set(self._notified[p].get(incident_id, ()))
+        return set(self._ensure(p).get(incident_id, ()))
 
     def mark_notified(self, p: int, incident_id: str, customer_id: str) -> None:
-        self._ensure(p)
-        self._notified[p][incident_id].add(customer_id)
+        self._ensure(p)[incident_id].add(customer_id)
