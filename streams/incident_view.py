@@ -86,6 +86,7 @@ class IncidentView(Service):
         self._consumer: AIOKafkaConsumer | None = None
         self._progress: asyncio.Event | None = None     # set (and replaced) after each read
         self._skipped = 0
+        self._reported = False
 
     @classmethod
     def of(cls, pipe: "Pipeline", **kwargs) -> "IncidentView":
@@ -204,6 +205,9 @@ class IncidentView(Service):
     async def _note_positions(self, consumer: AIOKafkaConsumer, tps: Iterable[TopicPartition]) -> None:
         for tp in tps:
             self._positions[tp.partition] = await consumer.position(tp)
+        if not self._reported and self.caught_up:
+            self._reported = True
+            log.info("incident view: read the changelog as it stood at start (%d incidents)", len(self._states))
         if self._progress is not None:
             done, self._progress = self._progress, asyncio.Event()
             done.set()
