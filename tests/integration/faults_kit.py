@@ -384,3 +384,11 @@ def audit(server: FaultySmtp, incident: str, expected: set[str], *, interval: fl
             if abs(off) > 2.0:
                 a.cadence[rcpt] = off
     return a
+
+
+def spans(server: FaultySmtp, incident: str, since: datetime) -> str:
+    """When each round's emails arrived, in seconds after ``since``: "kind#seq a..b s (n)"."""
+    out: dict[str, list[float]] = {}
+    for m in server.received(incident):
+        out.setdefault(f"{m.kind}#{m.seq}", []).append((m.received - since).total_seconds())
+    return ", ".join(f"{k} {min(v):.1f}..{max(v):.1f}s ({len(v)})" for k, v in sorted(out.items()))

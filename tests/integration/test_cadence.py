@@ -22,7 +22,7 @@ import pytest
 from tests.conftest import http
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
     CLOCK_SLACK, audit, declare_event, emails_of, faulty, load_customers, make_customers, metric, parse_time,
-    reached, ready, settle, smtp_env, until, utc_now,
+    reached, ready, settle, smtp_env, spans, until, utc_now,
 )
 
 pytestmark = pytest.mark.integration
@@ -77,6 +77,7 @@ async def test_a_slow_smtp_server_gets_one_acknowledgement_then_the_scheduled_up
               f"{(min(m.next_update for m in sched) - declared).total_seconds():.0f}s .. "
               f"{(max(m.next_update for m in sched) - declared).total_seconds():.0f}s after it")
     print(f"[{incident}] slow SMTP: {a.summary()}")
+    print(f"[{incident}] arrivals after the declaration: {spans(server, incident, declared)}")
 
     assert acked, f"only {reached(server, incident)} of {SLOW_CONTACTS} contacts reached by the first round"
     assert share >= 0.3, f"the first round took only {share:.0%} of the interval: the SMTP server was not the limit"

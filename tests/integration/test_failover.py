@@ -26,7 +26,7 @@ import pytest
 
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
     CONCURRENCY, audit, declare_event, emails_of, faulty, load_customers, make_customers, parse_time, reached,
-    ready, round_owner, settle, smtp_env, until, utc_now,
+    ready, round_owner, settle, smtp_env, spans, until, utc_now,
 )
 
 pytestmark = pytest.mark.integration
@@ -104,11 +104,13 @@ async def test_kill_9_mid_fan_out_every_contact_gets_exactly_the_notices_owed(n,
 
     await until(every_scheduled, max(wait, 1.0), poll=0.5)
     await settle(server)
-    a = audit(server, incident, expected, scheduled=True)
+    a = audit(server, incident, expected, interval=INTERVAL, scheduled=True)
     late = sorted(a.late.values())
     print(f"[{incident}] declared {declared.isoformat()}, promised by {min(promises).isoformat()} .. "
           f"{latest.isoformat()} ({late_acks} acknowledgements promise later than declared + {INTERVAL}s); late by (s) {[round(x, 1) for x in late[:3]]}..{[round(x, 1) for x in late[-3:]]}")
     print(f"[{incident}] {n} workers, kill -9: {a.summary()}")
+    print(f"[{incident}] arrivals after the declaration (killed at {(killed - declared).total_seconds():.1f}s): "
+          f"{spans(server, incident, declared)}")
 
     assert victim.process.poll() is not None, "the killed worker came back"
     assert not a.strangers, f"emails to contacts not affected: {a.strangers[:5]}"
@@ -127,6 +129,8 @@ async def test_kill_9_mid_fan_out_every_contact_gets_exactly_the_notices_owed(n,
     assert not a.out_of_order, f"{len(a.out_of_order)} contacts got the scheduled update before anything else"
     assert not a.late, f"{len(a.late)} scheduled updates came after the promised time, by up to {late[-1]:.1f}s"
     assert not a.scheduled_ids, f"{len(a.scheduled_ids)} contacts got several scheduled rounds back to back"
+    assert not a.cadence, (f"{len(a.cadence)} scheduled updates promise the next one not {INTERVAL}s after the "
+                           f"promise they keep (±2s)")
     assert set(a.kinds) == {"acknowledged", "scheduled"}, f"unexpected notices: {dict(a.kinds)}"
 
 
@@ -187,6 +191,7 @@ async def test_sigterm_mid_fan_out_repeats_nothing_and_the_other_worker_finishes
 # --------------------------------------------------------------------------- 4. a third worker joins
 
 JOIN_DELAY = 0.12  # s per DATA: two workers' 16 connections need ~30 s for the round, time for a third to join
+MAX_JOIN = 30.0    # s from asking to join to ready (a group join waits ~3 s here; recovery takes ~1 s)
 
 
 @pytest.mark.timeout(240)
@@ -210,10 +215,10 @@ async def test_a_worker_joining_mid_fan_out_repeats_nothing(workers, faulty, bro
     asked = asked and third.process.poll() is None
     at_join, join_at = reached(server, incident), utc_now()
     await ready(third, timeout=90)
-    at_ready = reached(server, incident)
+    at_ready, joined = reached(server, incident), (utc_now() - join_at).total_seconds()
     print(f"\n[{incident}] third worker started with {at_start} of {CONTACTS} reached; asked to join "
           f"{(join_at - began).total_seconds():.1f}s later with {at_join} reached; ready "
-          f"{(utc_now() - join_at).total_seconds():.1f}s after that with {at_ready} reached")
+          f"{joined:.1f}s after that with {at_ready} reached")
     assert asked, f"the third worker never asked to join the group:\n{third.log_tail()}"
     assert 0 < at_join <= 0.7 * CONTACTS, f"the third worker did not join mid fan-out: {at_join} reached"
     done = await until(lambda: reached(server, incident) >= CONTACTS, 120, poll=0.25)
@@ -228,3 +233,7 @@ async def test_a_worker_joining_mid_fan_out_repeats_nothing(workers, faulty, bro
     assert a.repeats == 0, f"{a.repeats} emails repeated (a Message-ID received again) when a worker joined"
     assert not a.ack_copies, f"{len(a.ack_copies)} contacts got more than one acknowledgement"
     assert set(a.kinds) == {"acknowledged"}, f"unexpected notices: {dict(a.kinds)}"
+    # and the join took effect during the fan-out: the rebalance did not wait for the round to end
+    assert at_ready < CONTACTS and joined <= MAX_JOIN, (
+        f"the third worker was ready only {joined:.1f}s after asking to join, with {at_ready} of {CONTACTS} "
+        f"reached: the rebalance waited for the fan-out")
