@@ -141,3 +141,39 @@ class NoticeReader:
 
     def stop(self) -> None:  # for Processes
         self.close()
+
+
+def read_raw(bootstrap: str, topic: str, timeout: float = 600.0) -> tuple[int, float]:
+    """Read every record of ``topic`` once with a plain aiokafka consumer (what the worker's
+    customers reader does, minus validating and storing): (records, seconds). The reference of
+    the cold start: the rate at which this machine reads them raw."""
+    import asyncio
+
+    async def run() -> tuple[int, float]:
+        from aiokafka import AIOKafkaConsumer, TopicPartition
+
+        from streams import tansu
+
+        consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
+                                    auto_offset_reset="earliest", max_partition_fetch_bytes=4 << 20,
+                                    fetch_max_bytes=16 << 20, fetch_max_wait_ms=tansu.FETCH_MAX_WAIT_MS)
+        await consumer.start()
+        try:
+            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            consumer.assign(tps)
+            ends = await tansu.end_offsets(consumer, tps)
+            started = time.perf_counter()
+            n = 0
+            positions = {tp: 0 for tp in tps}
+            while any(positions[tp] < ends[tp] for tp in tps):
+                if time.perf_counter() - started > timeout:
+                    raise TimeoutError(f"reading {topic} raw took more than {timeout:.0f}s")
+                for tp, records in (await consumer.getmany(timeout_ms=500, max_records=5000)).items():
+                    n += len(records)
+                    if records:
+                        positions[tp] = records[-1].offset + 1
+            return n, time.perf_counter() - started
+        finally:
+            await consumer.stop()
+
+    return asyncio.run(run())

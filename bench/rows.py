@@ -5,7 +5,8 @@ Sizes at ``--scale 1.0`` (the issue's full size; every count is multiplied by th
 - row 1: 20,000 raw sends; smtp-source 20,000 messages;
 - rows 2 and 5: 200,000 customers, 100,000 of them affected, one contact each;
 - row 3: 1,000,000 customers (100,000 affected);
-- row 4: the fan-out of row 2 with two workers.
+- row 4: the fan-out of row 2 with two workers;
+- row 6: 1,000,000 customers: a cold start, then restarts with the data dir kept (10,000 changed meanwhile).
 """
 
 from __future__ import annotations
@@ -769,3 +770,79 @@ def wait_loaded(worker: Worker, count: int, timeout: float, stall: float) -> flo
         if now - last_change > stall:
             raise TimeoutError(f"worker stuck at {held:,.0f} of {count:,} customers for {stall:.0f}s")
         time.sleep(1.0)
+
+
+# -- row 6: start-up and restart with a million customers -----------------------------------------
+
+def scenario_startup(ctx: Ctx) -> list[Row]:
+    """A cold worker (empty data dir) loads every customer; then the same worker restarted with its
+    data dir reads only what it missed (customers changed while it was down), after a clean stop
+    and after ``kill -9``. Each is measured from the process's start to ``/readyz`` 200."""
+    titles = [("6a", "cold start: customers loaded per second until ready", "/s"),
+              ("6b", "restart (clean stop) with the data dir kept: until ready", "s"),
+              ("6c", "restart after kill -9 with the data dir kept: until ready", "s")]
+    customers, changed = ctx.n(1_000_000, 1000), ctx.n(10_000, 10)
+    rows: list[Row] = []
+    broker = worker = None
+    try:
+        prefix = f"bench-d{uuid.uuid4().hex[:4]}."
+        broker = ctx.start_broker("d")
+        cs = CustomerSet(customers, ctx.n(100_000, 100), seed=ctx.seed)
+        load = load_customers(ctx, broker, prefix, cs)
+        raw_n, raw_s = K.read_raw(broker.bootstrap, prefix + T.CUSTOMERS, timeout=min(ctx.max_wait, 900))
+        raw_rate = raw_n / raw_s
+        ctx.log(f"read {raw_n:,} customers raw in {raw_s:.1f}s ({raw_rate:,.0f}/s)")
+        env = {k: v for k, v in os.environ.items() if not k.startswith("OUTAGE_")}
+        env.update({"OUTAGE_BROKER": broker.bootstrap, "OUTAGE_TOPIC_PREFIX": prefix, "OUTAGE_PARTITIONS": "4",
+                    "OUTAGE_SMTP_HOST": "127.0.0.1", "OUTAGE_SMTP_PORT": str(ctx.sink.port if ctx.sink else 1),
+                    "OUTAGE_API_TOKEN": API_TOKEN, "OUTAGE_MAIL_FROM": MAIL_FROM, "OUTAGE_SECRET": "bench-secret",
+                    "OUTAGE_DELIVERY_PROCESSES": "0"})
+        timeout = min(ctx.max_wait, 300 + customers / 1000)
+
+        def start() -> tuple[Worker, float]:
+            w = ctx.procs.add(Worker(env, ctx.workdir, "d-worker")).start()   # same name: same data dir
+            seconds = w.wait_ready(timeout=timeout)
+            held = metric_sum(w.metrics(), "outage_customers")
+            if held != customers:
+                raise AssertionError(f"the ready worker holds {held:,.0f} of {customers:,} customers")
+            return w, seconds
+
+        worker, cold_s = start()
+        rss = worker.rss()[0]
+        ctx.log(f"cold start: ready after {cold_s:.1f}s with {customers:,} customers ({customers / cold_s:,.0f}/s; "
+                f"RSS {rss / 1e6:.0f} MB)")
+        ctx.procs.stop(worker)
+        worker = None
+        missed = [c for i, c in zip(range(changed), CustomerSet(customers, 0, seed=ctx.seed + 1))]
+        K.produce_customers(broker.bootstrap, prefix + T.CUSTOMERS, missed)
+        worker, restart_s = start()
+        ctx.log(f"restart after a clean stop ({changed:,} customers changed meanwhile): ready after {restart_s:.1f}s")
+        worker.process.kill()
+        worker.process.wait(timeout=30)
+        ctx.procs.stop(worker)
+        K.produce_customers(broker.bootstrap, prefix + T.CUSTOMERS, missed)
+        worker, killed_s = start()
+        ctx.log(f"restart after kill -9: ready after {killed_s:.1f}s")
+        details = {**load, "raw_read": {"records": raw_n, "seconds": raw_s}, "cold_s": cold_s,
+                   "restart_s": restart_s, "restart_after_kill_s": killed_s, "changed_while_down": changed,
+                   "worker_rss_after_cold_bytes": rss}
+        rows.append(Row("6a", titles[0][1], "/s", value=customers / cold_s, reference=raw_rate,
+                        reference_title="the same topic read raw (aiokafka)", target=Target("value", ">=", 20_000),
+                        note=f"{customers:,} customers, {load['bytes'] / 1e6:.0f} MB of JSON; empty data dir; "
+                             f"{cold_s:.1f}s from the process's start to /readyz 200 (group join included)",
+                        details=details))
+        rows.append(Row("6b", titles[1][1], "s", value=restart_s, reference=cold_s, reference_title="cold start, 6a",
+                        target=Target("ratio", "<=", 0.25),
+                        note=f"SIGTERM, {changed:,} customers changed while down, started again with its data dir"))
+        rows.append(Row("6c", titles[2][1], "s", value=killed_s, reference=cold_s, reference_title="cold start, 6a",
+                        target=Target("ratio", "<=", 0.25),
+                        note=f"kill -9, {changed:,} customers written again while down, started again with its data dir"))
+    except Exception as exc:  # noqa: BLE001
+        ctx.log(f"scenario d failed: {exc!r}")
+        done = {r.key for r in rows}
+        rows += [skipped(*t, f"error: {_short(exc)}", status=ERROR) for t in titles if t[0] not in done]
+    finally:
+        for thing in (worker, broker):
+            if thing is not None:
+                ctx.procs.stop(thing)
+    return rows
