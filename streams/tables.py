@@ -77,6 +77,7 @@ class PersistedStore(memory.Store):
         super().__post_init__()
         self._dbs: dict[int, Any] = {}
         self._loaded: set[int] = set()     # partitions whose database is in ``data``
+        self._offsets: dict[int, int] = {}  # persisted offsets written by this process
 
     @property
     def _dir(self) -> Path:
@@ -106,10 +107,13 @@ class PersistedStore(memory.Store):
         return int(raw) if raw is not None else None
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
-        db = self._db(tp.partition)
-        raw = db.get(OFFSET_KEY)
-        if raw is None or int(raw) < offset:
-            db.put(OFFSET_KEY, str(offset).encode())
+        p = tp.partition
+        known = self._offsets.get(p)
+        if known is None:
+            known = self.persisted_offset(tp)
+        if known is None or known < offset:
+            self._db(p).put(OFFSET_KEY, str(offset).encode())
+            self._offsets[p] = offset
 
     def apply_changelog_batch(self, batch: Iterable, to_key: Callable, to_value: Callable) -> None:
         """Recovery: each record into memory and into its partition's database, with the offset."""
@@ -139,6 +143,7 @@ class PersistedStore(memory.Store):
             raw = db.get(OFFSET_KEY)
             if raw is None or int(raw) < offsets[p]:
                 wb.put(OFFSET_KEY, str(offsets[p]).encode())
+                self._offsets[p] = offsets[p]
             db.write(wb)
 
     # -- partitions -------------------------------------------------------------------------
@@ -167,6 +172,7 @@ class PersistedStore(memory.Store):
         held = {tp.partition for tp in active_tps}
         for p in self._loaded - held:
             self._loaded.discard(p)           # read from disk again if it comes back
+            self._offsets.pop(p, None)
             db = self._dbs.pop(p, None)
             if db is not None:
                 db.close()
@@ -176,6 +182,7 @@ class PersistedStore(memory.Store):
             db.close()
         self._dbs.clear()
         self._loaded.clear()
+        self._offsets.clear()
         self.data.clear()
         for path in self._dir.glob(f"{self.table_name}-*.db"):
             shutil.rmtree(path, ignore_errors=True)
