@@ -62,8 +62,9 @@ class SendRate:
     - The rate is the emails over the busy seconds of the last ``samples`` whole windows
       (``window`` seconds each), so one odd window moves it little.
     - The first window of each busy period (connections opening, the plan warming up) counts
-      only until a later window replaces it: a round's ramp-up measured low, and a scheduled
-      round planned with it started within seconds of the first notices.
+      only until a later window replaces it, and alone it does not make the rate ``measured``:
+      a round's ramp-up measured low, and a scheduled round planned with it started within
+      seconds of the first notices.
     - A short burst (a few notices) is measured only if it lasted ``min_window`` seconds and sent
       ``min_count`` emails: a single slow email once made the rate 1/s and the next promise a
       day away.
@@ -94,7 +95,7 @@ class SendRate:
     def idle(self) -> None:
         if (self._start is not None and self._count >= self._min_count
                 and self._clock() - self._start >= self._min_window):
-            self._fold()
+            self._fold(whole=self._first)
         self._start = None
 
     def interrupt(self) -> None:
@@ -102,14 +103,15 @@ class SendRate:
         the current window is dropped, and the next send starts a new busy period."""
         self._start = None
 
-    def _fold(self) -> None:
+    def _fold(self, whole: bool = False) -> None:
+        """Close the current window; ``whole``: it was a whole busy period (warm-up included)."""
         now = self._clock()
         sample = (self._count, max(now - self._start, 1e-6))
-        if self._first:
+        if self._first and not whole:
             self._warmup = sample
         else:
             self._samples.append(sample)
+            self.measured = True
         chosen = list(self._samples) or [self._warmup]
         self.value = sum(c for c, _ in chosen) / sum(t for _, t in chosen)
-        self.measured = True
         self._start, self._count, self._first = now, 0, False

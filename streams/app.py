@@ -127,6 +127,7 @@ class Pipeline:
         self.started_at = clock()
         self._audience: dict[str, dict[int, RoundPlan]] = {}  # incident -> partition -> its latest round
         self._rounds_partitions: set[int] = set()         # partitions of rounds this worker holds
+        self._assigned_at: dict[int, datetime] = {}       # when each of them came to this worker
         self._background: set[asyncio.Task] = set()
         self.joined = False
         self._register()
@@ -179,6 +180,8 @@ class Pipeline:
         for plans in self._audience.values():
             for p in lost & set(plans):
                 del plans[p]
+        for p in now - self._rounds_partitions:
+            self._assigned_at[p] = self.clock()
         self._rounds_partitions = now
 
     async def _on_rebalance_complete(self, sender, **kwargs) -> None:
@@ -327,7 +330,8 @@ class Pipeline:
                 rnd = Round.model_validate_json(event.value)
                 p = event.message.partition
                 delay = (self.clock() - rnd.at).total_seconds()
-                if rnd.at >= self.started_at:  # a replay after a restart says nothing of latency
+                if rnd.at >= self._assigned_at.get(p, self.started_at):
+                    # a replay (after a restart, or a partition taken over) says nothing of latency
                     self.latency.observe(delay)
                 known = self.latest.get(self._latest_key(p, rnd.incident_id))
                 if known is not None and known["round"]["seq"] >= rnd.seq:

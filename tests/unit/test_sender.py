@@ -259,25 +259,59 @@ async def test_a_round_due_earlier_overtakes_the_rest_of_a_big_one():
 
 
 def test_the_send_rate_counts_busy_time_only():
-    from streams.sender import SendRate
+    from domain.schedule import SendRate
 
     now = [0.0]
     rate = SendRate(prior=50.0, clock=lambda: now[0])
     assert (rate.value, rate.measured) == (50.0, False)
     rate.busy()
-    for i in range(450):                 # 200 emails/s while there is work
+    for i in range(900):                 # 200 emails/s while there is work
         now[0] += 0.005
         rate.tick()
-        if i == 350:
-            assert not rate.measured     # measured over a whole window first (1.75 s so far)
+        if i == 700:
+            assert not rate.measured     # the warm-up window alone does not make it measured (3.5 s so far)
     assert rate.measured and rate.value == pytest.approx(200.0, rel=0.05)
     rate.idle()
     now[0] += 3600                       # an idle hour ...
     rate.busy()
-    for _ in range(450):
+    for _ in range(900):
         now[0] += 0.005
         rate.tick()
     assert rate.value == pytest.approx(200.0, rel=0.05)   # ... is not a slow hour
+
+
+def test_a_slow_start_does_not_count_once_the_rate_is_steady():
+    from domain.schedule import SendRate
+
+    now = [0.0]
+    rate = SendRate(prior=50.0, clock=lambda: now[0])
+    rate.busy()
+    for _ in range(40):                  # ramping up: 20 emails/s for 2 s
+        now[0] += 0.05
+        rate.tick()
+    assert not rate.measured
+    for _ in range(2000):                # then 500 emails/s
+        now[0] += 0.002
+        rate.tick()
+    assert rate.measured and rate.value == pytest.approx(500.0, rel=0.05)
+
+
+def test_a_short_burst_is_measured_whole_and_a_single_email_is_not():
+    from domain.schedule import SendRate
+
+    now = [0.0]
+    rate = SendRate(prior=50.0, clock=lambda: now[0])
+    rate.busy()
+    now[0] += 1.5
+    rate.tick()                          # one slow email: says nothing of the rate
+    rate.idle()
+    assert not rate.measured and rate.value == 50.0
+    rate.busy()
+    for _ in range(300):                 # 300 emails in 1.5 s, then nothing more to send
+        now[0] += 0.005
+        rate.tick()
+    rate.idle()
+    assert rate.measured and rate.value == pytest.approx(200.0, rel=0.05)
 
 
 async def test_a_plan_that_breaks_does_not_stop_the_sender():
