@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections import deque
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Callable
 
 MIN_RATE = 1.0  # emails/s assumed at the very least, so a lead is always finite
@@ -13,6 +13,11 @@ MIN_RATE = 1.0  # emails/s assumed at the very least, so a lead is always finite
 # acknowledged one it followed, and with no padding 11 % of it arrived up to 10 s late).
 # Starting early costs nothing: the holding update simply arrives a little before its time.
 SEND_TIME_HEADROOM = 1.5
+# While the incident's previous round is still being sent here, the next one waits for it to end
+# (so nobody is acknowledged by a newer round, nor told the same thing twice in a minute) when
+# it can still keep the promise with this smaller pad: the rate is then being measured on the
+# very work the next round repeats, through the same connections.
+TIGHT_HEADROOM = 1.1
 
 
 def send_seconds(send_rate: float | None, audience: int) -> float:
@@ -22,7 +27,8 @@ def send_seconds(send_rate: float | None, audience: int) -> float:
     return audience / max(send_rate, MIN_RATE)
 
 
-def lead_time(send_rate: float | None, *, audience: int, base: timedelta, latency: float = 0.0) -> timedelta:
+def lead_time(send_rate: float | None, *, audience: int, base: timedelta, latency: float = 0.0,
+              headroom: float = SEND_TIME_HEADROOM) -> timedelta:
     """How long before the promised time a scheduled round must start.
 
     ``base`` (a safety margin), plus twice the measured pipeline latency (tick -> decision and
@@ -39,7 +45,25 @@ def lead_time(send_rate: float | None, *, audience: int, base: timedelta, latenc
     if send_rate is None:
         return base + timedelta(seconds=2 * max(latency, 0.0))
     rate = max(send_rate, MIN_RATE)
-    return base + timedelta(seconds=2 * max(latency, 0.0) + SEND_TIME_HEADROOM * audience / rate)
+    return base + timedelta(seconds=2 * max(latency, 0.0) + headroom * audience / rate)
+
+
+def scheduled_start(due: datetime, now: datetime, send_rate: float | None, *, audience: int, running: int,
+                    base: timedelta, latency: float = 0.0) -> datetime:
+    """When the scheduled round that keeps the promise ``due`` should start.
+
+    ``audience``: the emails the round sends here (and those queued ahead of it for other
+    incidents); ``running``: the emails the incident's previous round still has to send here.
+    As late as the lead allows (``due - lead_time``); but if the previous round is still being
+    sent then, the round waits for it to end as long as it can still keep the promise with the
+    smaller ``TIGHT_HEADROOM`` — two rounds overlap only when waiting would break the promise.
+    """
+    start = due - lead_time(send_rate, audience=audience, base=base, latency=latency)
+    if running <= 0 or send_rate is None:
+        return start
+    previous_ends = now + timedelta(seconds=running / max(send_rate, MIN_RATE))
+    latest = due - lead_time(send_rate, audience=audience, base=base, latency=latency, headroom=TIGHT_HEADROOM)
+    return previous_ends if start < previous_ends <= latest else start
 
 
 class LatencyGauge:

@@ -27,7 +27,7 @@ from domain import ledger as L
 from domain.audience import NoticeJob, RoundPlan, refresh, services_of
 from domain.content import promise_shown
 from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
-from domain.schedule import LatencyGauge, lead_time, send_seconds
+from domain.schedule import LatencyGauge, lead_time, scheduled_start, send_seconds
 from domain import tickets as TK
 from outage.settings import Settings
 from schemas import Customer, IncidentEvent, NoticeRecord, RecordError, TicketEvent, TicketUpdate, parse_record
@@ -302,13 +302,18 @@ class Pipeline:
             # for other incidents (its own queued notices are replaced by the new round)
             plans = self._audience.get(incident_id, {}).values()
             audience = sum(plan.size() for plan in plans)
-            ahead = max(0, self.sender.depth - sum(plan.remaining() for plan in plans))
+            running = sum(plan.remaining() for plan in plans)    # the previous round, still being sent
+            ahead = max(0, self.sender.depth - running)
             rate = self.sender.rate
             measuring = not rate.measured and self.sender.depth > 0
             value = None if measuring else rate.value
-            lead = lead_time(value, audience=audience + ahead,
-                             base=timedelta(seconds=self.settings.schedule_lead_seconds), latency=self.latency.value)
-            due = schedule_due(state, now, lead)
+            base = timedelta(seconds=self.settings.schedule_lead_seconds)
+            lead = lead_time(value, audience=audience + ahead, base=base, latency=self.latency.value)
+            if state.promised_at is None:
+                continue
+            start = scheduled_start(state.promised_at, now, value, audience=audience + ahead, running=running,
+                                    base=base, latency=self.latency.value)
+            due = schedule_due(state, now, state.promised_at - start)
             if due is None:
                 continue
             last = self._ticked.get(incident_id)

@@ -348,3 +348,21 @@ def test_a_customer_whose_notices_cannot_be_worked_out_is_reported_and_the_other
     assert errors == [("a", "KeyError")]
     with pytest.raises(KeyError):   # without a handler the error is the caller's
         list(RoundPlan(d1.round, w.index, lookup, w.ledger.get, [], "example.com"))
+
+
+def test_a_scheduled_round_waits_for_the_previous_one_when_it_can_still_keep_the_promise():
+    from domain.schedule import scheduled_start
+
+    base = timedelta(seconds=1)
+    due = T0 + timedelta(seconds=45)
+    # 4,000 contacts at 220/s: 18 s to send; padded by half the round starts 28 s ahead, at 17 s ...
+    alone = scheduled_start(due, T0 + timedelta(seconds=10), 220.0, audience=4000, running=0, base=base)
+    assert alone == due - timedelta(seconds=1 + 1.5 * 4000 / 220)
+    # ... but the first round still has 2 s of sending at 16 s: it waits for that (ends at 18 s,
+    # the round then ends by 18 + 1.1 x 18.2 = 38 s, before the promise)
+    waiting = scheduled_start(due, T0 + timedelta(seconds=16), 220.0, audience=4000, running=440, base=base)
+    assert waiting == T0 + timedelta(seconds=18)
+    # when waiting would break the promise even with the small pad, they overlap
+    late = scheduled_start(due, T0 + timedelta(seconds=16), 220.0, audience=4000, running=2200, base=base)
+    assert late == alone
+    assert scheduled_start(due, T0, None, audience=4000, running=440, base=base) == due - base  # rate unknown
