@@ -236,6 +236,8 @@ def _parser() -> argparse.ArgumentParser:
 
     dev = sub.add_parser("dev", help="run everything locally: broker, SMTP capture, sample customers, worker")
     dev.add_argument("--no-sample", action="store_true", help="do not load the sample customers")
+    dev.add_argument("--workers", type=int, default=1, metavar="N",
+                     help="worker processes to start (each on the next web port; default 1)")
 
     worker = sub.add_parser("worker", help="run one stream-processing worker")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
@@ -317,7 +319,9 @@ def _print(obj) -> None:
 def _run(args, settings: Settings) -> int:
     if args.command == "dev":
         from outage.dev import run_dev
-        return run_dev(settings, sample=not args.no_sample)
+        if not 1 <= args.workers <= 16:
+            raise CliError("--workers: from 1 to 16")
+        return run_dev(settings, sample=not args.no_sample, workers=args.workers)
     if args.command == "worker":
         from streams.worker import run_worker
         run_worker(settings, loglevel=args.loglevel)

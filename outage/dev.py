@@ -1,8 +1,9 @@
 """``outage dev``: the embedded default, in one command.
 
 Starts the embedded broker (unless ``OUTAGE_BROKER`` is set), a local SMTP capture with an
-outbox page, loads the sample customers, starts one worker process and prints the URLs.
-Ctrl-C stops everything it started, and only that.
+outbox page, loads the sample customers, starts one worker process (``--workers N``: N of them,
+on consecutive web ports, sharing the partitions) and prints the URLs. Ctrl-C stops everything
+it started, and only that.
 """
 
 from __future__ import annotations
@@ -58,11 +59,18 @@ def _wait_ready(url: str, worker: subprocess.Popen, timeout: float) -> None:
     print(f"the worker is not ready after {timeout:.0f}s; see its log", flush=True)
 
 
-def run_dev(settings: Settings, sample: bool = True) -> int:
-    return asyncio.run(_dev(settings, sample))
+def run_dev(settings: Settings, sample: bool = True, workers: int = 1) -> int:
+    return asyncio.run(_dev(settings, sample, workers))
 
 
-async def _dev(settings: Settings, sample: bool) -> int:
+def _web_ports(first: int, n: int) -> list[int]:
+    ports = [_port_or_free(first)]
+    while len(ports) < n:
+        ports.append(_port_or_free(ports[-1] + 1))
+    return ports
+
+
+async def _dev(settings: Settings, sample: bool, n_workers: int = 1) -> int:
     from notifiers.capture import MailCapture
     from outage.cli import import_customers
 
@@ -75,23 +83,30 @@ async def _dev(settings: Settings, sample: bool) -> int:
     capture = MailCapture(data / "mail", smtp_port=_port_or_free(settings.smtp_port), web_port=_port_or_free(8025))
     await capture.start()
     token = settings.api_token.get_secret_value() if settings.api_token else secrets.token_urlsafe(16)
-    web_port = _port_or_free(settings.web_port)
+    web_ports = _web_ports(settings.web_port, n_workers)
+    web_port = web_ports[0]
     env = {**os.environ, "OUTAGE_BROKER": bootstrap, "OUTAGE_SMTP_HOST": "127.0.0.1",
            "OUTAGE_SMTP_PORT": str(capture.smtp_port), "OUTAGE_SMTP_TLS": "none", "OUTAGE_API_TOKEN": token,
-           "OUTAGE_WEB_PORT": str(web_port), "OUTAGE_WEB_HOST": "127.0.0.1", "OUTAGE_DATA_DIR": str(data),
+           "OUTAGE_WEB_HOST": "127.0.0.1", "OUTAGE_DATA_DIR": str(data),
            "OUTAGE_PUBLIC_URL": f"http://127.0.0.1:{web_port}"}
-    worker = None
+    procs: list[subprocess.Popen] = []
     try:
         dev_settings = Settings.from_env(broker=bootstrap, data_dir=data)
         if sample:
             n = await asyncio.to_thread(import_customers, dev_settings, sample_customers_path())
             print(f"loaded {n} sample customers")
-        log = open(data / "worker.log", "ab")
-        worker = subprocess.Popen([sys.executable, "-m", "outage.cli", "worker"], env=env, stdout=log,
-                                  stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        logs = [data / ("worker.log" if i == 0 else f"worker-{i + 1}.log") for i in range(n_workers)]
+        for port, path in zip(web_ports, logs):
+            log = open(path, "ab")
+            procs.append(subprocess.Popen([sys.executable, "-m", "outage.cli", "worker"],
+                                          env={**env, "OUTAGE_WEB_PORT": str(port)}, stdout=log,
+                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL))
         base = f"http://127.0.0.1:{web_port}"
-        print("starting the worker…", flush=True)
-        await asyncio.to_thread(_wait_ready, base + "/readyz", worker, 90.0)
+        print("starting the worker…" if n_workers == 1 else f"starting {n_workers} workers…", flush=True)
+        for port, proc in zip(web_ports, procs):
+            await asyncio.to_thread(_wait_ready, f"http://127.0.0.1:{port}/readyz", proc, 90.0)
+        others = "".join(f"\n  worker {i + 1}      http://127.0.0.1:{port}/status   (log {logs[i]})"
+                         for i, port in enumerate(web_ports) if i)
         print(f"""
 outage dev is running (Ctrl-C stops everything):
   broker        {bootstrap}{'  (embedded, memory only)' if broker else ''}
@@ -99,7 +114,7 @@ outage dev is running (Ctrl-C stops everything):
   API           {base}/api/incidents   (token: {token})
   metrics       {base}/metrics
   outbox        {capture.web_url}   (every email sent, to read)
-  worker log    {data / 'worker.log'}
+  worker log    {logs[0]}{others}
 
 Declare a demo incident (in another terminal):
   OUTAGE_BROKER={bootstrap} .venv/bin/outage incident declare --file {sample_incident_path()}
@@ -112,9 +127,10 @@ or through the API:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         while not stop.is_set():
-            if worker.poll() is not None:
-                print(f"the worker exited with status {worker.returncode}; see {data / 'worker.log'}")
-                return 1
+            for i, proc in enumerate(procs):
+                if proc.poll() is not None:
+                    print(f"worker {i + 1} exited with status {proc.returncode}; see {logs[i]}")
+                    return 1
             try:
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
             except asyncio.TimeoutError:
@@ -122,12 +138,14 @@ or through the API:
         print("stopping…")
         return 0
     finally:
-        if worker is not None and worker.poll() is None:
-            worker.terminate()
+        for proc in procs:
+            if proc.poll() is None:
+                proc.terminate()
+        for proc in procs:
             try:
-                await asyncio.to_thread(worker.wait, 30)
+                await asyncio.to_thread(proc.wait, 30)
             except subprocess.TimeoutExpired:
-                worker.kill()
+                proc.kill()
         await capture.stop()
         if broker is not None:
             broker.stop()
