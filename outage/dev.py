@@ -126,11 +126,16 @@ or through the API:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        gone: set[int] = set()
         while not stop.is_set():
             for i, proc in enumerate(procs):
-                if proc.poll() is not None:
-                    print(f"worker {i + 1} exited with status {proc.returncode}; see {logs[i]}")
-                    return 1
+                if i not in gone and proc.poll() is not None:
+                    gone.add(i)
+                    rest = len(procs) - len(gone)
+                    print(f"worker {i + 1} exited with status {proc.returncode}; see {logs[i]}"
+                          + (f" ({rest} still running: they take over its partitions)" if rest else ""), flush=True)
+            if len(gone) == len(procs):
+                return 1
             try:
                 await asyncio.wait_for(stop.wait(), timeout=1.0)
             except asyncio.TimeoutError:
