@@ -85,6 +85,14 @@ async def test_a_slow_smtp_server_gets_one_acknowledgement_then_the_scheduled_up
     assert not a.ack_copies, (f"{len(a.ack_copies)} contacts got more than one acknowledgement "
                               f"(under {sum(1 for r in a.ack_copies if r in a.ack_ids)} of them, several Message-IDs)")
     assert a.repeats == 0, f"{a.repeats} emails repeated (a Message-ID received again)"
+    # the first round takes ~40 % of the interval: every acknowledgement states the declaration's
+    # promise (declared + interval); another one means a later round was decided (and its promise
+    # stated) before its time, or the first round overran
+    owed = declared + timedelta(seconds=SLOW_INTERVAL)
+    promises = [m.next_update for m in server.received(incident) if m.kind == "acknowledged"]
+    other = [p for p in promises if p is None or abs((p - owed).total_seconds()) > 2]
+    assert not other, (f"{len(other)} acknowledgements promise another time than the declaration's round, "
+                       f"{owed.isoformat()} (declared + {SLOW_INTERVAL}s): e.g. {other[0]}")
     assert not a.no_scheduled, f"{len(a.no_scheduled)} contacts got no scheduled update by the promised time + 10s"
     assert not a.out_of_order, f"{len(a.out_of_order)} contacts got the scheduled update before anything else"
     worst = max(a.late.values(), default=0.0)
