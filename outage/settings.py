@@ -9,6 +9,7 @@ tuning knobs) that the contract leaves open.
 
 from __future__ import annotations
 
+import os
 import secrets
 from enum import Enum
 from pathlib import Path
@@ -47,8 +48,10 @@ class Settings(BaseSettings):
     smtp_give_up_seconds: float = Field(default=6 * 3600, gt=0)
     mail_from: str = "status@localhost"
     # helper processes that compose and send the notices (0: the worker itself does); one per
-    # spare core lets a worker use more than one (composing and SMTP are most of a notice's CPU)
-    delivery_processes: int = Field(default=0, ge=0, le=64)
+    # spare core lets a worker use more than one (composing and SMTP are most of a notice's CPU).
+    # "auto": one per core beyond the first, at most 4 (one worker per machine); with several
+    # workers on one machine set 0 and let the workers share the cores
+    delivery_processes: int | Literal["auto"] = "auto"
 
     public_url: str = "http://127.0.0.1:6066"
     web_port: int = Field(default=6066, ge=0, le=65535)
@@ -61,6 +64,16 @@ class Settings(BaseSettings):
     # the time the audience needs at the measured send rate; how often the timer looks.
     schedule_lead_seconds: float = Field(default=5.0, ge=0)
     schedule_tick_seconds: float = Field(default=1.0, gt=0)
+
+    @field_validator("delivery_processes", mode="before")
+    @classmethod
+    def _helpers(cls, v):
+        if isinstance(v, str) and v.strip().lower() in ("", "auto"):
+            return "auto"
+        n = int(v)
+        if not 0 <= n <= 64:
+            raise ValueError("from 0 to 64, or auto")
+        return n
 
     @field_validator("api_token", "secret", "smtp_password", "smtp_username", mode="before")
     @classmethod
@@ -91,6 +104,13 @@ class Settings(BaseSettings):
 
     def topic(self, name: str) -> str:
         return f"{self.topic_prefix}{name}"
+
+    @property
+    def delivery_helpers(self) -> int:
+        """How many delivery helper processes the worker starts (``auto`` resolved for this machine)."""
+        if self.delivery_processes == "auto":
+            return max(0, min(4, (os.cpu_count() or 1) - 1))
+        return self.delivery_processes
 
     @property
     def mail_domain(self) -> str:

@@ -30,12 +30,12 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
                 password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
                 tls=settings.smtp_tls.value, concurrency=settings.smtp_concurrency, timeout=settings.smtp_timeout)
     delivery = None
-    if mailer is None and settings.delivery_processes:
+    if mailer is None and settings.delivery_helpers:
         from notifiers.delivery import DeliveryConfig, ProcessDelivery
 
         delivery = ProcessDelivery(DeliveryConfig(public_url=settings.public_url, mail_from=settings.mail_from,
                                                   signing_key=settings.signing_key(), smtp=smtp),
-                                   processes=settings.delivery_processes, on_eta_passed=M.ETA_PASSED.inc)
+                                   processes=settings.delivery_helpers, on_eta_passed=M.ETA_PASSED.inc)
     if mailer is None:
         from notifiers.smtp import SmtpPool
 
