@@ -29,9 +29,10 @@ pytestmark = pytest.mark.integration
 
 SLOW_CONTACTS = 4000
 SLOW_DELAY = 0.03    # s per DATA: 8 connections accept at most 8 / 0.03 = 267 emails/s
-SLOW_INTERVAL = 45   # s: the first round (~18 s at the ~220/s measured here) takes ~40 % of it; the
+SLOW_INTERVAL = 60   # s: the first round (~18 s at the ~220/s measured here) takes ~30 % of it; the
                      # scheduled round, as long and sent through the same 8 connections after it, then
-                     # ends by ~80 % of the interval (at 50 % or more no worker could keep the promise)
+                     # ends by ~60 % of the interval (at 50 % or more no worker could keep the promise;
+                     # on a machine busy with other work the rate falls to ~125/s, ~55 %)
 
 
 def first_arrivals(server, incident: str) -> dict:
@@ -80,7 +81,7 @@ async def test_a_slow_smtp_server_gets_one_acknowledgement_then_the_scheduled_up
     print(f"[{incident}] arrivals after the declaration: {spans(server, incident, declared)}")
 
     assert acked, f"only {reached(server, incident)} of {SLOW_CONTACTS} contacts reached by the first round"
-    assert share >= 0.3, f"the first round took only {share:.0%} of the interval: the SMTP server was not the limit"
+    assert share >= 0.25, f"the first round took only {share:.0%} of the interval: the SMTP server was not the limit"
     assert not a.strangers, f"emails to contacts not affected: {a.strangers[:5]}"
     assert not a.ack_copies, (f"{len(a.ack_copies)} contacts got more than one acknowledgement "
                               f"(under {sum(1 for r in a.ack_copies if r in a.ack_ids)} of them, several Message-IDs)")
