@@ -371,11 +371,12 @@ class CustomerStore:
         items = [(r.key, r.value) for r in records]
         pool = self._pool
         loop = asyncio.get_running_loop()
-        if pool is None or len(items) < HELPER_CHUNK:
+        if pool is None:
             done = loop.create_future()
             done.set_result(check_many(items))
             return done
-        chunks = [items[i:i + HELPER_CHUNK] for i in range(0, len(items), HELPER_CHUNK)]
+        size = min(HELPER_CHUNK, max(100, -(-len(items) // self.helpers)))   # every helper gets a share
+        chunks = [items[i:i + size] for i in range(0, len(items), size)]
         jobs = [loop.run_in_executor(pool, check_many, c) for c in chunks]
 
         async def joined() -> list[tuple]:

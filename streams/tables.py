@@ -282,6 +282,9 @@ class RebalanceHook(Table):
         if self.when_started is not None:
             self.when_started()
 
+    def apply_changelog_batch(self, batch) -> None:
+        """Nothing is kept: its changelog may still hold what an older version stored there."""
+
     async def on_rebalance(self, assigned, revoked, newly_assigned, generation_id: int = 0) -> None:
         await super().on_rebalance(assigned, revoked, newly_assigned, generation_id)
         if self.on_assigned is not None:
