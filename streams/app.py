@@ -12,7 +12,6 @@ on), call the domain, and move the result on. Data flow (see README, "Design"):
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import json
 import logging
 import sys
@@ -25,7 +24,7 @@ from faust.types import TP
 
 from domain import ledger as L
 from domain.audience import NoticeJob, RoundPlan, refresh, services_of
-from domain.content import promise_shown
+from domain.promises import PromiseBook
 from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
 from domain.schedule import LatencyGauge, lead_time, scheduled_start, send_seconds
 from domain import tickets as TK
@@ -62,8 +61,7 @@ class Pipeline:
         self.comment = comment or (lambda job, now: "")
         self._compose_bytes = compose
         self.delivery = delivery   # a ProcessDelivery: compose and send in helper processes
-        self._newest_promise: dict[str, tuple[int, datetime]] = {}  # incident -> (seq, promise) of its newest round
-        self._shown: dict[str, datetime] = {}            # Message-ID -> promise stated instead of its round's
+        self.promises = PromiseBook(margin=timedelta(seconds=settings.schedule_lead_seconds))
         self.names = T.TopicNames(settings.topic_prefix)
         (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
@@ -207,7 +205,7 @@ class Pipeline:
         for p, rnd in owed:
             if p not in self._rounds_partitions:
                 continue  # gone again meanwhile
-            self._note_promise(rnd)
+            self.promises.note(rnd)
             await self._submit_round(p, rnd)
         if owed:
             M.ROUNDS_RESUMED.inc(len(owed))
@@ -344,7 +342,7 @@ class Pipeline:
                         await self._submit_round(p, rnd)   # a replay: queued once, whatever happens
                     continue
                 self.latest[self._latest_key(p, rnd.incident_id)] = {"p": p, "round": rnd.model_dump(mode="json")}
-                self._note_promise(rnd)
+                self.promises.note(rnd)
                 await self._post_ticket_updates(p, rnd)
                 plan = await self._submit_round(p, rnd)
                 log.info("round %s #%d (%s) on partition %d: %d customers to visit, %.3fs after its decision",
@@ -490,32 +488,15 @@ class Pipeline:
                               comment=self.comment(job, now))
         await self.ticket_updates_topic.send(key=ticket_id.encode(), value=update.model_dump_json().encode())
 
-    def _promised(self, job: NoticeJob, now: datetime) -> NoticeJob:
-        """``job`` as composed at ``now``: stating the promise it can still keep (promise_shown)."""
-        newest = self._newest_promise.get(job.incident_id)
-        shown = promise_shown(job.round.next_update_at, newest[1] if newest else None, now,
-                              margin=timedelta(seconds=self.settings.schedule_lead_seconds))
-        if shown != job.round.next_update_at:
-            self._shown[job.message_id] = shown
-            job = dataclasses.replace(job, round=job.round.model_copy(update={"next_update_at": shown}))
-        return job
-
     def _compose(self, job: NoticeJob, now: datetime) -> bytes:
-        return self._compose_bytes(self._promised(job, now), now)
+        return self._compose_bytes(self.promises.as_composed(job, now), now)
 
     async def _deliver_elsewhere(self, job: NoticeJob, now: datetime):
         started = time.perf_counter()
         try:
-            return await self.delivery.deliver(self._promised(job, now), now)
+            return await self.delivery.deliver(self.promises.as_composed(job, now), now)
         finally:
             M.SMTP_SECONDS.observe(time.perf_counter() - started)
-
-    def _note_promise(self, rnd: Round) -> None:
-        known = self._newest_promise.get(rnd.incident_id)
-        if rnd.next_update_at is None:
-            self._newest_promise.pop(rnd.incident_id, None)   # resolved
-        elif known is None or known[0] <= rnd.seq:
-            self._newest_promise[rnd.incident_id] = (rnd.seq, rnd.next_update_at)
 
     def _ledger_entry(self, customer_id: str) -> dict | None:
         return self.ledger.get(customer_id)
@@ -539,7 +520,7 @@ class Pipeline:
             notice_id=job.message_id, incident_id=job.incident_id, ticket_id=job.ticket_id,
             customer_id=job.customer_id, email=job.email, kind=job.kind, seq=job.seq, sent_at=sent_at,
             eta=job.round.eta,
-            next_update_at=None if final else self._shown.pop(job.message_id, job.round.next_update_at))
+            next_update_at=None if final else self.promises.stated(job))
         # straight to the producer: faust's Topic.send wraps each record in futures and callbacks
         # for nothing we use here (measured: a tenth of a notice's CPU with the ledger's changelog)
         await self.app.producer.send(self._notices_name, job.customer_id.encode(), record.model_dump_json().encode(),
@@ -554,7 +535,7 @@ class Pipeline:
             error=f"could not plan this customer's notices: {type(exc).__name__}: {exc}"))
 
     async def _undeliverable(self, job: NoticeJob, reason: str) -> None:
-        self._shown.pop(job.message_id, None)
+        self.promises.forget(job)
         value = json.dumps({"notice_id": job.message_id, "incident_id": job.incident_id, "kind": job.kind,
                             "customer_id": job.customer_id, "seq": job.seq})
         await self.dlq.send_raw(topic=self.names.name(T.NOTICES), key=job.customer_id, value=value, error=reason)

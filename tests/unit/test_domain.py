@@ -366,3 +366,35 @@ def test_a_scheduled_round_waits_for_the_previous_one_when_it_can_still_keep_the
     late = scheduled_start(due, T0 + timedelta(seconds=16), 220.0, audience=4000, running=2200, base=base)
     assert late == alone
     assert scheduled_start(due, T0, None, audience=4000, running=440, base=base) == due - base  # rate unknown
+
+
+def test_the_promise_book_states_the_newest_promise_once_a_rounds_own_has_gone_by():
+    from dataclasses import dataclass
+
+    from domain.promises import PromiseBook
+
+    d1 = decide(None, ev(update_interval_seconds=600), T0)
+    first = d1.round
+    second = keep_promise(d1.state, first.next_update_at, first.next_update_at - timedelta(seconds=30)).round
+
+    @dataclass(frozen=True)
+    class Job:
+        round: object
+        message_id: str
+
+        @property
+        def incident_id(self):
+            return self.round.incident_id
+
+    book = PromiseBook(margin=timedelta(seconds=5))
+    book.note(first)
+    book.note(second)
+    early = Job(first, "<a>")
+    assert book.as_composed(early, T0) is early and book.stated(early) == first.next_update_at
+    late = Job(first, "<b>")                 # composed after its round's promise went by
+    composed = book.as_composed(late, first.next_update_at + timedelta(seconds=1))
+    assert composed.round.next_update_at == second.next_update_at
+    assert book.stated(late) == second.next_update_at and book.stated(late) == first.next_update_at  # once
+    book.note(first.model_copy(update={"seq": 3, "next_update_at": None}))   # resolved: nothing newer promised
+    again = Job(first, "<c>")
+    assert book.as_composed(again, first.next_update_at + timedelta(seconds=1)) is again
