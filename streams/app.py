@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import sys
 import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
@@ -23,21 +22,21 @@ import faust
 from faust.types import TP
 
 from domain import ledger as L
-from domain.audience import NoticeJob, RoundPlan, refresh, services_of
+from domain.audience import NoticeJob, RoundPlan, refresh
 from domain.promises import PromiseBook
 from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
 from domain.schedule import LatencyGauge, lead_time, scheduled_start, send_seconds
-from domain import tickets as TK
 from outage.settings import Settings
-from schemas import Customer, IncidentEvent, NoticeRecord, RecordError, TicketEvent, TicketUpdate, parse_record
+from schemas import IncidentEvent, NoticeRecord, RecordError, parse_record
 from streams import metrics as M
 from streams import topics as T
 from streams.broker import BrokerProfile
-from streams.deadletter import DeadLetters, origin_of, record_key
+from streams.deadletter import DeadLetters, record_key
 from streams.sender import Sender
+from streams.tickets import TicketDesk
 from streams.customers import customers_of
 from streams.tables import STORE_URL, PlacedTable, Table
-from streams.views import PartitionViews, stored
+from streams.views import PartitionViews
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +127,7 @@ class Pipeline:
         self._assigned_at: dict[int, datetime] = {}       # when each of them came to this worker
         self._background: set[asyncio.Task] = set()
         self.joined = False
+        self.desk = TicketDesk(self)
         self._register()
 
     # -- wiring ------------------------------------------------------------------------------
@@ -136,8 +136,8 @@ class Pipeline:
 
     def _register(self) -> None:
         app = self.app
-        app.agent(self.ticket_topic, name="tickets")(self._ticket_agent)
-        app.agent(self.ticket_requests_topic, name="ticket-requests")(self._ticket_request_agent)
+        app.agent(self.ticket_topic, name="tickets")(self.desk.ticket_agent)
+        app.agent(self.ticket_requests_topic, name="ticket-requests")(self.desk.request_agent)
         app.agent(self.preferences_topic, name="preferences")(self._preferences_agent)
         app.task(self._customer_agent)
         app.agent(self.incident_topic, name="incidents")(self._incident_agent)
@@ -187,9 +187,9 @@ class Pipeline:
         self.joined = True
         kept = self.sender.held() & self._rounds_partitions
         await self.sender.resume(kept)
-        self._spawn(self._resume_owed(self._rounds_partitions - kept))
+        self.spawn(self._resume_owed(self._rounds_partitions - kept))
 
-    def _spawn(self, coro) -> None:
+    def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
@@ -210,9 +210,7 @@ class Pipeline:
         if owed:
             M.ROUNDS_RESUMED.inc(len(owed))
             log.info("took up %d rounds still owed on partitions %s", len(owed), sorted(partitions))
-        for ticket_id, linked in list(self.tickets.items()):
-            if linked and linked["p"] in partitions and linked.get("ack_owed"):
-                await self._submit_ticket_ack(linked["p"], ticket_id, linked)
+        await self.desk.resume(partitions)
 
     def assigned(self, topic) -> set[int]:
         name = topic.get_topic_name()
@@ -343,7 +341,7 @@ class Pipeline:
                     continue
                 self.latest[self._latest_key(p, rnd.incident_id)] = {"p": p, "round": rnd.model_dump(mode="json")}
                 self.promises.note(rnd)
-                await self._post_ticket_updates(p, rnd)
+                await self.desk.on_round(p, rnd)
                 plan = await self._submit_round(p, rnd)
                 log.info("round %s #%d (%s) on partition %d: %d customers to visit, %.3fs after its decision",
                          rnd.incident_id, rnd.seq, rnd.trigger, p, plan.candidates, delay)
@@ -358,7 +356,7 @@ class Pipeline:
         plan = RoundPlan(rnd, self.views.index(p), self.views.customer_lookup(p), self._ledger_entry,
                          self.views.notified(p, rnd.incident_id), self.settings.mail_domain,
                          on_error=lambda cid, exc, rnd=rnd: self._unplannable(rnd, cid, exc))
-        if await self.sender.submit(plan, p, on_done=lambda: self._spawn(self._round_done(p, rnd, plan)),
+        if await self.sender.submit(plan, p, on_done=lambda: self.spawn(self._round_done(p, rnd, plan)),
                                     size=plan.remaining, key=(rnd.incident_id, rnd.seq)):
             self._audience.setdefault(rnd.incident_id, {})[p] = plan
         return plan
@@ -388,105 +386,15 @@ class Pipeline:
                 entry["p"] = event.message.partition
                 self.ledger[request["customer_id"]] = entry
 
-    # -- tickets -----------------------------------------------------------------------------
-    async def _ticket_agent(self, stream) -> None:
-        """Ticket events arrive keyed by ticket: re-key them by customer, onto the customer's partition."""
-        async for event in stream.events():
-            async with self.dlq.guard(event, T.TICKET_EVENTS):
-                ticket = parse_record(TicketEvent, event.value)
-                key = record_key(event)
-                if key is not None and key != ticket.ticket_id:
-                    raise RecordError(f"record key {key!r} differs from ticket_id", field="ticket_id")
-                # the original coordinates travel along, so a later dead letter points at the input
-                request = {"ticket": ticket.model_dump(mode="json"), "origin": origin_of(event)}
-                await self.ticket_requests_topic.send(key=ticket.customer_id.encode(),
-                                                      value=json.dumps(request).encode())
-
-    async def _ticket_request_agent(self, stream) -> None:
-        """A ticket on the customer's partition: linked, its ticket-ack recorded as owed on the
-        ticket (so it outlives this worker), handed to the sender, and the event acknowledged."""
-        async for event in stream.events():
-            request = json.loads(event.value)
-            async with self.dlq.guard(event, T.TICKET_EVENTS, origin=request.get("origin")):
-                ticket = TicketEvent.model_validate(request["ticket"])
-                p = event.message.partition
-                customer = self.views.customer_lookup(p)(ticket.customer_id)
-                if customer is None:
-                    raise RecordError(f"unknown customer {ticket.customer_id!r}", field="customer_id")
-                if ticket.type == "closed":
-                    linked = self.tickets.get(ticket.ticket_id)
-                    if linked and linked.get("state") == "open":
-                        self.tickets[ticket.ticket_id] = {**linked, "state": "closed", "ack_owed": None}
-                    continue
-                await self._link_ticket(p, ticket, customer)
-
-    def _latest_rounds(self, p: int) -> list[Round]:
+    # -- rounds known on a partition (the latest-rounds table) ---------------------------------
+    def latest_rounds(self, p: int) -> list[Round]:
         prefix = f"{p}/"
         return [Round.model_validate(v["round"]) for k, v in list(self.latest.items())
                 if v and k.startswith(prefix)]
 
-    async def _link_ticket(self, p: int, ticket: TicketEvent, customer) -> None:
-        rnd = TK.matching_incident(customer, ticket.components, self._latest_rounds(p))
-        if rnd is None:
-            log.info("ticket on partition %d is not about a known active incident", p)
-            return
-        linked = self.tickets.get(ticket.ticket_id)
-        owed = {"email": ticket.requester.email, "name": ticket.requester.name}
-        if linked is None or linked.get("incident_id") != rnd.incident_id:
-            linked = {"p": p, "customer_id": customer.customer_id, "incident_id": rnd.incident_id, "state": "open",
-                      "seq": rnd.seq, "subject": ticket.subject, "ack_owed": owed}
-            self.tickets[ticket.ticket_id] = linked
-            await self._post_ticket_update(ticket.ticket_id, TK.LINKED, TK.comment_job(
-                "ticket-ack", rnd, customer, ticket.ticket_id, ticket.subject))
-        elif linked.get("ack_owed") is None:
-            linked = {**linked, "ack_owed": owed}   # opened again: answered again (the ledger says if sent)
-            self.tickets[ticket.ticket_id] = linked
-        await self._submit_ticket_ack(p, ticket.ticket_id, linked)
-
-    async def _submit_ticket_ack(self, p: int, ticket_id: str, linked: dict) -> None:
-        """Queue the ticket-ack owed for ``ticket_id`` (its entry says to whom); once it is
-        finished the entry says nothing is owed."""
-        owed = linked["ack_owed"]
-        customer = self.views.customer_lookup(p)(linked["customer_id"])
-        known = self.latest.get(self._latest_key(p, linked["incident_id"]))
-        job = None
-        if customer is not None and known is not None:
-            rnd = Round.model_validate(known["round"])
-            if rnd.trigger != "resolved":
-                job = TK.ticket_ack_job(ticket_id=ticket_id, subject=linked.get("subject"),
-                                        requester_email=owed["email"], requester_name=owed.get("name"),
-                                        customer=customer, rnd=rnd, entry=self.ledger.get(customer.customer_id),
-                                        domain=self.settings.mail_domain)
-        await self.sender.submit([job] if job is not None else [], p,
-                                 on_done=lambda: self._spawn(self._ticket_acked(ticket_id)))
-
-    async def _ticket_acked(self, ticket_id: str) -> None:
-        linked = self.tickets.get(ticket_id)
-        if linked and linked.get("ack_owed"):
-            await self.tickets.put(ticket_id, {**linked, "ack_owed": None})
-
-    async def _post_ticket_updates(self, p: int, rnd: Round) -> None:
-        action = TK.ticket_action(rnd)
-        if action is None:
-            return
-        lookup = self.views.customer_lookup(p)
-        for ticket_id, linked in list(self.tickets.items()):
-            if (not linked or linked["p"] != p or linked["incident_id"] != rnd.incident_id
-                    or linked["state"] != "open" or linked["seq"] >= rnd.seq):
-                continue
-            customer = lookup(linked["customer_id"])
-            closing = action == TK.INCIDENT_RESOLVED
-            self.tickets[ticket_id] = {**linked, "seq": rnd.seq, "state": "closed" if closing else "open"}
-            if customer is not None:
-                kind = "resolved" if closing else "progress"
-                await self._post_ticket_update(ticket_id, action, TK.comment_job(
-                    kind, rnd, customer, ticket_id, linked.get("subject")))
-
-    async def _post_ticket_update(self, ticket_id: str, action: str, job: NoticeJob) -> None:
-        now = self.clock()
-        update = TicketUpdate(ticket_id=ticket_id, incident_id=job.incident_id, action=action, at=now,
-                              comment=self.comment(job, now))
-        await self.ticket_updates_topic.send(key=ticket_id.encode(), value=update.model_dump_json().encode())
+    def latest_round(self, p: int, incident_id: str) -> Round | None:
+        known = self.latest.get(self._latest_key(p, incident_id))
+        return Round.model_validate(known["round"]) if known is not None else None
 
     def _compose(self, job: NoticeJob, now: datetime) -> bytes:
         return self._compose_bytes(self.promises.as_composed(job, now), now)
