@@ -398,3 +398,29 @@ def test_the_promise_book_states_the_newest_promise_once_a_rounds_own_has_gone_b
     book.note(first.model_copy(update={"seq": 3, "next_update_at": None}))   # resolved: nothing newer promised
     again = Job(first, "<c>")
     assert book.as_composed(again, first.next_update_at + timedelta(seconds=1)) is again
+
+
+def test_a_linked_tickets_lifecycle():
+    from domain import tickets as TK
+
+    d1 = decide(None, ev(update_interval_seconds=600), T0)
+    declared = d1.round
+    d2 = decide(d1.state, ev(type="updated", event_id="e-2", message="Found it."), T0)
+    update = d2.round
+    resolved = decide(d2.state, ev(type="resolved", event_id="e-3"), T0).round
+    requester = {"email": "dev@example.jp", "name": "Suzuki"}
+
+    entry, new = TK.on_opened(None, p=2, customer_id="c-1", rnd=declared, subject="503s", requester=requester)
+    assert new and entry["state"] == TK.OPEN and entry["ack_owed"] == requester and entry["seq"] == 1
+    acked = TK.on_acked(entry)
+    assert acked["ack_owed"] is None and TK.on_acked(acked) is None            # nothing more owed
+    again, new = TK.on_opened(acked, p=2, customer_id="c-1", rnd=declared, subject="503s", requester=requester)
+    assert not new and again["ack_owed"] == requester                          # opened again: answered again
+    assert TK.on_round(acked, 1, update) is None                               # another partition's round
+    assert TK.on_round(acked, 2, declared) is None                             # nothing newer
+    changed, action, kind = TK.on_round(acked, 2, update)
+    assert (action, kind, changed["seq"], changed["state"]) == (TK.INCIDENT_UPDATED, "progress", 2, TK.OPEN)
+    closed, action, kind = TK.on_round(changed, 2, resolved)
+    assert (action, kind, closed["state"]) == (TK.INCIDENT_RESOLVED, "resolved", TK.CLOSED)
+    assert TK.on_round(closed, 2, resolved) is None                            # closed: nothing more
+    assert TK.on_closed(entry)["state"] == TK.CLOSED and TK.on_closed(closed) is None
