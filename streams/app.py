@@ -1,12 +1,13 @@
-"""The faust-streaming app: topics, tables, agents and the schedule timer.
+"""The faust-streaming app: topics, tables, the wiring of the agents, rebalancing and sending.
 
 Agents are thin: they parse a record (bad input goes to the dead-letter topic, the stream goes
 on), call the domain, and move the result on. Data flow (see README, "Design"):
 
-  customers ─▶ customer agent ─▶ customers table + per-partition index
-  incident-events, ticks ─▶ incident agent ─▶ incidents table; a round to every partition of rounds
-  rounds (partition p) ─▶ audience agent ─▶ notices owed on p ─▶ sender (SMTP) ─▶ ledger + notices
-  timer ─▶ a tick when an incident's promised time is near (the incident agent decides the round)
+  customers ─▶ customers reader (streams/customers.py) ─▶ local store + per-partition index
+  incident-events, ticks ─▶ incident agent (streams/incidents.py) ─▶ incidents table; a round to
+      every partition of rounds; the schedule timer ticks when a promised time is near
+  rounds (partition p) ─▶ audience agent (here) ─▶ owed on p ─▶ sender (SMTP) ─▶ ledger + notices
+  ticket-events ─▶ ticket agents (streams/tickets.py) ─▶ ticket-ack, ticket-updates
 """
 
 from __future__ import annotations
@@ -23,19 +24,20 @@ from faust.types import TP
 
 from domain import ledger as L
 from domain.audience import NoticeJob, RoundPlan, refresh
+from domain.incident import Round
 from domain.promises import PromiseBook
-from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
-from domain.schedule import LatencyGauge, lead_time, scheduled_start, send_seconds
+from domain.schedule import LatencyGauge
 from outage.settings import Settings
-from schemas import IncidentEvent, NoticeRecord, RecordError, parse_record
+from schemas import NoticeRecord
 from streams import metrics as M
 from streams import topics as T
 from streams.broker import BrokerProfile
-from streams.deadletter import DeadLetters, record_key
-from streams.sender import Sender
-from streams.tickets import TicketDesk
 from streams.customers import customers_of
+from streams.deadletter import DeadLetters
+from streams.incidents import IncidentDesk
+from streams.sender import Sender
 from streams.tables import STORE_URL, PlacedTable, Table
+from streams.tickets import TicketDesk
 from streams.views import PartitionViews
 
 log = logging.getLogger(__name__)
@@ -119,7 +121,6 @@ class Pipeline:
             deliver=self._deliver_elsewhere if delivery is not None else None,
             in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
         )
-        self._ticked: dict[str, tuple[datetime, datetime]] = {}
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
         self.started_at = clock()
         self._audience: dict[str, dict[int, RoundPlan]] = {}  # incident -> partition -> its latest round
@@ -128,6 +129,7 @@ class Pipeline:
         self._background: set[asyncio.Task] = set()
         self.joined = False
         self.desk = TicketDesk(self)
+        self.incident_desk = IncidentDesk(self)
         self._register()
 
     # -- wiring ------------------------------------------------------------------------------
@@ -140,9 +142,9 @@ class Pipeline:
         app.agent(self.ticket_requests_topic, name="ticket-requests")(self.desk.request_agent)
         app.agent(self.preferences_topic, name="preferences")(self._preferences_agent)
         app.task(self._customer_agent)
-        app.agent(self.incident_topic, name="incidents")(self._incident_agent)
+        app.agent(self.incident_topic, name="incidents")(self.incident_desk.agent)
         app.agent(self.rounds_topic, name="audience")(self._audience_agent)
-        app.timer(self.settings.schedule_tick_seconds, name="schedule")(self._schedule_timer)
+        app.timer(self.settings.schedule_tick_seconds, name="schedule")(self.incident_desk.schedule_timer)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
@@ -224,105 +226,6 @@ class Pipeline:
         indexes them. Faust's rebalance waits for it, so rounds see every customer."""
         await self.customers.serve()
 
-    # -- incidents ---------------------------------------------------------------------------
-    async def _incident_agent(self, stream) -> None:
-        async for event in stream.events():
-            source = event.message.topic
-            async with self.dlq.guard(event, source):
-                now = self.clock()
-                if source == self.ticks_topic.get_topic_name():
-                    tick = Tick.model_validate_json(event.value)
-                    state = self._incident(tick.incident_id)
-                    decision = keep_promise(state, tick.due, now, timedelta(seconds=tick.lead_seconds),
-                                            timedelta(seconds=tick.send_seconds))
-                    key = tick.incident_id
-                    if decision.stretched:
-                        M.PROMISES_STRETCHED.inc()
-                        log.warning("incident %s: its audience takes about %.0fs to reach at the measured send rate, "
-                                    "longer than its update interval allows; the next update is promised for %s",
-                                    key, tick.send_seconds, decision.state.promised_at.isoformat())
-                else:
-                    ev = parse_record(IncidentEvent, event.value)
-                    key = record_key(event)
-                    if key is not None and key != ev.incident_id:
-                        # the key decides the partition, and so which worker holds the incident
-                        raise RecordError(f"record key {key!r} differs from incident_id", field="incident_id")
-                    state = self._incident(ev.incident_id)
-                    decision = decide(state, ev, now)
-                    key = ev.incident_id
-                if decision.error:
-                    raise RecordError(decision.error, field="incident_id")
-                if decision.round is None:
-                    log.info("incident event ignored: %s", decision.ignored)
-                    if decision.resend and state is not None:
-                        await self._fan_out(current_round(state))  # a crash may have cut it short
-                    continue
-                new = decision.state
-                new.partition = event.message.partition
-                self.incidents[key] = new.model_dump(mode="json")
-                await self._fan_out(decision.round)
-                M.ROUNDS.labels(decision.round.trigger).inc()
-                log.info("round %s #%d (%s) decided; next update promised for %s", key, decision.round.seq,
-                         decision.round.trigger, decision.round.next_update_at)
-
-    def _incident(self, incident_id: str) -> IncidentState | None:
-        raw = self.incidents.get(incident_id)
-        return IncidentState.model_validate(raw) if raw else None
-
-    async def _fan_out(self, rnd: Round | None) -> None:
-        """Send the round to every partition: each worker notifies the customers it holds."""
-        if rnd is None:
-            return
-        value = rnd.model_dump_json().encode()
-        key = rnd.incident_id.encode()
-        for p in range(self.partitions):
-            await self.rounds_topic.send(key=key, value=value, partition=p)
-
-    # -- the schedule ------------------------------------------------------------------------
-    async def _schedule_timer(self) -> None:
-        """Every worker, for the incidents it owns: tick when a promised time is near.
-
-        Idempotent per time slot: the incident agent ignores a tick for a promise already kept.
-        """
-        if not self.joined:
-            return
-        now = self.clock()
-        mine = self.assigned(self.events_topic)
-        active = 0
-        for incident_id, raw in list(self.incidents.items()):
-            if not raw or raw.get("resolved_at") or raw.get("partition") not in mine:
-                continue
-            active += 1
-            state = IncidentState.model_validate(raw)
-            # the next round reaches this incident's audience here again, after what is queued
-            # for other incidents (its own queued notices are replaced by the new round)
-            plans = self._audience.get(incident_id, {}).values()
-            audience = sum(plan.size() for plan in plans)
-            running = sum(plan.remaining() for plan in plans)    # the previous round, still being sent
-            ahead = max(0, self.sender.depth - running)
-            rate = self.sender.rate
-            measuring = not rate.measured and self.sender.depth > 0
-            value = None if measuring else rate.value
-            base = timedelta(seconds=self.settings.schedule_lead_seconds)
-            lead = lead_time(value, audience=audience + ahead, base=base, latency=self.latency.value)
-            if state.promised_at is None:
-                continue
-            start = scheduled_start(state.promised_at, now, value, audience=audience + ahead, running=running,
-                                    base=base, latency=self.latency.value)
-            due = schedule_due(state, now, state.promised_at - start)
-            if due is None:
-                continue
-            last = self._ticked.get(incident_id)
-            if last and last[0] == due and now - last[1] < timedelta(seconds=10):
-                continue  # sent for this slot; resend only if nothing came of it
-            self._ticked[incident_id] = (due, now)
-            tick = Tick(incident_id=incident_id, due=due, lead_seconds=lead.total_seconds(),
-                        send_seconds=send_seconds(value, audience + ahead))
-            await self.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
-                                        partition=state.partition)
-        M.ACTIVE_INCIDENTS.set(active)
-        M.SEND_RATE.set(self.sender.rate.value if self.sender.rate.measured else 0)
-
     # -- audience and sending ----------------------------------------------------------------
     async def _audience_agent(self, stream) -> None:
         """A round on partition p: recorded as owed on p, handed to the sender, acknowledged."""
@@ -345,6 +248,10 @@ class Pipeline:
                 plan = await self._submit_round(p, rnd)
                 log.info("round %s #%d (%s) on partition %d: %d customers to visit, %.3fs after its decision",
                          rnd.incident_id, rnd.seq, rnd.trigger, p, plan.candidates, delay)
+
+    def plans_of(self, incident_id: str):
+        """The plans of the incident's latest round on each partition here."""
+        return self._audience.get(incident_id, {}).values()
 
     @staticmethod
     def _latest_key(p: int, incident_id: str) -> str:

@@ -1,0 +1,128 @@
+"""Incidents: the incident agent (the single writer of an incident's state) and the schedule timer.
+
+The agent reads ``incident-events`` and ``ticks`` on the incident's partition, applies them with
+the domain's rules (``domain/incident.py``: ``decide`` for an event, ``keep_promise`` for a kept
+promise), stores the new state and sends the round to every partition of ``rounds``. The timer,
+on every worker for the incidents it owns, sends a tick when a promised time is near enough for
+this worker's audience at its steady send rate (``domain/schedule.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
+from domain.schedule import lead_time, scheduled_start, send_seconds
+from schemas import IncidentEvent, RecordError, parse_record
+from streams import metrics as M
+from streams.deadletter import record_key
+
+if TYPE_CHECKING:  # pragma: no cover
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+
+class IncidentDesk:
+    def __init__(self, pipe: "Pipeline") -> None:
+        self.pipe = pipe
+        self._ticked: dict[str, tuple[datetime, datetime]] = {}   # incident -> (slot, when its tick was sent)
+
+    async def agent(self, stream) -> None:
+        async for event in stream.events():
+            source = event.message.topic
+            async with self.pipe.dlq.guard(event, source):
+                now = self.pipe.clock()
+                if source == self.pipe.ticks_topic.get_topic_name():
+                    tick = Tick.model_validate_json(event.value)
+                    state = self.state(tick.incident_id)
+                    decision = keep_promise(state, tick.due, now, timedelta(seconds=tick.lead_seconds),
+                                            timedelta(seconds=tick.send_seconds))
+                    key = tick.incident_id
+                    if decision.stretched:
+                        M.PROMISES_STRETCHED.inc()
+                        log.warning("incident %s: its audience takes about %.0fs to reach at the measured send rate, "
+                                    "longer than its update interval allows; the next update is promised for %s",
+                                    key, tick.send_seconds, decision.state.promised_at.isoformat())
+                else:
+                    ev = parse_record(IncidentEvent, event.value)
+                    key = record_key(event)
+                    if key is not None and key != ev.incident_id:
+                        # the key decides the partition, and so which worker holds the incident
+                        raise RecordError(f"record key {key!r} differs from incident_id", field="incident_id")
+                    state = self.state(ev.incident_id)
+                    decision = decide(state, ev, now)
+                    key = ev.incident_id
+                if decision.error:
+                    raise RecordError(decision.error, field="incident_id")
+                if decision.round is None:
+                    log.info("incident event ignored: %s", decision.ignored)
+                    if decision.resend and state is not None:
+                        await self.fan_out(current_round(state))  # a crash may have cut it short
+                    continue
+                new = decision.state
+                new.partition = event.message.partition
+                self.pipe.incidents[key] = new.model_dump(mode="json")
+                await self.fan_out(decision.round)
+                M.ROUNDS.labels(decision.round.trigger).inc()
+                log.info("round %s #%d (%s) decided; next update promised for %s", key, decision.round.seq,
+                         decision.round.trigger, decision.round.next_update_at)
+
+    def state(self, incident_id: str) -> IncidentState | None:
+        raw = self.pipe.incidents.get(incident_id)
+        return IncidentState.model_validate(raw) if raw else None
+
+    async def fan_out(self, rnd: Round | None) -> None:
+        """Send the round to every partition: each worker notifies the customers it holds."""
+        if rnd is None:
+            return
+        value = rnd.model_dump_json().encode()
+        key = rnd.incident_id.encode()
+        for p in range(self.pipe.partitions):
+            await self.pipe.rounds_topic.send(key=key, value=value, partition=p)
+
+    async def schedule_timer(self) -> None:
+        """Every worker, for the incidents it owns: tick when a promised time is near.
+
+        Idempotent per time slot: the incident agent ignores a tick for a promise already kept.
+        """
+        if not self.pipe.joined:
+            return
+        now = self.pipe.clock()
+        mine = self.pipe.assigned(self.pipe.events_topic)
+        active = 0
+        for incident_id, raw in list(self.pipe.incidents.items()):
+            if not raw or raw.get("resolved_at") or raw.get("partition") not in mine:
+                continue
+            active += 1
+            state = IncidentState.model_validate(raw)
+            # the next round reaches this incident's audience here again, after what is queued
+            # for other incidents (its own queued notices are replaced by the new round)
+            plans = self.pipe.plans_of(incident_id).values()
+            audience = sum(plan.size() for plan in plans)
+            running = sum(plan.remaining() for plan in plans)    # the previous round, still being sent
+            ahead = max(0, self.pipe.sender.depth - running)
+            rate = self.pipe.sender.rate
+            measuring = not rate.measured and self.pipe.sender.depth > 0
+            value = None if measuring else rate.value
+            base = timedelta(seconds=self.pipe.settings.schedule_lead_seconds)
+            lead = lead_time(value, audience=audience + ahead, base=base, latency=self.pipe.latency.value)
+            if state.promised_at is None:
+                continue
+            start = scheduled_start(state.promised_at, now, value, audience=audience + ahead, running=running,
+                                    base=base, latency=self.pipe.latency.value)
+            due = schedule_due(state, now, state.promised_at - start)
+            if due is None:
+                continue
+            last = self._ticked.get(incident_id)
+            if last and last[0] == due and now - last[1] < timedelta(seconds=10):
+                continue  # sent for this slot; resend only if nothing came of it
+            self._ticked[incident_id] = (due, now)
+            tick = Tick(incident_id=incident_id, due=due, lead_seconds=lead.total_seconds(),
+                        send_seconds=send_seconds(value, audience + ahead))
+            await self.pipe.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
+                                        partition=state.partition)
+        M.ACTIVE_INCIDENTS.set(active)
+        M.SEND_RATE.set(self.pipe.sender.rate.value if self.pipe.sender.rate.measured else 0)
