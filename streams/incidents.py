@@ -87,42 +87,54 @@ class IncidentDesk:
         """Every worker, for the incidents it owns: tick when a promised time is near.
 
         Idempotent per time slot: the incident agent ignores a tick for a promise already kept.
+        One incident that cannot be judged is logged and skipped: the timer goes on for the others
+        (an exception escaping a faust timer stops the whole worker).
         """
-        if not self.pipe.joined:
+        pipe = self.pipe
+        if not pipe.joined:
             return
-        now = self.pipe.clock()
-        mine = self.pipe.assigned(self.pipe.events_topic)
+        now = pipe.clock()
+        mine = pipe.assigned(pipe.events_topic)
         active = 0
-        for incident_id, raw in list(self.pipe.incidents.items()):
+        for incident_id, raw in list(pipe.incidents.items()):
             if not raw or raw.get("resolved_at") or raw.get("partition") not in mine:
                 continue
             active += 1
-            state = IncidentState.model_validate(raw)
-            # the next round reaches this incident's audience here again, after what is queued
-            # for other incidents (its own queued notices are replaced by the new round)
-            plans = self.pipe.plans_of(incident_id).values()
-            audience = sum(plan.size() for plan in plans)
-            running = sum(plan.remaining() for plan in plans)    # the previous round, still being sent
-            ahead = max(0, self.pipe.sender.depth - running)
-            rate = self.pipe.sender.rate
-            measuring = not rate.measured and self.pipe.sender.depth > 0
-            value = None if measuring else rate.value
-            base = timedelta(seconds=self.pipe.settings.schedule_lead_seconds)
-            lead = lead_time(value, audience=audience + ahead, base=base, latency=self.pipe.latency.value)
-            if state.promised_at is None:
-                continue
-            start = scheduled_start(state.promised_at, now, value, audience=audience + ahead, running=running,
-                                    base=base, latency=self.pipe.latency.value)
-            due = schedule_due(state, now, state.promised_at - start)
-            if due is None:
-                continue
-            last = self._ticked.get(incident_id)
-            if last and last[0] == due and now - last[1] < timedelta(seconds=10):
-                continue  # sent for this slot; resend only if nothing came of it
-            self._ticked[incident_id] = (due, now)
-            tick = Tick(incident_id=incident_id, due=due, lead_seconds=lead.total_seconds(),
-                        send_seconds=send_seconds(value, audience + ahead))
-            await self.pipe.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
-                                        partition=state.partition)
+            try:
+                state = IncidentState.model_validate(raw)
+                tick = self._tick(state, now)
+                if tick is not None:
+                    await pipe.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
+                                                partition=state.partition)
+            except Exception as exc:  # noqa: BLE001 - see the docstring
+                log.error("schedule: incident %s skipped this time (%s)", incident_id, type(exc).__name__)
+                log.debug("traceback", exc_info=True)
         M.ACTIVE_INCIDENTS.set(active)
-        M.SEND_RATE.set(self.pipe.sender.rate.value if self.pipe.sender.rate.measured else 0)
+        M.SEND_RATE.set(pipe.sender.rate.value if pipe.sender.rate.measured else 0)
+
+    def _tick(self, state: IncidentState, now: datetime) -> Tick | None:
+        """The tick to send now for ``state``'s promise, if its scheduled round must start."""
+        pipe = self.pipe
+        if state.promised_at is None:
+            return None
+        # the next round reaches this incident's audience here again, after what is queued for
+        # other incidents (its own queued notices are replaced by the new round)
+        plans = pipe.plans_of(state.incident_id)
+        audience = sum(plan.size() for plan in plans)
+        running = sum(plan.remaining() for plan in plans)    # the previous round, still being sent
+        ahead = max(0, pipe.sender.depth - running)
+        rate = pipe.sender.rate
+        value = None if not rate.measured and pipe.sender.depth > 0 else rate.value   # None: being measured
+        base = timedelta(seconds=pipe.settings.schedule_lead_seconds)
+        start = scheduled_start(state.promised_at, now, value, audience=audience + ahead, running=running,
+                                base=base, latency=pipe.latency.value)
+        due = schedule_due(state, now, state.promised_at - start)
+        if due is None:
+            return None
+        last = self._ticked.get(state.incident_id)
+        if last and last[0] == due and now - last[1] < timedelta(seconds=10):
+            return None  # sent for this slot; resend only if nothing came of it
+        self._ticked[state.incident_id] = (due, now)
+        lead = lead_time(value, audience=audience + ahead, base=base, latency=pipe.latency.value)
+        return Tick(incident_id=state.incident_id, due=due, lead_seconds=lead.total_seconds(),
+                    send_seconds=send_seconds(value, audience + ahead))
