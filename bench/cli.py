@@ -33,6 +33,11 @@ ALL_ROWS = (1, 2, 3, 4, 5, 6)
 NEEDS = {2: {1}, 4: {1}}  # the rows whose measurements a row uses as its reference
 
 
+def _env_int(name: str) -> int | None:
+    value = (os.environ.get(name) or "").strip()
+    return None if value in ("", "auto") else int(value)
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p = argparse.ArgumentParser(prog="python -m bench", description=__doc__.split("\n\n")[0],
                                 formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -42,9 +47,11 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--rows", default=",".join(map(str, ALL_ROWS)), help="rows to run, e.g. 1,2,5 (default: all)")
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("OUTAGE_SMTP_CONCURRENCY") or 8),
                    help="SMTP connections of the worker and of the raw reference (default OUTAGE_SMTP_CONCURRENCY or 8)")
-    p.add_argument("--delivery-processes", type=int,
-                   default=int(os.environ.get("OUTAGE_DELIVERY_PROCESSES") or 1),
-                   help="delivery helper processes of the workers of rows 2 and 5 (default OUTAGE_DELIVERY_PROCESSES or 1: on 2 cores, one spare core); row 4 runs single-process workers")
+    p.add_argument("--delivery-processes", type=int, default=_env_int("OUTAGE_DELIVERY_PROCESSES"),
+                   help="OUTAGE_DELIVERY_PROCESSES of the workers of rows 2 and 5 (default: "
+                        "OUTAGE_DELIVERY_PROCESSES if set, else not set: the product's default, auto = one "
+                        "helper per core beyond the first, at most 4); rows 4 and 7 run single-process workers "
+                        "(several workers on one machine), row 6 too")
     p.add_argument("--max-wait", type=float, default=1800.0,
                    help="upper bound in seconds of any single wait for a round of emails (default 1800)")
     p.add_argument("--no-install", action="store_true",
@@ -126,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
     interrupted, error = False, None
     code_at_start = code_version()
     log(f"rows {sorted(args.wanted)}, scale {args.scale:g}, SMTP concurrency {args.concurrency}, "
-        f"delivery processes {args.delivery_processes}, code "
+        f"rows 2 and 5: {R.delivery_text(args.delivery_processes, ctx.default_helpers())}, code "
         f"{code_at_start['commit']}{' + local changes' if code_at_start['modified'] else ''}; logs in {workdir}")
     try:
         try:
@@ -169,7 +176,8 @@ def main(argv: list[str] | None = None) -> int:
     meta = {
         "started_at": started_at.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
         "duration_s": round(time.monotonic() - t_start, 1), "scale": args.scale, "quick": args.quick,
-        "rows_run": sorted(args.wanted), "smtp_concurrency": args.concurrency, "delivery_processes": args.delivery_processes, "machine": machine(),
+        "rows_run": sorted(args.wanted), "smtp_concurrency": args.concurrency, "delivery_processes": args.delivery_processes,
+        "delivery_helpers_default": ctx.default_helpers(), "machine": machine(),
         "code": code_at_start, "code_at_end": code_at_end, "code_changed_during_run": code_changed,
         "sink": {"error": ctx.tools_error, "port": ctx.sink.port if ctx.sink else None},
         "workdir": str(workdir), "references": ctx.refs, "interrupted": interrupted, "error": error,
@@ -181,6 +189,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"outage pipeline bench — scale {args.scale:g}, {os.cpu_count()} CPUs, code {code_at_start['commit']}"
           f"{' + local changes' if code_at_start['modified'] else ''}, {meta['duration_s']:.0f}s"
           f"{' (INTERRUPTED)' if interrupted else ''}")
+    print(f"workers of rows 2 and 5: {R.delivery_text(args.delivery_processes, ctx.default_helpers())}; "
+          f"SMTP concurrency {args.concurrency}")
     if code_changed:
         print(f"WARNING: the code changed during the run (now {code_at_end['commit']}): rows may mix versions")
     print(R.table(rows))

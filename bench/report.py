@@ -121,6 +121,19 @@ def target_text(target: Target | None, unit: str) -> str:
     return f"{_OP_TEXT[target.op]} {fmt(target.threshold, unit)}"
 
 
+def delivery_text(setting: int | None, default_helpers: int | None) -> str:
+    """What the workers' OUTAGE_DELIVERY_PROCESSES was: ``setting`` None means not set (the
+    product's default, ``auto``, which starts ``default_helpers`` on this machine)."""
+    def helpers(n: int | None) -> str:
+        if n is None:
+            return "an unknown number of delivery helpers"
+        return "no delivery helper" if n == 0 else \
+            f"{n} delivery helper{'s' if n != 1 else ''}"
+    if setting is None:
+        return f"product default (OUTAGE_DELIVERY_PROCESSES unset: auto, {helpers(default_helpers)} here)"
+    return f"OUTAGE_DELIVERY_PROCESSES={setting} ({helpers(setting)})"
+
+
 COLUMNS = ("#", "measurement", "value", "reference", "ratio", "target", "result")
 
 

@@ -24,10 +24,10 @@ from typing import Any, Callable
 from bench import kafkaio as K
 from bench.data import COMPONENT, REGION, CustomerSet, declared, probe_region
 from bench.procs import (
-    Broker, CpuMeter, Processes, PySpy, SmtpSink, Unavailable, Worker, metric_sum, smtp_source,
+    Broker, CpuMeter, Processes, PySpy, SmtpSink, Unavailable, Worker, children_of, metric_sum, smtp_source,
 )
 from bench.report import (
-    ERROR, SKIP, Row, Target, percentile, profile_summary, rate, skipped,
+    ERROR, SKIP, Row, Target, delivery_text, percentile, profile_summary, rate, skipped,
 )
 from streams import topics as T
 
@@ -48,7 +48,7 @@ class Ctx:
     tools_error: str | None = None
     py_spy: str | None = None
     seed: int = 20261125
-    delivery_processes: int = 0         # the workers' OUTAGE_DELIVERY_PROCESSES
+    delivery_processes: int | None = None  # the workers' OUTAGE_DELIVERY_PROCESSES; None: not set (product default)
     max_wait: float = 1800.0            # upper bound of any single wait for a round of emails
     refs: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, dict] = field(default_factory=dict)  # py-spy summaries, by fan-out
@@ -56,17 +56,30 @@ class Ctx:
     def n(self, full: int, minimum: int = 1) -> int:
         return max(minimum, round(full * self.scale))
 
-    def worker_env(self, broker: Broker, prefix: str, delivery_processes: int | None = None) -> dict[str, str]:
+    def worker_env(self, broker: Broker, prefix: str, delivery_processes: int | None = None,
+                   sink: SmtpSink | None = None) -> dict[str, str]:
+        """A worker's environment; ``delivery_processes`` None: the run's choice (``self``'s), and
+        when that is None too, OUTAGE_DELIVERY_PROCESSES is not set (the product's default)."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("OUTAGE_")}
         env.update({
             "OUTAGE_BROKER": broker.bootstrap, "OUTAGE_TOPIC_PREFIX": prefix, "OUTAGE_PARTITIONS": "4",
-            "OUTAGE_SMTP_HOST": "127.0.0.1", "OUTAGE_SMTP_PORT": str(self.sink.port),
+            "OUTAGE_SMTP_HOST": "127.0.0.1", "OUTAGE_SMTP_PORT": str((sink or self.sink).port),
             "OUTAGE_SMTP_CONCURRENCY": str(self.concurrency), "OUTAGE_API_TOKEN": API_TOKEN,
             "OUTAGE_MAIL_FROM": MAIL_FROM, "OUTAGE_SECRET": "bench-secret",
-            "OUTAGE_DELIVERY_PROCESSES": str(self.delivery_processes if delivery_processes is None
-                                             else delivery_processes),
         })
+        n = self.delivery_processes if delivery_processes is None else delivery_processes
+        if n is not None:
+            env["OUTAGE_DELIVERY_PROCESSES"] = str(n)
         return env
+
+    @staticmethod
+    def default_helpers() -> int | None:
+        """The delivery helpers a worker starts here with OUTAGE_DELIVERY_PROCESSES unset (auto)."""
+        try:
+            from outage.settings import Settings
+            return Settings(delivery_processes="auto").delivery_helpers
+        except Exception:  # noqa: BLE001 - the setting moved: the table says "unknown"
+            return None
 
     def start_broker(self, name: str) -> Broker:
         broker = self.procs.add(Broker(log_path=self.workdir / f"broker-{name}.log"))
@@ -420,10 +433,9 @@ def scenario_one_worker(ctx: Ctx, want_fanout: bool, want_schedule: bool) -> lis
     return rows
 
 
-def _worker_kind(ctx: Ctx) -> str:
-    n = ctx.delivery_processes
-    return f"the worker composes and sends in {n} helper process{'es' if n > 1 else ''}" if n \
-        else "the worker composes and sends itself"
+def _worker_kind(ctx: Ctx, observed: int | None) -> str:
+    seen = f" ({observed} child process{'es' if observed != 1 else ''} seen)" if observed is not None else ""
+    return f"worker: {delivery_text(ctx.delivery_processes, ctx.default_helpers())}{seen}"
 
 
 def _helpers_cpu(result: dict, name: str) -> str:
@@ -466,6 +478,9 @@ def fanout_rows(ctx: Ctx, worker: Worker, broker: Broker, reader, producer, pref
     big = run_round(ctx, [worker], broker, reader, producer, prefix, f"fanout-{uuid.uuid4().hex[:6]}",
                     affected, interval=3600, pyspy_out=pyspy_out)
     big["worker_rss_after_bytes"] = worker.rss()[0]
+    big["helpers_seen"] = len(children_of(worker.pid))
+    big["delivery_processes"] = ctx.delivery_processes
+    big["delivery_helpers_default"] = ctx.default_helpers()
     ctx.log(f"fan-out: {big['notices']:,}/{affected:,} notices, {big['rate'] or 0:,.0f} msg/s, first "
             f"{big['first_s']}, last {big['last_s']}, cpu {big['cpu_share']}")
     ctx.refs["fanout_rate"] = big["rate"]
@@ -480,7 +495,7 @@ def fanout_rows(ctx: Ctx, worker: Worker, broker: Broker, reader, producer, pref
         Row("2a", "fan-out emails/s, 1 worker", "msg/s", value=big["rate"] if complete or big["rate"] else None,
             reference=raw, reference_title="raw 1a", target=Target("ratio", ">=", 0.5),
             note=miss + f"{affected:,} of {load['customers']:,} customers affected, one contact each; rate = (n-1)/"
-                 f"(last-first) of the notices' sent_at; {_worker_kind(ctx)}; worker CPU "
+                 f"(last-first) of the notices' sent_at; {_worker_kind(ctx, big.get('helpers_seen'))}; worker CPU "
                  f"{big['cpu_share'].get(worker.name)} cores{_helpers_cpu(big, worker.name)}, "
                  f"broker {big['cpu_share'].get('broker')}" + _others(big),
             details=details),

@@ -151,3 +151,11 @@ def test_parse_metrics():
     assert m["y"] == 1500.0
     assert metric_sum(m, "x_total") == 5.0
     assert metric_sum(m, "missing") == 0
+
+
+def test_delivery_text_says_whether_the_product_default_was_used():
+    assert R.delivery_text(None, 1) == "product default (OUTAGE_DELIVERY_PROCESSES unset: auto, 1 delivery helper here)"
+    assert "auto, no delivery helper" in R.delivery_text(None, 0)
+    assert "unknown" in R.delivery_text(None, None)
+    assert R.delivery_text(0, 1) == "OUTAGE_DELIVERY_PROCESSES=0 (no delivery helper)"
+    assert R.delivery_text(2, 1) == "OUTAGE_DELIVERY_PROCESSES=2 (2 delivery helpers)"
