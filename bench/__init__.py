@@ -10,5 +10,6 @@ Modules:
 - ``bench.procs``: the processes the bench starts (broker, sink, workers, py-spy), all stopped at the end;
 - ``bench.data``: customers with an exact affected share, incident events;
 - ``bench.kafkaio``: producing customers fast, reading the notices topic back;
-- ``bench.report``: the rows' data, the table, the JSON files, the profile summary.
+- ``bench.report``: the rows' data, the table, the JSON files, the profile summary;
+- ``bench.takeover``: what a kill -9 mid fan-out did, from the notices topic (row 7).
 """

@@ -29,7 +29,7 @@ from bench import report as R
 from bench import rows as B
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL_ROWS = (1, 2, 3, 4, 5, 6)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7)
 NEEDS = {2: {1}, 4: {1}}  # the rows whose measurements a row uses as its reference
 
 
@@ -155,6 +155,8 @@ def main(argv: list[str] | None = None) -> int:
             rows += B.scenario_million(ctx)
         if 6 in args.wanted:
             rows += B.scenario_startup(ctx)
+        if 7 in args.wanted:
+            rows += B.scenario_takeover(ctx)
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: stopping everything the bench started")

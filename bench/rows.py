@@ -6,7 +6,8 @@ Sizes at ``--scale 1.0`` (the issue's full size; every count is multiplied by th
 - rows 2 and 5: 200,000 customers, 100,000 of them affected, one contact each;
 - row 3: 1,000,000 customers (100,000 affected);
 - row 4: the fan-out of row 2 with two workers;
-- row 6: 1,000,000 customers: a cold start, then restarts with the data dir kept (10,000 changed meanwhile).
+- row 6: 1,000,000 customers: a cold start, then restarts with the data dir kept (10,000 changed meanwhile);
+- row 7: 200,000 customers, all affected, one contact each, two workers; one killed with kill -9 at 30 %.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from bench.procs import (
 from bench.report import (
     ERROR, SKIP, Row, Target, delivery_text, percentile, profile_summary, rate, skipped,
 )
+from bench.takeover import analyse as analyse_takeover
 from streams import topics as T
 
 MAIL_FROM = "status@example.com"
@@ -659,6 +661,153 @@ def scenario_two_workers(ctx: Ctx) -> list[Row]:
         for thing in [reader, *workers, broker]:
             if thing is not None:
                 ctx.procs.stop(thing)
+
+
+# -- row 7: takeover after kill -9 ----------------------------------------------------------------
+
+TAKEOVER_AT = 0.30   # share of the round's emails sent when one of the two workers is killed
+
+
+def scenario_takeover(ctx: Ctx) -> list[Row]:
+    """Two single-process workers share the partitions of 200,000 customers, every one affected
+    (one contact each); mid fan-out (at 30 % of the round's emails) the worker that decided the
+    round is killed with ``kill -9`` and left dead. Measured from the notices topic, read after
+    the round: from the kill until the survivor has sent what the dead worker had not (7a),
+    against the time that share takes at the survivor's own rate before the kill; the emails
+    sent twice (7b); every contact reached (7c)."""
+    titles = [("7a", "takeover after kill -9: dead worker's remaining share sent", "s"),
+              ("7b", "emails repeated after the kill -9", "count"),
+              ("7c", "contacts reached after the kill -9", "count")]
+    if ctx.sink is None:
+        return [skipped(*t, ctx.tools_error or "no SMTP sink") for t in titles]
+    customers = ctx.n(200_000, 400)
+    prefix = f"bench-t{uuid.uuid4().hex[:4]}."
+    broker = ctx.start_broker("t")
+    workers: list[Worker] = []
+    producer = reader = None
+    try:
+        load = load_customers(ctx, broker, prefix, CustomerSet(customers, customers, seed=ctx.seed))
+        # several workers on one machine: no delivery helpers (the product's advice, and row 4's)
+        env = ctx.worker_env(broker, prefix, delivery_processes=0)
+        timeout = min(ctx.max_wait, 180 + customers / 200)
+        workers = [ctx.procs.add(Worker(env, ctx.workdir, f"t-worker-{i}")).start() for i in (1, 2)]
+        for w in workers:
+            w.wait_ready(timeout=timeout)
+        settle(workers, seconds=5, timeout=180)
+        held = [metric_sum(w.metrics(), "outage_customers") for w in workers]
+        ctx.log(f"two workers ready, holding {held[0]:,.0f} and {held[1]:,.0f} customers")
+        reader = ctx.procs.add(K.NoticeReader(broker.bootstrap, prefix))
+        producer = K.producer(broker.bootstrap)
+        sink = ctx.sink
+        base = sink.count
+        inc = f"takeover-{uuid.uuid4().hex[:6]}"
+        cpu = CpuMeter({w.name: w.pid for w in workers} | {"broker": broker.pid, "sink": sink.pid})
+        t0 = time.time()
+        K.send_event(producer, prefix + T.INCIDENT_EVENTS, inc, declared(inc, at=t0, interval=3600))
+        at = base + round(TAKEOVER_AT * customers)
+        reached, why = wait_sink(sink, at, timeout=min(ctx.max_wait, max(120.0, customers / 50)), poll=0.01,
+                                 alive=lambda: all(w.alive() for w in workers))
+        if not reached:
+            raise RuntimeError(f"the round never reached {TAKEOVER_AT:.0%}: {why}")
+        owners = [metric_sum(w.metrics(), 'outage_rounds_total{trigger="declared"}') for w in workers]
+        victim_i = 0 if owners[0] >= 1 else 1   # the round owner; worker 2 when neither tells
+        victim, survivor = workers[victim_i], workers[1 - victim_i]
+        victim.process.kill()
+        killed_at = time.time()
+        at_kill = sink.count - base
+        victim.process.wait(timeout=30)
+        ctx.log(f"kill -9 {victim.name} ({'the round owner' if max(owners) >= 1 else 'round owner unknown'}) "
+                f"with {at_kill:,} of {customers:,} emails sent, {killed_at - t0:.1f}s after the declaration")
+        # wait on the sink's counter (a reader polling meanwhile would load the broker), then for
+        # the repeats that may trail, then read the notices
+        done, why = wait_sink(sink, base + customers, timeout=min(ctx.max_wait, max(180.0, customers / 50)),
+                              stall=120, alive=survivor.alive)
+        waited_s = time.time() - killed_at
+        quiet(sink, seconds=5, limit=60)
+        cpu_shares = cpu.shares()
+        delivered = sink.count - base
+        notices = read_all(reader, inc, customers, timeout=120)
+        a = analyse_takeover(notices, killed_at=killed_at, declared_at=t0, expected=customers,
+                             sink_delivered=delivered, survivor_customers=held[1 - victim_i])
+        ctx.log(f"takeover: dead share {a['dead']['remaining_at_kill']:,} done {a['dead_share_done_s']}s after the "
+                f"kill (resumed after {a['dead']['resumed_s']}s), at the survivor's rate "
+                f"{a['dead_share_at_survivor_rate_s']}s; repeats {a['repeats_sink']} (sink) / "
+                f"{a['repeats_notices']} (notices); reached {a['reached']:,}/{customers:,}; cpu {cpu_shares}")
+        details = {"incident_id": inc, **load, "customers_held_before": held, "victim": victim.name,
+                   "victim_was_round_owner": max(owners) >= 1, "emails_at_kill": at_kill, "sink_delivered": delivered,
+                   "complete": done, "why_not": why, "waited_after_kill_s": waited_s, "cpu_share": cpu_shares, **a}
+        return takeover_rows(titles, a, details, ctx.concurrency, done, why, {"cpu_share": cpu_shares})
+    except Exception as exc:  # noqa: BLE001
+        ctx.log(f"scenario takeover failed: {exc!r}")
+        return [skipped(*t, f"error: {_short(exc)}", status=ERROR) for t in titles]
+    finally:
+        if producer is not None:
+            producer.close(timeout=5)
+        for thing in [reader, *workers, broker]:
+            if thing is not None:
+                ctx.procs.stop(thing)
+
+
+def takeover_rows(titles, a: dict, details: dict, concurrency: int, done: bool, why: str, cpu: dict) -> list[Row]:
+    dead, own = a["dead"], a["survivor"]
+    bound = 2 * concurrency
+    miss = "" if done and not a["missing"] else f"INCOMPLETE: {a['missing']:,} contacts not reached ({why}); "
+    split = {True: "checked with the survivor's outage_customers", False: "NOT matching the survivor's "
+             "outage_customers", None: "not checked"}[a["split_checked_with_survivor_customers"]]
+    if not dead["partitions"]:
+        miss += "the dead worker's partitions could not be told apart (no gap after the kill); "
+    after = a["dead_share_at_survivor_rate_after_takeover_s"]
+    note7a = (miss + f"kill -9 of {details['victim']}{' (the round owner)' if details['victim_was_round_owner'] else ''} "
+              f"at {details['emails_at_kill']:,} of {a['expected']:,} emails ({a['killed_after_s']:.1f}s after the "
+              f"declaration), left dead; its partitions {dead['partitions']} ({split}) had "
+              f"{dead['remaining_at_kill']:,} contacts left; the survivor resumed them after "
+              f"{_s(dead['resumed_s'])} and sent its own {own['remaining_at_kill']:,} meanwhile; reference = that share "
+              f"at the survivor's rate before the kill ({_r(a['survivor_rate_before_kill'])}; after the takeover "
+              f"{_r(a['survivor_rate_after_takeover'])}, which would give {_s(after)}); round done after "
+              f"{_s(a['round_done_s'])}; single-process workers" + _others(cpu))
+    return [
+        Row(titles[0][0], titles[0][1], "s", value=a["dead_share_done_s"] if dead["partitions"] else None,
+            reference=a["dead_share_at_survivor_rate_s"], reference_title="that share at the survivor's own rate",
+            target=Target("ratio", "<=", 2.0), note=note7a, details=details),
+        Row(titles[1][0], titles[1][1], "count", value=a["repeats_sink"], reference=bound,
+            reference_title=f"sends in flight, 2 × {concurrency} connections", target=Target("ratio", "<=", 1.0),
+            note=f"emails the sink accepted beyond one per contact ({details['sink_delivered']:,} for "
+                 f"{a['reached']:,} contacts); Message-IDs on the notices topic twice: {a['repeats_notices']}; "
+                 f"contacts with several Message-IDs: {a['customers_with_several_message_ids']}"),
+        Row(titles[2][0], titles[2][1], "count", value=a["reached"], reference=a["expected"],
+            reference_title="affected contacts", target=Target("ratio", ">=", 1.0),
+            note="contacts with a notice on the notices topic after the round"),
+    ]
+
+
+def _s(x: float | None) -> str:
+    return "—" if x is None else f"{x:.1f}s"
+
+
+def _r(x: float | None) -> str:
+    return "—" if x is None else f"{x:,.0f} emails/s"
+
+
+def quiet(sink: SmtpSink, seconds: float, limit: float) -> None:
+    """Wait until the sink has counted nothing new for ``seconds`` (at most ``limit``)."""
+    deadline = time.monotonic() + limit
+    last, since = sink.count, time.monotonic()
+    while time.monotonic() < deadline:
+        time.sleep(0.2)
+        if sink.count != last:
+            last, since = sink.count, time.monotonic()
+        elif time.monotonic() - since >= seconds:
+            return
+
+
+def read_all(reader: K.NoticeReader, incident_id: str, contacts: int, timeout: float) -> list:
+    """The incident's notices, read until every contact has one (or ``timeout``), then to the end."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        reader.poll(0.5)
+        if len({n.customer_id for n in reader.by_incident.get(incident_id, ())}) >= contacts and reader.caught_up():
+            break
+    return list(reader.by_incident.get(incident_id, ()))
 
 
 def settle(workers: list[Worker], seconds: float, timeout: float) -> None:

@@ -8,6 +8,8 @@ from datetime import datetime, timezone
 import pytest
 
 from bench import report as R
+from bench import takeover as TK
+from bench.kafkaio import Notice
 from bench.procs import parse_metrics, metric_sum
 
 
@@ -159,3 +161,60 @@ def test_delivery_text_says_whether_the_product_default_was_used():
     assert "unknown" in R.delivery_text(None, None)
     assert R.delivery_text(0, 1) == "OUTAGE_DELIVERY_PROCESSES=0 (no delivery helper)"
     assert R.delivery_text(2, 1) == "OUTAGE_DELIVERY_PROCESSES=2 (2 delivery helpers)"
+
+
+# -- row 7: what a kill -9 mid fan-out did (bench/takeover.py) ----------------------------------
+
+def _n(cid: str, p: int, at: float, nid: str | None = None) -> Notice:
+    return Notice("inc", "acknowledged", 1, at, None, cid, nid or f"<{cid}@x>", p)
+
+
+def _takeover_notices():
+    """Partitions 0, 1 on the survivor (10 emails/s each from t=100), 2, 3 on the dead worker
+    (killed at t=103 after sending 3 of its 8 each); the survivor resumes 2 and 3 at t=110."""
+    out = []
+    for p in (0, 1):
+        out += [_n(f"s{p}-{i}", p, 100.05 + i * 0.1) for i in range(80)]
+    for p in (2, 3):
+        out += [_n(f"d{p}-{i}", p, 100.5 + i) for i in range(3)]                 # before the kill
+        out += [_n(f"d{p}-{i}", p, 110.0 + (i - 3) * 0.5) for i in range(3, 8)]  # resumed
+    out.append(_n("d2-2", 2, 110.1))  # a repeat: sent before the kill, again after the takeover
+    return out
+
+
+def test_takeover_split_finds_the_partitions_that_went_silent_at_the_kill():
+    survivor, dead, resumed = TK.split_partitions(_takeover_notices(), killed_at=103.0)
+    assert survivor == {0, 1} and dead == {2, 3}
+    assert resumed[2] == pytest.approx(7.0) and resumed[0] < 0.1
+    # no gap after the kill (e.g. nothing was killed): nothing is called dead
+    steady = [_n(f"c{p}-{i}", p, 100 + i * 0.1) for p in range(4) for i in range(60)]
+    assert TK.split_partitions(steady, killed_at=103.0)[1] == set()
+
+
+def test_takeover_figures():
+    a = TK.analyse(_takeover_notices(), killed_at=103.0, declared_at=100.0, expected=176, sink_delivered=177,
+                   survivor_customers=160)
+    assert a["dead"]["partitions"] == [2, 3] and a["dead"]["remaining_at_kill"] == 10
+    assert a["dead"]["sent_before_kill"] == 6 and a["survivor"]["sent_before_kill"] == 60
+    assert a["dead_share_done_s"] == pytest.approx(9.0)          # last resumed email at t=112
+    assert a["dead"]["resumed_s"] == pytest.approx(7.0)
+    assert a["survivor_rate_before_kill"] == pytest.approx(20.0, rel=0.05)
+    assert a["dead_share_at_survivor_rate_s"] == pytest.approx(0.5, rel=0.05)   # 10 contacts at 20/s
+    assert a["split_checked_with_survivor_customers"] is True
+    assert a["reached"] == 176 and a["missing"] == 0
+    assert a["repeats_sink"] == 1 and a["repeats_notices"] == 1 and a["customers_with_several_message_ids"] == 0
+    assert TK.analyse(_takeover_notices(), killed_at=103.0, declared_at=100.0, expected=180,
+                      survivor_customers=150)["split_checked_with_survivor_customers"] is False
+
+
+def test_takeover_rows_verdicts():
+    from bench.rows import takeover_rows
+
+    a = TK.analyse(_takeover_notices(), killed_at=103.0, declared_at=100.0, expected=176, sink_delivered=177,
+                   survivor_customers=160)
+    details = {"victim": "t-worker-1", "victim_was_round_owner": True, "emails_at_kill": 66, "sink_delivered": 177}
+    titles = [("7a", "takeover", "s"), ("7b", "repeats", "count"), ("7c", "reached", "count")]
+    rows = [r.finish() for r in takeover_rows(titles, a, details, 8, True, "", {})]
+    assert [r.status for r in rows] == [R.FAIL, R.PASS, R.PASS]   # 9 s for a 0.5 s share: ratio 18
+    assert rows[0].ratio == pytest.approx(18.0, rel=0.05) and "[2, 3]" in rows[0].note
+    assert rows[1].value == 1 and rows[1].reference == 16

@@ -1,0 +1,100 @@
+"""What a ``kill -9`` in the middle of a fan-out did, from the ``notices`` topic (row 7). Pure code,
+unit-tested in tests/unit/test_bench_report.py.
+
+A notice is written to the partition of its customer, i.e. by the worker holding that partition;
+a worker killed with ``kill -9`` writes nothing after the kill, so the partitions it held are the
+ones that go silent at the kill until the survivor takes them over, while the survivor's own
+partitions go on at once. That gap tells the partitions apart (and the survivor's
+``outage_customers`` before the kill, when given, checks the split: every customer here is
+affected, so it must equal the customers notified on the survivor's partitions).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Iterable, Protocol
+
+from bench.report import rate
+
+
+class NoticeLike(Protocol):
+    customer_id: str
+    notice_id: str
+    partition: int
+    sent_at: float
+
+
+def split_partitions(notices: Iterable[NoticeLike], killed_at: float, min_gap: float = 1.0
+                     ) -> tuple[set[int], set[int], dict[int, float | None]]:
+    """(survivor's partitions, dead worker's partitions, seconds from the kill to each
+    partition's first notice after it). The partitions are split at the largest jump between
+    those delays; the dead worker's are the later ones, if that jump is at least ``min_gap``
+    seconds (else nothing tells them apart: all are called the survivor's). A partition with no
+    notice after the kill (finished before it) is the survivor's only if nothing else says."""
+    after: dict[int, float | None] = {}
+    for n in notices:
+        after.setdefault(n.partition, None)
+        if n.sent_at > killed_at:
+            d = n.sent_at - killed_at
+            if after[n.partition] is None or d < after[n.partition]:
+                after[n.partition] = d
+    resumed = sorted((d, p) for p, d in after.items() if d is not None)
+    best, cut = 0.0, None
+    for i in range(len(resumed) - 1):
+        jump = resumed[i + 1][0] - resumed[i][0]
+        if jump > best:
+            best, cut = jump, i + 1
+    if cut is None or best < min_gap:
+        return set(after), set(), after
+    dead = {p for _, p in resumed[cut:]}
+    return set(after) - dead, dead, after
+
+
+def analyse(notices: list[NoticeLike], *, killed_at: float, declared_at: float, expected: int,
+            sink_delivered: int | None = None, survivor_customers: float | None = None) -> dict:
+    """The takeover's figures (times in seconds; ``*_at`` epoch seconds, like ``sent_at``)."""
+    first: dict[str, NoticeLike] = {}
+    ids_of: dict[str, set[str]] = {}
+    for n in sorted(notices, key=lambda n: n.sent_at):
+        first.setdefault(n.customer_id, n)
+        ids_of.setdefault(n.customer_id, set()).add(n.notice_id)
+    survivor_parts, dead_parts, resume = split_partitions(notices, killed_at)
+    held = Counter(n.partition for n in first.values())
+    on_survivor = sum(held[p] for p in survivor_parts)
+    split_ok = None if survivor_customers is None or not dead_parts else on_survivor == round(survivor_customers)
+
+    def share(parts: set[int]) -> dict:
+        before = sorted(n.sent_at for n in first.values() if n.partition in parts and n.sent_at <= killed_at)
+        after = sorted(n.sent_at for n in first.values() if n.partition in parts and n.sent_at > killed_at)
+        return {"partitions": sorted(parts), "customers": len(before) + len(after), "sent_before_kill": len(before),
+                "remaining_at_kill": len(after), "rate_before_kill": rate(before),
+                "done_s": after[-1] - killed_at if after else None,
+                "resumed_s": after[0] - killed_at if after else None}
+
+    own, dead = share(survivor_parts), share(dead_parts)
+    resumed_at = killed_at + dead["resumed_s"] if dead["resumed_s"] is not None else None
+    after_takeover = sorted(n.sent_at for n in first.values() if resumed_at is not None and n.sent_at >= resumed_at)
+    remaining = dead["remaining_at_kill"]
+    rate_before = own["rate_before_kill"]
+    counts = Counter(n.notice_id for n in notices)
+    reached = len(first)
+    return {
+        "expected": expected, "reached": reached, "missing": max(0, expected - reached),
+        "sent_before_kill": own["sent_before_kill"] + dead["sent_before_kill"],
+        "survivor": own, "dead": dead, "partition_resumed_s": resume,
+        "split_checked_with_survivor_customers": split_ok, "survivor_customers_before_kill": survivor_customers,
+        # the measurement and its reference
+        "dead_share_done_s": dead["done_s"],
+        "dead_share_at_survivor_rate_s": remaining / rate_before if remaining and rate_before else None,
+        "survivor_rate_before_kill": rate_before,
+        "survivor_rate_after_takeover": rate(after_takeover),
+        "dead_share_at_survivor_rate_after_takeover_s":
+            remaining / rate(after_takeover) if remaining and rate(after_takeover) else None,
+        "round_done_s": max(n.sent_at for n in first.values()) - declared_at if first else None,
+        "killed_after_s": killed_at - declared_at,
+        # repeats: emails beyond one per contact (the sink counts every email it accepted; one
+        # contact per customer here), and Message-IDs recorded more than once on the notices topic
+        "repeats_sink": sink_delivered - reached if sink_delivered is not None else None,
+        "repeats_notices": sum(c - 1 for c in counts.values() if c > 1),
+        "customers_with_several_message_ids": sum(1 for ids in ids_of.values() if len(ids) > 1),
+    }
