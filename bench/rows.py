@@ -675,7 +675,7 @@ def scenario_takeover(ctx: Ctx) -> list[Row]:
     the round: from the kill until the survivor has sent what the dead worker had not (7a),
     against the time that share takes at the survivor's own rate before the kill; the emails
     sent twice (7b); every contact reached (7c)."""
-    titles = [("7a", "takeover after kill -9: dead worker's remaining share sent", "s"),
+    titles = [("7a", "kill -9 mid fan-out: dead worker's share sent", "s"),
               ("7b", "emails repeated after the kill -9", "count"),
               ("7c", "contacts reached after the kill -9", "count")]
     if ctx.sink is None:
@@ -729,9 +729,9 @@ def scenario_takeover(ctx: Ctx) -> list[Row]:
         notices = read_all(reader, inc, customers, timeout=120)
         a = analyse_takeover(notices, killed_at=killed_at, declared_at=t0, expected=customers,
                              sink_delivered=delivered, survivor_customers=held[1 - victim_i])
-        ctx.log(f"takeover: dead share {a['dead']['remaining_at_kill']:,} done {a['dead_share_done_s']}s after the "
-                f"kill (resumed after {a['dead']['resumed_s']}s), at the survivor's rate "
-                f"{a['dead_share_at_survivor_rate_s']}s; repeats {a['repeats_sink']} (sink) / "
+        ctx.log(f"takeover: dead share {a['dead']['remaining_at_kill']:,} done {_s(a['dead_share_done_s'])} after the "
+                f"kill (resumed after {_s(a['dead']['resumed_s'])}), at the survivor's rate "
+                f"{_s(a['dead_share_at_survivor_rate_s'])}; repeats {a['repeats_sink']} (sink) / "
                 f"{a['repeats_notices']} (notices); reached {a['reached']:,}/{customers:,}; cpu {cpu_shares}")
         details = {"incident_id": inc, **load, "customers_held_before": held, "victim": victim.name,
                    "victim_was_round_owner": max(owners) >= 1, "emails_at_kill": at_kill, "sink_delivered": delivered,
@@ -761,7 +761,8 @@ def takeover_rows(titles, a: dict, details: dict, concurrency: int, done: bool, 
               f"at {details['emails_at_kill']:,} of {a['expected']:,} emails ({a['killed_after_s']:.1f}s after the "
               f"declaration), left dead; its partitions {dead['partitions']} ({split}) had "
               f"{dead['remaining_at_kill']:,} contacts left; the survivor resumed them after "
-              f"{_s(dead['resumed_s'])} and sent its own {own['remaining_at_kill']:,} meanwhile; reference = that share "
+              f"{_s(dead['resumed_s'])} and sent its own {own['remaining_at_kill']:,} meanwhile (done after "
+              f"{_s(own['done_s'])}); reference = that share "
               f"at the survivor's rate before the kill ({_r(a['survivor_rate_before_kill'])}; after the takeover "
               f"{_r(a['survivor_rate_after_takeover'])}, which would give {_s(after)}); round done after "
               f"{_s(a['round_done_s'])}; single-process workers" + _others(cpu))
