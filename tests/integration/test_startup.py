@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.conftest import API_TOKEN, http
+from tests.integration.test_recovery import _metric, _until
 
 N = 400                  # customers; every 4th uses the incident's (component, region)
 AFFECTED = {f"s{i:04d}" for i in range(N) if i % 4 == 0}
@@ -22,24 +23,6 @@ def _customer(cid: str, region: str) -> dict:
     return {"customer_id": cid, "name": f"Customer {cid}", "locale": "en", "timezone": "UTC",
             "contacts": [{"email": f"{cid}@example.com", "name": f"C {cid}"}],
             "services": [{"component": "api", "region": region}]}
-
-
-def _metric(worker, name: str) -> float | None:
-    status, text = worker.get("/metrics")
-    assert status == 200
-    for line in str(text).splitlines():
-        if line.startswith(name + " "):
-            return float(line.split()[1])
-    return None
-
-
-async def _until(predicate, timeout: float, what: str) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        await asyncio.sleep(0.25)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def _declare(worker) -> str:

@@ -334,16 +334,22 @@ async def test_a_plan_that_breaks_does_not_stop_the_sender():
     assert sorted(m.rcpt for m in h.mailer.sent) == ["a@x.example.com", "c@y.example.com"]
 
 
-async def test_a_newer_round_replaces_the_queued_one_and_each_contact_is_acknowledged_once():
-    h, gate = gated_harness(concurrency=2)
+def recording(h: Harness) -> list[tuple[str, str, int]]:
+    """(email, kind, seq) of every notice ``h``'s sender records, in order."""
     sent: list[tuple[str, str, int]] = []
     record = h.record
 
-    async def recording(job, p, at):
+    async def recorded(job, p, at):
         sent.append((job.email, job.kind, job.seq))
         await record(job, p, at)
 
-    h.sender._record = recording
+    h.sender._record = recorded
+    return sent
+
+
+async def test_a_newer_round_replaces_the_queued_one_and_each_contact_is_acknowledged_once():
+    h, gate = gated_harness(concurrency=2)
+    sent = recording(h)
     cs = customers([f"u{i}@d{i}.example.com" for i in range(10)])
     first = jobs_for(cs)
     second = jobs_for(cs, scheduled=True)             # the holding update, decided before the first is out
@@ -375,14 +381,7 @@ async def test_refresh_drops_a_job_a_newer_round_has_reached():
 
 async def test_a_job_for_a_recipient_whose_send_is_under_way_waits_for_its_outcome():
     h, gate = gated_harness(concurrency=4)
-    sent: list[tuple[str, str, int]] = []
-    record = h.record
-
-    async def recording(job, p, at):
-        sent.append((job.email, job.kind, job.seq))
-        await record(job, p, at)
-
-    h.sender._record = recording
+    sent = recording(h)
     cs = customers(["a@x.example.com"])
     await h.sender.submit(jobs_for(cs), 0, key=("inc-1", 1))
     await wait_for(lambda: sum(h.sender._in_flight.values()) == 1)
