@@ -197,12 +197,7 @@ def load_customers(bootstrap: str, prefix: str, customers: list[dict]) -> None:
 
 
 def declare(worker, **fields) -> str:
-    body = {"severity": "major", "status": "investigating", "title": {"en": "API errors", "ja": "APIのエラー"},
-            "message": {"en": "We are investigating.", "ja": "調査しております。"},
-            "components": ["api"], "regions": ["ap-northeast-1"], "update_interval_seconds": 3600, **fields}
-    status, out = http("POST", worker.url + "/api/incidents", body, token=API_TOKEN)
-    assert status == 201, out
-    return out["incident_id"]
+    return declare_event(worker, **fields)["incident_id"]
 
 
 async def ready(*procs, timeout: float = 90.0) -> None:
