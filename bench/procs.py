@@ -21,7 +21,7 @@ import threading
 import time
 from pathlib import Path
 
-from outage.embedded import EmbeddedBroker, free_port, wait_listening
+from devtools.embedded import EmbeddedBroker, free_port, wait_listening
 from outage.http import call
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -131,6 +131,21 @@ def children_of(pid: int) -> list[int]:
                         found.append(int(entry))
             except (OSError, ValueError, IndexError):
                 continue
+    return found
+
+
+def delivery_helpers_of(pid: int) -> int:
+    """How many of ``pid``'s children are delivery helpers (``python -m notifiers.delivery``); its
+    other children (e.g. multiprocessing's resource tracker) are not counted."""
+    found = 0
+    for child in children_of(pid):
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            continue
+        if b"notifiers.delivery" in argv:
+            found += 1
     return found
 
 

@@ -25,7 +25,7 @@ from typing import Any, Callable
 from bench import kafkaio as K
 from bench.data import COMPONENT, REGION, CustomerSet, declared, probe_region
 from bench.procs import (
-    Broker, CpuMeter, Processes, PySpy, SmtpSink, Unavailable, Worker, children_of, metric_sum, smtp_source,
+    Broker, CpuMeter, Processes, PySpy, SmtpSink, Unavailable, Worker, delivery_helpers_of, metric_sum, smtp_source,
 )
 from bench.report import (
     ERROR, SKIP, Row, Target, delivery_text, percentile, profile_summary, rate, skipped,
@@ -436,7 +436,7 @@ def scenario_one_worker(ctx: Ctx, want_fanout: bool, want_schedule: bool) -> lis
 
 
 def _worker_kind(ctx: Ctx, observed: int | None) -> str:
-    seen = f" ({observed} child process{'es' if observed != 1 else ''} seen)" if observed is not None else ""
+    seen = f" ({observed} seen running)" if observed is not None else ""
     return f"worker: {delivery_text(ctx.delivery_processes, ctx.default_helpers())}{seen}"
 
 
@@ -480,7 +480,7 @@ def fanout_rows(ctx: Ctx, worker: Worker, broker: Broker, reader, producer, pref
     big = run_round(ctx, [worker], broker, reader, producer, prefix, f"fanout-{uuid.uuid4().hex[:6]}",
                     affected, interval=3600, pyspy_out=pyspy_out)
     big["worker_rss_after_bytes"] = worker.rss()[0]
-    big["helpers_seen"] = len(children_of(worker.pid))
+    big["helpers_seen"] = delivery_helpers_of(worker.pid)
     big["delivery_processes"] = ctx.delivery_processes
     big["delivery_helpers_default"] = ctx.default_helpers()
     ctx.log(f"fan-out: {big['notices']:,}/{affected:,} notices, {big['rate'] or 0:,.0f} msg/s, first "
