@@ -1,6 +1,6 @@
 """Customers with an exactly known affected set, and the incident events of the bench.
 
-``outage.sample.generate_customers`` gives realistic customers, but it de-duplicates company
+``devtools.sample.generate_customers`` gives realistic customers, but it de-duplicates company
 names with a loop that grows with the count, so large sets are built from a pool of its
 customers: customer ``i`` copies pool entry ``i % pool`` under a new id, with ONE contact (a
 unique address under the same reserved domain) and with the incident's scope
@@ -16,7 +16,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
-from outage.sample import generate_customers
+from devtools.sample import generate_customers
 
 COMPONENT, REGION = "api", "ap-northeast-1"
 POOL = 5000

@@ -5,8 +5,8 @@
 - ``notifiers.message``: ``build_message(...) -> bytes`` (multipart/alternative, CRLF);
 - ``notifiers.smtp``: ``SmtpPool`` (pooled SMTP, one attempt per send), the ``Mailer`` interface and
   the ``MemoryMailer`` fake;
-- ``notifiers.notice``: one notice job composed into bytes; ``notifiers.capture``: the local
-  mail capture of ``outage dev``.
+- ``notifiers.notice``: one notice job composed into bytes. (The local mail capture of
+  ``outage dev`` is a development tool: ``devtools.capture``.)
 
 Nothing is imported here, so importing one module does not pull in the others.
 """

@@ -318,7 +318,11 @@ def _print(obj) -> None:
 
 def _run(args, settings: Settings) -> int:
     if args.command == "dev":
-        from outage.dev import run_dev
+        try:
+            from devtools.dev import run_dev
+        except ImportError as exc:  # installed without the development tools
+            raise CliError(f"outage dev needs the development tools ({exc.name} is missing): "
+                           "pip install 'outage-pipeline[dev]'") from None
         if not 1 <= args.workers <= 16:
             raise CliError("--workers: from 1 to 16")
         return run_dev(settings, sample=not args.no_sample, workers=args.workers)

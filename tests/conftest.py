@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from outage.embedded import EmbeddedBroker, free_port
+from devtools.embedded import EmbeddedBroker, free_port
 from outage.http import call
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -33,7 +33,7 @@ def broker(tmp_path_factory):
 @pytest.fixture
 async def smtp(tmp_path):
     """A real SMTP server (aiosmtpd) capturing every message, on free ports."""
-    from notifiers.capture import MailCapture
+    from devtools.capture import MailCapture
 
     capture = MailCapture(tmp_path / "mail", smtp_port=0, web_port=0)
     await capture.start()

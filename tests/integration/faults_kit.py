@@ -20,7 +20,7 @@ from email.policy import compat32
 import pytest
 from aiosmtpd.controller import Controller
 
-from outage.embedded import free_port
+from devtools.embedded import free_port
 from tests.conftest import API_TOKEN, http
 
 CONCURRENCY = 8  # OUTAGE_SMTP_CONCURRENCY of every worker here (the default, made explicit)

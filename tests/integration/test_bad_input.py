@@ -372,7 +372,7 @@ async def pipe(broker, tmp_path_factory):
     """One worker for the module, its SMTP capture, and every valid customer and bad record loaded."""
     from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 
-    from notifiers.capture import MailCapture
+    from devtools.capture import MailCapture
 
     tmp = tmp_path_factory.mktemp("bad_input")
     prefix = f"t{uuid.uuid4().hex[:8]}."

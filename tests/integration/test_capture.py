@@ -10,7 +10,7 @@ import aiohttp
 import aiosmtplib
 import pytest
 
-from notifiers.capture import INDEX_NAME, MailCapture
+from devtools.capture import INDEX_NAME, MailCapture
 
 pytestmark = pytest.mark.integration
 

@@ -24,7 +24,7 @@ import time
 
 import pytest
 
-from outage.embedded import EmbeddedBroker, free_port
+from devtools.embedded import EmbeddedBroker, free_port
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
     CONCURRENCY, declare, emails_of, every_one_once, faulty, load_customers, make_customers, ready, smtp_env,
     utc_now,

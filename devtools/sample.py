@@ -2,8 +2,8 @@
 
 The customers file is generated, deterministically, by this module::
 
-    python -m outage.sample > outage/data/sample_customers.jsonl          # the shipped 200
-    python -m outage.sample --count 100000 --seed 7 > var/customers.jsonl  # any size, for benchmarks
+    python -m devtools.sample > devtools/data/sample_customers.jsonl          # the shipped 200
+    python -m devtools.sample --count 100000 --seed 7 > var/customers.jsonl  # any size, for benchmarks
 
 Records follow the CONTRACT's ``outage.customers`` format. Every e-mail address is under a
 reserved domain (``example.com``, ``example.net``, ``example.org``, ``example.jp`` and their
@@ -232,7 +232,7 @@ def _services(rng: random.Random, tz: str, tier: str) -> list[dict[str, str]]:
 def iter_customers(path: Path | None = None) -> Iterator[dict[str, Any]]:
     """The records of a customers JSON lines file (default: the shipped sample)."""
     if path is None:
-        text = resources.files("outage").joinpath("data/sample_customers.jsonl").read_text("utf-8")
+        text = resources.files("devtools").joinpath("data/sample_customers.jsonl").read_text("utf-8")
     else:
         text = Path(path).read_text("utf-8")
     for line in text.splitlines():
@@ -246,7 +246,7 @@ def load_customers(path: Path | None = None) -> list[dict[str, Any]]:
 
 def load_incident() -> dict[str, Any]:
     """The demo ``declared`` incident (no event_id/incident_id/at: the API generates them)."""
-    return json.loads(resources.files("outage").joinpath("data/sample_incident.json").read_text("utf-8"))
+    return json.loads(resources.files("devtools").joinpath("data/sample_incident.json").read_text("utf-8"))
 
 
 def affected(customers: list[dict[str, Any]], components: list[str], regions: list[str] | None) -> list[dict[str, Any]]:
@@ -262,7 +262,7 @@ def affected(customers: list[dict[str, Any]], components: list[str], regions: li
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m outage.sample", description="Write sample customers as JSON lines.")
+    p = argparse.ArgumentParser(prog="python -m devtools.sample", description="Write sample customers as JSON lines.")
     p.add_argument("--count", type=int, default=DEFAULT_COUNT)
     p.add_argument("--seed", type=int, default=DEFAULT_SEED)
     p.add_argument("--output", "-o", type=Path, help="file to write (default: standard output)")

@@ -1,0 +1,10 @@
+"""Development tools, apart from what production runs (the ``dev`` extra).
+
+- ``devtools.embedded``: the embedded Tansu broker (memory only) and free loopback ports;
+- ``devtools.capture``: a local SMTP capture with an outbox page to read what was sent;
+- ``devtools.dev``: ``outage dev``, everything locally in one command;
+- ``devtools.sample``: sample customers and a demo incident (``devtools/data``).
+
+The production image installs the package without this extra, so it carries neither aiosmtpd
+nor the broker binary; ``outage dev`` says how to install them when they are missing.
+"""
