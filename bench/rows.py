@@ -752,10 +752,12 @@ def takeover_rows(titles, a: dict, details: dict, concurrency: int, done: bool, 
     dead, own = a["dead"], a["survivor"]
     bound = 2 * concurrency
     miss = "" if done and not a["missing"] else f"INCOMPLETE: {a['missing']:,} contacts not reached ({why}); "
-    split = {True: "checked with the survivor's outage_customers", False: "NOT matching the survivor's "
-             "outage_customers", None: "not checked"}[a["split_checked_with_survivor_customers"]]
+    split = {"customers": "told by the survivor's outage_customers and the gap after the kill",
+             "customers (not the gap)": "told by the survivor's outage_customers",
+             "gap": "told by the gap after the kill",
+             }.get(a["split"], "told by the gap after the kill, NOT matching the survivor's outage_customers")
     if not dead["partitions"]:
-        miss += "the dead worker's partitions could not be told apart (no gap after the kill); "
+        miss += "the dead worker's partitions could not be told apart; "
     after = a["dead_share_at_survivor_rate_after_takeover_s"]
     note7a = (miss + f"kill -9 of {details['victim']}{' (the round owner)' if details['victim_was_round_owner'] else ''} "
               f"at {details['emails_at_kill']:,} of {a['expected']:,} emails ({a['killed_after_s']:.1f}s after the "

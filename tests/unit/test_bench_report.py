@@ -200,11 +200,29 @@ def test_takeover_figures():
     assert a["dead"]["resumed_s"] == pytest.approx(7.0)
     assert a["survivor_rate_before_kill"] == pytest.approx(20.0, rel=0.05)
     assert a["dead_share_at_survivor_rate_s"] == pytest.approx(0.5, rel=0.05)   # 10 contacts at 20/s
-    assert a["split_checked_with_survivor_customers"] is True
+    assert a["split"] == "customers"
     assert a["reached"] == 176 and a["missing"] == 0
     assert a["repeats_sink"] == 1 and a["repeats_notices"] == 1 and a["customers_with_several_message_ids"] == 0
     assert TK.analyse(_takeover_notices(), killed_at=103.0, declared_at=100.0, expected=180,
-                      survivor_customers=150)["split_checked_with_survivor_customers"] is False
+                      survivor_customers=150)["split"] == "gap (NOT matching the survivor's customers)"
+
+
+def test_takeover_split_by_the_survivors_customers_when_one_of_its_own_partitions_waited():
+    """Measured: the survivor left its own partition 3 waiting 28 s after the kill while it sent
+    partition 1; the gap alone would call partition 3 the dead worker's."""
+    notices = [_n(f"s1-{i}", 1, 100.05 + i * 0.1) for i in range(80)]                 # sends on
+    notices += [_n(f"s3-{i}", 3, 100.0 + i * 0.5) for i in range(4)]                  # then waits
+    notices += [_n(f"s3-{i}", 3, 125.0 + i * 0.1) for i in range(4, 40)]
+    for p, count in ((0, 20), (2, 17)):
+        notices += [_n(f"d{p}-{i}", p, 100.5 + i) for i in range(3)]
+        notices += [_n(f"d{p}-{i}", p, 130.0 + i * 0.1) for i in range(3, count)]
+    assert TK.split_partitions(notices, killed_at=103.0)[1] == {0, 2, 3}            # the gap is wrong here
+    assert TK.split_by_customers({0: 20, 1: 80, 2: 17, 3: 40}, 120) == ({1, 3}, {0, 2})
+    assert TK.split_by_customers({0: 20, 1: 80, 2: 20, 3: 40}, 120) is None       # {1, 3} or {0, 1, 2}
+    a = TK.analyse(notices, killed_at=103.0, declared_at=100.0, expected=157, survivor_customers=120)
+    assert a["split"] == "customers (not the gap)"
+    assert a["dead"]["partitions"] == [0, 2] and a["survivor"]["partitions"] == [1, 3]
+    assert a["dead"]["remaining_at_kill"] == 31 and a["dead_share_done_s"] == pytest.approx(28.9)   # d0-19 at t=131.9
 
 
 def test_takeover_rows_verdicts():
