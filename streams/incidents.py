@@ -121,7 +121,8 @@ class IncidentDesk:
         # other incidents (its own queued notices are replaced by the new round)
         plans = pipe.plans_of(state.incident_id)
         audience = sum(plan.size() for plan in plans)
-        running = sum(plan.remaining() for plan in plans)    # the previous round, still being sent
+        # the previous round, still being sent: drawn from its plans and not finished, and not drawn yet
+        running = pipe.sender.drawn_for(state.incident_id) + sum(plan.remaining() for plan in plans)
         ahead = max(0, pipe.sender.depth - running)
         rate = pipe.sender.rate
         value = None if not rate.measured and pipe.sender.depth > 0 else rate.value   # None: being measured

@@ -102,6 +102,9 @@ class _Item:
         return self.job.incident_id, self.job.customer_id, self.job.recipient
 
 
+PARK_LIMIT = 1000   # jobs parked for one domain at its connection cap before the sender stops drawing
+
+
 def deadline_of(job: NoticeJob) -> float:
     """When the notice is due: the promise it keeps, else as soon as possible (its round's time)."""
     return deadline_of_round(job.round)
@@ -160,6 +163,7 @@ class Sender:
         self._busy_domains: Counter[str] = Counter()
         self._in_flight: Counter[int] = Counter()           # partition -> sends under way
         self._owed: Counter[int] = Counter()                # partition -> jobs not finished
+        self._owed_incident: Counter[str] = Counter()       # incident -> jobs drawn, not finished
         self._pending: set[str] = set()
         self._held: dict[int, list] = {}                    # partition -> items and sources set aside
         # (incident, customer, recipient) of each send under way, and the jobs for the same
@@ -187,6 +191,11 @@ class Sender:
         parts = set(partitions)
         return (sum(self._owed[p] for p in parts)
                 + sum(src.size() for src in self._sources if src.partition in parts))
+
+    def drawn_for(self, incident_id: str) -> int:
+        """The incident's notices drawn from its plans and not finished yet (queued, parked,
+        waiting for a retry, held or under way)."""
+        return self._owed_incident.get(incident_id, 0)
 
     async def stop(self, timeout: float = 30.0) -> None:
         """Finish the sends under way, give up the queued ones (their rounds replay), stop."""
@@ -346,7 +355,13 @@ class Sender:
             else:
                 return None
             if self._busy_domains[item.domain] >= self._domain_cap:
-                heapq.heappush(self._parked[item.domain], item)
+                parked = self._parked[item.domain]
+                heapq.heappush(parked, item)
+                if len(parked) >= PARK_LIMIT:
+                    # a domain at its cap with this much waiting: wait for one of its sends rather
+                    # than draw the rest of the plans into memory looking for other domains (an
+                    # audience mostly at one domain was drawn whole at once)
+                    return None
                 continue
             waiting = self._sending.get(item.recipient)
             if waiting is not None:
@@ -362,6 +377,7 @@ class Sender:
                     continue  # queued already (a replayed round): sent once, by the first
                 self._pending.add(job.message_id)
                 self._owed[source.partition] += 1
+                self._owed_incident[job.incident_id] += 1
                 source.batch.remaining += 1
                 return _Item(source.deadline, next(self._order), job, source.partition, source.batch,
                              key=source.key)
@@ -434,6 +450,9 @@ class Sender:
         self._owed[item.partition] -= 1
         if self._owed[item.partition] <= 0:
             del self._owed[item.partition]
+        self._owed_incident[item.job.incident_id] -= 1
+        if self._owed_incident[item.job.incident_id] <= 0:
+            del self._owed_incident[item.job.incident_id]
 
     def _retry_later(self, item: _Item, delay: float) -> None:
         """Send ``item`` again in ``delay`` seconds (what ``self.retry`` said); it stays owed

@@ -411,3 +411,29 @@ async def test_an_unreachable_server_pauses_every_send_instead_of_trying_each_qu
     await wait_for(lambda: done, timeout=15)
     await h.sender.stop()
     assert sorted(m.rcpt for m in h.mailer.sent) == sorted(j.email for j in jobs)
+
+
+async def test_one_domain_at_its_cap_is_not_drawn_whole_into_memory_and_its_notices_count_as_owed():
+    from streams.sender import PARK_LIMIT
+
+    h, gate = gated_harness(concurrency=4)
+    n = PARK_LIMIT + 500
+    jobs = jobs_for(customers([f"u{i}@one.example.com" for i in range(n)]))
+    drawn = []
+
+    class Plan:
+        round = jobs[0].round
+
+        def __iter__(self):
+            for job in jobs:
+                drawn.append(job)
+                yield job
+
+    await h.sender.submit(Plan(), 0, size=lambda: n - len(drawn))
+    await asyncio.sleep(0.1)
+    assert len(drawn) <= PARK_LIMIT + 4          # the in-flight sends and the parked ones, not all
+    assert h.sender.drawn_for("inc-1") == len(drawn) and h.sender.depth == n
+    gate.set()
+    await wait_for(lambda: len(h.ledger) == n, timeout=20)
+    await h.sender.stop()
+    assert h.sender.drawn_for("inc-1") == 0
