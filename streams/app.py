@@ -43,6 +43,9 @@ from streams.views import PartitionViews
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
+# a new round waits at most this long for its partition's customers to be read up to the
+# topic's end (customers produced just before the incident was declared are then notified)
+CUSTOMERS_CATCH_UP_SECONDS = 2.0
 
 
 def utc_now() -> datetime:
@@ -244,6 +247,9 @@ class Pipeline:
                     continue
                 self.latest[self._latest_key(p, rnd.incident_id)] = {"p": p, "round": rnd.model_dump(mode="json")}
                 self.promises.note(rnd)
+                if not await self.customers.caught_up(p, timeout=CUSTOMERS_CATCH_UP_SECONDS):
+                    log.warning("round %s #%d on partition %d planned before the customers were read to the "
+                                "topic's end", rnd.incident_id, rnd.seq, p)
                 await self.desk.on_round(p, rnd)
                 plan = await self._submit_round(p, rnd)
                 log.info("round %s #%d (%s) on partition %d: %d customers to visit, %.3fs after its decision",

@@ -190,6 +190,28 @@ class CustomerStore:
             return False, f"loading customers ({behind} records behind)"
         return True, "ok"
 
+    async def caught_up(self, p: int, timeout: float) -> bool:
+        """Wait until partition p has been read up to the end the topic has now (at most
+        ``timeout`` seconds): a round planned then sees every customer produced before it was
+        decided, although the customers and the rounds are read by different consumers."""
+        part, consumer = self._parts.get(p), self._consumer
+        if part is None or consumer is None:
+            return False
+        from aiokafka import TopicPartition
+
+        tp = TopicPartition(self.topic, p)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        try:
+            end = (await asyncio.wait_for(self._end_offsets(consumer, [tp]), timeout))[tp]
+        except Exception:  # noqa: BLE001 - not known now: plan with what is there
+            return False
+        while part.position < end:
+            if loop.time() > deadline or self._parts.get(p) is not part:
+                return False
+            await asyncio.sleep(0.01)
+        return True
+
     # -- assignment (awaited inside faust's rebalance: streams resume once this returns) ------
     async def rebalance(self, partitions: set[int]) -> None:
         """Hold exactly ``partitions``: keep what stays (nothing is re-read), close what went,
