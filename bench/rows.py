@@ -454,6 +454,15 @@ def _relative(delta: float) -> str:
     return f"started {abs(delta):.1f}s {'after' if delta > 0 else 'before'}"
 
 
+def _tear_down(ctx, producer, things) -> None:
+    """Close a scenario's producer and stop the processes it started (None: not started)."""
+    if producer is not None:
+        producer.close(timeout=5)
+    for thing in things:
+        if thing is not None:
+            ctx.procs.stop(thing)
+
+
 def _short(exc: BaseException) -> str:
     return (f"{type(exc).__name__}: {exc}".splitlines() or [""])[0][:200]
 
@@ -656,11 +665,7 @@ def scenario_two_workers(ctx: Ctx) -> list[Row]:
         ctx.log(f"scenario b failed: {exc!r}")
         return [skipped(*title, f"error: {_short(exc)}", status=ERROR)]
     finally:
-        if producer is not None:
-            producer.close(timeout=5)
-        for thing in [reader, *workers, broker]:
-            if thing is not None:
-                ctx.procs.stop(thing)
+        _tear_down(ctx, producer, [reader, *workers, broker])
 
 
 # -- row 7: takeover after kill -9 ----------------------------------------------------------------
@@ -741,11 +746,7 @@ def scenario_takeover(ctx: Ctx) -> list[Row]:
         ctx.log(f"scenario takeover failed: {exc!r}")
         return [skipped(*t, f"error: {_short(exc)}", status=ERROR) for t in titles]
     finally:
-        if producer is not None:
-            producer.close(timeout=5)
-        for thing in [reader, *workers, broker]:
-            if thing is not None:
-                ctx.procs.stop(thing)
+        _tear_down(ctx, producer, [reader, *workers, broker])
 
 
 def takeover_rows(titles, a: dict, details: dict, concurrency: int, done: bool, why: str, cpu: dict) -> list[Row]:
