@@ -152,7 +152,7 @@ class Sender:
         self.retry = retry
         # the server unreachable (no reply at all): every runner pauses, growing like one job's
         # retries, instead of trying each queued job in turn (a storm of tries and compositions)
-        self._unreachable = 0          # consecutive sends that got no reply
+        self._unreachable = 0          # consecutive pauses, each begun by a send that got no reply
         self._paused_until = 0.0
         self._rng = rng or random.Random()  # the jitter of the retries
         self._heap: list[_Item] = []                        # ready to send
@@ -506,9 +506,12 @@ class Sender:
             return True
         M.NOTICE_FAILURES.labels("temporary").inc()
         if result.code is None:   # no reply: the server, not this message; hold every send a while
-            self._unreachable += 1
-            self._paused_until = max(self._paused_until, time.monotonic()
-                                     + self.retry.delay(self._unreachable, self._rng.random))
+            moment = time.monotonic()
+            if moment >= self._paused_until:
+                # the first failure since the last pause ended: one more step of the pause (the
+                # sends that were under way with it fail too, and count as the same step)
+                self._unreachable += 1
+                self._paused_until = moment + self.retry.delay(self._unreachable, self._rng.random)
             self.rate.interrupt()  # an outage is not a slow rate
         item.attempts += 1
         age = time.monotonic() - item.first_try

@@ -437,3 +437,20 @@ async def test_one_domain_at_its_cap_is_not_drawn_whole_into_memory_and_its_noti
     await wait_for(lambda: len(h.ledger) == n, timeout=20)
     await h.sender.stop()
     assert h.sender.drawn_for("inc-1") == 0
+
+
+async def test_the_pause_grows_by_one_step_per_pause_not_per_send_that_failed_with_it():
+    down = [True]
+
+    def responder(mail_from, rcpt, data):
+        return SendResult("temporary", None, "connection refused") if down[0] else None
+
+    h = Harness(MemoryMailer(responder=responder), concurrency=8)
+    done = []
+    await h.sender.submit(jobs_for(customers([f"u{i}@d{i}.example.com" for i in range(40)])), 0,
+                          on_done=lambda: done.append(1))
+    await asyncio.sleep(2.5)                  # 8 sends fail at once, then a pause or two
+    assert h.sender._unreachable <= 3, "eight sends failing together counted as eight steps"
+    down[0] = False
+    await wait_for(lambda: done, timeout=10)  # back within a few seconds, not a minute
+    await h.sender.stop()
