@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install run test unit bench clean
+.PHONY: install kafka run test unit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -14,10 +14,14 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Apache Kafka's jars (pinned in devtools/kafka.py), fetched once with mvn into ~/.cache/outage
+kafka: install
+	$(BIN)/python -m devtools.kafka fetch
+
 run: install
 	$(BIN)/outage dev
 
-test: install
+test: install kafka
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 unit: install

@@ -21,11 +21,45 @@ ROOT = Path(__file__).resolve().parents[1]
 API_TOKEN = "test-token"
 
 
+BROKERS = ("tansu", "kafka")
+
+
+def pytest_addoption(parser):
+    parser.addoption("--broker", action="append", choices=BROKERS, dest="brokers",
+                     help="run the integration tests on this broker (repeatable; default: both, "
+                          "the embedded Tansu broker and Apache Kafka)")
+
+
+def pytest_generate_tests(metafunc):
+    # one integration suite, two brokers (getsentry/arroyo's contract tests): every test that
+    # uses a broker runs on each; tests of one broker's own behaviour ask for ``broker_kind``
+    if "broker_kind" in metafunc.fixturenames:
+        kinds = list(dict.fromkeys(metafunc.config.getoption("brokers") or BROKERS))
+        only = metafunc.definition.get_closest_marker("only_broker")
+        if only is not None:
+            kinds = [k for k in kinds if k in only.args]
+        metafunc.parametrize("broker_kind", kinds, scope="session")
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "only_broker(*kinds): run this test only on these brokers")
+
+
 @pytest.fixture(scope="session")
-def broker(tmp_path_factory):
-    """One embedded broker for the session (every test uses its own topic prefix)."""
+def broker(broker_kind, tmp_path_factory):
+    """One broker of each kind for the session (every test uses its own topic prefix): the
+    embedded Tansu broker, or a one-node Apache Kafka (KRaft) from its jars (devtools/kafka.py)."""
+    if broker_kind == "kafka":
+        from devtools.kafka import KafkaCluster
+
+        cluster = KafkaCluster(nodes=1, work_dir=tmp_path_factory.mktemp("kafka")).start()
+        cluster.kind = "kafka"
+        yield cluster
+        cluster.stop()
+        return
     log = tmp_path_factory.mktemp("broker") / "broker.log"
     b = EmbeddedBroker(log_path=log).start()
+    b.kind = "tansu"
     yield b
     b.stop()
 
@@ -47,7 +81,18 @@ def prefix():
 
 
 @pytest.fixture
-def base_env(broker, smtp, prefix, tmp_path):
+def topics(broker, prefix):
+    """The test's topics, created as the worker and the CLI create them (``ensure_topics``): on
+    Apache Kafka nothing is created by producing to it (the fixture's brokers do not auto-create),
+    so a record produced before the first worker starts lands in the intended partitions."""
+    from outage.settings import Settings
+    from streams.broker import ensure_topics
+
+    return ensure_topics(Settings(broker=broker.bootstrap, topic_prefix=prefix, partitions=4))
+
+
+@pytest.fixture
+def base_env(broker, smtp, prefix, tmp_path, topics):
     """Settings of one test's pipeline, as environment variables (what a worker process reads)."""
     return {
         "OUTAGE_BROKER": broker.bootstrap,
@@ -65,6 +110,9 @@ def base_env(broker, smtp, prefix, tmp_path):
         # README's setting for several workers per machine); test_delivery and test_first_notice
         # run them explicitly
         "OUTAGE_DELIVERY_PROCESSES": "0",
+        # Kafka's smallest session timeout (the embedded broker's profile already uses it): a
+        # killed worker's partitions move within seconds
+        "OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS": "6",
     }
 
 
@@ -146,7 +194,7 @@ def http(method: str, url: str, body: dict | None = None, token: str | None = No
 
 
 @pytest.fixture
-def produce(broker, prefix):
+def produce(broker, prefix, topics):
     """Factory: ``produce(topic_base, key, value_dict_or_bytes_or_None)`` to the test's topics."""
     from kafka import KafkaProducer
 
