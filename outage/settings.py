@@ -3,19 +3,21 @@
 Read from the environment once, at start (``Settings.from_env()``), validated, and passed
 in to whatever needs it. Nothing else in the code reads the environment.
 The variables are those of ../shared/CONTRACT.md, plus a few documented extras
-(``OUTAGE_PARTITIONS``, ``OUTAGE_WEB_HOST``, ``OUTAGE_BROKER_PROFILE`` and the schedule
-tuning knobs) that the contract leaves open.
+(``OUTAGE_PARTITIONS``, ``OUTAGE_WEB_HOST``, ``OUTAGE_BROKER_PROFILE``,
+``OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS`` and the schedule tuning knobs) that the contract leaves open.
 """
 
 from __future__ import annotations
 
 import os
 import secrets
+import ssl
 from enum import Enum
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -23,6 +25,18 @@ class SmtpTls(str, Enum):
     none = "none"
     starttls = "starttls"
     tls = "tls"
+
+
+KafkaSecurityProtocol = Literal["PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL"]
+SaslMechanism = Literal["PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"]
+
+
+def _kafka_error(template: str, **context) -> PydanticCustomError:
+    return PydanticCustomError("kafka_security", template, context)
+
+
+def _and(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
 class Settings(BaseSettings):
@@ -36,6 +50,19 @@ class Settings(BaseSettings):
     # Partition count for topics the worker creates. Existing topics keep theirs: the worker
     # adopts the customers topic's count so that everything stays co-partitioned with it.
     partitions: int = Field(default=4, ge=1, le=1024)
+    # replication factor of the topics the worker creates; None: min(3, brokers in the cluster)
+    # (always 1 on the embedded broker)
+    replication_factor: int | None = Field(default=None, ge=1, le=32)
+    # how long the group waits for a silent worker before its partitions move; None: the broker
+    # profile's (streams/broker.py); Apache Kafka accepts 6 to 1800 by default
+    broker_session_timeout_seconds: float | None = Field(default=None, ge=1, le=1800)
+
+    # secure connections to the brokers (every client: the workers, the command line, the admin)
+    kafka_security_protocol: KafkaSecurityProtocol = "PLAINTEXT"
+    kafka_sasl_mechanism: SaslMechanism | None = None
+    kafka_username: str | None = None
+    kafka_password: SecretStr | None = None
+    kafka_ca_file: Path | None = None   # None: the system's CA bundle
 
     smtp_host: str = "127.0.0.1"
     smtp_port: int = Field(default=1025, ge=1, le=65535)
@@ -75,10 +102,53 @@ class Settings(BaseSettings):
             raise ValueError("from 0 to 64, or auto")
         return n
 
-    @field_validator("api_token", "secret", "smtp_password", "smtp_username", mode="before")
+    @field_validator("api_token", "secret", "smtp_password", "smtp_username", "kafka_username",
+                     "kafka_password", "kafka_sasl_mechanism", "kafka_ca_file", "replication_factor",
+                     "broker_session_timeout_seconds", mode="before")
     @classmethod
     def _blank_is_unset(cls, v):
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("kafka_security_protocol", mode="before")
+    @classmethod
+    def _protocol_case(cls, v):
+        return v.strip().upper().replace("-", "_") if isinstance(v, str) else v
+
+    @field_validator("kafka_sasl_mechanism", mode="before")
+    @classmethod
+    def _mechanism_case(cls, v):
+        return v.strip().upper().replace("_", "-") if isinstance(v, str) else v
+
+    @model_validator(mode="after")
+    def _kafka_security(self) -> "Settings":
+        protocol = self.kafka_security_protocol
+        credentials = (("OUTAGE_KAFKA_SASL_MECHANISM", self.kafka_sasl_mechanism),
+                       ("OUTAGE_KAFKA_USERNAME", self.kafka_username), ("OUTAGE_KAFKA_PASSWORD", self.kafka_password))
+        if protocol.startswith("SASL_"):
+            missing = [name for name, value in credentials if value is None]
+            if missing:
+                raise _kafka_error("security protocol {protocol} (OUTAGE_KAFKA_SECURITY_PROTOCOL) needs {names}",
+                                   protocol=protocol, names=_and(missing))
+        else:
+            given = [name for name, value in credentials if value is not None]
+            if given:
+                raise _kafka_error("credentials set ({names}), but security protocol {protocol} sends none: set "
+                                   "OUTAGE_KAFKA_SECURITY_PROTOCOL to SASL_PLAINTEXT or SASL_SSL",
+                                   protocol=protocol, names=_and(given))
+        path = self.kafka_ca_file
+        if path is not None:
+            if not protocol.endswith("SSL"):
+                raise _kafka_error("a CA file (OUTAGE_KAFKA_CA_FILE) is set, but security protocol {protocol} "
+                                   "does not use TLS: set OUTAGE_KAFKA_SECURITY_PROTOCOL to SSL or SASL_SSL",
+                                   protocol=protocol)
+            if not path.is_file():
+                raise _kafka_error("the CA file {path} (OUTAGE_KAFKA_CA_FILE): no such file", path=str(path))
+            try:
+                ssl.create_default_context(cafile=str(path))
+            except (ssl.SSLError, OSError, ValueError) as exc:
+                raise _kafka_error("the CA file {path} (OUTAGE_KAFKA_CA_FILE) is not a PEM CA bundle ({reason})",
+                                   path=str(path), reason=type(exc).__name__) from None
+        return self
 
     @field_validator("broker")
     @classmethod

@@ -1,0 +1,37 @@
+"""The faust transport of the Kafka profile: faust's own aiokafka transport, with an idempotent producer.
+
+faust-streaming 0.15 asks for ``enable_idempotence`` only inside a transaction
+(``processing_guarantee="exactly_once"``, which the pipeline does not use: ../shared/NOTES.md), and
+has no setting for it otherwise. On Apache Kafka an idempotent producer costs nothing and keeps a
+retried batch from being written twice or out of order (``acks=all`` is faust's default,
+``producer_acks=-1``; idempotence requires it). The embedded Tansu broker cannot issue producer
+ids, so its profile keeps its own transport (``streams/tansu.py``).
+
+Selected only by the Kafka profile in ``streams/broker.py``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from faust.transport.drivers import TRANSPORTS
+from faust.transport.drivers import aiokafka as base
+
+SCHEME = "outage-kafka"
+PRODUCER_EXTRA = {"acks": "all", "enable_idempotence": True}
+
+
+class Producer(base.Producer):
+    def _settings_extra(self) -> Mapping[str, Any]:
+        # used by faust's producer and by its threaded producer alike
+        return {**super()._settings_extra(), **PRODUCER_EXTRA}
+
+
+class Transport(base.Transport):
+    Producer = Producer
+
+
+def register() -> str:
+    """Make ``outage-kafka://host:port`` a faust broker URL; returns the scheme."""
+    TRANSPORTS[SCHEME] = f"{__name__}:Transport"
+    return SCHEME
