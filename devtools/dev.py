@@ -1,6 +1,7 @@
 """``outage dev``: the embedded default, in one command.
 
-Starts the embedded broker (unless ``OUTAGE_BROKER`` is set), a local SMTP capture with an
+Starts the embedded broker (``--broker kafka``: Apache Kafka from its jars, devtools/kafka.py;
+neither when ``OUTAGE_BROKER`` is set), a local SMTP capture with an
 outbox page, loads the sample customers, starts one worker process (``--workers N``: N of them,
 on consecutive web ports, sharing the partitions) and prints the URLs. Ctrl-C stops everything
 it started, and only that.
@@ -11,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -64,8 +66,8 @@ def _wait_ready(url: str, worker: subprocess.Popen, timeout: float) -> None:
     print(f"the worker is not ready after {timeout:.0f}s; see its log", flush=True)
 
 
-def run_dev(settings: Settings, sample: bool = True, workers: int = 1) -> int:
-    return asyncio.run(_dev(settings, sample, workers))
+def run_dev(settings: Settings, sample: bool = True, workers: int = 1, kafka_nodes: int = 0) -> int:
+    return asyncio.run(_dev(settings, sample, workers, kafka_nodes))
 
 
 def _web_ports(first: int, n: int) -> list[int]:
@@ -75,14 +77,28 @@ def _web_ports(first: int, n: int) -> list[int]:
     return ports
 
 
-async def _dev(settings: Settings, sample: bool, n_workers: int = 1) -> int:
+async def _dev(settings: Settings, sample: bool, n_workers: int = 1, kafka_nodes: int = 0) -> int:
     from devtools.capture import MailCapture
     from outage.cli import import_customers
 
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
     broker = None
-    if not settings.broker:
+    what = "embedded, memory only"
+    if not settings.broker and kafka_nodes:
+        from devtools.kafka import KAFKA_VERSION, KafkaCluster
+
+        print(f"starting Apache Kafka {KAFKA_VERSION} ({kafka_nodes} node{'s' if kafka_nodes > 1 else ''}; "
+              f"its jars are fetched with mvn the first time)…", flush=True)
+        # a fresh cluster each time, as the embedded broker is (its ports change from run to run)
+        shutil.rmtree(data / "kafka", ignore_errors=True)
+        try:
+            broker = await asyncio.to_thread(KafkaCluster(nodes=kafka_nodes, work_dir=data / "kafka").start)
+        except RuntimeError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            return 1
+        what = f"Apache Kafka {KAFKA_VERSION}, logs and data in {data / 'kafka'}"
+    elif not settings.broker:
         broker = EmbeddedBroker(log_path=data / "broker.log").start()
     bootstrap = settings.broker or broker.bootstrap
     capture = MailCapture(data / "mail", smtp_port=_port_or_free(settings.smtp_port), web_port=_port_or_free(8025))
@@ -114,7 +130,7 @@ async def _dev(settings: Settings, sample: bool, n_workers: int = 1) -> int:
                          for i, port in enumerate(web_ports) if i)
         print(f"""
 outage dev is running (Ctrl-C stops everything):
-  broker        {bootstrap}{'  (embedded, memory only)' if broker else ''}
+  broker        {bootstrap}{f'  ({what})' if broker else ''}
   status page   {base}/status
   API           {base}/api/incidents   (token: {token})
   metrics       {base}/metrics

@@ -238,7 +238,7 @@ class KafkaCluster:
                 "-cp", self._classpath]
 
     def _format_command(self, node: Node) -> list[str]:
-        cmd = self._jvm(node) + ["kafka.tools.StorageTool", "format", "-t", self.cluster_id,
+        cmd = self._jvm(node) + ["kafka.tools.StorageTool", "format", f"--cluster-id={self.cluster_id}",
                                  "-c", str(node.config), "--ignore-formatted"]
         for name, password in self.scram_users.items():
             for mech in SCRAM_MECHANISMS:
