@@ -29,13 +29,15 @@ def _producer(settings: Settings):
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
+    from streams.broker import kafka_python_options, refusal
+
     if not settings.broker:
         raise CliError("OUTAGE_BROKER is not set: point it at the broker (outage dev prints the value)")
     try:
         return KafkaProducer(bootstrap_servers=settings.broker.split(","), acks="all", linger_ms=5,
-                             request_timeout_ms=15000, max_block_ms=15000)
+                             request_timeout_ms=15000, max_block_ms=15000, **kafka_python_options(settings))
     except KafkaError as exc:
-        raise CliError(f"cannot reach the broker at {settings.broker}: {exc}") from exc
+        raise CliError(refusal(settings) or f"cannot reach the broker at {settings.broker}: {exc}") from exc
 
 
 def _produce(settings: Settings, topic_base: str, records: list[tuple[str, bytes | None]]) -> None:
@@ -182,8 +184,19 @@ def read_incidents(settings: Settings, idle_seconds: float = 1.5) -> dict:
     if not settings.broker:
         raise CliError("OUTAGE_BROKER is not set")
     topic = TopicNames(settings.topic_prefix).name(INCIDENT_EVENTS)
-    consumer = KafkaConsumer(bootstrap_servers=settings.broker.split(","), enable_auto_commit=False,
-                             consumer_timeout_ms=int(idle_seconds * 1000))
+    from kafka.errors import KafkaError
+
+    from streams.broker import admin, kafka_python_options, refusal
+
+    try:   # as the producing commands do: a refusal ends it at once, an unreachable broker after 15 s
+        admin(settings, wait_seconds=15).close()
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.broker.split(","), enable_auto_commit=False,
+                                 consumer_timeout_ms=int(idle_seconds * 1000), **kafka_python_options(settings))
+    except KafkaError as exc:
+        raise CliError(refusal(settings) or f"cannot reach the broker at {settings.broker}: {exc}") from exc
     try:
         parts = consumer.partitions_for_topic(topic) or set()
         tps = [TopicPartition(topic, p) for p in sorted(parts)]
@@ -327,8 +340,12 @@ def _run(args, settings: Settings) -> int:
             raise CliError("--workers: from 1 to 16")
         return run_dev(settings, sample=not args.no_sample, workers=args.workers)
     if args.command == "worker":
+        from streams.broker import BrokerRefused
         from streams.worker import run_worker
-        run_worker(settings, loglevel=args.loglevel)
+        try:
+            run_worker(settings, loglevel=args.loglevel)
+        except BrokerRefused as exc:   # wrong credentials, an untrusted certificate: retrying cannot help
+            raise CliError(str(exc)) from None
         return 0
     if args.command == "customers":
         n = import_customers(settings, args.file)

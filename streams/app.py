@@ -92,7 +92,7 @@ class Pipeline:
             autodiscover=False,
             key_serializer="raw",
             value_serializer="raw",
-            **profile.faust,
+            **profile.faust_config(settings),   # session timeout, credentials (streams/broker.py)
         )
         app = self.app
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")

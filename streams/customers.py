@@ -462,7 +462,7 @@ def _text(raw: bytes | None) -> str | None:
 def customers_of(pipe) -> CustomerStore:
     """The pipeline's customer store, and the hook that ties its loading into faust's rebalance."""
     from streams import tansu
-    from streams.broker import TANSU, bootstrap
+    from streams.broker import TANSU, aiokafka_options, bootstrap
     from streams.tables import RebalanceHook, state_dir
 
     on_tansu = TANSU.scheme in {url.scheme for url in pipe.app.conf.broker}
@@ -478,7 +478,8 @@ def customers_of(pipe) -> CustomerStore:
     store = CustomerStore(bootstrap_servers=bootstrap(pipe.settings), topic=pipe.names.name(T.CUSTOMERS),
                           state_dir=state_dir(pipe.app) / "customers", dead_letter=dead_letter,
                           end_offsets=end_offsets,
-                          consumer_options={"fetch_max_wait_ms": tansu.FETCH_MAX_WAIT_MS} if on_tansu else {})
+                          consumer_options={**aiokafka_options(pipe.settings),
+                                            **({"fetch_max_wait_ms": tansu.FETCH_MAX_WAIT_MS} if on_tansu else {})})
     hook = RebalanceHook(pipe.app, name=T.CUSTOMERS_TABLE, beacon=pipe.app.tables.beacon, default=None,
                          partitions=pipe.partitions, key_type=str, value_type=None)
     hook.on_assigned = store.rebalance

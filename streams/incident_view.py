@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from domain.incident import IncidentState
 from streams import tansu
 from streams import topics as T
-from streams.broker import KAFKA, TANSU, BrokerProfile, bootstrap
+from streams.broker import KAFKA, TANSU, BrokerProfile, aiokafka_options, bootstrap
 
 if TYPE_CHECKING:  # pragma: no cover
     from streams.app import Pipeline
@@ -73,8 +73,10 @@ class IncidentView(Service):
     """incident_id -> latest ``IncidentState``, over every partition; follows the changelog."""
 
     def __init__(self, *, bootstrap_servers: list[str], topic: str, partitions: int,
-                 profile: BrokerProfile = KAFKA, client_id: str = "outage-incident-view", **kwargs) -> None:
+                 profile: BrokerProfile = KAFKA, client_id: str = "outage-incident-view",
+                 security: dict | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
+        self.security = dict(security or {})   # aiokafka_options() of the settings (streams/broker.py)
         self.bootstrap_servers = list(bootstrap_servers)
         self.topic = topic
         self.partitions = partitions
@@ -91,7 +93,8 @@ class IncidentView(Service):
     @classmethod
     def of(cls, pipe: "Pipeline", **kwargs) -> "IncidentView":
         return cls(bootstrap_servers=bootstrap(pipe.settings), topic=pipe.names.changelog(T.INCIDENTS_TABLE),
-                   partitions=pipe.partitions, profile=profile_of(pipe), **kwargs)
+                   partitions=pipe.partitions, profile=profile_of(pipe), security=aiokafka_options(pipe.settings),
+                   **kwargs)
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, incident_id: str) -> IncidentState | None:
@@ -143,7 +146,7 @@ class IncidentView(Service):
 
     def _new_consumer(self) -> AIOKafkaConsumer:
         options = dict(bootstrap_servers=self.bootstrap_servers, client_id=self.client_id, group_id=None,
-                       enable_auto_commit=False, auto_offset_reset="earliest")
+                       enable_auto_commit=False, auto_offset_reset="earliest", **self.security)
         if self.profile is TANSU:
             options["fetch_max_wait_ms"] = tansu.FETCH_MAX_WAIT_MS   # it answers a waiting fetch late
         return AIOKafkaConsumer(**options)
