@@ -290,7 +290,7 @@ def ensure_topics(settings: Settings, client=None) -> int:
             if not meta.get("error_code"):
                 name = meta.get("name") or meta.get("topic")
                 existing[name] = len(meta.get("partitions") or [])
-                replicas[name] = min((len(p.get("replicas") or []) for p in meta.get("partitions") or []), default=0)
+                replicas[name] = min((len(p.get("replica_nodes") or []) for p in meta.get("partitions") or []), default=0)
         partitions = existing.get(names.name(T.CUSTOMERS)) or settings.partitions
         wanted = {names.name(base): partitions for base in T.CO_PARTITIONED}
         wanted[names.name(T.DEAD_LETTERS)] = 1

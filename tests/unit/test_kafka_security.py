@@ -289,7 +289,8 @@ def test_on_tansu_topics_keep_one_replica_and_no_replication_configs():
 def test_existing_topics_are_not_created_again():
     names = T.TopicNames("p.")
     everything = [names.name(b) for b in T.ALL] + [names.changelog(t) for t in T.TABLES]
-    topics = [{"error_code": 0, "topic": n, "partitions": [{"partition": 0, "replicas": [1, 2, 3]}]} for n in everything]
+    topics = [{"error_code": 0, "name": n, "partitions": [{"partition_index": 0, "replica_nodes": [1, 2, 3]}]}
+              for n in everything]
     client = FakeAdmin(3, topics=topics)
     assert B.ensure_topics(Settings(broker="127.0.0.1:9092", topic_prefix="p."), client) == 1
     assert client.created == []
@@ -303,3 +304,15 @@ def test_no_probe_without_security_or_when_nothing_answers():
     assert B.refusal(Settings(broker="127.0.0.1:9")) is None   # plaintext: nothing to refuse
     closed = f"127.0.0.1:{free_port()}"
     assert B.refusal(Settings(broker=closed, **SCRAM), timeout=5) is None   # unreachable is not refused
+
+
+def test_existing_topics_with_fewer_replicas_than_asked_are_named_in_a_warning(caplog):
+    names = T.TopicNames("p.")
+    everything = [names.name(b) for b in T.ALL] + [names.changelog(t) for t in T.TABLES]
+    topics = [{"error_code": 0, "name": n, "partitions": [{"partition_index": 0, "replica_nodes": [1]}]}
+              for n in everything]
+    with caplog.at_level("WARNING", logger="streams.broker"):
+        B.ensure_topics(Settings(broker="127.0.0.1:9092", topic_prefix="p.", replication_factor=3),
+                        FakeAdmin(3, topics=topics))
+    warned = [r.getMessage() for r in caplog.records if "replicas, OUTAGE_REPLICATION_FACTOR is 3" in r.getMessage()]
+    assert len(warned) == len(everything) and "topic p.customers has 1 replicas" in " ".join(warned)
