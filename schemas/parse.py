@@ -27,6 +27,20 @@ def parse_record(model: type[M], raw: bytes | str | None) -> M:
     Infinity included), JSON that is not an object, and anything ``model`` rejects.
     A leading UTF-8 byte-order mark is ignored.
     """
+    data = parse_object(raw)
+    try:
+        return model.model_validate(data)
+    except pydantic.ValidationError as exc:
+        raise record_error_from(exc) from None
+
+
+# one decoder for every record (``json.loads`` with an option builds a new one at each call)
+_DECODER = json.JSONDecoder(parse_constant=_reject_constant)
+
+
+def parse_object(raw: bytes | str | None) -> dict:
+    """The JSON object of one record value, before any model looks at it: ``parse_record``'s
+    first half, with the same errors (``RecordError``)."""
     if raw is None:
         raise RecordError("record has no value (tombstone)")
     size = len(raw) if isinstance(raw, bytes) else len(raw.encode("utf-8", "surrogatepass"))
@@ -41,7 +55,9 @@ def parse_record(model: type[M], raw: bytes | str | None) -> M:
     if not text.strip():
         raise RecordError("record is empty")
     try:
-        data = json.loads(text, parse_constant=_reject_constant)
+        if text.startswith("\ufeff"):  # what json.loads says of a second one
+            raise json.JSONDecodeError("Unexpected UTF-8 BOM (decode using utf-8-sig)", text, 0)
+        data = _DECODER.decode(text)
     except json.JSONDecodeError as exc:
         raise RecordError(f"invalid JSON at line {exc.lineno} column {exc.colno}: {exc.msg}") from None
     except ValueError as exc:  # NaN / Infinity
@@ -50,10 +66,7 @@ def parse_record(model: type[M], raw: bytes | str | None) -> M:
         raise RecordError("invalid JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise RecordError(f"expected a JSON object, got {_json_type(data)}")
-    try:
-        return model.model_validate(data)
-    except pydantic.ValidationError as exc:
-        raise record_error_from(exc) from None
+    return data
 
 
 def _json_type(value: object) -> str:
