@@ -251,6 +251,12 @@ def _parser() -> argparse.ArgumentParser:
     dev.add_argument("--no-sample", action="store_true", help="do not load the sample customers")
     dev.add_argument("--workers", type=int, default=1, metavar="N",
                      help="worker processes to start (each on the next web port; default 1)")
+    dev.add_argument("--broker", choices=["embedded", "kafka"], default="embedded", dest="dev_broker",
+                     help="the local broker: the embedded one (default, memory only) or Apache Kafka "
+                          "from its jars (fetched with mvn once; needs Java 17); ignored when "
+                          "OUTAGE_BROKER is set")
+    dev.add_argument("--kafka-nodes", type=int, choices=[1, 3], default=1, metavar="{1,3}",
+                     help="nodes of the local Apache Kafka (default 1)")
 
     worker = sub.add_parser("worker", help="run one stream-processing worker")
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
@@ -338,7 +344,8 @@ def _run(args, settings: Settings) -> int:
                            "pip install 'outage-pipeline[dev]'") from None
         if not 1 <= args.workers <= 16:
             raise CliError("--workers: from 1 to 16")
-        return run_dev(settings, sample=not args.no_sample, workers=args.workers)
+        return run_dev(settings, sample=not args.no_sample, workers=args.workers,
+                       kafka_nodes=args.kafka_nodes if args.dev_broker == "kafka" else 0)
     if args.command == "worker":
         from streams.broker import BrokerRefused
         from streams.worker import run_worker
