@@ -38,6 +38,7 @@ from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, de
 from schemas.common import localize
 from streams import metrics as M
 from streams.incident_view import IncidentView
+from streams.reach import BrokerReach
 
 if TYPE_CHECKING:  # pragma: no cover
     from streams.app import Pipeline
@@ -161,6 +162,8 @@ def register_pages(pipe: "Pipeline") -> None:
     settings = pipe.settings
     view = IncidentView.of(pipe)
     app.service(view)   # started with the app, stopped with it
+    reach = BrokerReach.of(pipe)   # whether any broker answers (streams/reach.py)
+    app.service(reach)
 
     def authorized(request) -> bool:
         if settings.api_token is None:
@@ -202,6 +205,8 @@ def register_pages(pipe: "Pipeline") -> None:
 
     async def produce(event) -> None:
         """The event on ``incident-events``, acknowledged by the broker."""
+        if not reach.reachable:   # refused now, rather than queued to go out after the client gave up
+            raise Refused(503, "the broker is unreachable; try again", retry_after_seconds=5)
         try:
             sent = await pipe.events_topic.send(key=event.incident_id.encode(),
                                                 value=event.model_dump_json().encode())
@@ -223,6 +228,8 @@ def register_pages(pipe: "Pipeline") -> None:
             ready, why = pipe.readiness()
             if ready and not view.caught_up:
                 ready, why = False, "reading every incident"
+            if ready and not reach.reachable:
+                ready, why = False, f"no broker has answered for {reach.silent_for():.0f}s"
             return self.json({"ready": ready, "reason": why}, status=200 if ready else 503)
 
     @app.page("/metrics")
