@@ -31,7 +31,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import TYPE_CHECKING, Callable, Iterable
 
 from pydantic import ValidationError
 
@@ -40,8 +40,12 @@ from schemas import RecordError, describe_validation_error
 from schemas.customer import parse_customer
 from streams import metrics as M
 from streams import topics as T
-from streams.tables import open_db
-from streams.views import StoredCustomer, customer_of_json
+
+if TYPE_CHECKING:
+    from streams.views import StoredCustomer
+
+# streams.tables (faust) and streams.views are imported where used: a helper process imports
+# this module for ``check_many`` and needs neither
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +71,10 @@ def decode_services(raw: bytes | None) -> list[tuple[str, str]]:
 
 
 def check(key: bytes | None, value: bytes | None) -> tuple:
-    """One customers record, judged: ``("put", customer_id, record JSON, services)``,
+    """One customers record, judged: ``("put", customer_id, record JSON, encoded services)``,
     ``("del", customer_id)`` for a tombstone, or ``("bad", reason)``. A pure function of the
-    record, so helper processes can run it (``check_many``) during a big load."""
+    record, so helper processes can run it (``check_many``) during a big load; only bytes and
+    strings, which cost little to pass between processes (a list of services pairs tripled it)."""
     if key is None:
         # the key decides the partition, and so the worker (streams/deadletter.py, record_key)
         what = "tombstone" if value is None else "record"
@@ -89,7 +94,7 @@ def check(key: bytes | None, value: bytes | None) -> tuple:
         return ("bad", str(exc))
     except ValidationError as exc:
         return ("bad", describe_validation_error(exc))
-    return ("put", customer_id, record, encode_services(services), services)
+    return ("put", customer_id, record, encode_services(services))
 
 
 def check_many(items: list[tuple[bytes | None, bytes | None]]) -> list[tuple]:
@@ -101,6 +106,8 @@ class Partition:
 
     def __init__(self, p: int, path: Path) -> None:
         self.p = p
+        from streams.tables import open_db
+
         self.db = open_db(path)
         raw = self.db.get(OFFSET_KEY)
         self.position = int(raw) if raw else 0   # next offset to read
@@ -154,6 +161,16 @@ class CustomerStore:
         self._pool = None                        # helper processes that validate during a big load
         self._preloaded: dict[int, int] = {}     # partitions indexed before the assignment: customers
         self.helpers = min(4, os.cpu_count() or 1)
+        self._decoded: dict[bytes, tuple[tuple[str, str], ...]] = {}   # encoded services -> pairs
+
+    def _services_of(self, raw: bytes) -> tuple[tuple[str, str], ...]:
+        """Decoded services, shared: customers have few different sets of services."""
+        services = self._decoded.get(raw)
+        if services is None:
+            if len(self._decoded) >= 1 << 16:
+                self._decoded.clear()
+            services = self._decoded[raw] = tuple(decode_services(raw))
+        return services
 
     # -- reads ------------------------------------------------------------------------------
     def index(self, p: int) -> CustomerIndex:
@@ -166,6 +183,8 @@ class CustomerStore:
         if part is None or customer_id not in part.index:
             return None
         raw = part.db.get(CUSTOMER + customer_id.encode())
+        from streams.views import customer_of_json
+
         return customer_of_json(raw) if raw else None
 
     def services(self, p: int, customer_id: str) -> list[tuple[str, str]]:
@@ -321,6 +340,24 @@ class CustomerStore:
             self._pool = ProcessPoolExecutor(self.helpers, mp_context=multiprocessing.get_context("spawn"))
             log.info("validating customers in %d helper processes while loading", self.helpers)
 
+    async def _warm_helpers(self, consumer) -> None:
+        """A cold start (nothing on disk) of a worker whose topic holds enough customers for its
+        load to want the helper processes: start them while the worker joins its group, as each
+        takes about a second to start (importing pydantic and the schemas)."""
+        from aiokafka import TopicPartition
+
+        try:
+            await asyncio.wait_for(consumer.topics(), 10)
+            tps = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or ())]
+            ends = await asyncio.wait_for(consumer.end_offsets(tps), 10) if tps else {}
+        except Exception:  # noqa: BLE001 - only a head start: the assignment decides again
+            log.debug("customers: not known how many records the topic holds", exc_info=True)
+            return
+        if sum(ends.values()) >= HELPERS_FROM and self._wanted is None and self._pool is None:
+            self._start_helpers()
+            for _ in range(self.helpers):   # each job started one more process (they start on demand)
+                self._pool.submit(check_many, [])
+
     def _stop_helpers(self) -> None:
         if self._pool is not None:
             self._pool.shutdown(wait=False, cancel_futures=True)
@@ -345,11 +382,16 @@ class CustomerStore:
                 for p, part in self._parts.items():
                     consumer.seek(TopicPartition(self.topic, p), part.position)
         self._started.set()
+        warming = None
+        if self._pool is None and self._wanted is None and not self._parts and self.helpers > 1:
+            warming = asyncio.get_running_loop().create_task(self._warm_helpers(consumer), name="customers-helpers")
         closing = False
         inflight: deque = deque()   # (partition, records, their judgement under way), in fetch order
         try:
             while True:
                 if not self._parts or not consumer.assignment():
+                    if self._pool is not None and self._wanted == set() and not inflight:
+                        self._stop_helpers()   # started ahead for a load that did not come
                     await asyncio.sleep(0.1)   # (aiokafka's getmany waits for an assignment)
                     continue
                 async with self._lock:
@@ -381,6 +423,8 @@ class CustomerStore:
             raise
         finally:
             self._started.clear()
+            if warming is not None:
+                warming.cancel()
             await consumer.stop()
             self._stop_helpers()
             if closing:  # the worker stops
@@ -432,7 +476,7 @@ class CustomerStore:
                     index.remove(cid, previous)
                     pending[cid] = None
                 continue
-            services = result[4]
+            services = self._services_of(result[3])
             batch.put(CUSTOMER + cid_bytes, result[2])
             batch.put(SERVICES + cid_bytes, result[3])
             index.put(cid, services, previous or ())
