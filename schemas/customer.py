@@ -55,6 +55,9 @@ class Customer(Record):
     * ``contacts`` and ``services`` may be null or absent (= none); repeats are dropped,
       keeping the first (contacts compare by e-mail address, case-insensitively), so nobody
       gets the same notice twice.
+
+    ``plain_customer`` below gives this model's result for plain records without it: a change
+    here needs the same change there (tests/unit/test_customers.py compares the two).
     """
 
     customer_id: Id
