@@ -117,20 +117,28 @@ class Partition:
 
     async def build_index(self) -> int:
         """The index from what the database holds (a restart reads nothing else for it)."""
-        index, intern = self.index, sys.intern
-        it = self.db.iter()
-        it.seek(SERVICES)
+        intern = sys.intern
+        decoded: dict[bytes, tuple[tuple[str, str], ...]] = {}   # few different sets of services
+        groups: dict[tuple[tuple[str, str], ...], list[str]] = {}   # indexed in bulk (the index is empty)
+        items = self.db.items(from_key=SERVICES)
         n = 0
-        while it.valid():
-            key = it.key()
+        for key, raw in items:
             if not key.startswith(SERVICES):
                 break
-            index.put(intern(key[2:].decode()), decode_services(it.value()))
+            services = decoded.get(raw)
+            if services is None:
+                services = decoded[raw] = tuple(decode_services(raw))
+            group = groups.get(services)
+            if group is None:
+                group = groups[services] = []
+            group.append(intern(key[2:].decode()))
             n += 1
-            it.next()
             if not n % 20_000:
+                self.index.add_new(groups)
+                groups.clear()
                 await asyncio.sleep(0)   # a few ms at a time: the worker's other tasks go on
-        del it
+        self.index.add_new(groups)
+        del items
         return n
 
     def close(self) -> None:
@@ -455,7 +463,8 @@ class CustomerStore:
 
         batch = WriteBatch(raw_mode=True)
         index, p = part.index, part.p
-        pending: dict[str, list[tuple[str, str]] | None] = {}   # this batch's writes, for "previous"
+        pending: dict[str, tuple[tuple[str, str], ...] | None] = {}   # this batch's writes, for "previous"
+        new: dict[tuple[tuple[str, str], ...], list[str]] = {}   # customers new to the index, by services
         bad = []
         ok = 0
         for record, result in zip(records, results):
@@ -467,6 +476,21 @@ class CustomerStore:
                 continue
             cid = sys.intern(result[1])
             ok += 1
+            if what == "put" and cid not in index and cid not in pending:
+                # a customer not held yet (all of them at a cold start): indexed in bulk below
+                services = self._services_of(result[3])
+                cid_bytes = cid.encode()
+                batch.put(CUSTOMER + cid_bytes, result[2])
+                batch.put(SERVICES + cid_bytes, result[3])
+                group = new.get(services)
+                if group is None:
+                    group = new[services] = []
+                group.append(cid)
+                pending[cid] = services
+                continue
+            if new:   # the index first holds what came before this record in the batch
+                index.add_new(new)
+                new.clear()
             previous = (pending[cid] if cid in pending else self.services(p, cid)) if cid in index else None
             cid_bytes = cid.encode()
             if what == "del":
@@ -481,6 +505,7 @@ class CustomerStore:
             batch.put(SERVICES + cid_bytes, result[3])
             index.put(cid, services, previous or ())
             pending[cid] = services
+        index.add_new(new)
         last = records[-1].offset + 1
         if last > part.position:
             batch.put(OFFSET_KEY, str(last).encode())

@@ -216,3 +216,58 @@ def test_the_short_way_agrees_on_every_kind_of_character():
                        {**base, "customer_id": f"c{c}1"}):
             raw = json.dumps(record).encode()
             assert _short_way(raw) == _model_way(raw), repr(c)
+
+
+def test_the_index_follows_any_sequence_of_puts_and_deletes_in_any_batches(tmp_path):
+    """Customers new to the index are indexed in bulk; replacements and deletes, also of a customer
+    first seen in the same batch, must leave the index as the records say (and so a reopen)."""
+    import random
+
+    from domain.affected import CustomerIndex
+
+    rng = random.Random(7)
+    pairs = [(c, r) for c in ("api", "db", "web") for r in ("eu", "jp")]
+
+    async def dead_letter(**kwargs):
+        pass
+
+    async def run():
+        store = CustomerStore(bootstrap_servers=[], topic="t.customers", state_dir=tmp_path, dead_letter=dead_letter,
+                              end_offsets=None)
+        part = store._parts[0] = Partition(0, tmp_path / "customers-0.db")
+        truth: dict[str, set] = {}
+        offset = 0
+        for _ in range(30):
+            records = []
+            for _ in range(rng.randrange(1, 40)):
+                cid = f"c{rng.randrange(25)}"
+                if rng.random() < 0.25:
+                    records.append(_record(offset, cid.encode(), None))
+                    truth.pop(cid, None)
+                else:
+                    services = rng.sample(pairs, rng.randrange(0, 4))
+                    value = _customer(cid, services=[{"component": c, "region": r} for c, r in services])
+                    records.append(_record(offset, cid.encode(), json.dumps(value).encode()))
+                    truth[cid] = set(services)
+                offset += 1
+            await store._apply(part, records, [check(r.key, r.value) for r in records])
+            for c, r in pairs:
+                expected = {cid for cid, services in truth.items() if (c, r) in services}
+                assert part.index.affected(Scope.of([c], [r])) == expected
+            assert len(part.index) == len(truth)
+        part.close()
+        again = Partition(0, tmp_path / "customers-0.db")
+        assert await again.build_index() == len(truth)
+        for c, r in pairs:
+            assert again.index.affected(Scope.of([c], [r])) == \
+                {cid for cid, services in truth.items() if (c, r) in services}
+        again.close()
+        bulk, one_by_one = CustomerIndex(), CustomerIndex()
+        bulk.add_new({(("api", "eu"), ("db", "jp")): ["a", "b"], (): ["c"]})
+        for cid, services in (("a", [("api", "eu"), ("db", "jp")]), ("b", [("api", "eu"), ("db", "jp")]), ("c", [])):
+            one_by_one.put(cid, services)
+        for c, r in pairs:
+            assert bulk.affected(Scope.of([c], [r])) == one_by_one.affected(Scope.of([c], [r]))
+        assert len(bulk) == len(one_by_one) == 3 and "c" in bulk
+
+    asyncio.run(run())
