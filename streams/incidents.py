@@ -41,6 +41,12 @@ class IncidentDesk:
                     decision = keep_promise(state, tick.due, now, timedelta(seconds=tick.lead_seconds),
                                             timedelta(seconds=tick.send_seconds))
                     key = tick.incident_id
+                    late = (now - tick.due).total_seconds()
+                    if decision.round is not None and late > 0:
+                        M.PROMISES_LATE.inc()
+                        log.warning("incident %s: the round keeping the update promised for %s starts %.0fs "
+                                    "late; the next is promised for %s", key, tick.due.isoformat(), late,
+                                    decision.state.promised_at.isoformat())
                     if decision.stretched:
                         M.PROMISES_STRETCHED.inc()
                         log.warning("incident %s: its audience takes about %.0fs to reach at the measured send rate, "

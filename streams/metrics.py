@@ -36,6 +36,9 @@ CUSTOMERS = Gauge("outage_customers", "Customers held by this worker", registry=
 PROMISES_STRETCHED = Counter("outage_promises_stretched_total",
                              "Scheduled rounds whose next promise is later than one update interval, because the "
                              "audience takes longer than that to reach at the measured send rate", registry=REGISTRY)
+PROMISES_LATE = Counter("outage_promises_late_total",
+                        "Promised updates whose scheduled round was decided after the promised time (the brokers or "
+                        "the workers were down when it fell due)", registry=REGISTRY)
 ROUNDS_RESUMED = Counter("outage_rounds_resumed_total",
                          "Rounds still owed on a partition that this worker took up after a rebalance or restart",
                          registry=REGISTRY)

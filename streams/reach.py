@@ -49,7 +49,8 @@ class BrokerReach(Service):
         self.clock = clock
         self._last_answer = clock()   # from the start: not unreachable before a probe could tell
         self._client: AIOKafkaClient | None = None
-        self._down_since: float | None = None
+        self._down_since: float | None = None   # the last answer before the current outage
+        self._up_at: float | None = None        # when the last outage ended
 
     @classmethod
     def of(cls, pipe: "Pipeline", **kwargs) -> "BrokerReach":
@@ -64,11 +65,20 @@ class BrokerReach(Service):
     def reachable(self) -> bool:
         return self.silent_for() < self.after
 
+    def outage_within(self, seconds: float) -> bool:
+        """Whether the brokers were unreachable at some moment of the last ``seconds`` seconds (or
+        are now): a record decided that long ago may have waited for them, so its delay says
+        nothing of the pipeline's latency."""
+        if self._down_since is not None:
+            return True
+        return self._up_at is not None and self.clock() - self._up_at < seconds
+
     def answered(self) -> None:
         """A broker answered just now."""
         if self._down_since is not None:
             log.warning("the brokers answer again after %.0fs unreachable", self.clock() - self._down_since)
             self._down_since = None
+            self._up_at = self.clock()
         self._last_answer = self.clock()
 
     def check(self) -> None:

@@ -38,7 +38,6 @@ from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, de
 from schemas.common import localize
 from streams import metrics as M
 from streams.incident_view import IncidentView
-from streams.reach import BrokerReach
 
 if TYPE_CHECKING:  # pragma: no cover
     from streams.app import Pipeline
@@ -162,8 +161,7 @@ def register_pages(pipe: "Pipeline") -> None:
     settings = pipe.settings
     view = IncidentView.of(pipe)
     app.service(view)   # started with the app, stopped with it
-    reach = BrokerReach.of(pipe)   # whether any broker answers (streams/reach.py)
-    app.service(reach)
+    reach = pipe.reach   # whether any broker answers (streams/reach.py)
 
     def authorized(request) -> bool:
         if settings.api_token is None:

@@ -50,3 +50,16 @@ async def test_a_probe_of_a_closed_port_says_nobody_answered():
         port = s.getsockname()[1]   # bound, not listening: connections are refused
         reach = BrokerReach(bootstrap_servers=[f"127.0.0.1:{port}"], timeout=2.0)
         assert await reach.probe() is False
+
+
+def test_an_outage_is_within_a_delay_that_reaches_back_into_it():
+    clock = Clock()
+    reach = BrokerReach(bootstrap_servers=["127.0.0.1:1"], after=5.0, clock=clock)
+    assert not reach.outage_within(3600), "no outage yet"
+    clock.now += 30          # silent for 30 s: an outage under way
+    reach.check()
+    assert reach.outage_within(0.1)
+    reach.answered()         # back
+    clock.now += 2
+    assert reach.outage_within(32), "a round decided 32 s ago waited for the brokers"
+    assert not reach.outage_within(1.5), "a round decided after the outage ended did not"
