@@ -143,6 +143,25 @@ class NoticeReader:
         self.close()
 
 
+async def partitions_of(consumer, topic: str, timeout: float = 30.0) -> list:
+    """The partitions of ``topic`` for a started aiokafka consumer without a subscription. Tansu
+    answers the consumer's first metadata request with every topic; Apache Kafka only with the
+    topics asked for, so the topic is added to the client's metadata and fetched until known."""
+    import asyncio
+
+    from aiokafka import TopicPartition
+
+    deadline = time.monotonic() + timeout
+    while not consumer.partitions_for_topic(topic):
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"topic {topic} has no partitions in the metadata after {timeout:.0f}s")
+        consumer._client.add_topic(topic)       # tracked by the client's metadata from now on
+        await consumer._client.force_metadata_update()
+        if not consumer.partitions_for_topic(topic):
+            await asyncio.sleep(0.2)
+    return [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic))]
+
+
 def read_raw(bootstrap: str, topic: str, timeout: float = 600.0) -> tuple[int, float]:
     """Read every record of ``topic`` once with a plain aiokafka consumer (what the worker's
     customers reader does, minus validating and storing): (records, seconds). The reference of
@@ -159,7 +178,7 @@ def read_raw(bootstrap: str, topic: str, timeout: float = 600.0) -> tuple[int, f
                                     fetch_max_bytes=16 << 20, fetch_max_wait_ms=tansu.FETCH_MAX_WAIT_MS)
         await consumer.start()
         try:
-            tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
+            tps = await partitions_of(consumer, topic)
             consumer.assign(tps)
             ends = await tansu.end_offsets(consumer, tps)
             started = time.perf_counter()
