@@ -3,10 +3,17 @@
     python -m bench                 # the issue's full size (--scale 1.0); tens of minutes
     python -m bench --quick         # ~5 % of it, to check that everything works
     python -m bench --rows 1,2      # some rows only (2 and 4 also run the rows they compare with)
+    python -m bench --broker kafka  # rows 2-7 on Apache Kafka only (default: both, embedded then Kafka per scenario)
     python -m bench --py-spy /path/to/py-spy --rows 2,4 --scale 0.3   # profile a worker during the fan-outs
 
+Rows 2 to 7 run on each broker asked for (``--broker``): the embedded Tansu broker and a one-node
+Apache Kafka (KRaft, from its jars: devtools/kafka.py), a fresh one per scenario; each row's
+reference is measured on the same broker in the same run, except row 1's (raw SMTP, composing),
+which use no broker and are measured once. Each row of the JSON says its ``broker``; the table
+has one section per broker.
+
 Results: ``bench/results/<UTC timestamp>.json`` and ``bench/results/latest.json``; logs of every
-process in ``bench/results/<timestamp>-work/``. Exit status 0 when the bench ran (missed targets
+process in ``bench/results/<timestamp>-work/<broker>/``. Exit status 0 when the bench ran (missed targets
 are results, shown as FAIL), 1 on an error of the bench itself, 130 when interrupted;
 ``--strict`` also exits 1 when a target is missed.
 """
@@ -14,6 +21,7 @@ are results, shown as FAIL), 1 on an error of the bench itself, 130 when interru
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import platform
 import signal
@@ -45,6 +53,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="size relative to the issue's (1.0 = 100k-contact fan-out, 1M customers); default 1.0")
     p.add_argument("--quick", action="store_true", help="a quick run at --scale 0.05 (unless --scale is given)")
     p.add_argument("--rows", default=",".join(map(str, ALL_ROWS)), help="rows to run, e.g. 1,2,5 (default: all)")
+    p.add_argument("--broker", choices=("embedded", "kafka", "both"), default="both",
+                   help="the broker of rows 2-7: embedded (Tansu), kafka (Apache Kafka, one node) or both "
+                        "(default; each scenario on the embedded broker, then on Kafka)")
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("OUTAGE_SMTP_CONCURRENCY") or 8),
                    help="SMTP connections of the worker and of the raw reference (default OUTAGE_SMTP_CONCURRENCY or 8)")
     p.add_argument("--delivery-processes", type=int, default=_env_int("OUTAGE_DELIVERY_PROCESSES"),
@@ -76,6 +87,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     for row in sorted(wanted):
         wanted |= NEEDS.get(row, set())
     args.wanted = wanted
+    args.brokers = list(P.BROKERS) if args.broker == "both" else [args.broker]
     return args
 
 
@@ -130,9 +142,12 @@ def main(argv: list[str] | None = None) -> int:
                 py_spy=args.py_spy, seed=args.seed, max_wait=args.max_wait,
                 delivery_processes=args.delivery_processes)
     rows: list[R.Row] = []
+    failures: list[str] = []   # scenarios that failed as a whole (their rows are missing)
+    on: dict[str, B.Ctx] = {}  # the context of each broker's rows
     interrupted, error = False, None
     code_at_start = code_version()
-    log(f"rows {sorted(args.wanted)}, scale {args.scale:g}, SMTP concurrency {args.concurrency}, "
+    log(f"rows {sorted(args.wanted)} on {' and '.join(args.brokers)}, scale {args.scale:g}, "
+        f"SMTP concurrency {args.concurrency}, "
         f"rows 2 and 5: {R.delivery_text(args.delivery_processes, ctx.default_helpers())}, code "
         f"{code_at_start['commit']}{' + local changes' if code_at_start['modified'] else ''}; logs in {workdir}")
     try:
@@ -147,16 +162,30 @@ def main(argv: list[str] | None = None) -> int:
             log(f"SKIPPING the rows that need an SMTP sink: {exc}")
         if 1 in args.wanted:
             rows += B.row_references(ctx)
-        if 2 in args.wanted or 5 in args.wanted:
-            rows += B.scenario_one_worker(ctx, 2 in args.wanted, 5 in args.wanted)
-        if 4 in args.wanted:
-            rows += B.scenario_two_workers(ctx)
-        if 3 in args.wanted:
-            rows += B.scenario_million(ctx)
-        if 6 in args.wanted:
-            rows += B.scenario_startup(ctx)
-        if 7 in args.wanted:
-            rows += B.scenario_takeover(ctx)
+        on = {kind: ctx.for_broker(kind) for kind in args.brokers}
+        scenarios = [
+            (2 in args.wanted or 5 in args.wanted,
+             "one worker", lambda c: B.scenario_one_worker(c, 2 in args.wanted, 5 in args.wanted)),
+            (4 in args.wanted, "two workers", B.scenario_two_workers),
+            (3 in args.wanted, "a million customers", B.scenario_million),
+            (6 in args.wanted, "start-up", B.scenario_startup),
+            (7 in args.wanted, "takeover", B.scenario_takeover),
+        ]
+        for wanted, name, run in scenarios:
+            if not wanted:
+                continue
+            for kind, c in on.items():   # the same scenario on each broker, one after the other
+                log(f"scenario {name!r} on the {kind} broker")
+                try:
+                    got = run(c)
+                except (Exception, asyncio.CancelledError) as exc:  # noqa: BLE001 - e.g. a broker that did
+                    # not start, or an asyncio client cancelled inside a row: the rest goes on
+                    failures.append(f"{name} on {kind}: {(repr(exc).splitlines() or [''])[0][:300]}")
+                    log(f"scenario {name!r} on {kind} failed:\n{traceback.format_exc()}")
+                    continue
+                for r in got:
+                    r.broker = kind
+                rows += got
     except KeyboardInterrupt:
         interrupted = True
         log("interrupted: stopping everything the bench started")
@@ -174,15 +203,19 @@ def main(argv: list[str] | None = None) -> int:
     code_changed = code_at_end != code_at_start
     for r in rows:
         r.finish()
-    rows.sort(key=lambda r: (int(r.key[0]), r.key))
+    order = {kind: i for i, kind in enumerate(P.BROKERS)}
+    rows.sort(key=lambda r: (-1 if r.broker is None else order.get(r.broker, 99), int(r.key[0]), r.key))
     meta = {
         "started_at": started_at.isoformat(), "finished_at": datetime.now(timezone.utc).isoformat(),
         "duration_s": round(time.monotonic() - t_start, 1), "scale": args.scale, "quick": args.quick,
-        "rows_run": sorted(args.wanted), "smtp_concurrency": args.concurrency, "delivery_processes": args.delivery_processes,
+        "rows_run": sorted(args.wanted), "brokers": args.brokers, "broker_titles": {
+            k: P.BROKER_TITLES[k] for k in args.brokers}, "smtp_concurrency": args.concurrency, "delivery_processes": args.delivery_processes,
         "delivery_helpers_default": ctx.default_helpers(), "machine": machine(),
         "code": code_at_start, "code_at_end": code_at_end, "code_changed_during_run": code_changed,
         "sink": {"error": ctx.tools_error, "port": ctx.sink.port if ctx.sink else None},
-        "workdir": str(workdir), "references": ctx.refs, "interrupted": interrupted, "error": error,
+        "workdir": str(workdir), "references": {"no broker": ctx.refs, **{k: c.refs for k, c in on.items()}},
+        "summary_by_broker": {str(b): R.summary(rs) for b, rs in R.by_broker(rows, args.brokers)},
+        "interrupted": interrupted, "error": error or ("\n".join(failures) if failures else None),
         "cleanup_errors": cleanup_errors,
     }
     doc = R.clean(R.document(rows, meta=meta, profile=ctx.profiles or None))
@@ -195,7 +228,13 @@ def main(argv: list[str] | None = None) -> int:
           f"SMTP concurrency {args.concurrency}")
     if code_changed:
         print(f"WARNING: the code changed during the run (now {code_at_end['commit']}): rows may mix versions")
-    print(R.table(rows))
+    for kind, group in R.by_broker(rows, args.brokers):
+        print()
+        print(f"== {P.BROKER_TITLES.get(kind, kind) if kind else 'references (no broker)'} ==")
+        print(R.table(group))
+    if failures:
+        print()
+        print(f"FAILED scenarios (their rows are missing): {'; '.join(failures)}")
     for name, prof in ctx.profiles.items():
         print()
         print(f"{name}: {prof.get('note', '')}")
@@ -206,7 +245,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"clean-up errors: {cleanup_errors}", file=sys.stderr)
     if interrupted:
         return 130
-    if error:
+    if error or failures:
         return 1
     if args.strict and any(r.status in (R.FAIL, R.ERROR) for r in rows):
         return 1

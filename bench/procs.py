@@ -1,4 +1,5 @@
-"""The processes the bench starts — broker, SMTP sink, workers, py-spy — and their clean-up.
+"""The processes the bench starts — broker (embedded Tansu or Apache Kafka), SMTP sink, workers,
+py-spy — and their clean-up.
 
 Every process is registered in ``Processes`` as soon as it exists and stopped by
 ``Processes.stop_all()`` (newest first), which the CLI calls in a ``finally``: on success,
@@ -22,6 +23,7 @@ import time
 from pathlib import Path
 
 from devtools.embedded import EmbeddedBroker, free_port, wait_listening
+from devtools.kafka import KAFKA_VERSION, KafkaCluster
 from outage.http import call
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -323,12 +325,71 @@ def smtp_source(path: str, port: int, *, messages: int, sessions: int = 10, leng
 
 # -- the broker ------------------------------------------------------------------------------
 
+BROKERS = ("embedded", "kafka")
+BROKER_TITLES = {"embedded": "embedded broker (Tansu)",
+                 "kafka": f"Apache Kafka {KAFKA_VERSION} (one KRaft node, from its jars)"}
+
+
 class Broker(EmbeddedBroker):
     """The project's embedded Tansu broker, on a free port, registered for clean-up."""
+
+    kind = "embedded"
 
     @property
     def pid(self) -> int | None:
         return self.process.pid if self.process else None
+
+    def rss(self) -> int | None:
+        try:
+            return rss_bytes(self.pid)[0] if self.pid else None
+        except OSError:
+            return None
+
+
+class KafkaBroker:
+    """A one-node Apache Kafka (KRaft, broker and controller in one JVM) from its jars
+    (``devtools/kafka.py``), on free ports, registered for clean-up like ``Broker``: ``pid`` is
+    the JVM's (its CPU and RSS are the broker's). Its log stays in ``work_dir``; its data
+    (the topics) is removed when it stops."""
+
+    kind = "kafka"
+
+    def __init__(self, work_dir: Path, heap: str = "1g") -> None:
+        self.work_dir = work_dir
+        self.cluster = KafkaCluster(nodes=1, work_dir=work_dir, heap=heap)
+        self.started = False
+
+    @property
+    def bootstrap(self) -> str:
+        return self.cluster.bootstrap
+
+    @property
+    def log_path(self) -> Path | None:
+        return self.cluster.nodes[0].log_path if self.cluster.nodes else None
+
+    @property
+    def pid(self) -> int | None:
+        node = self.cluster.nodes[0] if self.cluster.nodes else None
+        return node.process.pid if node is not None and node.process is not None else None
+
+    def rss(self) -> int | None:
+        try:
+            return rss_bytes(self.pid)[0] if self.pid else None
+        except OSError:
+            return None
+
+    def start(self) -> "KafkaBroker":
+        self.started = True
+        self.cluster.start()       # stops what it started if it fails
+        return self
+
+    def stop(self) -> None:
+        if not self.started:
+            return
+        self.started = False
+        self.cluster.stop()        # exactly its own JVM (SIGTERM, SIGKILL after 30 s)
+        for node in self.cluster.nodes:
+            shutil.rmtree(node.directory / "data", ignore_errors=True)
 
 
 # -- workers ---------------------------------------------------------------------------------

@@ -52,6 +52,7 @@ class Row:
     status: str = INFO                # pass | fail | info | skip | error (set by finish())
     note: str = ""
     details: dict[str, Any] = field(default_factory=dict)
+    broker: str | None = None         # "embedded" or "kafka": the broker the row ran on (None: no broker)
 
     def finish(self) -> "Row":
         """Compute the ratio (if not given) and the verdict; a skipped/errored row keeps its status."""
@@ -168,6 +169,17 @@ def _cut(text: str, width: int) -> str:
 
 def summary(rows: Iterable[Row]) -> dict[str, int]:
     return dict(Counter(r.status for r in rows))
+
+
+def by_broker(rows: Iterable[Row], order: Iterable[str]) -> list[tuple[str | None, list[Row]]]:
+    """The rows grouped by the broker they ran on: first those on none (the references), then
+    each broker of ``order`` that has rows, each group in its rows' order."""
+    rows = list(rows)
+    groups = [(None, [r for r in rows if r.broker is None])]
+    groups += [(b, [r for r in rows if r.broker == b]) for b in order]
+    groups += [(b, [r for r in rows if r.broker == b]) for b in dict.fromkeys(r.broker for r in rows)
+               if b is not None and b not in order]
+    return [(b, rs) for b, rs in groups if rs]
 
 
 # -- JSON files ----------------------------------------------------------------------------------

@@ -1,5 +1,7 @@
 """The rows of the bench. Each scenario starts what it needs, registers it for clean-up, and stops
-it before the next scenario starts (a fresh broker each time: Tansu keeps everything in memory).
+it before the next scenario starts (a fresh broker each time: Tansu keeps everything in memory;
+a fresh one-node Apache Kafka likewise). Rows 2 to 7 run on the broker of their ``Ctx``
+(``Ctx.for_broker``); row 1, the references, uses no broker.
 
 Sizes at ``--scale 1.0`` (the issue's full size; every count is multiplied by the scale):
 - row 1: 20,000 raw sends; smtp-source 20,000 messages;
@@ -17,7 +19,7 @@ import os
 import statistics
 import time
 import uuid
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, Callable
@@ -25,7 +27,7 @@ from typing import Any, Callable
 from bench import kafkaio as K
 from bench.data import COMPONENT, REGION, CustomerSet, declared, probe_region
 from bench.procs import (
-    Broker, CpuMeter, Processes, PySpy, SmtpSink, Unavailable, Worker, delivery_helpers_of, metric_sum, smtp_source,
+    Broker, CpuMeter, KafkaBroker, Processes, PySpy, SmtpSink, Unavailable, Worker, delivery_helpers_of, metric_sum, smtp_source,
 )
 from bench.report import (
     ERROR, SKIP, Row, Target, delivery_text, percentile, profile_summary, rate, skipped,
@@ -54,6 +56,27 @@ class Ctx:
     max_wait: float = 1800.0            # upper bound of any single wait for a round of emails
     refs: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, dict] = field(default_factory=dict)  # py-spy summaries, by fan-out
+    broker_kind: str = "embedded"       # the broker rows 2 to 7 run on: "embedded" (Tansu) or "kafka"
+
+    def for_broker(self, kind: str) -> "Ctx":
+        """This context for the rows on one broker: its own work directory (worker data dirs of
+        the same name must not meet across brokers) and its own references (row 1's, measured
+        without a broker, are copied in); the py-spy summaries stay shared."""
+        workdir = self.workdir / kind
+        workdir.mkdir(parents=True, exist_ok=True)
+        return replace(self, broker_kind=kind, workdir=workdir, refs=dict(self.refs), profiles=self.profiles)
+
+    @property
+    def on_kafka(self) -> bool:
+        return self.broker_kind == "kafka"
+
+    def default_session_timeout(self) -> float | None:
+        """The workers' group session timeout on this broker with the product's defaults (its profile's)."""
+        try:
+            from streams.broker import KAFKA, TANSU
+            return (KAFKA if self.on_kafka else TANSU).faust.get("broker_session_timeout")
+        except Exception:  # noqa: BLE001 - the profiles moved: the note leaves it out
+            return None
 
     def n(self, full: int, minimum: int = 1) -> int:
         return max(minimum, round(full * self.scale))
@@ -83,9 +106,15 @@ class Ctx:
         except Exception:  # noqa: BLE001 - the setting moved: the table says "unknown"
             return None
 
-    def start_broker(self, name: str) -> Broker:
-        broker = self.procs.add(Broker(log_path=self.workdir / f"broker-{name}.log"))
+    def start_broker(self, name: str) -> Broker | KafkaBroker:
+        if self.on_kafka:
+            broker = self.procs.add(KafkaBroker(self.workdir / f"kafka-{name}"))
+        else:
+            broker = self.procs.add(Broker(log_path=self.workdir / f"broker-{name}.log"))
+        started = time.monotonic()
         broker.start()
+        self.log(f"{self.broker_kind} broker at {broker.bootstrap} (pid {broker.pid}), "
+                 f"up in {time.monotonic() - started:.1f}s")
         return broker
 
 
@@ -333,6 +362,7 @@ def run_round(ctx: Ctx, workers: list[Worker], broker: Broker, reader: K.NoticeR
     reached, why = wait_sink(sink, base + expected, timeout=timeout, alive=lambda: all(w.alive() for w in workers))
     t_end = time.time()
     cpu_shares = cpu.shares()
+    broker_rss = broker.rss()
     if spy is not None:
         ctx.procs.stop(spy)
     delivered = sink.count - base
@@ -350,7 +380,7 @@ def run_round(ctx: Ctx, workers: list[Worker], broker: Broker, reader: K.NoticeR
         "sink_first_s": sink_first - t0 if sink_first else None,
         "rate": rate(times),
         "e2e_rate": len(times) / (times[-1] - t0) if times else None,
-        "cpu_share": cpu_shares,
+        "cpu_share": cpu_shares, "broker_rss_bytes": broker_rss,
         "per_worker_sent": [metric_sum(m1, "outage_notices_sent_total") - metric_sum(m0, "outage_notices_sent_total")
                             for m0, m1 in zip(metrics0, metrics1)],
         "smtp_seconds_mean": _hist_mean(metrics0, metrics1, "outage_smtp_send_seconds"),
@@ -364,7 +394,7 @@ def run_round(ctx: Ctx, workers: list[Worker], broker: Broker, reader: K.NoticeR
             prof["seconds"] = round(spy.seconds, 1)
             prof["gil_busy_share"] = round(prof["samples"] / (spy.rate * spy.seconds), 3)
         prof["note"] = f"py-spy record of {workers[0].name} during the fan-out of {incident_id}"
-        ctx.profiles[pyspy_out.name.split(".")[0]] = prof
+        ctx.profiles[f"{pyspy_out.name.split('.')[0]} ({ctx.broker_kind})"] = prof
     return out
 
 
@@ -445,6 +475,11 @@ def _helpers_cpu(result: dict, name: str) -> str:
     return f" + its helpers {helpers}" if helpers is not None else ""
 
 
+def _broker_rss(result: dict) -> str:
+    rss = result.get("broker_rss_bytes")
+    return f" (RSS {rss / 1e6:,.0f} MB)" if rss else ""
+
+
 def _others(result: dict) -> str:
     others = (result.get("cpu_share") or {}).get("others")
     return f"; WARNING: other processes used {others:.2f} cores meanwhile" if others and others > 0.15 else ""
@@ -508,15 +543,15 @@ def fanout_rows(ctx: Ctx, worker: Worker, broker: Broker, reader, producer, pref
             note=miss + f"{affected:,} of {load['customers']:,} customers affected, one contact each; rate = (n-1)/"
                  f"(last-first) of the notices' sent_at; {_worker_kind(ctx, big.get('helpers_seen'))}; worker CPU "
                  f"{big['cpu_share'].get(worker.name)} cores{_helpers_cpu(big, worker.name)}, "
-                 f"broker {big['cpu_share'].get('broker')}" + _others(big),
+                 f"broker {big['cpu_share'].get('broker')}{_broker_rss(big)}" + _others(big),
             details=details),
         Row("2b", "first email, p50 of 3 one-contact incidents", "s",
             value=percentile(ok_probes, 50) if ok_probes else None, reference=floor["floor_s"],
             reference_title="2 Kafka hops + 1 SMTP send, bare", target=Target("value", "<", 1.0),
             note=f"declared event produced → notice sent_at, idle worker; a bare hop costs "
                  f"{floor['kafka_hop_s'] * 1000:.0f} ms with faust's fetch_max_wait_ms=1500 and "
-                 f"{floor['kafka_hop_fetch_wait_100ms_s'] * 1000:.0f} ms with 100 ms (the broker answers a "
-                 f"waiting fetch late)",
+                 f"{floor['kafka_hop_fetch_wait_100ms_s'] * 1000:.0f} ms with 100 ms"
+                 + ("" if ctx.on_kafka else " (the broker answers a waiting fetch late)"),
             details={"probes_s": probes, **floor}),
         Row("2c", "first email of the big fan-out", "s", value=big["first_s"],
             reference=percentile(ok_probes, 50) if ok_probes else None, reference_title="2b",
@@ -637,7 +672,9 @@ def scenario_two_workers(ctx: Ctx) -> list[Row]:
         complete = big["reached"] and big["notices"] >= affected
         ceiling = ctx.refs.get("ceiling")
         note = ("" if complete else f"INCOMPLETE: {big['notices']:,} of {affected:,} ({big['why_not']}); ") + \
-               f"per worker {big['per_worker_sent']}; CPU {big['cpu_share']}" + _others(big)
+               f"per worker {big['per_worker_sent']}; CPU {big['cpu_share']}" + \
+               (f"; broker RSS {big['broker_rss_bytes'] / 1e6:,.0f} MB" if big.get("broker_rss_bytes") else "") + \
+               _others(big)
         if ctx.py_spy:
             note += "; PROFILED with py-spy (worker 1; numbers perturbed)"
         if ceiling and big["rate"]:
@@ -671,6 +708,7 @@ def scenario_two_workers(ctx: Ctx) -> list[Row]:
 # -- row 7: takeover after kill -9 ----------------------------------------------------------------
 
 TAKEOVER_AT = 0.30   # share of the round's emails sent when one of the two workers is killed
+TAKEOVER_SESSION_TIMEOUT_KAFKA = 6   # the workers' OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS on Kafka (row 7 only)
 
 
 def scenario_takeover(ctx: Ctx) -> list[Row]:
@@ -694,6 +732,10 @@ def scenario_takeover(ctx: Ctx) -> list[Row]:
         load = load_customers(ctx, broker, prefix, CustomerSet(customers, customers, seed=ctx.seed))
         # several workers on one machine: no delivery helpers (the product's advice, and row 4's)
         env = ctx.worker_env(broker, prefix, delivery_processes=0)
+        if ctx.on_kafka:
+            # as the tests do (tests/conftest.py): Kafka's smallest session timeout, so the dead
+            # worker's partitions move within seconds (the Kafka profile's default is 30 s)
+            env["OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS"] = str(TAKEOVER_SESSION_TIMEOUT_KAFKA)
         timeout = min(ctx.max_wait, 180 + customers / 200)
         workers = [ctx.procs.add(Worker(env, ctx.workdir, f"t-worker-{i}")).start() for i in (1, 2)]
         for w in workers:
@@ -730,18 +772,33 @@ def scenario_takeover(ctx: Ctx) -> list[Row]:
         waited_s = time.time() - killed_at
         quiet(sink, seconds=5, limit=60)
         cpu_shares = cpu.shares()
+        broker_rss = broker.rss()
         delivered = sink.count - base
         notices = read_all(reader, inc, customers, timeout=120)
+        # On Kafka each worker also loads the customers of the partitions it keeps a standby of
+        # (the Kafka profile's standby replicas): a survivor holding every customer tells nothing
+        # about its partitions, which are then told by the gap after the kill alone.
+        survivor_held = held[1 - victim_i]
         a = analyse_takeover(notices, killed_at=killed_at, declared_at=t0, expected=customers,
-                             sink_delivered=delivered, survivor_customers=held[1 - victim_i])
+                             sink_delivered=delivered,
+                             survivor_customers=survivor_held if survivor_held < customers else None)
         ctx.log(f"takeover: dead share {a['dead']['remaining_at_kill']:,} done {_s(a['dead_share_done_s'])} after the "
                 f"kill (resumed after {_s(a['dead']['resumed_s'])}), at the survivor's rate "
                 f"{_s(a['dead_share_at_survivor_rate_s'])}; repeats {a['repeats_sink']} (sink) / "
                 f"{a['repeats_notices']} (notices); reached {a['reached']:,}/{customers:,}; cpu {cpu_shares}")
         details = {"incident_id": inc, **load, "customers_held_before": held, "victim": victim.name,
                    "victim_was_round_owner": max(owners) >= 1, "emails_at_kill": at_kill, "sink_delivered": delivered,
-                   "complete": done, "why_not": why, "waited_after_kill_s": waited_s, "cpu_share": cpu_shares, **a}
-        return takeover_rows(titles, a, details, ctx.concurrency, done, why, {"cpu_share": cpu_shares})
+                   "complete": done, "why_not": why, "waited_after_kill_s": waited_s, "cpu_share": cpu_shares,
+                   "broker_rss_bytes": broker_rss,
+                   "session_timeout_s": float(env.get("OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS") or 0)
+                   or ctx.default_session_timeout(), **a}
+        rows = takeover_rows(titles, a, details, ctx.concurrency, done, why, {"cpu_share": cpu_shares})
+        session = details["session_timeout_s"]
+        rows[0].note += (f"; broker {cpu_shares.get('broker')} cores" + _broker_rss(details)
+                         + (f"; group session timeout {session:g} s" if session else "")
+                         + (" (OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS, as the tests set it)"
+                            if "OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS" in env else " (the profile's default)"))
+        return rows
     except Exception as exc:  # noqa: BLE001
         ctx.log(f"scenario takeover failed: {exc!r}")
         return [skipped(*t, f"error: {_short(exc)}", status=ERROR) for t in titles]
@@ -868,12 +925,15 @@ def scenario_million(ctx: Ctx) -> list[Row]:
         loaded_s = time.monotonic() - started
         time.sleep(5)
         rss, hwm = worker.rss()
+        broker_rss = broker.rss()
         ctx.log(f"worker loaded {count:,} customers in {loaded_s:.0f}s; RSS {rss / 1e6:.0f} MB (peak {hwm / 1e6:.0f} MB)")
         rows.append(Row("3a", titles[0][1], "bytes", value=rss, reference=idle_rss, reference_title="same worker, empty",
                         target=Target("value", "<", 1.5 * GB),
                         note=f"{count:,} customers, {size / 1e6:.0f} MB of JSON on the topic; "
-                             f"{(rss - idle_rss) / count:,.0f} bytes per customer; peak (VmHWM) {hwm / 1e9:.2f} GB",
+                             f"{(rss - idle_rss) / count:,.0f} bytes per customer; peak (VmHWM) {hwm / 1e9:.2f} GB"
+                             + (f"; broker RSS {broker_rss / 1e6:,.0f} MB" if broker_rss else ""),
                         details={"rss": rss, "hwm": hwm, "idle_rss": idle_rss, "customers": count, "json_bytes": size,
+                                 "broker_rss_bytes": broker_rss,
                                  "bytes_per_customer": (rss - idle_rss) / count}))
         rows.append(Row("3c", titles[2][1], "/s", value=count / loaded_s, reference=count / produce_s,
                         reference_title="bench producing them", note="customers/s from the first record produced to "
@@ -967,8 +1027,11 @@ def scenario_startup(ctx: Ctx) -> list[Row]:
                     "OUTAGE_DELIVERY_PROCESSES": "0"})
         timeout = min(ctx.max_wait, 300 + customers / 1000)
 
+        meters: list[CpuMeter] = []
+
         def start() -> tuple[Worker, float]:
             w = ctx.procs.add(Worker(env, ctx.workdir, "d-worker")).start()   # same name: same data dir
+            meters[:] = [CpuMeter({w.name: w.pid, "broker": broker.pid})]
             seconds = w.wait_ready(timeout=timeout)
             held = metric_sum(w.metrics(), "outage_customers")
             if held != customers:
@@ -976,9 +1039,10 @@ def scenario_startup(ctx: Ctx) -> list[Row]:
             return w, seconds
 
         worker, cold_s = start()
-        rss = worker.rss()[0]
+        cold_cpu = meters[0].shares()
+        rss, broker_rss = worker.rss()[0], broker.rss()
         ctx.log(f"cold start: ready after {cold_s:.1f}s with {customers:,} customers ({customers / cold_s:,.0f}/s; "
-                f"RSS {rss / 1e6:.0f} MB)")
+                f"RSS {rss / 1e6:.0f} MB; cpu {cold_cpu})")
         ctx.procs.stop(worker)
         worker = None
         missed = [c for i, c in zip(range(changed), CustomerSet(customers, 0, seed=ctx.seed + 1))]
@@ -993,18 +1057,31 @@ def scenario_startup(ctx: Ctx) -> list[Row]:
         ctx.log(f"restart after kill -9: ready after {killed_s:.1f}s")
         details = {**load, "raw_read": {"records": raw_n, "seconds": raw_s}, "cold_s": cold_s,
                    "restart_s": restart_s, "restart_after_kill_s": killed_s, "changed_while_down": changed,
-                   "worker_rss_after_cold_bytes": rss}
+                   "worker_rss_after_cold_bytes": rss, "broker_rss_after_cold_bytes": broker_rss,
+                   "cpu_share_during_cold_start": cold_cpu}
+        kill_note = ""
+        if ctx.on_kafka:
+            session = ctx.default_session_timeout()
+            kill_note = (f"; Kafka keeps the killed member in the group until its session times out "
+                         f"({session:g} s, the Kafka profile's default)" if session else "")
         rows.append(Row("6a", titles[0][1], "/s", value=customers / cold_s, reference=raw_rate,
                         reference_title="the same topic read raw (aiokafka)", target=Target("value", ">=", 20_000),
                         note=f"{customers:,} customers, {load['bytes'] / 1e6:.0f} MB of JSON; empty data dir; "
-                             f"{cold_s:.1f}s from the process's start to /readyz 200 (group join included)",
+                             f"{cold_s:.1f}s from the process's start to /readyz 200 (group join included); "
+                             f"meanwhile worker {cold_cpu.get(worker.name)} cores"
+                             + (f" + its helpers {cold_cpu[worker.name + ' helpers']}"
+                                if cold_cpu.get(worker.name + " helpers") is not None else "")
+                             + f", broker {cold_cpu.get('broker')}"
+                             + (f" (RSS {broker_rss / 1e6:,.0f} MB)" if broker_rss else "")
+                             + f", machine {cold_cpu.get('machine')}" + _others({"cpu_share": cold_cpu}),
                         details=details))
         rows.append(Row("6b", titles[1][1], "s", value=restart_s, reference=cold_s, reference_title="cold start, 6a",
                         target=Target("ratio", "<=", 0.25),
                         note=f"SIGTERM, {changed:,} customers changed while down, started again with its data dir"))
         rows.append(Row("6c", titles[2][1], "s", value=killed_s, reference=cold_s, reference_title="cold start, 6a",
                         target=Target("ratio", "<=", 0.25),
-                        note=f"kill -9, {changed:,} customers written again while down, started again with its data dir"))
+                        note=f"kill -9, {changed:,} customers written again while down, started again with its "
+                             f"data dir{kill_note}"))
     except Exception as exc:  # noqa: BLE001
         ctx.log(f"scenario d failed: {exc!r}")
         done = {r.key for r in rows}
