@@ -6,8 +6,6 @@ from __future__ import annotations
 import asyncio
 import time
 
-import pytest
-
 from notifiers.smtp import MemoryMailer, SendResult
 from streams import sender as S
 from tests.unit.test_sender import Harness, customers, jobs_for, wait_for
