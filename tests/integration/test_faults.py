@@ -264,6 +264,8 @@ async def test_a_round_slower_than_its_interval_never_states_a_time_already_past
 # --------------------------------------------------------------------------- 5. broker unreachable
 
 
+@pytest.mark.only_broker("tansu")   # a late embedded broker on a chosen port; on Apache Kafka the
+# whole cluster unreachable and back is test_kafka_faults.py's
 async def test_a_worker_started_before_its_broker_waits_and_recovers(workers, faulty, prefix, tmp_path):
     customers = make_customers(6, tag="b")
     expected = emails_of(customers)
