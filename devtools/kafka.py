@@ -114,6 +114,7 @@ class Node:
     port: int             # PLAINTEXT listener (clients and other brokers)
     controller_port: int
     sasl_port: int | None
+    ssl_port: int | None
     directory: Path
     process: subprocess.Popen | None = field(default=None, repr=False)
 
@@ -134,13 +135,15 @@ class KafkaCluster:
     """One or three KRaft nodes on loopback; stops exactly the processes it started."""
 
     def __init__(self, nodes: int = 1, host: str = "127.0.0.1", work_dir: Path | None = None,
-                 scram_users: dict[str, str] | None = None, heap: str = "512m", log_level: str = "WARN",
+                 scram_users: dict[str, str] | None = None, tls: bool = False, heap: str = "512m",
+                 log_level: str = "WARN",
                  broker_config: dict[str, str] | None = None, ready_timeout: float = 90.0) -> None:
         if nodes < 1:
             raise ValueError("a cluster has at least one node")
         self.size = nodes
         self.host = host
         self.scram_users = dict(scram_users or {})
+        self.tls = tls
         self.heap = heap
         self.log_level = log_level
         self.broker_config = dict(broker_config or {})
@@ -155,6 +158,38 @@ class KafkaCluster:
     @property
     def bootstrap(self) -> str:
         return ",".join(f"{self.host}:{n.port}" for n in self.nodes)
+
+    @property
+    def ssl_bootstrap(self) -> str:
+        if not self.tls:
+            raise RuntimeError("this cluster has no SSL listener (start it with tls=True)")
+        return ",".join(f"{self.host}:{n.ssl_port}" for n in self.nodes)
+
+    @property
+    def ca_file(self) -> Path:
+        """The CA (made for this cluster) that signed the brokers' certificates."""
+        return self.work_dir / "tls" / "ca.pem"
+
+    def _make_certificates(self) -> None:
+        """A CA of this cluster's own and one broker certificate for 127.0.0.1 and localhost (openssl)."""
+        tls = self.work_dir / "tls"
+        tls.mkdir(parents=True, exist_ok=True)
+        (tls / "ext.cnf").write_text(f"subjectAltName=IP:{self.host},DNS:localhost\nbasicConstraints=CA:FALSE\n"
+                                     "keyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\n")
+        steps = [
+            ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", "ca.key", "-out", "ca.pem", "-days", "7",
+             "-subj", "/CN=outage test CA"],
+            ["req", "-newkey", "rsa:2048", "-nodes", "-keyout", "broker.key", "-out", "broker.csr",
+             "-subj", "/CN=localhost"],
+            ["x509", "-req", "-in", "broker.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
+             "-out", "broker.pem", "-days", "7", "-extfile", "ext.cnf"],
+        ]
+        for step in steps:
+            done = subprocess.run(["openssl", *step], cwd=tls, capture_output=True, text=True)
+            if done.returncode != 0:
+                raise RuntimeError(f"openssl {step[0]} failed: {done.stderr.strip()[-500:]}")
+        # Kafka's PEM key store: the private key (unencrypted PKCS#8) and the certificate chain
+        (tls / "broker-keystore.pem").write_text((tls / "broker.key").read_text() + (tls / "broker.pem").read_text())
 
     @property
     def sasl_bootstrap(self) -> str:
@@ -174,7 +209,10 @@ class KafkaCluster:
             d = self.work_dir / f"node-{i + 1}"
             (d / "data").mkdir(parents=True, exist_ok=True)
             self.nodes.append(Node(i + 1, free_port(self.host), free_port(self.host),
-                                   free_port(self.host) if self.scram_users else None, d))
+                                   free_port(self.host) if self.scram_users else None,
+                                   free_port(self.host) if self.tls else None, d))
+        if self.tls:
+            self._make_certificates()
         try:
             for node in self.nodes:
                 node.config.write_text(self._properties(node))
@@ -226,6 +264,12 @@ class KafkaCluster:
             for mech in SCRAM_MECHANISMS:
                 props[f"listener.name.sasl_plaintext.{mech.lower()}.sasl.jaas.config"] = (
                     "org.apache.kafka.common.security.scram.ScramLoginModule required;")
+        if self.tls:
+            listeners.append(f"SSL://{h}:{node.ssl_port}")
+            advertised.append(f"SSL://{h}:{node.ssl_port}")
+            protocols.append("SSL:SSL")
+            props["ssl.keystore.type"] = "PEM"
+            props["ssl.keystore.location"] = str(self.work_dir / "tls" / "broker-keystore.pem")
         props["listeners"] = ",".join(listeners)
         props["advertised.listeners"] = ",".join(advertised)
         props["listener.security.protocol.map"] = ",".join(protocols)

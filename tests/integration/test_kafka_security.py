@@ -141,3 +141,47 @@ def test_on_three_brokers_topics_get_three_replicas_and_two_in_sync(prefix):
         assert "cleanup.policy" not in configs[prefix + T.NOTICES]
     finally:
         cluster.stop()
+
+
+# -- TLS: a listener with a certificate from a CA the test makes (devtools/kafka.py, openssl) --------
+
+@pytest.fixture(scope="module")
+def kafka_tls():
+    if not shutil.which("openssl"):
+        pytest.skip("the test's CA is made with openssl, which is not installed here")
+    cluster = _start(nodes=1, tls=True)
+    yield cluster
+    cluster.stop()
+
+
+def ssl_env(cluster, ca_file=None) -> dict:
+    env = {"OUTAGE_BROKER": cluster.ssl_bootstrap, "OUTAGE_KAFKA_SECURITY_PROTOCOL": "SSL"}
+    if ca_file is not None:
+        env["OUTAGE_KAFKA_CA_FILE"] = str(ca_file)
+    return env
+
+
+async def test_a_worker_over_tls_verifies_the_brokers_with_the_ca_file_and_sends_the_first_notice(
+        kafka_tls, workers, smtp, prefix, tmp_path):
+    path = tmp_path / "customers.jsonl"
+    path.write_text("".join(json.dumps(c) + "\n" for c in CUSTOMERS))
+    env = ssl_env(kafka_tls, kafka_tls.ca_file)
+    done = cli({**env, "OUTAGE_TOPIC_PREFIX": prefix}, "customers", "import", str(path))
+    assert done.returncode == 0, done.stderr
+    worker = workers(env)
+    status, body = http("POST", worker.url + "/api/incidents", DECLARE, token=API_TOKEN)
+    assert status == 201, body
+    entries = await smtp.wait_for(3, timeout=60, incident=body["incident_id"])
+    assert sorted(e["recipients"][0] for e in entries) == ["dev@example.jp", "noc@example.com.au", "ops@example.jp"]
+    assert "broker profile kafka" in worker.log_tail(400)
+
+
+def test_a_broker_certificate_the_ca_did_not_sign_ends_the_command_with_one_line(kafka_tls, prefix):
+    # the system's CAs (no OUTAGE_KAFKA_CA_FILE) do not know the test's CA: the handshake fails
+    started = time.monotonic()
+    done = cli({**ssl_env(kafka_tls), "OUTAGE_TOPIC_PREFIX": prefix}, "incident", "list")
+    assert done.returncode == 2, (done.stdout, done.stderr)
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("outage: broker 127.0.0.1:"), lines
+    assert "certificate" in lines[0].lower(), lines
+    assert time.monotonic() - started < 30
