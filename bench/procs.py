@@ -110,6 +110,14 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK_TCK  # utime, stime (fields 14, 15)
 
 
+def reaped_children_cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of ``pid``'s children that have ended and been waited for
+    (e.g. a worker's pool of customer-validating helpers after a load)."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[13]) + int(fields[14])) / CLK_TCK  # cutime, cstime (fields 16, 17)
+
+
 def machine_busy_seconds() -> float | None:
     """CPU seconds (all cores) the whole machine has been busy, from /proc/stat."""
     try:
@@ -162,12 +170,20 @@ class CpuMeter:
         # a process's children (a worker's delivery helpers, started when first needed): a
         # child born meanwhile counts from zero
         self.k0 = {c: self._cpu(c) for p in self.pids.values() for c in children_of(p)}
+        self.r0 = {k: self._reaped(p) for k, p in self.pids.items()}
         self.m0 = machine_busy_seconds()
 
     @staticmethod
     def _cpu(pid: int) -> float | None:
         try:
             return cpu_seconds(pid)
+        except OSError:
+            return None
+
+    @staticmethod
+    def _reaped(pid: int) -> float | None:
+        try:
+            return reaped_children_cpu_seconds(pid)
         except OSError:
             return None
 
@@ -178,8 +194,12 @@ class CpuMeter:
             now, before = self._cpu(pid), self.c0.get(k)
             out[k] = None if now is None or before is None else round((now - before) / wall, 3)
             kids = [(c, self._cpu(c)) for c in children_of(pid)] if k != "bench" else []
-            if kids:
-                out[f"{k} helpers"] = round(sum(n - (self.k0.get(c) or 0.0) for c, n in kids if n is not None) / wall, 3)
+            # children that ended meanwhile count too (their CPU is the parent's cutime once reaped)
+            reaped_now, reaped_before = (self._reaped(pid), self.r0.get(k)) if k != "bench" else (None, None)
+            reaped = reaped_now - reaped_before if reaped_now is not None and reaped_before is not None else 0.0
+            if kids or reaped > 0:
+                out[f"{k} helpers"] = round((sum(n - (self.k0.get(c) or 0.0) for c, n in kids if n is not None)
+                                             + reaped) / wall, 3)
         m1 = machine_busy_seconds()
         if m1 is not None and self.m0 is not None:
             out["machine"] = round((m1 - self.m0) / wall, 3)
