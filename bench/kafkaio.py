@@ -54,9 +54,11 @@ def produce_customers(bootstrap: str, topic: str, customers: Iterable[dict], on_
     return count, size, time.perf_counter() - started
 
 
-def send_event(p, topic: str, key: str, value: dict) -> None:
-    p.send(topic, key=key.encode(), value=json.dumps(value, ensure_ascii=False).encode())
+def send_event(p, topic: str, key: str, value: dict) -> int:
+    """Produce one event and wait until it is written; returns its partition."""
+    future = p.send(topic, key=key.encode(), value=json.dumps(value, ensure_ascii=False).encode())
     p.flush(timeout=30)
+    return future.get(timeout=30).partition
 
 
 @dataclass(frozen=True, slots=True)
@@ -196,3 +198,33 @@ def read_raw(bootstrap: str, topic: str, timeout: float = 600.0) -> tuple[int, f
             await consumer.stop()
 
     return asyncio.run(run())
+
+
+def group_assignment(bootstrap: str, prefix: str, topic_base: str = T.ROUNDS) -> list[set[int]] | None:
+    """The partitions of ``<prefix><topic_base>`` each member of the workers' consumer group holds
+    (one set per member), from the group coordinator (DescribeGroups); None when the broker does
+    not tell (e.g. an answer without decodable assignments)."""
+    from kafka.admin import KafkaAdminClient
+
+    names = T.TopicNames(prefix)
+    topic = names.name(topic_base)
+    admin = KafkaAdminClient(bootstrap_servers=[bootstrap], request_timeout_ms=10000)
+    try:
+        group = admin.describe_groups([names.app_id]).get(names.app_id) or {}
+    except Exception:  # noqa: BLE001 - not every broker answers DescribeGroups usefully
+        return None
+    finally:
+        admin.close()
+    members = []
+    for member in group.get("members") or []:
+        assignment = member.get("member_assignment")
+        parts = assignment.get("assigned_partitions") if isinstance(assignment, dict) else None
+        if parts is None:
+            return None
+        held: set[int] = set()
+        for entry in parts:
+            name = entry.get("topic") if isinstance(entry, dict) else entry[0]
+            if name == topic:
+                held |= set(entry.get("partitions") if isinstance(entry, dict) else entry[1])
+        members.append(held)
+    return members or None

@@ -750,7 +750,8 @@ def scenario_takeover(ctx: Ctx) -> list[Row]:
         inc = f"takeover-{uuid.uuid4().hex[:6]}"
         cpu = CpuMeter({w.name: w.pid for w in workers} | {"broker": broker.pid, "sink": sink.pid})
         t0 = time.time()
-        K.send_event(producer, prefix + T.INCIDENT_EVENTS, inc, declared(inc, at=t0, interval=3600))
+        incident_partition = K.send_event(producer, prefix + T.INCIDENT_EVENTS, inc,
+                                          declared(inc, at=t0, interval=3600))
         at = base + round(TAKEOVER_AT * customers)
         reached, why = wait_sink(sink, at, timeout=min(ctx.max_wait, max(120.0, customers / 50)), poll=0.01,
                                  alive=lambda: all(w.alive() for w in workers))
@@ -759,6 +760,10 @@ def scenario_takeover(ctx: Ctx) -> list[Row]:
         owners = [metric_sum(w.metrics(), 'outage_rounds_total{trigger="declared"}') for w in workers]
         victim_i = 0 if owners[0] >= 1 else 1   # the round owner; worker 2 when neither tells
         victim, survivor = workers[victim_i], workers[1 - victim_i]
+        # who holds what, from the group's coordinator (None on Tansu): the victim, the round's
+        # owner, is the member holding the incident's partition
+        members = K.group_assignment(broker.bootstrap, prefix) if max(owners) >= 1 else None
+        victim_parts = next((m for m in members or () if incident_partition in m), None)
         victim.process.kill()
         killed_at = time.time()
         at_kill = sink.count - base
@@ -775,18 +780,20 @@ def scenario_takeover(ctx: Ctx) -> list[Row]:
         broker_rss = broker.rss()
         delivered = sink.count - base
         notices = read_all(reader, inc, customers, timeout=120)
-        # On Kafka each worker also loads the customers of the partitions it keeps a standby of
-        # (the Kafka profile's standby replicas): a survivor holding every customer tells nothing
-        # about its partitions, which are then told by the gap after the kill alone.
+        # A survivor whose outage_customers counts every customer (seen on Kafka, where both
+        # workers reported all of them) tells nothing about its partitions: they are then told
+        # by the gap after the kill alone.
         survivor_held = held[1 - victim_i]
         a = analyse_takeover(notices, killed_at=killed_at, declared_at=t0, expected=customers,
                              sink_delivered=delivered,
-                             survivor_customers=survivor_held if survivor_held < customers else None)
+                             survivor_customers=survivor_held if survivor_held < customers else None,
+                             dead_partitions=victim_parts)
         ctx.log(f"takeover: dead share {a['dead']['remaining_at_kill']:,} done {_s(a['dead_share_done_s'])} after the "
                 f"kill (resumed after {_s(a['dead']['resumed_s'])}), at the survivor's rate "
                 f"{_s(a['dead_share_at_survivor_rate_s'])}; repeats {a['repeats_sink']} (sink) / "
                 f"{a['repeats_notices']} (notices); reached {a['reached']:,}/{customers:,}; cpu {cpu_shares}")
         details = {"incident_id": inc, **load, "customers_held_before": held, "victim": victim.name,
+                   "incident_partition": incident_partition, "group_assignment_before_kill": members,
                    "victim_was_round_owner": max(owners) >= 1, "emails_at_kill": at_kill, "sink_delivered": delivered,
                    "complete": done, "why_not": why, "waited_after_kill_s": waited_s, "cpu_share": cpu_shares,
                    "broker_rss_bytes": broker_rss,
@@ -810,7 +817,10 @@ def takeover_rows(titles, a: dict, details: dict, concurrency: int, done: bool, 
     dead, own = a["dead"], a["survivor"]
     bound = 2 * concurrency
     miss = "" if done and not a["missing"] else f"INCOMPLETE: {a['missing']:,} contacts not reached ({why}); "
-    split = {"customers": "told by the survivor's outage_customers and the gap after the kill",
+    split = {"group": "as the group's coordinator had assigned them, and the gap after the kill agreed",
+             "group (not the gap)": "as the group's coordinator had assigned them (the gap after the kill "
+                                    "alone would have told otherwise)",
+             "customers": "told by the survivor's outage_customers and the gap after the kill",
              "customers (not the gap)": "told by the survivor's outage_customers",
              "gap": "told by the gap after the kill",
              }.get(a["split"], "told by the gap after the kill, NOT matching the survivor's outage_customers")

@@ -2,7 +2,8 @@
 unit-tested in tests/unit/test_bench_report.py.
 
 A notice is written to the partition of its customer, i.e. by the worker holding that partition.
-Which partitions the survivor held: those whose customers add up to its ``outage_customers``
+Which partitions the survivor held: as the group's coordinator assigned them, when the broker
+tells (Apache Kafka's DescribeGroups; Tansu does not); else those whose customers add up to its ``outage_customers``
 before the kill (every customer here is affected and gets one notice, so the notices count
 each partition's customers), when exactly one set of partitions does. Otherwise by the gap: a
 worker killed with ``kill -9`` writes nothing after the kill, so its partitions go silent until
@@ -62,8 +63,13 @@ def split_by_customers(held: dict[int, int], survivor_customers: float) -> tuple
 
 
 def analyse(notices: list[NoticeLike], *, killed_at: float, declared_at: float, expected: int,
-            sink_delivered: int | None = None, survivor_customers: float | None = None) -> dict:
-    """The takeover's figures (times in seconds; ``*_at`` epoch seconds, like ``sent_at``)."""
+            sink_delivered: int | None = None, survivor_customers: float | None = None,
+            dead_partitions: set[int] | None = None) -> dict:
+    """The takeover's figures (times in seconds; ``*_at`` epoch seconds, like ``sent_at``).
+
+    ``dead_partitions``: the killed worker's partitions as its consumer group's coordinator
+    assigned them just before the kill, when the broker tells (Apache Kafka does); they decide
+    the split, before the customers count and the gap."""
     first: dict[str, NoticeLike] = {}
     ids_of: dict[str, set[str]] = {}
     for n in sorted(notices, key=lambda n: n.sent_at):
@@ -72,7 +78,12 @@ def analyse(notices: list[NoticeLike], *, killed_at: float, declared_at: float, 
     survivor_parts, dead_parts, resume = split_partitions(notices, killed_at)
     held = Counter(n.partition for n in first.values())
     by_count = split_by_customers(held, survivor_customers) if survivor_customers is not None else None
-    if by_count is not None:
+    seen = set(resume)
+    told = set(dead_partitions or ()) & seen
+    if told and seen - told:
+        split = "group" if told == dead_parts else "group (not the gap)"
+        survivor_parts, dead_parts = seen - told, told
+    elif by_count is not None:
         split = "customers" if by_count == (survivor_parts, dead_parts) else "customers (not the gap)"
         survivor_parts, dead_parts = by_count
     elif dead_parts:
