@@ -456,3 +456,12 @@ def test_render_cache_says_exactly_what_render_says():
                                 unsubscribe_url=f"https://status.example.com/unsubscribe/t{len(contact)}?a=1&b=2")
         assert cache.render(c) == render_one(c), (kind, locale, contact, customer)
     assert len(cache._shapes) < 6 * 2 * len(names)  # shapes were shared
+
+
+@pytest.mark.parametrize("name", ["Silverline Retail Pte. Ltd.", "Example KK"])
+def test_a_customer_name_ending_in_a_full_stop_gets_no_second_one(name):
+    out = render(content(customer_name=name))
+    stated = f"a contact for {name}" + ("" if name.endswith(".") else ".")
+    for text in (out.text, plain(out.html)):
+        assert stated in text
+        assert f"{name}." not in text or not name.endswith("."), text
