@@ -7,6 +7,12 @@ retried batch from being written twice or out of order (``acks=all`` is faust's 
 ``producer_acks=-1``; idempotence requires it). The embedded Tansu broker cannot issue producer
 ids, so its profile keeps its own transport (``streams/tansu.py``).
 
+Its consumer seeks a changelog partition that faust's recovery hands over with no offset (None, or
+negative) to the beginning, as faust does with -1: after a broker outage, one rebalance hard on
+another made faust seek a standby partition to None, aiokafka refused it ("Offset must be a
+positive integer") and the worker crashed (tests/integration/test_kafka_faults.py). Only the Kafka
+profile keeps standby replicas.
+
 Selected only by the Kafka profile in ``streams/broker.py``.
 """
 
@@ -27,7 +33,23 @@ class Producer(base.Producer):
         return {**super()._settings_extra(), **PRODUCER_EXTRA}
 
 
+def seekable(partitions: Mapping[Any, Any]) -> dict:
+    """The offsets to seek: one not known (None or negative) is the partition's beginning."""
+    return {tp: 0 if offset is None or offset < 0 else offset for tp, offset in partitions.items()}
+
+
+class ConsumerThread(base.AIOKafkaConsumerThread):
+    async def _seek_wait(self, consumer, partitions) -> None:
+        await super()._seek_wait(consumer, seekable(partitions))
+
+
+class Consumer(base.Consumer):
+    def _new_consumer_thread(self) -> ConsumerThread:
+        return ConsumerThread(self, loop=self.loop, beacon=self.beacon)
+
+
 class Transport(base.Transport):
+    Consumer = Consumer
     Producer = Producer
 
 
