@@ -198,7 +198,7 @@ def produce(broker, prefix, topics):
     """Factory: ``produce(topic_base, key, value_dict_or_bytes_or_None)`` to the test's topics."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], linger_ms=0)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap.split(","), linger_ms=0)
 
     def send(topic: str, key: str | None, value) -> None:
         if isinstance(value, (dict, list)):
@@ -218,7 +218,7 @@ def read_topic(broker, prefix):
     from kafka import KafkaConsumer, TopicPartition
 
     def read(topic: str, idle: float = 1.0) -> list[dict]:
-        consumer = KafkaConsumer(bootstrap_servers=[broker.bootstrap], enable_auto_commit=False,
+        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap.split(","), enable_auto_commit=False,
                                  consumer_timeout_ms=int(idle * 1000))
         try:
             parts = consumer.partitions_for_topic(prefix + topic) or set()

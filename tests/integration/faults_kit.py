@@ -187,7 +187,7 @@ def load_customers(bootstrap: str, prefix: str, customers: list[dict]) -> None:
     """Produce many customer records at once (one flush); the worker reads them as input."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=[bootstrap], linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), linger_ms=5)
     try:
         for c in customers:
             producer.send(prefix + "customers", key=c["customer_id"].encode(), value=json.dumps(c).encode())

@@ -94,7 +94,7 @@ def changelog_records(bootstrap: str, topic: str) -> list[tuple[int, bytes | Non
     """Every raw (partition, key, value) of ``topic``, in offset order per partition."""
     from kafka import KafkaConsumer, TopicPartition
 
-    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False, consumer_timeout_ms=1500)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False, consumer_timeout_ms=1500)
     try:
         tps = [TopicPartition(topic, p) for p in range(PARTITIONS)]
         consumer.assign(tps)
@@ -185,7 +185,7 @@ async def test_every_worker_answers_for_every_incident(fleet, broker, prefix, sm
         assert key.startswith(b'"') and json.loads(key) in ids.values()
         state = decode_state(value)
         assert state is not None and state.incident_id == decode_key(key) and ids[p] == state.incident_id
-    view = IncidentView(bootstrap_servers=[broker.bootstrap], topic="unused", partitions=PARTITIONS)
+    view = IncidentView(bootstrap_servers=broker.bootstrap.split(","), topic="unused", partitions=PARTITIONS)
     view.apply((key, value) for _, key, value in records)
     assert sorted((s.incident_id, s.seq, s.status) for s in view.states()) == sorted(
         (i["incident_id"], i["seq"], i["status"]) for i in docs[0]["active"] + docs[0]["recently_resolved"])

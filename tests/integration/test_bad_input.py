@@ -395,11 +395,11 @@ async def pipe(broker, tmp_path_factory):
         "OUTAGE_SECRET": "test-secret", "OUTAGE_SCHEDULE_LEAD_SECONDS": "1", "OUTAGE_SCHEDULE_TICK_SECONDS": "0.5",
     }
     worker = WorkerProcess(env, tmp / "worker.log").start()
-    producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], linger_ms=0, max_request_size=8_000_000)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap.split(","), linger_ms=0, max_request_size=8_000_000)
     consumer = None
     try:
         await asyncio.to_thread(worker.wait_ready)   # it creates every topic first, with 4 partitions
-        consumer = KafkaConsumer(bootstrap_servers=[broker.bootstrap], enable_auto_commit=False)
+        consumer = KafkaConsumer(bootstrap_servers=broker.bootstrap.split(","), enable_auto_commit=False)
         tp = TopicPartition(prefix + "dead-letters", 0)
         consumer.assign([tp])
         consumer.seek_to_beginning(tp)
@@ -417,7 +417,7 @@ async def pipe(broker, tmp_path_factory):
                 # too after such a refusal.
                 from kafka.errors import KafkaError
 
-                once = KafkaProducer(bootstrap_servers=[broker.bootstrap], max_request_size=8_000_000)
+                once = KafkaProducer(bootstrap_servers=broker.bootstrap.split(","), max_request_size=8_000_000)
                 try:
                     with pytest.raises(KafkaError, match=refusal):
                         once.send(prefix + b.topic, key=b.key.encode() if isinstance(b.key, str) else b.key,

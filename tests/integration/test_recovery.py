@@ -23,7 +23,7 @@ PARTITIONS = 3
 
 
 def _listed_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    consumer = KafkaConsumer(bootstrap_servers=[bootstrap], enable_auto_commit=False)
+    consumer = KafkaConsumer(bootstrap_servers=bootstrap.split(","), enable_auto_commit=False)
     try:
         tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or ())]
         return {tp.partition: off for tp, off in consumer.end_offsets(tps).items()}
@@ -37,7 +37,7 @@ async def test_end_offsets_are_the_true_ends_after_batched_writes(broker, prefix
     from aiokafka.structs import TopicPartition as ATP
 
     topic = prefix + "batched"
-    admin = KafkaAdminClient(bootstrap_servers=[broker.bootstrap])
+    admin = KafkaAdminClient(bootstrap_servers=broker.bootstrap.split(","))
     admin.create_topics([NewTopic(topic, PARTITIONS, 1)])
     admin.close()
     counts = {0: 1000, 1: 1, 2: 0}
@@ -107,7 +107,7 @@ async def test_a_worker_killed_and_restarted_recovers_every_customer(workers, br
     written while the worker is down."""
     n, extra = 3000, 5
     first = workers()  # creates the topics
-    producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], linger_ms=20)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap.split(","), linger_ms=20)
     for i in range(n):
         customer = _customer(f"r{i:05d}", i)
         producer.send(prefix + "customers", key=customer["customer_id"].encode(), value=json.dumps(customer).encode())

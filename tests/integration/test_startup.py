@@ -120,7 +120,7 @@ async def test_readiness_waits_for_every_customer_of_the_partitions_held(workers
     first = workers()
     first.stop()
     n = 30_000
-    producer = KafkaProducer(bootstrap_servers=[broker.bootstrap], linger_ms=20, batch_size=256 * 1024)
+    producer = KafkaProducer(bootstrap_servers=broker.bootstrap.split(","), linger_ms=20, batch_size=256 * 1024)
     for i in range(n):
         cid = f"r{i:06d}"
         producer.send(prefix + "customers", key=cid.encode(), value=json.dumps(_customer(cid, "eu-west-1")).encode())
