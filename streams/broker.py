@@ -80,7 +80,11 @@ class BrokerProfile:
 
 
 KAFKA = BrokerProfile("kafka", {
-    "broker_session_timeout": 30.0,
+    # a worker that dies is noticed after this long, and its partitions (and the promises owed
+    # there) wait for it: 30 s kept a killed worker's share unserved for half a minute, and a
+    # worker restarted after a kill -9 waited the same for its old membership to expire (bench row
+    # 6c on Kafka: 32.5 s). 10 s, a heartbeat every 3 s, on the networks a worker runs in
+    "broker_session_timeout": 10.0,
     "broker_heartbeat_interval": 3.0,
     "producer_acks": -1,              # all in-sync replicas (the idempotent producer needs it)
     # a standby copy of every table on another worker: a failover resumes from it, not from the

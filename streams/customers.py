@@ -355,7 +355,9 @@ class CustomerStore:
         from aiokafka import TopicPartition
 
         try:
-            await asyncio.wait_for(consumer.topics(), 10)
+            # a consumer's metadata holds only the topics it asked for (Apache Kafka answers with
+            # those alone; topics() does not fill them in): ask for this one
+            await asyncio.wait_for(consumer._client._wait_on_metadata(self.topic), 10)
             tps = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or ())]
             ends = await asyncio.wait_for(consumer.end_offsets(tps), 10) if tps else {}
         except Exception:  # noqa: BLE001 - only a head start: the assignment decides again

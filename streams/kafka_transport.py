@@ -1,4 +1,5 @@
-"""The faust transport of the Kafka profile: faust's own aiokafka transport, with an idempotent producer.
+"""The faust transport of the Kafka profile: faust's own aiokafka transport, with an idempotent
+producer and a short fetch wait.
 
 faust-streaming 0.15 asks for ``enable_idempotence`` only inside a transaction
 (``processing_guarantee="exactly_once"``, which the pipeline does not use: ../shared/NOTES.md), and
@@ -38,7 +39,20 @@ def seekable(partitions: Mapping[Any, Any]) -> dict:
     return {tp: 0 if offset is None or offset < 0 else offset for tp, offset in partitions.items()}
 
 
+# faust hard-codes a 1.5 s fetch wait for the worker's consumer. Kafka answers a waiting fetch as
+# soon as one of its partitions has a record, but a partition left out of the fetch under way
+# (its records were still being handled when it was sent) waits for that fetch to end: a round
+# reached the partitions one after another, 0.5 s apart, and a first email took up to 2 s
+# (bench row 2b on Kafka, 20261202T023643Z.json). 100 ms is Tansu's profile's value too.
+FETCH_MAX_WAIT_MS = 100
+
+
 class ConsumerThread(base.AIOKafkaConsumerThread):
+    def _create_worker_consumer(self, transport):
+        consumer = super()._create_worker_consumer(transport)
+        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
+        return consumer
+
     async def _seek_wait(self, consumer, partitions) -> None:
         await super()._seek_wait(consumer, seekable(partitions))
 

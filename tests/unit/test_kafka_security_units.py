@@ -187,7 +187,7 @@ def test_faust_hands_its_aiokafka_clients_what_the_other_aiokafka_clients_get(ov
 def test_the_kafka_profile_keeps_a_standby_and_waits_for_every_in_sync_replica():
     config = B.KAFKA.faust_config(Settings())
     assert config["table_standby_replicas"] == 1 and config["producer_acks"] == -1
-    assert config["broker_session_timeout"] == 30.0 and "broker_credentials" not in config
+    assert config["broker_session_timeout"] == 10.0 and "broker_credentials" not in config
     assert B.TANSU.faust_config(Settings())["table_standby_replicas"] == 0
 
 
@@ -196,7 +196,7 @@ def test_the_session_timeout_setting_overrides_the_profiles_with_a_heartbeat_a_t
     assert config["broker_session_timeout"] == 6 and config["broker_heartbeat_interval"] == 2
     config = B.TANSU.faust_config(Settings(broker_session_timeout_seconds=45))
     assert config["broker_session_timeout"] == 45 and config["broker_heartbeat_interval"] == 2.0
-    assert B.KAFKA.faust is not config and B.KAFKA.faust["broker_session_timeout"] == 30.0  # not changed
+    assert B.KAFKA.faust is not config and B.KAFKA.faust["broker_session_timeout"] == 10.0  # not changed
 
 
 def test_the_faust_app_gets_the_credentials():
