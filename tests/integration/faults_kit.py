@@ -183,11 +183,12 @@ def emails_of(customers: list[dict]) -> set[str]:
     return {c["email"].lower() for cust in customers for c in cust["contacts"]}
 
 
-def load_customers(bootstrap: str, prefix: str, customers: list[dict]) -> None:
-    """Produce many customer records at once (one flush); the worker reads them as input."""
+def load_customers(bootstrap: str, prefix: str, customers: list[dict], acks: int | str = 1) -> None:
+    """Produce many customer records at once (one flush); the worker reads them as input.
+    ``acks="all"``: each acknowledged by every in-sync replica (on several Kafka nodes)."""
     from kafka import KafkaProducer
 
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), linger_ms=5)
+    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), linger_ms=5, acks=acks)
     try:
         for c in customers:
             producer.send(prefix + "customers", key=c["customer_id"].encode(), value=json.dumps(c).encode())

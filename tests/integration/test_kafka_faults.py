@@ -24,13 +24,13 @@ One cluster for the module: ``broker`` below overrides conftest's, so ``topics``
 from __future__ import annotations
 
 import asyncio
-import json
 import shutil
 import time
 
 import pytest
 
 from tests.conftest import API_TOKEN, BROKERS, http
+from tests.integration import faults_kit
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
     CONCURRENCY, declare_event, emails_of, faulty, make_customers, metric, parse_time, reached,
     ready, settle, smtp_env, until, utc_now,
@@ -63,16 +63,8 @@ def servers(cluster) -> list[str]:
 
 
 def load_customers(cluster, prefix: str, customers: list[dict]) -> None:
-    """Produce the customers, acknowledged by every in-sync replica (faults_kit's, for three nodes)."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=servers(cluster), linger_ms=5, acks="all")
-    try:
-        for c in customers:
-            producer.send(prefix + "customers", key=c["customer_id"].encode(), value=json.dumps(c).encode())
-        producer.flush(timeout=60)
-    finally:
-        producer.close()
+    """Produce the customers, acknowledged by every in-sync replica."""
+    faults_kit.load_customers(cluster.bootstrap, prefix, customers, acks="all")
 
 
 def readyz(worker) -> int | None:
