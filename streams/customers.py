@@ -23,7 +23,6 @@ dead-lettered with the reason when first read (not again after a restart) and ne
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import shutil
@@ -549,8 +548,12 @@ def customers_of(pipe) -> CustomerStore:
     store = CustomerStore(bootstrap_servers=bootstrap(pipe.settings), topic=pipe.names.name(T.CUSTOMERS),
                           state_dir=state_dir(pipe.app) / "customers", dead_letter=dead_letter,
                           end_offsets=end_offsets,
+                          # a short fetch wait on every broker: Kafka answers one connection's requests
+                          # in order, so the ListOffsets of ``caught_up`` waited behind a waiting fetch
+                          # (aiokafka's 500 ms): a round reached its partitions one after another, 0.5 s
+                          # apart, and a scheduled update missed its promise (test_schedule on Kafka)
                           consumer_options={**aiokafka_options(pipe.settings),
-                                            **({"fetch_max_wait_ms": tansu.FETCH_MAX_WAIT_MS} if on_tansu else {})})
+                                            "fetch_max_wait_ms": tansu.FETCH_MAX_WAIT_MS})
     hook = RebalanceHook(pipe.app, name=T.CUSTOMERS_TABLE, beacon=pipe.app.tables.beacon, default=None,
                          partitions=pipe.partitions, key_type=str, value_type=None)
     hook.on_assigned = store.rebalance
