@@ -48,6 +48,12 @@ from streams import topics as T
 
 log = logging.getLogger(__name__)
 
+# The fetch wait of every consumer a worker runs, on both brokers (faust hard-codes 1.5 s for its
+# own, aiokafka defaults to 500 ms): Tansu answers a waiting fetch late, and Kafka leaves a
+# partition out of the fetch under way waiting for it, and answers one connection's requests in
+# order, so a ListOffsets waits behind a waiting fetch (streams/tansu.py, streams/kafka_transport.py)
+FETCH_MAX_WAIT_MS = 100
+
 
 class BrokerRefused(RuntimeError):
     """The broker answered but refused us (credentials, TLS): retrying will not help. One line."""

@@ -532,7 +532,7 @@ def _text(raw: bytes | None) -> str | None:
 def customers_of(pipe) -> CustomerStore:
     """The pipeline's customer store, and the hook that ties its loading into faust's rebalance."""
     from streams import tansu
-    from streams.broker import TANSU, aiokafka_options, bootstrap
+    from streams.broker import FETCH_MAX_WAIT_MS, TANSU, aiokafka_options, bootstrap
     from streams.tables import RebalanceHook, state_dir
 
     on_tansu = TANSU.scheme in {url.scheme for url in pipe.app.conf.broker}
@@ -553,7 +553,7 @@ def customers_of(pipe) -> CustomerStore:
                           # (aiokafka's 500 ms): a round reached its partitions one after another, 0.5 s
                           # apart, and a scheduled update missed its promise (test_schedule on Kafka)
                           consumer_options={**aiokafka_options(pipe.settings),
-                                            "fetch_max_wait_ms": tansu.FETCH_MAX_WAIT_MS})
+                                            "fetch_max_wait_ms": FETCH_MAX_WAIT_MS})
     hook = RebalanceHook(pipe.app, name=T.CUSTOMERS_TABLE, beacon=pipe.app.tables.beacon, default=None,
                          partitions=pipe.partitions, key_type=str, value_type=None)
     hook.on_assigned = store.rebalance

@@ -29,7 +29,7 @@ from pydantic import ValidationError
 from domain.incident import IncidentState
 from streams import tansu
 from streams import topics as T
-from streams.broker import KAFKA, TANSU, BrokerProfile, aiokafka_options, bootstrap
+from streams.broker import FETCH_MAX_WAIT_MS, KAFKA, TANSU, BrokerProfile, aiokafka_options, bootstrap
 
 if TYPE_CHECKING:  # pragma: no cover
     from streams.app import Pipeline
@@ -150,7 +150,7 @@ class IncidentView(Service):
         # a short fetch wait on every broker: Tansu answers a waiting fetch late, and Kafka answers
         # a connection's requests in order, so a ListOffsets (a refusal reads to the end first)
         # would wait behind a waiting fetch (aiokafka's 500 ms)
-        options["fetch_max_wait_ms"] = tansu.FETCH_MAX_WAIT_MS
+        options["fetch_max_wait_ms"] = FETCH_MAX_WAIT_MS
         return AIOKafkaConsumer(**options)
 
     async def on_start(self) -> None:

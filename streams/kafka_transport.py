@@ -24,6 +24,8 @@ from typing import Any, Mapping
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as base
 
+from streams.broker import FETCH_MAX_WAIT_MS  # declared once, for both brokers
+
 SCHEME = "outage-kafka"
 PRODUCER_EXTRA = {"acks": "all", "enable_idempotence": True}
 
@@ -43,8 +45,7 @@ def seekable(partitions: Mapping[Any, Any]) -> dict:
 # soon as one of its partitions has a record, but a partition left out of the fetch under way
 # (its records were still being handled when it was sent) waits for that fetch to end: a round
 # reached the partitions one after another, 0.5 s apart, and a first email took up to 2 s
-# (bench row 2b on Kafka, 20261202T023643Z.json). 100 ms is Tansu's profile's value too.
-FETCH_MAX_WAIT_MS = 100
+# (bench row 2b on Kafka, 20261202T023643Z.json): FETCH_MAX_WAIT_MS, as on Tansu.
 
 
 class ConsumerThread(base.AIOKafkaConsumerThread):

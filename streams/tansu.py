@@ -24,9 +24,10 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as base
 from faust.types import TP
 
+from streams.broker import FETCH_MAX_WAIT_MS  # declared once, for both brokers
+
 log = logging.getLogger(__name__)
 
-FETCH_MAX_WAIT_MS = 100
 SCHEME = "outage-tansu"
 
 
