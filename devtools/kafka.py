@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import os
 import shutil
 import signal
@@ -277,7 +278,7 @@ class KafkaCluster:
         return "".join(f"{k}={v}\n" for k, v in props.items())
 
     def _jvm(self, node: Node) -> list[str]:
-        return [java(), f"-Xms128m", f"-Xmx{self.heap}", "-XX:+ExitOnOutOfMemoryError",
+        return [java(), "-Xms128m", f"-Xmx{self.heap}", "-XX:+ExitOnOutOfMemoryError",
                 "-Djava.awt.headless=true", f"-Dlog4j2.configurationFile={node.directory / 'log4j2.properties'}",
                 "-cp", self._classpath]
 
@@ -324,7 +325,7 @@ class KafkaCluster:
         running = [f"{self.host}:{n.port}" for n in self.nodes if n.running] or [self.bootstrap]
         client = KafkaAdminClient(bootstrap_servers=running, client_id="kafka-fixture",
                                   request_timeout_ms=5000, bootstrap_timeout_ms=3000)
-        return _Closing(client)
+        return contextlib.closing(client)
 
     def leader_of(self, topic: str, partition: int, timeout: float = 30.0) -> int:
         """The index (0-based, for ``kill``/``restart``) of the node leading ``topic``'s ``partition``."""
@@ -404,17 +405,6 @@ class KafkaCluster:
 
     def __exit__(self, *exc) -> None:
         self.stop()
-
-
-class _Closing:
-    def __init__(self, client) -> None:
-        self.client = client
-
-    def __enter__(self):
-        return self.client
-
-    def __exit__(self, *exc) -> None:
-        self.client.close()
 
 
 def main(argv: list[str] | None = None) -> int:
