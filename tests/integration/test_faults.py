@@ -25,6 +25,7 @@ import time
 import pytest
 
 from devtools.embedded import EmbeddedBroker, free_port
+from domain.retry import RetryPolicy
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
     CONCURRENCY, declare, emails_of, every_one_once, faulty, load_customers, make_customers, ready, smtp_env,
     utc_now,
@@ -149,6 +150,18 @@ async def test_a_killed_worker_is_taken_over_and_the_next_round_is_on_time(worke
 SMTP_OUTAGE = 10.0  # seconds; several of the sender's retry delays (0.5-1 s, then doubling)
 
 
+def _longest_wait_past(outage: float, policy: RetryPolicy = RetryPolicy()) -> float:
+    """The longest a job can still wait for its next try once the relay is back after ``outage``
+    seconds: the most tries fit in the outage when every wait is the shortest possible (half its
+    ceiling), and the wait after the last of them can be its whole ceiling. With the defaults and
+    10 s that is 5 failed tries and up to 16 s: giving up sooner than that fails a correct run."""
+    failures, at = 1, 0.0
+    while at + policy.ceiling(failures) / 2 < outage:
+        at += policy.ceiling(failures) / 2
+        failures += 1
+    return policy.ceiling(failures)
+
+
 async def test_smtp_down_for_a_while_then_back_every_notice_arrives_once(workers, faulty, broker, prefix):
     customers = make_customers(20, tag="o")
     expected = emails_of(customers)
@@ -162,7 +175,8 @@ async def test_smtp_down_for_a_while_then_back_every_notice_arrives_once(workers
     server.serve(port)
     try:
         await server.wait(lambda s: set(s.by_recipient(incident)) >= expected, 45,
-                          "every notice once the SMTP server is back", poll=0.25, quiet=10)
+                          "every notice once the SMTP server is back", poll=0.25,
+                          quiet=_longest_wait_past(SMTP_OUTAGE) + 4)
     except AssertionError:
         pass  # the assertion below says which
     await asyncio.sleep(3)
