@@ -30,7 +30,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterable
+from typing import TYPE_CHECKING, Callable
 
 from pydantic import ValidationError
 
@@ -39,6 +39,7 @@ from schemas import RecordError, describe_validation_error
 from schemas.customer import parse_customer
 from streams import metrics as M
 from streams import topics as T
+from streams.customers_index import SERVICES, IndexChildren, decode_services, encode_services  # noqa: F401
 
 if TYPE_CHECKING:
     from streams.views import StoredCustomer
@@ -50,23 +51,12 @@ log = logging.getLogger(__name__)
 
 OFFSET_KEY = b"\x00next-offset"   # sorts before every customer key
 CUSTOMER = b"c:"                  # c:<customer_id> -> the validated record, compact JSON
-SERVICES = b"s:"                  # s:<customer_id> -> its services, for rebuilding the index
+# SERVICES = b"s:": s:<customer_id> -> its services, for rebuilding the index (streams/customers_index.py)
 MAX_RECORDS = 5000                # per fetch; one RocksDB batch per partition each time
 MAX_DEAD_LETTER_CHARS = 100_000
 HELPER_CHUNK = 1000               # records per job of a helper process
 HELPERS_FROM = 20_000             # records to read before helper processes are worth starting
 MAX_INFLIGHT = 8                  # fetches being judged at once during a load
-
-
-def encode_services(services: Iterable[tuple[str, str]]) -> bytes:
-    # labels reject control characters (schemas/common.py), so these separators cannot occur
-    return "\x1e".join(f"{c}\x1f{r}" for c, r in services).encode()
-
-
-def decode_services(raw: bytes | None) -> list[tuple[str, str]]:
-    if not raw:
-        return []
-    return [tuple(s.split("\x1f", 1)) for s in raw.decode().split("\x1e")]  # type: ignore[misc]
 
 
 def check(key: bytes | None, value: bytes | None) -> tuple:
@@ -116,28 +106,30 @@ class Partition:
 
     async def build_index(self) -> int:
         """The index from what the database holds (a restart reads nothing else for it)."""
-        intern = sys.intern
-        decoded: dict[bytes, tuple[tuple[str, str], ...]] = {}   # few different sets of services
-        groups: dict[tuple[tuple[str, str], ...], list[str]] = {}   # indexed in bulk (the index is empty)
-        items = self.db.items(from_key=SERVICES)
+        raw_groups: dict[bytes, list[bytes]] = {}   # few different sets of services: decoded once each
         n = 0
-        for key, raw in items:
+        for key, raw in self.db.items(from_key=SERVICES):
             if not key.startswith(SERVICES):
                 break
-            services = decoded.get(raw)
-            if services is None:
-                services = decoded[raw] = tuple(decode_services(raw))
-            group = groups.get(services)
+            group = raw_groups.get(raw)
             if group is None:
-                group = groups[services] = []
-            group.append(intern(key[2:].decode()))
+                group = raw_groups[raw] = []
+            group.append(key[2:])
             n += 1
             if not n % 20_000:
-                self.index.add_new(groups)
-                groups.clear()
                 await asyncio.sleep(0)   # a few ms at a time: the worker's other tasks go on
-        self.index.add_new(groups)
-        del items
+        await self.add_groups({tuple(decode_services(raw)): [k.decode() for k in ids]
+                               for raw, ids in raw_groups.items()})
+        return n
+
+    async def add_groups(self, groups: dict[tuple[tuple[str, str], ...], list[str]]) -> int:
+        """Index customers grouped by their services (the index is empty); how many."""
+        n = 0
+        for services, ids in groups.items():
+            for at in range(0, len(ids), 50_000):
+                self.index.add_new({services: ids[at:at + 50_000]})
+                await asyncio.sleep(0)
+            n += len(ids)
         return n
 
     def close(self) -> None:
@@ -167,6 +159,7 @@ class CustomerStore:
         self._task: asyncio.Task | None = None
         self._pool = None                        # helper processes that validate during a big load
         self._preloaded: dict[int, int] = {}     # partitions indexed before the assignment: customers
+        self._children: IndexChildren | None = None   # rebuilding the index of those on disk (begin_preload)
         self.helpers = min(4, os.cpu_count() or 1)
         self._decoded: dict[bytes, tuple[tuple[str, str], ...]] = {}   # encoded services -> pairs
 
@@ -304,17 +297,45 @@ class CustomerStore:
             task.cancel()
             raise
 
+    def _on_disk(self) -> list[int]:
+        return sorted(int(path.name[len("customers-"):-len(".db")]) for path in self.state_dir.glob("customers-*.db")
+                      if path.name[len("customers-"):-len(".db")].isdigit())
+
+    def begin_preload(self) -> None:
+        """Start rebuilding the index of the partitions kept on disk, in child processes, now:
+        before faust starts, so that it is done while faust starts and joins its group rather
+        than on the event loop meanwhile (streams/customers_index.py). ``_preload`` collects it."""
+        found = self._on_disk() if self.state_dir.is_dir() else []
+        if not found or self._children is not None:
+            return
+        try:
+            self._children = IndexChildren({p: self.state_dir / f"customers-{p}.db" for p in found},
+                                           processes=max(1, (os.cpu_count() or 2) - 1))
+        except OSError as exc:
+            log.warning("customers: could not start a process to rebuild the index (%s); rebuilding it here", exc)
+
     async def _preload(self) -> None:
         """Open the partitions kept on disk and index them while the worker joins its group
         (which takes seconds): a restarted worker usually gets the same partitions back."""
-        found = sorted(int(path.name[len("customers-"):-len(".db")]) for path in self.state_dir.glob("customers-*.db")
-                       if path.name[len("customers-"):-len(".db")].isdigit())
+        found = self._on_disk()
         started = time.monotonic()
+        groups: dict = {}
+        children, self._children = self._children, None
+        if children is not None:
+            try:
+                groups, problems = await asyncio.to_thread(children.collect)
+            finally:
+                children.stop()
+            for problem in problems:
+                log.warning("customers: a process rebuilding the index failed (%s); rebuilding the rest here",
+                            problem)
         for p in found:
             if p in self._parts or (self._wanted is not None and p not in self._wanted):
                 continue
             part = Partition(p, self.state_dir / f"customers-{p}.db")
-            self._preloaded[p] = await part.build_index()
+            part_groups = groups.pop(p, None)
+            self._preloaded[p] = await (part.add_groups(part_groups) if part_groups is not None
+                                        else part.build_index())
             if p in self._parts or (self._wanted is not None and p not in self._wanted):
                 part.close()
                 self._preloaded.pop(p, None)

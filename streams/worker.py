@@ -59,5 +59,6 @@ def run_worker(settings: Settings, loglevel: str = "info") -> None:
     logging.basicConfig(level=getattr(logging, loglevel.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     pipe = build_pipeline(settings)
+    pipe.customers.begin_preload()   # a restart's index is rebuilt in a child process while faust starts
     worker = faust.Worker(pipe.app, loglevel=loglevel)
     worker.execute_from_commandline()

@@ -262,6 +262,25 @@ def test_the_index_follows_any_sequence_of_puts_and_deletes_in_any_batches(tmp_p
             assert again.index.affected(Scope.of([c], [r])) == \
                 {cid for cid, services in truth.items() if (c, r) in services}
         again.close()
+        # a restart: the index rebuilt by a child process (streams/customers_index.py) is the same,
+        # and a partition the child cannot read (here not a database) is rebuilt in the worker
+        from streams.customers_index import IndexChildren
+
+        groups, problems = IndexChildren({0: tmp_path / "customers-0.db"}, processes=2).collect()
+        assert not problems and sum(map(len, groups[0].values())) == len(truth)
+        (tmp_path / "customers-1.db").mkdir()
+        restarted = CustomerStore(bootstrap_servers=[], topic="t.customers", state_dir=tmp_path,
+                                  dead_letter=dead_letter, end_offsets=None)
+        restarted.begin_preload()
+        assert restarted._children is not None and restarted._children.partitions == [0, 1]
+        await restarted._preload()
+        assert restarted._preloaded == {0: len(truth), 1: 0} and restarted._children is None
+        for c, r in pairs:
+            assert restarted.index(0).affected(Scope.of([c], [r])) == \
+                {cid for cid, services in truth.items() if (c, r) in services}
+        assert len(restarted.index(0)) == len(truth) and len(restarted.index(1)) == 0
+        for part in restarted._parts.values():
+            part.close()
         bulk, one_by_one = CustomerIndex(), CustomerIndex()
         bulk.add_new({(("api", "eu"), ("db", "jp")): ["a", "b"], (): ["c"]})
         for cid, services in (("a", [("api", "eu"), ("db", "jp")]), ("b", [("api", "eu"), ("db", "jp")]), ("c", [])):
