@@ -37,7 +37,7 @@ from streams.deadletter import DeadLetters
 from streams.incidents import IncidentDesk
 from streams.reach import BrokerReach
 from streams.sender import Sender
-from streams.tables import STORE_URL, PlacedTable, Table
+from streams.tables import STORE_URL, PlacedTable, Table, TableManager
 from streams.tickets import TicketDesk
 from streams.views import PartitionViews
 
@@ -73,6 +73,7 @@ class Pipeline:
             self.names.app_id,
             broker=profile.faust_broker(settings),
             store=STORE_URL,                 # memory, written through to RocksDB in the data dir (streams/tables.py)
+            TableManager=TableManager,       # starts the tables without faust's one-second pause
             topic_partitions=partitions,
             topic_replication_factor=1,
             topic_allow_declare=False,       # ensure_topics() created them, with the right counts

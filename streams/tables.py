@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
 
 import faust
+import faust.tables
 from faust.stores import STORES
 from faust.stores import memory
 from faust.types import TP
@@ -198,6 +199,17 @@ class PersistedStore(memory.Store):
 
 
 STORES.aliases[STORE_URL.split(":")[0]] = f"{__name__}:PersistedStore"
+
+
+class TableManager(faust.tables.TableManager):
+    """faust's table manager, without the second it sleeps before it starts the tables (for
+    tables an app declares once it runs; the pipeline declares all of its own when it is built).
+    That second was part of every worker's start and of every restart until ready."""
+
+    async def on_start(self) -> None:
+        if not self.should_stop:
+            await self._update_channels()
+            await self.recovery.start()
 
 
 class Table(faust.Table):
