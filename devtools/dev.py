@@ -66,6 +66,23 @@ def _wait_ready(url: str, worker: subprocess.Popen, timeout: float) -> None:
     print(f"the worker is not ready after {timeout:.0f}s; see its log", flush=True)
 
 
+_held: list[int] = []   # the data dir's lock, held for the life of the process
+
+
+def _claim(data: Path) -> bool:
+    """Whether this process now holds the data dir (a lock the kernel releases when it ends)."""
+    import fcntl
+
+    fd = os.open(data / "dev.lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        return False
+    _held.append(fd)
+    return True
+
+
 def run_dev(settings: Settings, sample: bool = True, workers: int = 1, kafka_nodes: int = 0) -> int:
     return asyncio.run(_dev(settings, sample, workers, kafka_nodes))
 
@@ -83,6 +100,16 @@ async def _dev(settings: Settings, sample: bool, n_workers: int = 1, kafka_nodes
 
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
+    if not _claim(data):
+        print(f"error: another `outage dev` is running with the data dir {data}; stop it first, or give "
+              f"this one its own (OUTAGE_DATA_DIR)", file=sys.stderr)
+        return 1
+    if not settings.broker:
+        # the broker started below is a new one (the embedded one keeps nothing; a Kafka cluster
+        # is made afresh): the workers' local state belongs to the last run's broker, whose
+        # changelogs are gone, and faust refuses a table whose saved offsets are past its
+        # changelog's end (ConsistencyError: the worker exited at the second `make run`)
+        shutil.rmtree(data / "faust", ignore_errors=True)
     broker = None
     what = "embedded, memory only"
     if not settings.broker and kafka_nodes:
