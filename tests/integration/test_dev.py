@@ -88,8 +88,10 @@ def test_outage_dev_twice_in_a_row_and_not_twice_at_once(tmp_path):
         _declare_and_get_mail(urls, first)
         # the same data dir, while the first runs: refused in one line, nothing started
         second = Dev(data)
-        assert second.proc.wait(60) == 1
-        second.stop()
+        try:
+            assert second.proc.wait(60) == 1
+        finally:
+            second.stop()   # also when it did not refuse: stop what the test started
         assert "another `outage dev` is running with the data dir" in second.text()
         assert "outage dev is running" not in second.text()
         assert call("GET", urls["status"], timeout=5)[0] == 200   # the first is untouched
