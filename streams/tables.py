@@ -16,10 +16,8 @@ takes a free one back.
 
 from __future__ import annotations
 
-import fcntl
 import json
 import logging
-import os
 import shutil
 from pathlib import Path
 from typing import Any, Awaitable, Callable, Iterable
@@ -30,12 +28,13 @@ from faust.stores import STORES
 from faust.stores import memory
 from faust.types import TP
 
+from outage.locks import hold
+
 log = logging.getLogger(__name__)
 
 STORE_URL = "outage-rocksdb://"
 OFFSET_KEY = b"\x00persisted-offset"   # never a changelog key: those are JSON texts
 _claimed: dict[str, Path] = {}
-_locks: list[int] = []                 # open lock files, held for the life of the process
 
 
 def state_dir(app: faust.App) -> Path:
@@ -46,19 +45,12 @@ def state_dir(app: faust.App) -> Path:
         return known
     base.mkdir(parents=True, exist_ok=True)
     slot = 0
-    while True:
-        fd = os.open(base / f"{slot}.lock", os.O_RDWR | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            slot += 1
-            continue
-        _locks.append(fd)
-        path = _claimed[str(base)] = base / str(slot)
-        path.mkdir(exist_ok=True)
-        log.info("local state in %s", path)
-        return path
+    while not hold(base / f"{slot}.lock"):
+        slot += 1
+    path = _claimed[str(base)] = base / str(slot)
+    path.mkdir(exist_ok=True)
+    log.info("local state in %s", path)
+    return path
 
 
 def open_db(path: Path):
