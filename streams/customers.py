@@ -39,7 +39,8 @@ from schemas import RecordError, describe_validation_error
 from schemas.customer import parse_customer
 from streams import metrics as M
 from streams import topics as T
-from streams.customers_index import SERVICES, IndexChildren, decode_services, encode_services  # noqa: F401
+# s:<customer_id> -> its services (SERVICES), encoded and read back there: the index is rebuilt from them
+from streams.customers_index import SERVICES, IndexChildren, decode_services, encode_services, read_groups
 
 if TYPE_CHECKING:
     from streams.views import StoredCustomer
@@ -51,7 +52,6 @@ log = logging.getLogger(__name__)
 
 OFFSET_KEY = b"\x00next-offset"   # sorts before every customer key
 CUSTOMER = b"c:"                  # c:<customer_id> -> the validated record, compact JSON
-# SERVICES = b"s:": s:<customer_id> -> its services, for rebuilding the index (streams/customers_index.py)
 MAX_RECORDS = 5000                # per fetch; one RocksDB batch per partition each time
 MAX_DEAD_LETTER_CHARS = 100_000
 HELPER_CHUNK = 1000               # records per job of a helper process
@@ -105,22 +105,10 @@ class Partition:
         self.index = CustomerIndex()
 
     async def build_index(self) -> int:
-        """The index from what the database holds (a restart reads nothing else for it)."""
-        raw_groups: dict[bytes, list[bytes]] = {}   # few different sets of services: decoded once each
-        n = 0
-        for key, raw in self.db.items(from_key=SERVICES):
-            if not key.startswith(SERVICES):
-                break
-            group = raw_groups.get(raw)
-            if group is None:
-                group = raw_groups[raw] = []
-            group.append(key[2:])
-            n += 1
-            if not n % 20_000:
-                await asyncio.sleep(0)   # a few ms at a time: the worker's other tasks go on
-        await self.add_groups({tuple(decode_services(raw)): [k.decode() for k in ids]
-                               for raw, ids in raw_groups.items()})
-        return n
+        """The index from what the database holds (a restart reads nothing else for it). The
+        database is read in a thread (the partition is not in use yet), so the worker's other
+        tasks go on meanwhile."""
+        return await self.add_groups(await asyncio.to_thread(read_groups, self.db))
 
     async def add_groups(self, groups: dict[tuple[tuple[str, str], ...], list[str]]) -> int:
         """Index customers grouped by their services (the index is empty); how many."""
@@ -246,7 +234,7 @@ class CustomerStore:
                 self._parts.pop(p).close()
             built = 0
             for p in sorted(partitions - set(self._parts)):
-                part = Partition(p, self.state_dir / f"customers-{p}.db")
+                part = Partition(p, self._path(p))
                 built += await part.build_index()
                 self._parts[p] = part
             new = sorted(p for p in partitions if self._parts[p].target is None)
@@ -297,6 +285,9 @@ class CustomerStore:
             task.cancel()
             raise
 
+    def _path(self, p: int) -> Path:
+        return self.state_dir / f"customers-{p}.db"
+
     def _on_disk(self) -> list[int]:
         return sorted(int(path.name[len("customers-"):-len(".db")]) for path in self.state_dir.glob("customers-*.db")
                       if path.name[len("customers-"):-len(".db")].isdigit())
@@ -305,11 +296,11 @@ class CustomerStore:
         """Start rebuilding the index of the partitions kept on disk, in child processes, now:
         before faust starts, so that it is done while faust starts and joins its group rather
         than on the event loop meanwhile (streams/customers_index.py). ``_preload`` collects it."""
-        found = self._on_disk() if self.state_dir.is_dir() else []
+        found = self._on_disk()
         if not found or self._children is not None:
             return
         try:
-            self._children = IndexChildren({p: self.state_dir / f"customers-{p}.db" for p in found},
+            self._children = IndexChildren({p: self._path(p) for p in found},
                                            processes=max(1, (os.cpu_count() or 2) - 1))
         except OSError as exc:
             log.warning("customers: could not start a process to rebuild the index (%s); rebuilding it here", exc)
@@ -332,7 +323,7 @@ class CustomerStore:
         for p in found:
             if p in self._parts or (self._wanted is not None and p not in self._wanted):
                 continue
-            part = Partition(p, self.state_dir / f"customers-{p}.db")
+            part = Partition(p, self._path(p))
             part_groups = groups.pop(p, None)
             self._preloaded[p] = await (part.add_groups(part_groups) if part_groups is not None
                                         else part.build_index())
