@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install kafka run test unit bench clean
+.PHONY: install kafka tools run test unit bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -18,10 +18,18 @@ install: $(STAMP)
 kafka: install
 	$(BIN)/python -m devtools.kafka fetch
 
+# promtool (Debian's prometheus package; its server is not started) for the alert rules' check
+# in tests/unit/test_deploy.py: installed when missing and this user may apt-get, else that check is skipped
+APT_PROMETHEUS := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null
+tools:
+	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	  { $(APT_PROMETHEUS) || { apt-get update -q >/dev/null && $(APT_PROMETHEUS); }; }; } || \
+	  echo "promtool is not installed (apt-get install prometheus): its check of deploy/ is skipped"
+
 run: install
 	$(BIN)/outage dev
 
-test: install kafka
+test: install kafka tools
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 unit: install
