@@ -70,6 +70,9 @@ class Settings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_tls: SmtpTls = SmtpTls.none
     smtp_concurrency: int = Field(default=8, ge=1, le=256)
+    # most messages per second one worker hands to the SMTP server, spaced evenly over the second
+    # (streams/pacing.py); None: no limit
+    smtp_rate: float | None = Field(default=None, gt=0, allow_inf_nan=False)
     smtp_timeout: float = Field(default=15.0, gt=0)
     # a notice that keeps failing temporarily (4xx, server down) stays owed this long, then is dead-lettered
     smtp_give_up_seconds: float = Field(default=6 * 3600, gt=0)
@@ -104,7 +107,7 @@ class Settings(BaseSettings):
 
     @field_validator("api_token", "secret", "smtp_password", "smtp_username", "kafka_username",
                      "kafka_password", "kafka_sasl_mechanism", "kafka_ca_file", "replication_factor",
-                     "broker_session_timeout_seconds", mode="before")
+                     "broker_session_timeout_seconds", "smtp_rate", mode="before")
     @classmethod
     def _blank_is_unset(cls, v):
         return None if isinstance(v, str) and not v.strip() else v

@@ -29,6 +29,24 @@ def test_a_bad_delivery_processes_is_refused(value):
         Settings(delivery_processes=value)
 
 
+@pytest.mark.parametrize("value, rate", [("40", 40.0), ("2.5", 2.5), (" 100 ", 100.0), ("", None)])
+def test_smtp_rate_takes_a_positive_number_per_second(value, rate, monkeypatch):
+    monkeypatch.setenv("OUTAGE_SMTP_RATE", value)
+    assert Settings.from_env().smtp_rate == rate
+
+
+def test_smtp_rate_defaults_to_no_limit(monkeypatch):
+    monkeypatch.delenv("OUTAGE_SMTP_RATE", raising=False)
+    assert Settings.from_env().smtp_rate is None
+
+
+@pytest.mark.parametrize("value", ["0", "-1", "-0.5", "x", "ten", "inf", "nan"])
+def test_a_bad_smtp_rate_is_refused(value, monkeypatch):
+    monkeypatch.setenv("OUTAGE_SMTP_RATE", value)
+    with pytest.raises(ValidationError):
+        Settings.from_env()
+
+
 def test_outage_dev_without_the_dev_extra_says_what_to_install(monkeypatch, capsys):
     import sys
 
