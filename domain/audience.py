@@ -11,6 +11,9 @@ Per recipient, in a round that is not ``resolved``:
 - a contact already notified -> ``progress`` (an update) or ``scheduled`` (a kept promise);
 - a notified contact whose customer is no longer affected -> ``unaffected``, then nothing more.
 In a ``resolved`` round every contact still in the conversation gets ``resolved``.
+A ``scheduled`` round sends nothing at once to a contact with a deadline: that contact's holding
+update (``holding_job``) is released by its own deadline (``domain/deadlines.py``); the round
+plan of a scheduled round acknowledges only the contacts new to the incident.
 A recipient that already got this round or a newer one gets nothing (stale replays), and one
 who unsubscribed gets nothing at all.
 
@@ -23,6 +26,7 @@ rounds overlap.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol
 
@@ -62,6 +66,7 @@ class NoticeJob:
     services: tuple[tuple[str, str], ...]
     ticket_id: str | None = None
     ticket_subject: str | None = None
+    due: float | None = None  # the recipient's deadline (epoch s): the next update its last notice stated
 
     @property
     def incident_id(self) -> str:
@@ -90,7 +95,35 @@ def _job(kind: str, rnd: Round, customer: CustomerLike, recipient: str, email: s
                      ticket_id if kind == TICKET_ACK else recipient, domain)
     return NoticeJob(kind=kind, round=rnd, customer=customer, recipient=recipient, email=email,
                      contact_name=name, message_id=mid, in_reply_to=known.get("first"),
-                     services=services, ticket_id=ticket_id, ticket_subject=ticket_subject)
+                     services=services, ticket_id=ticket_id, ticket_subject=ticket_subject,
+                     due=known.get("due"))
+
+
+def by_deadline(rnd: Round, known: dict) -> bool:
+    """Whether this recipient's notice of ``rnd`` waits for its own deadline (a holding update to
+    a recipient who has one) instead of going at once with the round."""
+    return rnd.trigger == "scheduled" and known.get("state") == ledger.ACTIVE and known.get("due") is not None
+
+
+def holding_job(rnd: Round, customer: CustomerLike, entry: dict | None, recipient: str,
+                domain: str) -> NoticeJob | None:
+    """The holding update (``rnd``, a scheduled round) owed to ``recipient`` of ``customer`` now
+    that its deadline is near; None when nothing is (it opted out, the conversation ended, it
+    got this round or a newer one, or it is no longer one of the customer's contacts)."""
+    known = ledger.recipients(entry, rnd.incident_id).get(recipient)
+    if (not known or known.get("state") != ledger.ACTIVE or known.get("seq", 0) >= rnd.seq
+            or recipient in ledger.unsubscribed(entry)):
+        return None
+    if recipient.startswith(TICKET_PREFIX):
+        email, name = known["email"], known.get("name")
+    else:
+        contact = next((c for c in customer.contacts if contact_key(c.email) == recipient), None)
+        if contact is None:
+            return None
+        email, name = contact.email, contact.name
+    services = affected_services(services_of(customer), rnd.scope())
+    job = _job(SCHEDULED, rnd, customer, recipient, email, name, known, services, domain)
+    return None if ledger.was_sent(entry, rnd.incident_id, job.message_id) else job
 
 
 class RoundPlan:
@@ -187,12 +220,12 @@ class RoundPlan:
         for contact in customer.contacts:
             key = contact_key(contact.email)
             known = known_all.get(key, {})
-            if known.get("state") == RESOLVED or known.get("seq", 0) >= rnd.seq:
+            if known.get("state") == RESOLVED or known.get("seq", 0) >= rnd.seq or by_deadline(rnd, known):
                 continue
             kind = following if known.get("state") == ledger.ACTIVE else ACKNOWLEDGED
             self._owe(kind, customer, entry, key, contact.email, contact.name, known, services, out)
         for key, email, name, known in self._in_conversation(customer, entry):
-            if key.startswith(TICKET_PREFIX):  # a ticket's requester who is not a contact
+            if key.startswith(TICKET_PREFIX) and not by_deadline(rnd, known):  # a requester, not a contact
                 self._owe(following, customer, entry, key, email, name, known, services, out)
         return out
 
@@ -231,6 +264,8 @@ def refresh(job: NoticeJob, entry: dict | None, domain: str) -> NoticeJob | None
         again = _job(following_kind(rnd), rnd, job.customer, job.recipient, job.email, job.contact_name, known,
                      job.services, domain)
         return None if ledger.was_sent(entry, rnd.incident_id, again.message_id) else again
+    if known.get("due") != job.due:   # the deadline it keeps is the one the ledger shows now
+        return dataclasses.replace(job, due=known.get("due"))
     return job
 
 

@@ -8,7 +8,7 @@ future, when the next update is due) is made here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Literal
 
 EtaState = Literal["unknown", "future", "passed"]
@@ -69,20 +69,3 @@ def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url:
         ticket_id=job.ticket_id, ticket_subject=job.ticket_subject,
         status_url=status_url, unsubscribe_url=unsubscribe_url,
     )
-
-
-def promise_shown(round_promise: datetime | None, newest_promise: datetime | None, now: datetime,
-                  margin: timedelta = timedelta(0)) -> datetime | None:
-    """The next-update time a notice composed at ``now`` states.
-
-    Its round's promise — unless that is gone, or within ``margin`` of going (the time to
-    hand the email over), which happens when a round takes longer to reach everyone than the
-    update interval: its last recipients would be told a time already past when they read it.
-    They are told the incident's newest promise instead (the newer round's notice, due to
-    them first of all, keeps it). With no later promise known, the later of the two stands.
-    """
-    if round_promise is None or round_promise > now + margin:
-        return round_promise
-    if newest_promise is not None and newest_promise > now + margin:
-        return newest_promise
-    return max(round_promise, newest_promise or round_promise)

@@ -58,7 +58,9 @@ class IncidentState(IncidentFacts):
     update_interval_seconds: int | None = None
     updated_at: datetime                      # time of the latest applied event
     seq: int = 0                              # rounds decided so far
-    promised_at: datetime | None = None       # next update promised to every contact
+    promised_at: datetime | None = None       # the incident's next promised update (the cadence; each
+                                              # contact's own deadline is its last notice's, never earlier)
+    promise_explicit: bool = False            # promised_at is the operator's next_update_at, stated as is
     event_ids: list[str] = []                 # recently processed event ids (duplicates ignored)
     history: list[dict] = []
     last_trigger: Trigger = "declared"        # what started the latest round ...
@@ -84,6 +86,8 @@ class Round(IncidentFacts):
     at: datetime                              # when the round was decided
     next_update_at: datetime | None = None    # None on resolved
     keeps: datetime | None = None             # the promise this round must arrive by (the previous round's)
+    interval_seconds: float | None = None     # the incident's update interval (each notice promises one after it)
+    explicit: bool = False                    # next_update_at is the operator's: every notice states it
 
 
 class Tick(BaseModel):
@@ -138,6 +142,7 @@ def current_round(state: IncidentState) -> Round:
     return Round.model_validate({
         **facts, "seq": state.seq, "trigger": state.last_trigger, "at": state.last_round_at or state.updated_at,
         "next_update_at": state.promised_at, "keeps": state.kept_promise,
+        "interval_seconds": state.interval().total_seconds(), "explicit": state.promise_explicit,
     })
 
 
@@ -176,6 +181,7 @@ def _declare(event, now: datetime) -> Decision:
         started_at=event.at, updated_at=event.at, seq=1,
     )
     state.promised_at = promise(event.at, state.interval(), now, event.next_update_at)
+    state.promise_explicit = state.promised_at == event.next_update_at
     _add_scope(state)
     _remember(state, event.event_id, {"event_id": event.event_id, "type": DECLARED, "at": event.at.isoformat(),
                                       "status": state.status, "seq": 1})
@@ -201,6 +207,7 @@ def _update(state: IncidentState, event, now: datetime) -> Decision:
     state.updated_at = base
     state.seq += 1
     state.promised_at = promise(base, state.interval(), now, changes.get("next_update_at"))
+    state.promise_explicit = state.promised_at == changes.get("next_update_at")
     _add_scope(state)
     _remember(state, event.event_id, {"event_id": event.event_id, "type": UPDATED, "at": event.at.isoformat(),
                                       "status": state.status, "seq": state.seq})
@@ -219,6 +226,7 @@ def _resolve(state: IncidentState, event, now: datetime) -> Decision:
     state.updated_at = max(event.at, state.updated_at)
     state.eta = None
     state.promised_at = None
+    state.promise_explicit = False
     state.seq += 1
     _remember(state, event.event_id, {"event_id": event.event_id, "type": RESOLVED, "at": event.at.isoformat(),
                                       "status": "resolved", "seq": state.seq})
@@ -268,6 +276,7 @@ def keep_promise(state: IncidentState | None, due: datetime, now: datetime,
     cadence = promise(max(due, now.astimezone(timezone.utc)), state.interval(), now)
     floor = now.astimezone(timezone.utc) + send + lead
     state.promised_at = max(cadence, floor)
+    state.promise_explicit = False
     state.history = (state.history + [{"event_id": None, "type": "scheduled", "at": now.isoformat(),
                                        "status": state.status, "seq": state.seq}])[-MAX_HISTORY:]
     return Decision(state, _round(state, "scheduled", now, f"tick:{due.isoformat()}", due),

@@ -3,7 +3,8 @@
 One entry per customer (so it lives on the customer's partition, next to the customer),
 holding per incident and per recipient (contact key, or ``ticket:<id>`` for a ticket's
 requester): the Message-ID of the first notice (the thread root), the newest round seq it
-got, and where the conversation stands (``active`` while notices flow, ``unaffected`` after we
+got, its deadline (``due``, epoch seconds: the next-update time its last notice stated, and
+``every``, the interval that notice counted with), and where the conversation stands (``active`` while notices flow, ``unaffected`` after we
 said it no longer concerns them, ``resolved`` at the end); plus the Message-IDs sent.
 Checked before each send and written right after each SMTP acceptance, it makes every step
 safe to repeat. Pure functions over plain dicts (the JSON kept in the changelogged table).
@@ -24,7 +25,7 @@ def incident_entry(entry: dict | None, incident_id: str) -> dict:
 
 
 def recipients(entry: dict | None, incident_id: str) -> dict[str, dict]:
-    """recipient key -> {"first", "seq", "state", "email"} for one incident."""
+    """recipient key -> {"first", "seq", "state", "email", "due", "every"} for one incident."""
     return incident_entry(entry, incident_id).get("contacts", {})
 
 
@@ -37,8 +38,9 @@ def incidents_in(entry: dict | None) -> list[str]:
 
 
 def record_sent(entry: dict | None, *, incident_id: str, recipient: str, email: str, message_id: str,
-                kind: str, seq: int) -> dict:
-    """A new entry with one accepted notice added (the input is not modified)."""
+                kind: str, seq: int, due: float | None = None, every: float | None = None) -> dict:
+    """A new entry with one accepted notice added (the input is not modified); ``due``: the
+    next-update time it stated (None: it promised none, the recipient has no deadline now)."""
     incidents = dict((entry or {}).get("incidents", {}))
     inc = dict(incidents.get(incident_id, {}))
     contacts = dict(inc.get("contacts", {}))
@@ -47,12 +49,26 @@ def record_sent(entry: dict | None, *, incident_id: str, recipient: str, email: 
     contact["seq"] = max(seq, contact.get("seq", 0))
     contact["email"] = email
     contact["state"] = RESOLVED if kind == RESOLVED else UNAFFECTED if kind == UNAFFECTED else ACTIVE
+    if due is not None and contact["state"] == ACTIVE and seq >= contact.get("seq_due", 0):
+        contact["due"], contact["every"], contact["seq_due"] = due, every, seq
+    elif contact["state"] != ACTIVE:
+        for name in ("due", "every", "seq_due"):
+            contact.pop(name, None)
     contacts[recipient] = contact
     inc["contacts"] = contacts
     if message_id not in inc.get("sent", ()):
         inc["sent"] = list(inc.get("sent", [])) + [message_id]
     incidents[incident_id] = inc
     return {**(entry or {}), "incidents": incidents}
+
+
+def deadlines(entry: dict | None):
+    """(incident, recipient, due, every) of each recipient of this customer that is owed a notice
+    by a stated time."""
+    for incident_id, inc in (entry or {}).get("incidents", {}).items():
+        for recipient, contact in inc.get("contacts", {}).items():
+            if contact.get("state") == ACTIVE and contact.get("due") is not None:
+                yield incident_id, recipient, contact["due"], contact.get("every") or 0.0
 
 
 def unsubscribed(entry: dict | None) -> frozenset[str]:

@@ -1,43 +1,46 @@
 """Promise bookkeeping: which next-update time each notice states.
 
-A round promises the next update (``Round.next_update_at``). A notice composed when that time is
-gone, or about to go, states the incident's newest promise instead (``content.promise_shown``):
-that happens when a round takes longer to reach everyone than the update interval. The book
-remembers each incident's newest promise, and what a notice stated when it differs from its
-round's, until the notice is recorded (the ``notices`` record states what the email said).
-Pure: no I/O, the time is passed in.
+A promised time belongs to the contact it was stated to (``domain/deadlines.py``): a notice
+states one interval after it is sent (a holding update: one interval after the deadline it
+keeps), the operator's explicit time when given, stretched when this worker's send rate cannot
+carry its audience once per interval. The book works that out when a notice is composed and
+remembers it until the notice is recorded (the ``notices`` record and the ledger's deadline
+state what the email said). Pure: no I/O, the time is passed in.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 
-from domain.content import promise_shown
+from domain.deadlines import stated_promise
+from domain.kinds import RESOLVED, SEVERITY_CADENCE_SECONDS, UNAFFECTED
+
+
+def interval_of(rnd) -> timedelta:
+    """The update interval a round's notices count with."""
+    return timedelta(seconds=rnd.interval_seconds or SEVERITY_CADENCE_SECONDS.get(rnd.severity, 3600))
 
 
 class PromiseBook:
     def __init__(self, margin: timedelta) -> None:
         self.margin = margin
-        self._newest: dict[str, tuple[int, datetime]] = {}   # incident -> (seq, promise) of its newest round
-        self._stated: dict[str, datetime] = {}               # Message-ID -> promise stated instead of its round's
-
-    def note(self, rnd) -> None:
-        """A round of ``rnd.incident_id`` is known here (decided, received or taken up)."""
-        known = self._newest.get(rnd.incident_id)
-        if rnd.next_update_at is None:
-            self._newest.pop(rnd.incident_id, None)   # resolved: nothing more is promised
-        elif known is None or known[0] <= rnd.seq:
-            self._newest[rnd.incident_id] = (rnd.seq, rnd.next_update_at)
+        self.factor = 1.0                                    # the stretch of this worker's promises now
+        self._stated: dict[str, datetime] = {}               # Message-ID -> promise its notice states
 
     def as_composed(self, job, now: datetime):
-        """``job`` as composed at ``now``: stating the promise it can still keep."""
-        newest = self._newest.get(job.incident_id)
-        shown = promise_shown(job.round.next_update_at, newest[1] if newest else None, now, margin=self.margin)
-        if shown == job.round.next_update_at:
+        """``job`` as composed at ``now``: stating the recipient's next deadline."""
+        rnd = job.round
+        if job.kind in (RESOLVED, UNAFFECTED) or rnd.next_update_at is None:
             return job
+        keeps = datetime.fromtimestamp(job.due, timezone.utc) if job.due is not None else None
+        shown = stated_promise(job.kind, now=now, interval=interval_of(rnd), keeps=keeps,
+                               explicit=rnd.next_update_at if rnd.explicit else None, factor=self.factor,
+                               margin=self.margin)
         self._stated[job.message_id] = shown
-        return dataclasses.replace(job, round=job.round.model_copy(update={"next_update_at": shown}))
+        if shown == rnd.next_update_at:
+            return job
+        return dataclasses.replace(job, round=rnd.model_copy(update={"next_update_at": shown}))
 
     def stated(self, job) -> datetime | None:
         """What the sent notice ``job`` stated as its next update (and forget it)."""

@@ -1,69 +1,28 @@
-"""When a scheduled round must start so that its last email still arrives by the promise."""
+"""When a scheduled round is decided, and the measures it is planned with (latency, send rate)."""
 
 from __future__ import annotations
 
 import time
 from collections import deque
-from datetime import datetime, timedelta
+from datetime import timedelta
 from typing import Callable
 
-MIN_RATE = 1.0  # emails/s assumed at the very least, so a lead is always finite
-# The send time is padded by half: a round's rate is measured on the previous one, and rounds
-# differ (benchmark: a scheduled round to 100,000 contacts went 15 % slower than the
-# acknowledged one it followed, and with no padding 11 % of it arrived up to 10 s late).
-# Starting early costs nothing: the holding update simply arrives a little before its time.
-SEND_TIME_HEADROOM = 1.5
-# While the incident's previous round is still being sent here, the next one waits for it to end
-# (so nobody is acknowledged by a newer round, nor told the same thing twice in a minute) when
-# it can still keep the promise with this smaller pad: the rate is then being measured on the
-# very work the next round repeats, through the same connections.
-TIGHT_HEADROOM = 1.1
+# a scheduled round is decided at most this much before its earliest contacts can come due (beyond
+# the margin and the latency), so that a holding update released early (a queue ahead of it) finds
+# its round decided, without an hourly incident's round being decided a third of an hour early
+ROUND_LEAD_EXTRA = timedelta(seconds=60)
 
 
-def send_seconds(send_rate: float | None, audience: int) -> float:
-    """How long ``audience`` emails take at ``send_rate`` (0 while the rate is being measured)."""
-    if send_rate is None:
-        return 0.0
-    return audience / max(send_rate, MIN_RATE)
+def round_lead(interval: timedelta, *, base: timedelta, latency: float = 0.0) -> timedelta:
+    """How long before the incident's promised time its scheduled round is decided.
 
-
-def lead_time(send_rate: float | None, *, audience: int, base: timedelta, latency: float = 0.0,
-              headroom: float = SEND_TIME_HEADROOM) -> timedelta:
-    """How long before the promised time a scheduled round must start.
-
-    ``base`` (a safety margin), plus twice the measured pipeline latency (tick -> decision and
-    decision -> audience are one hop each), plus the time ``audience`` emails (the round's own
-    and those queued ahead of it) take at ``send_rate`` (emails/second), padded by
-    ``SEND_TIME_HEADROOM``.
-
-    ``send_rate`` None means it is being measured right now (a big round has just started):
-    within one measuring window (2 s) it is known, and a cautious guess meanwhile would start
-    the next round absurdly early (an unmeasured 50/s made a 100,000-contact round "need" an
-    hour and sent everyone a second email minutes after the first), so only the margin and
-    the latency count until then.
+    Every contact's deadline is at or after the incident's promise, and a holding update is
+    released at most a third of an interval before its deadline (``domain.deadlines``): the
+    round is decided that much earlier (at most ``ROUND_LEAD_EXTRA`` beyond the margin), never
+    less than the margin and the pipeline's latency (one hop each way).
     """
-    if send_rate is None:
-        return base + timedelta(seconds=2 * max(latency, 0.0))
-    rate = max(send_rate, MIN_RATE)
-    return base + timedelta(seconds=2 * max(latency, 0.0) + headroom * audience / rate)
-
-
-def scheduled_start(due: datetime, now: datetime, send_rate: float | None, *, audience: int, running: int,
-                    base: timedelta, latency: float = 0.0) -> datetime:
-    """When the scheduled round that keeps the promise ``due`` should start.
-
-    ``audience``: the emails the round sends here (and those queued ahead of it for other
-    incidents); ``running``: the emails the incident's previous round still has to send here.
-    As late as the lead allows (``due - lead_time``); but if the previous round is still being
-    sent then, the round waits for it to end as long as it can still keep the promise with the
-    smaller ``TIGHT_HEADROOM`` — two rounds overlap only when waiting would break the promise.
-    """
-    start = due - lead_time(send_rate, audience=audience, base=base, latency=latency)
-    if running <= 0 or send_rate is None:
-        return start
-    previous_ends = now + timedelta(seconds=running / max(send_rate, MIN_RATE))
-    latest = due - lead_time(send_rate, audience=audience, base=base, latency=latency, headroom=TIGHT_HEADROOM)
-    return previous_ends if start < previous_ends <= latest else start
+    floor = base + timedelta(seconds=2 * max(latency, 0.0))
+    return max(floor, min(interval / 3, floor + ROUND_LEAD_EXTRA))
 
 
 class LatencyGauge:

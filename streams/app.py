@@ -7,6 +7,7 @@ on), call the domain, and move the result on. Data flow (see README, "Design"):
   incident-events, ticks ─▶ incident agent (streams/incidents.py) ─▶ incidents table; a round to
       every partition of rounds; the schedule timer ticks when a promised time is near
   rounds (partition p) ─▶ audience agent (here) ─▶ owed on p ─▶ sender (SMTP) ─▶ ledger + notices
+  ledger deadlines (partition p) ─▶ holding updates (streams/holding.py), each by its contact's deadline
   ticket-events ─▶ ticket agents (streams/tickets.py) ─▶ ticket-ack, ticket-updates
 """
 
@@ -25,7 +26,7 @@ from faust.types import TP
 from domain import ledger as L
 from domain.audience import NoticeJob, RoundPlan, refresh
 from domain.incident import Round
-from domain.promises import PromiseBook
+from domain.promises import PromiseBook, interval_of
 from domain.schedule import LatencyGauge
 from outage.settings import Settings
 from schemas import NoticeRecord
@@ -34,6 +35,7 @@ from streams import topics as T
 from streams.broker import BrokerProfile
 from streams.customers import customers_of
 from streams.deadletter import DeadLetters
+from streams.holding import HoldingUpdates
 from streams.incidents import IncidentDesk
 from streams.reach import BrokerReach
 from streams.sender import Sender
@@ -47,6 +49,7 @@ Clock = Callable[[], datetime]
 # a new round waits at most this long for its partition's customers to be read up to the
 # topic's end (customers produced just before the incident was declared are then notified)
 CUSTOMERS_CATCH_UP_SECONDS = 2.0
+HOLDING_TICK_SECONDS = 0.25   # how often the contacts coming due are looked for
 
 
 def utc_now() -> datetime:
@@ -125,7 +128,9 @@ class Pipeline:
             concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
             deliver=self._deliver_elsewhere if delivery is not None else None,
             in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
+            rate_limit=settings.smtp_rate,   # OUTAGE_SMTP_RATE: sends spread over each second
         )
+        self.holding = HoldingUpdates(self)   # each contact's holding update by its own deadline
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
         self.reach = BrokerReach.of(self)     # whether any broker answers (/readyz, the API, the latency)
         app.service(self.reach)
@@ -152,6 +157,7 @@ class Pipeline:
         app.agent(self.incident_topic, name="incidents")(self.incident_desk.agent)
         app.agent(self.rounds_topic, name="audience")(self._audience_agent)
         app.timer(self.settings.schedule_tick_seconds, name="schedule")(self.incident_desk.schedule_timer)
+        app.timer(HOLDING_TICK_SECONDS, name="holding")(self.holding.tick)
         app.on_partitions_revoked.connect(self._on_revoked)
         app.on_partitions_assigned.connect(self._on_assigned)
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
@@ -184,6 +190,7 @@ class Pipeline:
         lost = (self.sender.held() | self._rounds_partitions) - now
         self.sender.drop(lost)
         self.views.drop(lost | (now - self._rounds_partitions))
+        self.holding.drop(lost | (now - self._rounds_partitions))
         for plans in self._audience.values():
             for p in lost & set(plans):
                 del plans[p]
@@ -217,12 +224,16 @@ class Pipeline:
         for p, rnd in owed:
             if p not in self._rounds_partitions:
                 continue  # gone again meanwhile
-            self.promises.note(rnd)
+            self.holding.round_arrived(p, rnd)
             await self._submit_round(p, rnd)
         if owed:
             M.ROUNDS_RESUMED.inc(len(owed))
             log.info("took up %d rounds still owed on partitions %s", len(owed), sorted(partitions))
         await self.desk.resume(partitions)
+
+    def rounds_partitions(self) -> set[int]:
+        """The partitions of ``rounds`` (and so of the customers and the ledger) held here."""
+        return set(self._rounds_partitions)
 
     def assigned(self, topic) -> set[int]:
         name = topic.get_topic_name()
@@ -255,7 +266,7 @@ class Pipeline:
                         await self._submit_round(p, rnd)   # a replay: queued once, whatever happens
                     continue
                 self.latest[self._latest_key(p, rnd.incident_id)] = {"p": p, "round": rnd.model_dump(mode="json")}
-                self.promises.note(rnd)
+                self.holding.round_arrived(p, rnd)
                 if not await self.customers.caught_up(p, timeout=CUSTOMERS_CATCH_UP_SECONDS):
                     log.warning("round %s #%d on partition %d planned before the customers were read to the "
                                 "topic's end", rnd.incident_id, rnd.seq, p)
@@ -335,22 +346,30 @@ class Pipeline:
         return refresh(job, self.ledger.get(job.customer_id), self.settings.mail_domain)
 
     async def _record_sent(self, job: NoticeJob, p: int, sent_at: datetime) -> None:
+        final = job.kind in ("resolved", "unaffected")
+        stated = None if final else self.promises.stated(job)
+        due = stated.timestamp() if stated is not None else None
+        every = interval_of(job.round).total_seconds()
         entry = L.record_sent(self.ledger.get(job.customer_id), incident_id=job.incident_id,
                               recipient=job.recipient, email=job.email, message_id=job.message_id,
-                              kind=job.kind, seq=job.seq)
+                              kind=job.kind, seq=job.seq, due=due, every=every)
         entry["p"] = p
         await self.ledger.put(job.customer_id, entry)
         self.views.mark_notified(p, job.incident_id, job.customer_id)
-        if job.round.keeps is not None and job.kind not in ("acknowledged", "ticket-ack"):
-            M.PROMISE_MARGIN.observe((job.round.keeps - sent_at).total_seconds())
+        self.holding.noted(p, job, due, every)
+        if stated is not None and self.promises.factor > 1.0:
+            M.PROMISES_STRETCHED.inc()
+        if job.due is not None:   # the recipient's own promise, kept (or not) by this notice
+            margin = job.due - sent_at.timestamp()
+            M.PROMISE_MARGIN.observe(margin)
+            if margin < 0:
+                M.NOTICES_LATE.inc()
         # built without validation: every field was validated on the way in (an address check per
         # notice was a visible share of the worker's time in the benchmark's profile)
-        final = job.kind in ("resolved", "unaffected")
         record = NoticeRecord.model_construct(
             notice_id=job.message_id, incident_id=job.incident_id, ticket_id=job.ticket_id,
             customer_id=job.customer_id, email=job.email, kind=job.kind, seq=job.seq, sent_at=sent_at,
-            eta=job.round.eta,
-            next_update_at=None if final else self.promises.stated(job))
+            eta=job.round.eta, next_update_at=stated)
         # straight to the producer: faust's Topic.send wraps each record in futures and callbacks
         # for nothing we use here (measured: a tenth of a notice's CPU with the ledger's changelog)
         await self.app.producer.send(self._notices_name, job.customer_id.encode(), record.model_dump_json().encode(),

@@ -4,7 +4,7 @@ The agent reads ``incident-events`` and ``ticks`` on the incident's partition, a
 the domain's rules (``domain/incident.py``: ``decide`` for an event, ``keep_promise`` for a kept
 promise), stores the new state and sends the round to every partition of ``rounds``. The timer,
 on every worker for the incidents it owns, sends a tick when a promised time is near enough for
-this worker's audience at its steady send rate (``domain/schedule.py``).
+the contacts' own deadlines to come due (``domain/schedule.py``).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
-from domain.schedule import lead_time, scheduled_start, send_seconds
+from domain.schedule import round_lead
 from schemas import IncidentEvent, RecordError, parse_record
 from streams import metrics as M
 from streams.deadletter import record_key
@@ -119,29 +119,21 @@ class IncidentDesk:
         M.SEND_RATE.set(pipe.sender.rate.value if pipe.sender.rate.measured else 0)
 
     def _tick(self, state: IncidentState, now: datetime) -> Tick | None:
-        """The tick to send now for ``state``'s promise, if its scheduled round must start."""
+        """The tick to send now for ``state``'s promise, if its scheduled round must be decided.
+
+        The round is only decided here: each contact's holding update leaves by its own deadline
+        (``streams/holding.py``), so the round is decided a little before the earliest of them
+        can come due (``domain.schedule.round_lead``), whatever the audience's size."""
         pipe = self.pipe
         if state.promised_at is None:
             return None
-        # the next round reaches this incident's audience here again, after what is queued for
-        # other incidents (its own queued notices are replaced by the new round)
-        plans = pipe.plans_of(state.incident_id)
-        audience = sum(plan.size() for plan in plans)
-        # the previous round, still being sent: drawn from its plans and not finished, and not drawn yet
-        running = pipe.sender.drawn_for(state.incident_id) + sum(plan.remaining() for plan in plans)
-        ahead = max(0, pipe.sender.depth - running)
-        rate = pipe.sender.rate
-        value = None if not rate.measured and pipe.sender.depth > 0 else rate.value   # None: being measured
-        base = timedelta(seconds=pipe.settings.schedule_lead_seconds)
-        start = scheduled_start(state.promised_at, now, value, audience=audience + ahead, running=running,
-                                base=base, latency=pipe.latency.value)
-        due = schedule_due(state, now, state.promised_at - start)
+        lead = round_lead(state.interval(), base=timedelta(seconds=pipe.settings.schedule_lead_seconds),
+                          latency=pipe.latency.value)
+        due = schedule_due(state, now, lead)
         if due is None:
             return None
         last = self._ticked.get(state.incident_id)
         if last and last[0] == due and now - last[1] < timedelta(seconds=10):
             return None  # sent for this slot; resend only if nothing came of it
         self._ticked[state.incident_id] = (due, now)
-        lead = lead_time(value, audience=audience + ahead, base=base, latency=pipe.latency.value)
-        return Tick(incident_id=state.incident_id, due=due, lead_seconds=lead.total_seconds(),
-                    send_seconds=send_seconds(value, audience + ahead))
+        return Tick(incident_id=state.incident_id, due=due, lead_seconds=lead.total_seconds())

@@ -34,8 +34,8 @@ ETA_PASSED = Counter("outage_eta_passed_notices_total",
 ACTIVE_INCIDENTS = Gauge("outage_active_incidents", "Unresolved incidents held by this worker", registry=REGISTRY)
 CUSTOMERS = Gauge("outage_customers", "Customers held by this worker", registry=REGISTRY)
 PROMISES_STRETCHED = Counter("outage_promises_stretched_total",
-                             "Scheduled rounds whose next promise is later than one update interval, because the "
-                             "audience takes longer than that to reach at the measured send rate", registry=REGISTRY)
+                             "Notices whose promise is later than one update interval, because this worker's "
+                             "measured send rate cannot carry its contacts once per interval", registry=REGISTRY)
 PROMISES_LATE = Counter("outage_promises_late_total",
                         "Promised updates whose scheduled round was decided after the promised time (the brokers or "
                         "the workers were down when it fell due)", registry=REGISTRY)
@@ -44,3 +44,11 @@ ROUNDS_RESUMED = Counter("outage_rounds_resumed_total",
                          registry=REGISTRY)
 SEND_RATE = Gauge("outage_send_rate", "Emails per second this worker sends while it has work (steady measure)",
                   registry=REGISTRY)
+DUE_SOON = Gauge("outage_contacts_due_soon", "Contacts of this worker whose next notice is due within the next minute",
+                 registry=REGISTRY)
+CAPACITY_RATIO = Gauge("outage_capacity_ratio",
+                       "How many times per update interval this worker's send rate carries its audience "
+                       "(send rate x interval / contacts; below 1 promises are stretched; 0 while unmeasured)",
+                       registry=REGISTRY)
+NOTICES_LATE = Counter("outage_notices_late_total",
+                       "Notices sent after the time the contact's previous notice promised", registry=REGISTRY)

@@ -31,6 +31,10 @@ Runtime contract (what the agents and the tests may rely on):
 - At most ``concurrency`` sends are under way (``in_flight`` when given: with ``deliver``
   handing jobs to helper processes, twice the SMTP connections, so that the pipes' latency
   never leaves a connection idle).
+- ``rate_limit`` (``OUTAGE_SMTP_RATE``; ``rate_cap`` tells it, None: no limit): each hand-over to
+  the SMTP server (retries too) first waits for the pacer (``streams/pacing.py``), after
+  ``refresh`` (a skipped job takes no slot), so at most that many start in any one second,
+  evenly spaced; jobs waiting for it hold their runner (they are under way).
 SMTP is reached only through the ``Mailer`` interface (or ``deliver``, which composes and sends
 elsewhere); composing the bytes is a function.
 """
@@ -53,6 +57,7 @@ from domain.retry import RetryPolicy
 from domain.schedule import SendRate
 from notifiers.smtp import SendResult, scrub
 from streams import metrics as M
+from streams.pacing import Pacer
 
 log = logging.getLogger(__name__)
 
@@ -110,7 +115,10 @@ PARK_LIMIT = 1000   # jobs parked for one domain at its connection cap before th
 
 
 def deadline_of(job: NoticeJob) -> float:
-    """When the notice is due: the promise it keeps, else as soon as possible (its round's time)."""
+    """When the notice is due: its recipient's own deadline (a holding update's), else the promise
+    its round keeps, else as soon as possible (its round's time)."""
+    if job.due is not None and job.kind == "scheduled":
+        return job.due
     return deadline_of_round(job.round)
 
 
@@ -133,7 +141,7 @@ class Sender:
                  retry: RetryPolicy = RetryPolicy(), give_up_seconds: float | None = None,
                  retry_max_delay: float | None = None, rng: random.Random | None = None,
                  deliver: Callable[[NoticeJob, datetime], Awaitable[SendResult]] | None = None,
-                 in_flight: int | None = None) -> None:
+                 in_flight: int | None = None, rate_limit: float | None = None) -> None:
         self._mailer = mailer
         # compose and send, in one call (e.g. in helper processes); else compose here, then mailer.send
         self._deliver = deliver or self._compose_and_send
@@ -154,6 +162,7 @@ class Sender:
         if retry_max_delay is not None:
             retry = replace(retry, max_delay=retry_max_delay)
         self.retry = retry
+        self._pacer = Pacer.of(rate_limit)   # OUTAGE_SMTP_RATE: None, no limit
         # the server unreachable (no reply at all): every runner pauses, growing like one job's
         # retries, instead of trying each queued job in turn (a storm of tries and compositions)
         self._unreachable = 0          # consecutive pauses, each begun by a send that got no reply
@@ -184,6 +193,12 @@ class Sender:
     async def start(self) -> None:
         if not self._tasks and not self._stopping:
             self._tasks = [asyncio.create_task(self._run(), name=f"sender-{i}") for i in range(self._concurrency)]
+
+    @property
+    def rate_cap(self) -> float | None:
+        """The most notices per second handed to the SMTP server (``OUTAGE_SMTP_RATE``), None
+        when unlimited: a planner's rate is ``min(rate.value, rate_cap)``."""
+        return None if self._pacer is None else self._pacer.rate
 
     @property
     def depth(self) -> int:
@@ -506,6 +521,8 @@ class Sender:
         if job is None:
             M.NOTICES_SKIPPED.inc()
             return True
+        if self._pacer is not None:
+            await self._pacer.wait()   # this hand-over's slot in the second (then ``now`` is taken)
         now = self._clock()
         item.first_try = item.first_try or time.monotonic()
         try:

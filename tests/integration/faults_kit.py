@@ -382,6 +382,78 @@ def audit(server: FaultySmtp, incident: str, expected: set[str], *, interval: fl
     return a
 
 
+def latest_promise(server: FaultySmtp, incident: str) -> datetime | None:
+    """The latest next-update time any notice of the incident stated: by then (plus slack) every
+    contact is owed the notice that keeps its own promise."""
+    return max((m.next_update for m in server.received(incident) if m.next_update), default=None)
+
+
+def not_one_interval_after(server: FaultySmtp, incident: str, kind: str, interval: float,
+                           slack: float = 2.0) -> list:
+    """Notices of ``kind`` whose promise is not one interval after they arrived (±``slack``): a
+    promised time belongs to the contact it was stated to, one interval after that notice."""
+    return [m for m in server.received(incident) if m.kind == kind
+            and (m.next_update is None
+                 or abs((m.next_update - m.received).total_seconds() - interval) > slack)]
+
+
+@dataclass
+class Promises:
+    """Every notice of an incident against the one before it to the same contact."""
+
+    notices: int = 0
+    kept: int = 0
+    missed: list[tuple[str, float]] = field(default_factory=list)    # (contact, s past the promise)
+    close: list[tuple[str, float]] = field(default_factory=list)     # a holding update too soon after
+    repeats: int = 0
+
+    def summary(self) -> str:
+        worst = max((s for _, s in self.missed), default=0.0)
+        nearest = min((s for _, s in self.close), default=0.0)
+        return (f"{self.notices} notices, {self.kept} promises kept, {len(self.missed)} missed (worst {worst:.1f}s), "
+                f"{len(self.close)} holding updates less than 2/3 interval after the previous notice "
+                f"(nearest {nearest:.1f}s), {self.repeats} repeats")
+
+
+def promises_kept(server: FaultySmtp, incident: str, interval: float, until_: datetime | None = None) -> Promises:
+    """Judge every pair of consecutive notices to each contact: the later one arrives by the time
+    the earlier one stated (``CLOCK_SLACK``), and a holding update (``scheduled``) comes no sooner
+    than two thirds of an interval after the notice before it. A promise falling after
+    ``until_`` (when watching stopped) is not judged."""
+    out = Promises()
+    for rcpt, mails in server.by_recipient(incident).items():
+        seen: set[str] = set()
+        ms = []
+        for m in sorted(mails, key=lambda m: m.received):
+            if m.message_id in seen:
+                out.repeats += 1
+                continue
+            seen.add(m.message_id)
+            ms.append(m)
+        out.notices += len(ms)
+        for before, after in zip(ms, ms[1:]):
+            if before.next_update is not None:
+                past = (after.received - before.next_update).total_seconds()
+                if past > CLOCK_SLACK:
+                    out.missed.append((rcpt, past))
+                else:
+                    out.kept += 1
+            gap = (after.received - before.received).total_seconds()
+            if after.kind == "scheduled" and gap < interval * 2 / 3 - CLOCK_SLACK:
+                out.close.append((rcpt, gap))
+        last = ms[-1] if ms else None
+        if (last is not None and last.next_update is not None and until_ is not None
+                and (until_ - last.next_update).total_seconds() > CLOCK_SLACK):
+            out.missed.append((rcpt, (until_ - last.next_update).total_seconds()))   # nothing came by it
+    return out
+
+
+def busiest_second(server: FaultySmtp, incident: str) -> int:
+    """The most messages the server received within one calendar second."""
+    per: Counter = Counter(m.received.replace(microsecond=0) for m in server.received(incident))
+    return max(per.values(), default=0)
+
+
 def spans(server: FaultySmtp, incident: str, since: datetime) -> str:
     """When each round's emails arrived, in seconds after ``since``: "kind#seq a..b s (n)"."""
     out: dict[str, list[float]] = {}

@@ -32,7 +32,7 @@ import pytest
 from tests.conftest import API_TOKEN, BROKERS, http
 from tests.integration import faults_kit
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
-    CONCURRENCY, declare_event, emails_of, faulty, make_customers, metric, parse_time, reached,
+    CONCURRENCY, declare_event, emails_of, faulty, latest_promise, make_customers, metric, parse_time, reached,
     ready, settle, smtp_env, until, utc_now,
 )
 
@@ -211,7 +211,7 @@ async def test_kill_9_of_a_partition_leader_mid_fan_out(workers, faulty, broker,
             got = server.by_recipient(incident)
             return len(got) >= FAN_OUT and all(any(m.kind == "scheduled" for m in ms) for ms in got.values())
 
-        wait = (declared - utc_now()).total_seconds() + FAN_OUT_INTERVAL + 15
+        wait = (latest_promise(server, incident) - utc_now()).total_seconds() + 15   # every contact's own promise
         await until(every_scheduled, max(wait, 1.0), poll=0.5)
         await settle(server)
         ready_after = [readyz(p) for p in procs]

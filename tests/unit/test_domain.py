@@ -10,10 +10,10 @@ import pytest
 from domain import ledger as L
 from domain.affected import CustomerIndex, Scope, affected_services, is_affected
 from domain.audience import RoundPlan, plan_round
-from domain.content import eta_state, notice_content, promise_shown
+from domain.content import eta_state, notice_content
 from domain.ids import contact_key, message_id
 from domain.incident import current_round, decide, keep_promise, promise, schedule_due
-from domain.schedule import lead_time
+from domain.schedule import round_lead
 from schemas import Customer, IncidentEvent
 
 T0 = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
@@ -152,15 +152,17 @@ def test_keep_promise_is_idempotent_per_slot():
     assert superseded.round is None and not superseded.resend
 
 
-def test_schedule_due_starts_early_by_the_lead():
+def test_schedule_due_starts_early_by_the_round_lead():
     d1 = decide(None, ev(update_interval_seconds=600), T0)
     due = d1.state.promised_at
-    lead = lead_time(100.0, audience=1000, base=timedelta(seconds=5))
-    assert lead == timedelta(seconds=20)     # 5 s margin + 10 s of sending, padded by half
-    assert schedule_due(d1.state, due - timedelta(seconds=21), lead) is None
-    assert schedule_due(d1.state, due - timedelta(seconds=20), lead) == due
-    # while a big round's send rate is being measured, only the margin and the latency count
-    assert lead_time(None, audience=100_000, base=timedelta(seconds=5), latency=0.5) == timedelta(seconds=6)
+    base = timedelta(seconds=5)
+    # a third of the interval, but at most a minute beyond the margin and the latency
+    assert round_lead(timedelta(seconds=600), base=base) == timedelta(seconds=65)
+    assert round_lead(timedelta(seconds=60), base=base) == timedelta(seconds=20)
+    assert round_lead(timedelta(seconds=6), base=base, latency=0.5) == timedelta(seconds=6)   # never below the floor
+    lead = round_lead(timedelta(seconds=600), base=base)
+    assert schedule_due(d1.state, due - timedelta(seconds=66), lead) is None
+    assert schedule_due(d1.state, due - timedelta(seconds=65), lead) == due
 
 
 def test_current_round_rebuilds_the_latest():
@@ -303,19 +305,6 @@ def test_a_kept_promise_keeps_the_operators_cadence():
     assert slow.state.promised_at == fast.promised_at + timedelta(seconds=90) and not slow.stretched
 
 
-def test_a_notice_never_states_a_next_update_time_that_has_gone_by():
-    round_promise, newer = T0 + timedelta(minutes=10), T0 + timedelta(minutes=25)
-    assert promise_shown(round_promise, newer, T0) == round_promise             # in time: its own round's
-    late = T0 + timedelta(minutes=11)                                           # a big round, still sending
-    assert promise_shown(round_promise, newer, late) == newer
-    assert promise_shown(round_promise, None, late) == round_promise            # nothing newer known
-    assert promise_shown(round_promise, round_promise, late) == round_promise
-    assert promise_shown(None, newer, late) is None                             # resolved: no promise
-    almost = round_promise - timedelta(seconds=2)                               # gone by the time it is read
-    assert promise_shown(round_promise, newer, almost, margin=timedelta(seconds=5)) == newer
-    assert promise_shown(round_promise, newer, almost) == round_promise
-
-
 def test_a_round_plan_reads_the_ledger_when_drawn_not_when_made():
     a = customer("a", [("api", "ap-northeast-1")])
     b = customer("b", [("api", "ap-northeast-1")], contacts=("b1@example.jp", "b2@example.jp"))
@@ -350,25 +339,7 @@ def test_a_customer_whose_notices_cannot_be_worked_out_is_reported_and_the_other
         list(RoundPlan(d1.round, w.index, lookup, w.ledger.get, [], "example.com"))
 
 
-def test_a_scheduled_round_waits_for_the_previous_one_when_it_can_still_keep_the_promise():
-    from domain.schedule import scheduled_start
-
-    base = timedelta(seconds=1)
-    due = T0 + timedelta(seconds=45)
-    # 4,000 contacts at 220/s: 18 s to send; padded by half the round starts 28 s ahead, at 17 s ...
-    alone = scheduled_start(due, T0 + timedelta(seconds=10), 220.0, audience=4000, running=0, base=base)
-    assert alone == due - timedelta(seconds=1 + 1.5 * 4000 / 220)
-    # ... but the first round still has 2 s of sending at 16 s: it waits for that (ends at 18 s,
-    # the round then ends by 18 + 1.1 x 18.2 = 38 s, before the promise)
-    waiting = scheduled_start(due, T0 + timedelta(seconds=16), 220.0, audience=4000, running=440, base=base)
-    assert waiting == T0 + timedelta(seconds=18)
-    # when waiting would break the promise even with the small pad, they overlap
-    late = scheduled_start(due, T0 + timedelta(seconds=16), 220.0, audience=4000, running=2200, base=base)
-    assert late == alone
-    assert scheduled_start(due, T0, None, audience=4000, running=440, base=base) == due - base  # rate unknown
-
-
-def test_the_promise_book_states_the_newest_promise_once_a_rounds_own_has_gone_by():
+def test_the_promise_book_states_each_recipients_own_next_deadline():
     from dataclasses import dataclass
 
     from domain.promises import PromiseBook
@@ -381,24 +352,23 @@ def test_the_promise_book_states_the_newest_promise_once_a_rounds_own_has_gone_b
     class Job:
         round: object
         message_id: str
-
-        @property
-        def incident_id(self):
-            return self.round.incident_id
+        kind: str
+        due: float | None = None
 
     book = PromiseBook(margin=timedelta(seconds=5))
-    book.note(first)
-    book.note(second)
-    early = Job(first, "<a>")
-    assert book.as_composed(early, T0) is early and book.stated(early) == first.next_update_at
-    late = Job(first, "<b>")                 # composed after its round's promise went by
-    composed = book.as_composed(late, first.next_update_at + timedelta(seconds=1))
-    assert composed.round.next_update_at == second.next_update_at
-    assert book.stated(late) == second.next_update_at and book.stated(late) == first.next_update_at  # once
-    book.note(first.model_copy(update={"seq": 3, "next_update_at": None}))   # resolved: nothing newer promised
-    again = Job(first, "<c>")
-    assert book.as_composed(again, first.next_update_at + timedelta(seconds=1)) is again
-
+    late_ack = Job(first, "<a>", "acknowledged")     # news: one interval after it is sent
+    at = T0 + timedelta(seconds=250)
+    assert book.as_composed(late_ack, at).round.next_update_at == at + timedelta(seconds=600)
+    assert book.stated(late_ack) == at + timedelta(seconds=600)
+    assert book.stated(late_ack) == first.next_update_at           # remembered once
+    # a holding update: one interval after the deadline it keeps, however early it left
+    keeps = T0 + timedelta(seconds=850)
+    hold = Job(second, "<b>", "scheduled", keeps.timestamp())
+    assert book.as_composed(hold, keeps - timedelta(seconds=30)).round.next_update_at == keeps + timedelta(seconds=600)
+    book.factor = 2.0                                             # the relay carries half of what is needed
+    assert book.as_composed(hold, keeps).round.next_update_at == keeps + timedelta(seconds=1200)
+    resolved = Job(first.model_copy(update={"next_update_at": None}), "<c>", "resolved")
+    assert book.as_composed(resolved, at) is resolved
 
 def test_a_linked_tickets_lifecycle():
     from domain import tickets as TK

@@ -1,0 +1,169 @@
+"""Per-contact deadlines: each contact's next notice is due by the time its last notice stated.
+
+A promised time belongs to the contact it was stated to. With one deadline per contact, sent
+earliest first, the relay has to carry each contact once per interval, not the whole audience
+before one shared instant. The rules, pure (the time is passed in):
+
+- ``stated_promise``: the next-update time a notice states when it is composed.
+- ``release_at``: when a contact's holding update must join the send queue so that it still
+  arrives by its deadline, and never sooner than two thirds of an interval after the notice
+  that set it.
+- ``stretch``: how much later than one interval a promise must be when this worker's measured
+  send rate cannot carry its audience once per interval.
+- ``DeadlineIndex``: the deadlines of one partition's contacts ordered by time, so the ones
+  coming due are found without scanning them all.
+"""
+
+from __future__ import annotations
+
+import heapq
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from domain.kinds import SCHEDULED
+
+# a holding update may be sent at most this share of an interval before its deadline: the one
+# before it was sent no later than its own deadline, one interval earlier, so two notices without
+# news are always at least two thirds of an interval apart
+EARLIEST_SHARE = 1 / 3
+# the send rate must carry the audience once per interval with this margin, else promises stretch
+CAPACITY_TARGET = 1.15
+# a stretched promise is at most this many intervals away (never a day away for an hourly cadence)
+MAX_STRETCH = 4.0
+
+
+def stretch(send_rate: float | None, load: float) -> float:
+    """The factor (>= 1) by which this worker's promises are later than one interval.
+
+    ``load``: the emails per second its audience needs (the sum over its contacts of one over
+    their interval); ``send_rate``: the measured rate (None while unknown: no stretch).
+    """
+    if send_rate is None or load <= 0:
+        return 1.0
+    ratio = send_rate / load
+    return min(MAX_STRETCH, max(1.0, CAPACITY_TARGET / ratio)) if ratio > 0 else MAX_STRETCH
+
+
+def capacity_ratio(send_rate: float | None, load: float) -> float | None:
+    """How many times per interval this worker's send rate carries its audience."""
+    if send_rate is None or load <= 0:
+        return None
+    return send_rate / load
+
+
+def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: datetime | None,
+                   explicit: datetime | None = None, factor: float = 1.0,
+                   margin: timedelta = timedelta(0)) -> datetime:
+    """The next-update time a notice of ``kind`` composed at ``now`` states.
+
+    - An operator's explicit ``next_update_at`` (a news round's), while it is still ahead
+      (beyond ``margin``), is stated as it is.
+    - A holding update (``scheduled``) promises one interval after the promise it keeps
+      (``keeps``, the contact's own deadline): the contact's cadence does not drift, and the
+      queue that made it leave early is not charged to the next interval.
+    - Any other notice (news) promises one interval after it is sent.
+    The interval is stretched by ``factor`` when the relay cannot carry the audience once per
+    interval. A late notice never promises less than two thirds of an interval from ``now``.
+    """
+    now = now.astimezone(timezone.utc)
+    step = interval * factor
+    if explicit is not None and explicit > now + margin:
+        return explicit.astimezone(timezone.utc)
+    if kind == SCHEDULED and keeps is not None:
+        return max(keeps.astimezone(timezone.utc) + step, now + step * (1 - EARLIEST_SHARE))
+    return now + step
+
+
+def release_at(due: float, interval: float, *, ahead: int, send_rate: float, base: float) -> float:
+    """When (epoch seconds) a holding update due at ``due`` must join the send queue.
+
+    Early enough for the ``ahead`` notices queued before it and itself at ``send_rate``, plus
+    ``base`` seconds of margin; never sooner than ``EARLIEST_SHARE`` of an interval before.
+    """
+    need = base + (ahead + 1) / max(send_rate, 1e-6)
+    return due - min(need, interval * EARLIEST_SHARE)
+
+
+@dataclass(frozen=True, slots=True, order=True)
+class Due:
+    """One contact's deadline on a partition."""
+
+    at: float                 # epoch seconds
+    customer_id: str
+    incident_id: str
+    recipient: str
+
+
+class DeadlineIndex:
+    """One partition's contacts by deadline: a heap with a map of the current deadline of each.
+
+    ``set`` replaces a contact's deadline (the old heap entry becomes stale and is skipped when
+    it surfaces); ``clear`` removes it (the incident ended for the contact). ``load`` is the
+    emails per second the partition's audience needs (each contact once per its interval).
+    """
+
+    def __init__(self) -> None:
+        self._heap: list[Due] = []
+        self._current: dict[tuple[str, str, str], tuple[float, float]] = {}   # key -> (due, interval)
+        self.load = 0.0
+
+    def __len__(self) -> int:
+        return len(self._current)
+
+    def set(self, customer_id: str, incident_id: str, recipient: str, due: float, interval: float) -> None:
+        key = (customer_id, incident_id, recipient)
+        self.clear(customer_id, incident_id, recipient)
+        self._current[key] = (due, interval)
+        self.load += 1.0 / max(interval, 1e-6)
+        heapq.heappush(self._heap, Due(due, customer_id, incident_id, recipient))
+        if len(self._heap) > 2 * len(self._current) + 1024:
+            self._compact()
+
+    def clear(self, customer_id: str, incident_id: str, recipient: str) -> None:
+        old = self._current.pop((customer_id, incident_id, recipient), None)
+        if old is not None:
+            self.load = max(0.0, self.load - 1.0 / max(old[1], 1e-6))
+
+    def get(self, customer_id: str, incident_id: str, recipient: str) -> tuple[float, float] | None:
+        return self._current.get((customer_id, incident_id, recipient))
+
+    def _live(self, item: Due) -> tuple[float, float] | None:
+        current = self._current.get((item.customer_id, item.incident_id, item.recipient))
+        return current if current is not None and current[0] == item.at else None
+
+    def _compact(self) -> None:
+        self._heap = [d for d in self._heap if self._live(d) is not None]
+        heapq.heapify(self._heap)
+
+    def peek(self) -> tuple[Due, float] | None:
+        """The earliest live deadline and its interval."""
+        while self._heap:
+            live = self._live(self._heap[0])
+            if live is not None:
+                return self._heap[0], live[1]
+            heapq.heappop(self._heap)
+        return None
+
+    def pop(self) -> Due:
+        """Take the earliest live deadline out of the order (it stays the contact's deadline
+        until ``set`` or ``clear``); ``peek`` first."""
+        item = heapq.heappop(self._heap)
+        return item
+
+    def restore(self, item: Due) -> None:
+        """Put a popped deadline back in the order (it could not be served yet)."""
+        if self._live(item) is not None:
+            heapq.heappush(self._heap, item)
+
+    def within(self, now: float, seconds: float) -> int:
+        """How many contacts are due within ``seconds`` of ``now`` (for ops; scans the heap's
+        entries up to that time only)."""
+        limit, count, stack = now + seconds, 0, [0] if self._heap else []
+        while stack:   # only the heap's nodes up to the limit: a node's children are no earlier
+            i = stack.pop()
+            item = self._heap[i]
+            if item.at > limit:
+                continue
+            count += self._live(item) is not None
+            stack.extend(c for c in (2 * i + 1, 2 * i + 2) if c < len(self._heap))
+        return count

@@ -1,0 +1,183 @@
+"""Holding updates, each by its contact's own deadline.
+
+Runtime contract (what the pipeline and the tests may rely on):
+- Every notice that promises a next update writes that time into the customer's ledger entry
+  (``due``, with the interval it counted with): the deadline is durable with the partition's
+  state, so it survives a restart, a takeover and a ``kill -9``.
+- For each partition of ``rounds`` it holds, a worker keeps a ``DeadlineIndex`` built from the
+  ledger when first used after an assignment, and updated as notices are recorded
+  (``noted``): finding the contacts coming due never scans them all.
+- ``tick()`` (a timer) takes the contacts whose deadline, less the margin that the queue ahead
+  and the send rate need (``domain.deadlines.release_at``), has come, earliest first, and hands
+  each one's holding update to the sender with its deadline as its place in the queue. The
+  holding update is the incident's newest ``scheduled`` round on that partition, under its
+  deterministic Message-ID; a contact whose round is not decided yet waits for it
+  (``round_arrived``), and one whose newer round is news is reached by that round's plan.
+- Nothing is marked done here: the ledger entry written after the SMTP acceptance moves the
+  deadline on, so a holding update given up on a revocation or a crash is due again for whoever
+  holds the partition next; a retry or a takeover sends it under the same Message-ID.
+- The stretch of this worker's promises (``PromiseBook.factor``) follows the measured send rate
+  against the load its contacts' deadlines make (one email per contact per interval).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+from domain import ledger as L
+from domain.audience import holding_job
+from domain.deadlines import DeadlineIndex, capacity_ratio, release_at, stretch
+from domain.incident import Round
+from streams import metrics as M
+
+if TYPE_CHECKING:  # pragma: no cover
+    from streams.app import Pipeline
+
+log = logging.getLogger(__name__)
+
+DUE_SOON_SECONDS = 60.0
+_WAIT = object()   # the contact's next round is not here yet
+
+
+class HoldingUpdates:
+    def __init__(self, pipe: "Pipeline") -> None:
+        self.pipe = pipe
+        self._indexes: dict[int, DeadlineIndex] = {}
+        self._rounds: dict[tuple[int, str], Round] = {}       # (partition, incident) -> newest round there
+        self._waiting: dict[tuple[int, str], list] = {}       # contacts due before their round was decided
+        self._released: dict[int, set] = {}                   # partition -> holding updates queued, not recorded
+        self._factor_logged = 1.0
+
+    # -- state -------------------------------------------------------------------------------
+    def index(self, p: int) -> DeadlineIndex:
+        idx = self._indexes.get(p)
+        if idx is None:
+            idx = self._indexes[p] = DeadlineIndex()
+            for cid, entry in list(self.pipe.ledger.items()):
+                if entry and entry.get("p") == p:
+                    for incident_id, recipient, due, every in L.deadlines(entry):
+                        idx.set(cid, incident_id, recipient, due, every)
+        return idx
+
+    def drop(self, partitions) -> None:
+        """Forget what is kept for ``partitions`` (gone, or to be rebuilt from the ledger)."""
+        for p in partitions:
+            self._indexes.pop(p, None)
+            for key in [k for k in self._rounds if k[0] == p]:
+                del self._rounds[key]
+            for key in [k for k in self._waiting if k[0] == p]:
+                del self._waiting[key]
+            self._released.pop(p, None)
+
+    def noted(self, p: int, job, due: float | None, every: float | None) -> None:
+        """A notice ``job`` was recorded on partition p, stating ``due`` (None: no deadline now)."""
+        self._released.get(p, set()).discard((job.customer_id, job.incident_id, job.recipient))
+        idx = self._indexes.get(p)
+        if idx is None:
+            return   # built from the ledger, which has it, when first used
+        if due is None:
+            idx.clear(job.customer_id, job.incident_id, job.recipient)
+        else:
+            idx.set(job.customer_id, job.incident_id, job.recipient, due, every or 0.0)
+
+    def round_arrived(self, p: int, rnd: Round) -> None:
+        """The newest round of an incident on p: contacts waiting for it are due again at once."""
+        known = self._rounds.get((p, rnd.incident_id))
+        if known is None or known.seq <= rnd.seq:
+            self._rounds[(p, rnd.incident_id)] = rnd
+        waiting = self._waiting.pop((p, rnd.incident_id), ())
+        idx = self._indexes.get(p)
+        if idx is not None:
+            for item in waiting:
+                idx.restore(item)
+
+    def _round(self, p: int, incident_id: str) -> Round | None:
+        rnd = self._rounds.get((p, incident_id))
+        if rnd is None:
+            rnd = self.pipe.latest_round(p, incident_id)
+            if rnd is not None:
+                self._rounds[(p, incident_id)] = rnd
+        return rnd
+
+    # -- the work ----------------------------------------------------------------------------
+    def send_rate(self) -> float | None:
+        """The rate to plan with: the measured one (None while unknown), within the configured cap."""
+        sender = self.pipe.sender
+        cap = sender.rate_cap
+        measured = sender.rate.value if sender.rate.measured else None
+        if measured is None:
+            return cap
+        return min(measured, cap) if cap else measured
+
+    async def tick(self) -> None:
+        """Release the holding updates whose time has come (a timer; never raises)."""
+        pipe = self.pipe
+        if not pipe.joined:
+            return
+        try:
+            await self._release()
+        except Exception as exc:  # noqa: BLE001 - an exception escaping a faust timer stops the worker
+            log.error("holding updates: this pass skipped (%s: %s)", type(exc).__name__, exc)
+            log.debug("traceback", exc_info=True)
+
+    async def _release(self) -> None:
+        pipe, sender = self.pipe, self.pipe.sender
+        now = pipe.clock().timestamp()
+        rate = self.send_rate()
+        plan_rate = rate or sender.rate.value
+        base = pipe.settings.schedule_lead_seconds
+        ahead = sender.depth
+        load = due_soon = 0
+        held = sender.held()
+        for p in sorted(pipe.rounds_partitions() - held):
+            idx = self.index(p)
+            while (top := idx.peek()) is not None:
+                item, interval = top
+                if now < release_at(item.at, interval, ahead=ahead, send_rate=plan_rate, base=base):
+                    break
+                idx.pop()
+                job = self._job(p, idx, item)
+                if job is _WAIT:
+                    self._waiting.setdefault((p, item.incident_id), []).append(item)
+                elif job is not None:
+                    await sender.submit([job], p)
+                    self._released.setdefault(p, set()).add((item.customer_id, item.incident_id, item.recipient))
+                    ahead += 1
+            load += idx.load
+            due_soon += idx.within(now, DUE_SOON_SECONDS)
+        # what is queued counts too (a big round's recipients are not in the index until reached):
+        # at the shortest interval of the incidents held here, so a first round is planned honestly
+        intervals = [r.interval_seconds for r in self._rounds.values() if r.interval_seconds and r.next_update_at]
+        if intervals:   # (the holding updates queued are in the index already)
+            load += max(0, sender.depth - sum(map(len, self._released.values()))) / min(intervals)
+        M.DUE_SOON.set(due_soon)
+        ratio = capacity_ratio(rate, load)
+        M.CAPACITY_RATIO.set(ratio if ratio is not None else 0)
+        factor = stretch(rate, load)
+        pipe.promises.factor = factor
+        if abs(factor - self._factor_logged) > 0.1 * self._factor_logged:
+            if factor > 1.0:
+                log.warning("the measured send rate (%.1f/s) carries this worker's audience %.2f times per "
+                            "interval: its promises are stated %.2f intervals ahead", rate, ratio, factor)
+            else:
+                log.info("the send rate carries this worker's audience once per interval again")
+            self._factor_logged = factor
+
+    def _job(self, p: int, idx: DeadlineIndex, item):
+        """The holding update owed for ``item`` now, ``_WAIT``, or None (nothing is owed)."""
+        pipe = self.pipe
+        entry = pipe.ledger.get(item.customer_id)
+        known = L.recipients(entry, item.incident_id).get(item.recipient)
+        if not known or known.get("due") != item.at:
+            return None   # moved on meanwhile (the index is told of every record)
+        rnd = self._round(p, item.incident_id)
+        if rnd is None or rnd.seq <= known.get("seq", 0) or rnd.trigger != "scheduled":
+            # its next round is not decided yet, or it is news (or the end) that its plan brings: if
+            # that plan reaches it, the deadline moves on; if a newer round comes first, it is due again
+            return _WAIT
+        customer = pipe.views.customer_lookup(p)(item.customer_id)
+        job = holding_job(rnd, customer, entry, item.recipient, pipe.settings.mail_domain) if customer else None
+        if job is None:
+            idx.clear(item.customer_id, item.incident_id, item.recipient)
+        return job

@@ -1,0 +1,138 @@
+"""Per-contact deadlines (domain/deadlines.py): the rules, the index, and the policy run list-in,
+list-out against a relay that carries a set number of emails a second."""
+
+from __future__ import annotations
+
+import heapq
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from domain.deadlines import (EARLIEST_SHARE, MAX_STRETCH, DeadlineIndex, capacity_ratio, release_at,
+                              stated_promise, stretch)
+
+T0 = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
+MIN = timedelta(minutes=1)
+
+
+def test_a_news_notice_promises_one_interval_after_it_is_sent():
+    at = T0 + timedelta(seconds=42)
+    assert stated_promise("acknowledged", now=at, interval=MIN, keeps=None) == at + MIN
+    assert stated_promise("progress", now=at, interval=MIN, keeps=T0) == at + MIN
+    explicit = T0 + timedelta(minutes=30)
+    assert stated_promise("progress", now=at, interval=MIN, keeps=None, explicit=explicit) == explicit
+    # an explicit time already gone (or about to go) is not stated
+    assert stated_promise("progress", now=at, interval=MIN, keeps=None, explicit=at + timedelta(seconds=2),
+                          margin=timedelta(seconds=5)) == at + MIN
+
+
+def test_a_holding_update_promises_one_interval_after_the_deadline_it_keeps():
+    keeps = T0 + MIN
+    early = keeps - timedelta(seconds=12)
+    assert stated_promise("scheduled", now=early, interval=MIN, keeps=keeps) == keeps + MIN
+    # late (it should not happen): never less than two thirds of an interval from now
+    late = keeps + timedelta(seconds=50)
+    assert stated_promise("scheduled", now=late, interval=MIN, keeps=keeps) == late + MIN * (1 - EARLIEST_SHARE)
+    assert stated_promise("scheduled", now=early, interval=MIN, keeps=keeps, factor=1.5) == keeps + MIN * 1.5
+
+
+def test_release_leaves_room_for_the_queue_but_never_sooner_than_a_third_of_an_interval():
+    assert release_at(100.0, 60.0, ahead=0, send_rate=10.0, base=1.0) == pytest.approx(100.0 - 1.1)
+    assert release_at(100.0, 60.0, ahead=99, send_rate=10.0, base=1.0) == pytest.approx(100.0 - 11.0)
+    assert release_at(100.0, 60.0, ahead=10_000, send_rate=10.0, base=1.0) == pytest.approx(80.0)
+
+
+def test_stretch_only_when_the_rate_cannot_carry_the_audience_once_per_interval():
+    assert stretch(None, 10.0) == 1.0 and capacity_ratio(None, 10.0) is None
+    assert stretch(100.0, 50.0) == 1.0 and capacity_ratio(100.0, 50.0) == 2.0
+    assert stretch(70.0, 100.0) == pytest.approx(1.15 / 0.7)
+    assert stretch(1.0, 1000.0) == MAX_STRETCH           # never a day away for an hourly cadence
+
+
+def test_the_index_keeps_one_deadline_per_contact_and_finds_the_earliest():
+    idx = DeadlineIndex()
+    idx.set("c1", "inc", "a", 50.0, 60.0)
+    idx.set("c2", "inc", "b", 40.0, 60.0)
+    idx.set("c1", "inc", "a", 30.0, 60.0)      # replaces its earlier deadline
+    assert len(idx) == 2 and idx.load == pytest.approx(2 / 60)
+    top, interval = idx.peek()
+    assert (top.customer_id, top.at, interval) == ("c1", 30.0, 60.0)
+    assert idx.within(0.0, 45.0) == 2 and idx.within(0.0, 35.0) == 1
+    idx.clear("c1", "inc", "a")
+    assert idx.peek()[0].customer_id == "c2" and len(idx) == 1
+    item = idx.pop()
+    assert idx.peek() is None
+    idx.restore(item)
+    assert idx.peek()[0] == item
+    for i in range(5000):                     # stale entries are compacted away
+        idx.set("c3", "inc", "x", float(i), 60.0)
+    assert len(idx._heap) < 2 * len(idx) + 1100
+
+
+def simulate(contacts: int, interval: float, rate: float, intervals: int = 5, base: float = 1.0,
+             tick: float = 0.25):
+    """Run the policy against a relay that hands over ``rate`` emails a second: one news round to
+    everyone at 0, then holding updates by deadline, for ``intervals`` intervals.
+    Returns per contact the list of (sent_at, kind, stated, kept_deadline)."""
+    idx = DeadlineIndex()
+    queue: list[tuple[float, int, str, str]] = []         # (deadline, order, contact, kind): earliest first
+    for c in range(contacts):
+        heapq.heappush(queue, (0.0, c, f"c{c}", "acknowledged"))
+    sent: dict[str, list] = {f"c{c}": [] for c in range(contacts)}
+    deadline: dict[str, float] = {}
+    now, credit, order = 0.0, 0.0, contacts
+    while now < intervals * interval:
+        load = idx.load + sum(kind != "scheduled" for *_, kind in queue) / interval   # the index counts the rest
+        factor = stretch(rate, load)
+        while (top := idx.peek()) is not None:
+            item, every = top
+            if now < release_at(item.at, every, ahead=len(queue), send_rate=rate, base=base):
+                break
+            idx.pop()
+            heapq.heappush(queue, (item.at, order, item.customer_id, "scheduled"))
+            order += 1
+        credit += rate * tick
+        while credit >= 1 and queue:
+            credit -= 1
+            due, _, contact, kind = heapq.heappop(queue)
+            at = T0 + timedelta(seconds=now)
+            keeps = deadline.get(contact)
+            stated = stated_promise(kind, now=at, interval=timedelta(seconds=interval),
+                                    keeps=T0 + timedelta(seconds=keeps) if keeps is not None else None,
+                                    factor=factor)
+            sent[contact].append((now, kind, (stated - T0).total_seconds(), keeps))
+            deadline[contact] = (stated - T0).total_seconds()
+            idx.set(contact, "inc", "r", deadline[contact], interval)
+        credit = min(credit, 1.0) if not queue else credit
+        now += tick
+    return sent
+
+
+def judge(sent: dict[str, list], interval: float):
+    missed = [(c, s, k) for c, notices in sent.items() for s, _, _, k in notices if k is not None and s > k + 0.26]
+    close = [(c, b[0] - a[0]) for c, notices in sent.items() for a, b in zip(notices, notices[1:])
+             if b[1] == "scheduled" and b[0] - a[0] < interval * 2 / 3 - 0.26]
+    return missed, close
+
+
+def test_a_relay_that_carries_the_audience_1_3_times_per_interval_keeps_every_promise_with_one_pass():
+    interval, rate = 60.0, 50.0
+    contacts = int(rate * interval / 1.3)
+    sent = simulate(contacts, interval, rate)
+    missed, close = judge(sent, interval)
+    assert not missed and not close
+    holding = [n for notices in sent.values() for n in notices if n[1] == "scheduled"]
+    # one pass of the audience per interval: about four holding updates each over five intervals
+    assert len(holding) <= 4.2 * contacts
+    assert all(n[2] == pytest.approx(n[3] + interval) for n in holding)    # the cadence, not drifting
+
+
+def test_a_relay_at_0_7_of_what_the_audience_needs_misses_no_stated_promise():
+    interval, rate = 60.0, 50.0
+    contacts = int(rate * interval / 0.7)
+    sent = simulate(contacts, interval, rate, intervals=8)
+    missed, close = judge(sent, interval)
+    assert not missed and not close
+    stated = [n[2] - n[0] for notices in sent.values() for n in notices]
+    assert max(stated) <= MAX_STRETCH * interval        # honest, and never absurdly far
+    assert min(stated) > interval                       # every promise is stretched, none one interval only
