@@ -261,6 +261,8 @@ def refresh(job: NoticeJob, entry: dict | None, domain: str) -> NoticeJob | None
     if known.get("seq", 0) >= rnd.seq or known.get("state") == RESOLVED:
         return None
     if job.kind == ACKNOWLEDGED and known.get("state") == ledger.ACTIVE:
+        if by_deadline(rnd, known):
+            return None   # acknowledged meanwhile by an earlier round: its holding update keeps its deadline
         again = _job(following_kind(rnd), rnd, job.customer, job.recipient, job.email, job.contact_name, known,
                      job.services, domain)
         return None if ledger.was_sent(entry, rnd.incident_id, again.message_id) else again

@@ -53,7 +53,7 @@ def capacity_ratio(send_rate: float | None, load: float) -> float | None:
 
 def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: datetime | None,
                    explicit: datetime | None = None, factor: float = 1.0,
-                   margin: timedelta = timedelta(0)) -> datetime:
+                   margin: timedelta = timedelta(0), round_promise: datetime | None = None) -> datetime:
     """The next-update time a notice of ``kind`` composed at ``now`` states.
 
     - An operator's explicit ``next_update_at`` (a news round's), while it is still ahead
@@ -61,7 +61,10 @@ def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: date
     - A holding update (``scheduled``) promises one interval after the promise it keeps
       (``keeps``, the contact's own deadline): the contact's cadence does not drift, and the
       queue that made it leave early is not charged to the next interval.
-    - Any other notice (news) promises one interval after it is sent.
+    - Any other notice (news) promises one interval after it is sent; sent within ``margin`` of
+      its round's own promise (``round_promise``: the round's time plus one interval), it states
+      that one, so the contacts a round reaches at once share one deadline and their holding
+      updates leave together (a worker killed just then leaves none of them half done).
     The interval is stretched by ``factor`` when the relay cannot carry the audience once per
     interval. A late notice never promises less than two thirds of an interval from ``now``.
     """
@@ -71,6 +74,8 @@ def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: date
         return explicit.astimezone(timezone.utc)
     if kind == SCHEDULED and keeps is not None:
         return max(keeps.astimezone(timezone.utc) + step, now + step * (1 - EARLIEST_SHARE))
+    if round_promise is not None and factor == 1.0 and abs(now + step - round_promise) <= margin:
+        return round_promise.astimezone(timezone.utc)
     return now + step
 
 

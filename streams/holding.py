@@ -138,6 +138,8 @@ class HoldingUpdates:
                     break
                 idx.pop()
                 job = self._job(p, idx, item)
+                log.debug("holding update due %.1fs from now on partition %d: %s", item.at - now, p,
+                          "waits for its round" if job is _WAIT else "released" if job is not None else "nothing owed")
                 if job is _WAIT:
                     self._waiting.setdefault((p, item.incident_id), []).append(item)
                 elif job is not None:

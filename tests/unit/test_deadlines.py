@@ -26,6 +26,18 @@ def test_a_news_notice_promises_one_interval_after_it_is_sent():
                           margin=timedelta(seconds=5)) == at + MIN
 
 
+def test_the_contacts_a_round_reaches_at_once_share_its_promise():
+    own = T0 + MIN                                            # the round's time plus one interval
+    at = T0 + timedelta(seconds=3)
+    five = timedelta(seconds=5)
+    assert stated_promise("acknowledged", now=at, interval=MIN, keeps=None, margin=five, round_promise=own) == own
+    later = T0 + timedelta(seconds=9)                         # reached later: its own promise
+    assert stated_promise("acknowledged", now=later, interval=MIN, keeps=None, margin=five,
+                          round_promise=own) == later + MIN
+    assert stated_promise("acknowledged", now=at, interval=MIN, keeps=None, margin=five, round_promise=own,
+                          factor=1.5) == at + MIN * 1.5       # stretched: never the round's shorter one
+
+
 def test_a_holding_update_promises_one_interval_after_the_deadline_it_keeps():
     keeps = T0 + MIN
     early = keeps - timedelta(seconds=12)
