@@ -152,8 +152,7 @@ class DeadlineIndex:
     def pop(self) -> Due:
         """Take the earliest live deadline out of the order (it stays the contact's deadline
         until ``set`` or ``clear``); ``peek`` first."""
-        item = heapq.heappop(self._heap)
-        return item
+        return heapq.heappop(self._heap)
 
     def restore(self, item: Due) -> None:
         """Put a popped deadline back in the order (it could not be served yet)."""

@@ -53,6 +53,7 @@ from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Iterator
 
 from domain.audience import NoticeJob
+from domain.kinds import SCHEDULED
 from domain.retry import RetryPolicy
 from domain.schedule import SendRate
 from notifiers.smtp import SendResult, scrub
@@ -117,7 +118,7 @@ PARK_LIMIT = 1000   # jobs parked for one domain at its connection cap before th
 def deadline_of(job: NoticeJob) -> float:
     """When the notice is due: its recipient's own deadline (a holding update's), else the promise
     its round keeps, else as soon as possible (its round's time)."""
-    if job.due is not None and job.kind == "scheduled":
+    if job.due is not None and job.kind == SCHEDULED:
         return job.due
     return deadline_of_round(job.round)
 
