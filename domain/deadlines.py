@@ -26,6 +26,11 @@ from domain.kinds import SCHEDULED
 # before it was sent no later than its own deadline, one interval earlier, so two notices without
 # news are always at least two thirds of an interval apart
 EARLIEST_SHARE = 1 / 3
+# the queue ahead of a holding update is waited for as if the rate were this much slower: the
+# rate measured in one round is not the rate of the next (a pass of holding updates ran 15 %
+# slower than the round that set their deadlines, and its last contacts were 6 s late); leaving
+# early costs nothing but the queue's order, and never sooner than EARLIEST_SHARE allows
+QUEUE_HEADROOM = 1.25
 # the send rate must carry the audience once per interval with this margin, else promises stretch
 CAPACITY_TARGET = 1.15
 # a stretched promise is at most this many intervals away (never a day away for an hourly cadence)
@@ -82,10 +87,11 @@ def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: date
 def release_at(due: float, interval: float, *, ahead: int, send_rate: float, base: float) -> float:
     """When (epoch seconds) a holding update due at ``due`` must join the send queue.
 
-    Early enough for the ``ahead`` notices queued before it and itself at ``send_rate``, plus
-    ``base`` seconds of margin; never sooner than ``EARLIEST_SHARE`` of an interval before.
+    Early enough for the ``ahead`` notices queued before it and itself at ``send_rate`` (with
+    ``QUEUE_HEADROOM``), plus ``base`` seconds of margin; never sooner than ``EARLIEST_SHARE`` of
+    an interval before.
     """
-    need = base + (ahead + 1) / max(send_rate, 1e-6)
+    need = base + QUEUE_HEADROOM * (ahead + 1) / max(send_rate, 1e-6)
     return due - min(need, interval * EARLIEST_SHARE)
 
 

@@ -37,6 +37,9 @@ if TYPE_CHECKING:  # pragma: no cover
 log = logging.getLogger(__name__)
 
 DUE_SOON_SECONDS = 60.0
+# holding updates released in one pass at most (a pass runs on the event loop the sender shares;
+# the rest of a backlog is released in the next passes, a quarter second apart)
+RELEASE_PER_TICK = 1000
 _WAIT = object()   # the contact's next round is not here yet
 
 
@@ -48,6 +51,7 @@ class HoldingUpdates:
         self._waiting: dict[tuple[int, str], list] = {}       # contacts due before their round was decided
         self._released: dict[int, set] = {}                   # partition -> holding updates queued, not recorded
         self._factor_logged = 1.0
+        self._due_soon_at = 0.0
 
     # -- state -------------------------------------------------------------------------------
     def index(self, p: int) -> DeadlineIndex:
@@ -130,30 +134,38 @@ class HoldingUpdates:
         ahead = sender.depth
         load = due_soon = 0
         held = sender.held()
+        budget = RELEASE_PER_TICK
         for p in sorted(pipe.rounds_partitions() - held):
             idx = self.index(p)
-            while (top := idx.peek()) is not None:
+            jobs = []
+            while budget > 0 and (top := idx.peek()) is not None:
                 item, interval = top
                 if now < release_at(item.at, interval, ahead=ahead, send_rate=plan_rate, base=base):
                     break
                 idx.pop()
+                budget -= 1
                 job = self._job(p, idx, item)
-                log.debug("holding update due %.1fs from now on partition %d: %s", item.at - now, p,
-                          "waits for its round" if job is _WAIT else "released" if job is not None else "nothing owed")
                 if job is _WAIT:
                     self._waiting.setdefault((p, item.incident_id), []).append(item)
                 elif job is not None:
-                    await sender.submit([job], p)
+                    jobs.append(job)
                     self._released.setdefault(p, set()).add((item.customer_id, item.incident_id, item.recipient))
                     ahead += 1
+            if jobs:   # one source per partition and pass, in deadline order (the sender's queue
+                # stays a handful of sources however many contacts come due at once)
+                log.debug("holding updates: %d released on partition %d", len(jobs), p)
+                await sender.submit(jobs, p)
             load += idx.load
-            due_soon += idx.within(now, DUE_SOON_SECONDS)
+            if now >= self._due_soon_at:
+                due_soon += idx.within(now, DUE_SOON_SECONDS)
         # what is queued counts too (a big round's recipients are not in the index until reached):
         # at the shortest interval of the incidents held here, so a first round is planned honestly
         intervals = [r.interval_seconds for r in self._rounds.values() if r.interval_seconds and r.next_update_at]
         if intervals:   # (the holding updates queued are in the index already)
             load += max(0, sender.depth - sum(map(len, self._released.values()))) / min(intervals)
-        M.DUE_SOON.set(due_soon)
+        if now >= self._due_soon_at:   # a gauge for ops: once a second is enough
+            M.DUE_SOON.set(due_soon)
+            self._due_soon_at = now + 1.0
         ratio = capacity_ratio(rate, load)
         M.CAPACITY_RATIO.set(ratio if ratio is not None else 0)
         factor = stretch(rate, load)

@@ -400,7 +400,8 @@ class Sender:
                 self._owed[source.partition] += 1
                 self._owed_incident[job.incident_id] += 1
                 source.batch.remaining += 1
-                return _Item(source.deadline, next(self._order), job, source.partition, source.batch,
+                # its own deadline (a holding update's is its contact's): a list's jobs differ
+                return _Item(deadline_of(job), next(self._order), job, source.partition, source.batch,
                              key=source.key)
         except Exception as exc:  # a broken plan must not stop the sender; a replay would break again
             log.error("sender: the rest of a round on partition %d could not be planned (%s: %s)",

@@ -8,7 +8,7 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from domain.deadlines import (EARLIEST_SHARE, MAX_STRETCH, DeadlineIndex, capacity_ratio, release_at,
+from domain.deadlines import (EARLIEST_SHARE, MAX_STRETCH, QUEUE_HEADROOM, DeadlineIndex, capacity_ratio, release_at,
                               stated_promise, stretch)
 
 T0 = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
@@ -49,8 +49,9 @@ def test_a_holding_update_promises_one_interval_after_the_deadline_it_keeps():
 
 
 def test_release_leaves_room_for_the_queue_but_never_sooner_than_a_third_of_an_interval():
-    assert release_at(100.0, 60.0, ahead=0, send_rate=10.0, base=1.0) == pytest.approx(100.0 - 1.1)
-    assert release_at(100.0, 60.0, ahead=99, send_rate=10.0, base=1.0) == pytest.approx(100.0 - 11.0)
+    # the queue ahead and itself at the send rate, with QUEUE_HEADROOM, plus the base margin
+    assert release_at(100.0, 60.0, ahead=0, send_rate=10.0, base=1.0) == pytest.approx(100.0 - 1.0 - 0.1 * QUEUE_HEADROOM)
+    assert release_at(100.0, 60.0, ahead=99, send_rate=10.0, base=1.0) == pytest.approx(100.0 - 1.0 - 10.0 * QUEUE_HEADROOM)
     assert release_at(100.0, 60.0, ahead=10_000, send_rate=10.0, base=1.0) == pytest.approx(80.0)
 
 
