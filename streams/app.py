@@ -139,7 +139,8 @@ class Pipeline:
         self._rounds_partitions: set[int] = set()         # partitions of rounds this worker holds
         self._assigned_at: dict[int, datetime] = {}       # when each of them was last assigned here
         self._background: set[asyncio.Task] = set()
-        self.joined = False
+        self.joined = False      # joined the group once (stays True across later rebalances)
+        self.recovered = False   # the tables are recovered for the partitions assigned now
         self.desk = TicketDesk(self)
         self.incident_desk = IncidentDesk(self)
         self._register()
@@ -187,6 +188,7 @@ class Pipeline:
 
     async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
         now = {tp.partition for tp in assigned if tp.topic == self.rounds_topic.get_topic_name()}
+        self.recovered = False   # until the tables of the new assignment are recovered
         lost = (self.sender.held() | self._rounds_partitions) - now
         self.sender.drop(lost)
         self.views.drop(lost | (now - self._rounds_partitions))
@@ -203,7 +205,7 @@ class Pipeline:
 
     async def _on_rebalance_complete(self, sender, **kwargs) -> None:
         """The tables are recovered: take up what is owed on the partitions held now."""
-        self.joined = True
+        self.joined = self.recovered = True
         kept = self.sender.held() & self._rounds_partitions
         await self.sender.resume(kept)
         self.spawn(self._resume_owed(self._rounds_partitions - kept))

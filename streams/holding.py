@@ -5,7 +5,8 @@ Runtime contract (what the pipeline and the tests may rely on):
   (``due``, with the interval it counted with): the deadline is durable with the partition's
   state, so it survives a restart, a takeover and a ``kill -9``.
 - For each partition of ``rounds`` it holds, a worker keeps a ``DeadlineIndex`` built from the
-  ledger when first used after an assignment, and updated as notices are recorded
+  ledger when first used after an assignment once the tables are recovered (before that the
+  timer does nothing), and updated as notices are recorded
   (``noted``): finding the contacts coming due never scans them all.
 - ``tick()`` (a timer) takes the contacts whose deadline, less the margin that the queue ahead
   and the send rate need (``domain.deadlines.release_at``), has come, earliest first, and hands
@@ -117,8 +118,8 @@ class HoldingUpdates:
     async def tick(self) -> None:
         """Release the holding updates whose time has come (a timer; never raises)."""
         pipe = self.pipe
-        if not pipe.joined:
-            return
+        if not pipe.recovered:
+            return   # an index built from a ledger still being restored would miss contacts
         try:
             await self._release()
         except Exception as exc:  # noqa: BLE001 - an exception escaping a faust timer stops the worker
