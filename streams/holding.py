@@ -133,7 +133,7 @@ class HoldingUpdates:
         plan_rate = rate or sender.rate.value
         base = pipe.settings.schedule_lead_seconds
         ahead = sender.depth
-        load = due_soon = 0
+        due_soon = 0
         held = sender.held()
         budget = RELEASE_PER_TICK
         for p in sorted(pipe.rounds_partitions() - held):
@@ -156,28 +156,37 @@ class HoldingUpdates:
                 # stays a handful of sources however many contacts come due at once)
                 log.debug("holding updates: %d released on partition %d", len(jobs), p)
                 await sender.submit(jobs, p)
-            load += idx.load
             if now >= self._due_soon_at:
                 due_soon += idx.within(now, DUE_SOON_SECONDS)
+        if now >= self._due_soon_at:   # a gauge for ops: once a second is enough
+            M.DUE_SOON.set(due_soon)
+            self._due_soon_at = now + 1.0
+        self.reckon()
+
+    def reckon(self) -> float:
+        """Set this worker's promise stretch from its send rate and its load; also called as soon
+        as a round is queued, so the first notices of a big round are already honest."""
+        pipe, sender = self.pipe, self.pipe.sender
+        rate = self.send_rate()
+        mine = pipe.rounds_partitions()
+        load = sum(idx.load for p, idx in self._indexes.items() if p in mine)
         # what is queued counts too (a big round's recipients are not in the index until reached):
         # at the shortest interval of the incidents held here, so a first round is planned honestly
         intervals = [r.interval_seconds for r in self._rounds.values() if r.interval_seconds and r.next_update_at]
         if intervals:   # (the holding updates queued are in the index already)
             load += max(0, sender.depth - sum(map(len, self._released.values()))) / min(intervals)
-        if now >= self._due_soon_at:   # a gauge for ops: once a second is enough
-            M.DUE_SOON.set(due_soon)
-            self._due_soon_at = now + 1.0
         ratio = capacity_ratio(rate, load)
         M.CAPACITY_RATIO.set(ratio if ratio is not None else 0)
         factor = stretch(rate, load)
         pipe.promises.factor = factor
         if abs(factor - self._factor_logged) > 0.1 * self._factor_logged:
             if factor > 1.0:
-                log.warning("the measured send rate (%.1f/s) carries this worker's audience %.2f times per "
+                log.warning("the send rate (%.1f/s) carries this worker's audience %.2f times per "
                             "interval: its promises are stated %.2f intervals ahead", rate, ratio, factor)
             else:
                 log.info("the send rate carries this worker's audience once per interval again")
             self._factor_logged = factor
+        return factor
 
     def _job(self, p: int, idx: DeadlineIndex, item):
         """The holding update owed for ``item`` now, ``_WAIT``, or None (nothing is owed)."""

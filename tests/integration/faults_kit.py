@@ -53,14 +53,18 @@ class Mail:
 class FaultySmtp:
     """An SMTP server with faults to order, recording what it accepted (thread-safe).
 
-    ``delay``: seconds every DATA takes; ``slow``: {domain: seconds} for recipients of a domain;
+    ``delay``: seconds every DATA takes; ``rate``: messages a second it accepts in all (each
+    DATA answered no sooner than 1/rate after the one before, like a throttling relay); ``slow``: {domain: seconds} for recipients of a domain;
     ``refuse``: addresses answered 550 at RCPT; ``defer``: {address: n} answers 451 to the first
     n DATA attempts for that address. ``serve(port, name)`` adds a listener sharing the record.
     """
 
     def __init__(self, *, delay: float = 0.0, slow: dict[str, float] | None = None,
-                 refuse: tuple[str, ...] = (), defer: dict[str, int] | None = None) -> None:
+                 refuse: tuple[str, ...] = (), defer: dict[str, int] | None = None,
+                 rate: float | None = None) -> None:
         self.delay = delay
+        self.rate = rate                 # messages a second accepted in all (a throttling relay)
+        self._next_slot = 0.0            # (monotonic) when the next message may be accepted
         self.slow = dict(slow or {})
         self.refuse = {a.lower() for a in refuse}
         self.defer = {a.lower(): n for a, n in (defer or {}).items()}
@@ -142,6 +146,11 @@ class _Listener:
         if attempt <= s.defer.get(rcpt, 0):
             return "451 4.3.0 Temporary local problem, try again later"
         delay = s.slow.get(rcpt.rpartition("@")[2], s.delay)
+        if s.rate:   # a relay that accepts one message every 1/rate s, across all its listeners
+            with s._lock:
+                slot = max(time.monotonic(), s._next_slot)
+                s._next_slot = slot + 1.0 / s.rate
+            delay = max(delay, slot - time.monotonic())
         if delay:
             await asyncio.sleep(delay)
         h = BytesHeaderParser(policy=compat32).parsebytes(envelope.content)
