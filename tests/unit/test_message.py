@@ -380,13 +380,16 @@ def test_a_reply_to_the_longest_message_id_stays_on_one_line():
     assert f"\r\nReferences: {long_id}\r\n".encode() in data
 
 
-def test_folding_keeps_building_fast():
-    """Short values skip the folder: a notice is built in well under a millisecond."""
-    import time
+def test_short_values_skip_the_folder(monkeypatch):
+    """Short ASCII values are written as given: neither the folder nor the email package's
+    Header (the slow parts) is reached. (The build time itself is measured in ``make bench``, not
+    asserted here: a timed unit test failed on a busy CI machine.)"""
+    import notifiers.message as message
 
-    args = dict(rendered=rendered(), to_name="Sato")
-    build(**args)
-    start = time.perf_counter()
-    for _ in range(500):
-        build(**args)
-    assert (time.perf_counter() - start) / 500 < 0.001
+    def refuse(*args, **kwargs):
+        raise AssertionError("a short value went through the folder")
+
+    monkeypatch.setattr(message, "_fold", refuse)
+    monkeypatch.setattr(message.Header, "__init__", refuse)
+    data = build(rendered=rendered(), to_name="Sato")
+    assert b"\r\nSubject: " in data and b"\r\nTo: Sato <" in data
