@@ -382,8 +382,8 @@ def test_a_reply_to_the_longest_message_id_stays_on_one_line():
 
 def test_short_values_skip_the_folder(monkeypatch):
     """Short ASCII values are written as given: neither the folder nor the email package's
-    Header (the slow parts) is reached. (The build time itself is measured in ``make bench``, not
-    asserted here: a timed unit test failed on a busy CI machine.)"""
+    Header (the slow parts) is reached. (No time is asserted: a timed unit test failed on a busy
+    CI machine.)"""
     import notifiers.message as message
 
     def refuse(*args, **kwargs):
