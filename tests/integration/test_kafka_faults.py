@@ -6,6 +6,8 @@ real ``outage worker`` processes (two), a real SMTP server; topics with three re
    ledger's changelog) a third of the way through a round to 2,000 contacts: every contact gets
    exactly one acknowledgement (at most 2 x OUTAGE_SMTP_CONCURRENCY emails repeated), and the next
    promised (scheduled) update reaches every contact by the time promised. The node is restarted.
+   The same with an SMTP server accepting 60 messages a second, 1.3 times what the audience needs
+   per 60 s interval: every promise kept over two intervals, no holding update too soon.
 2. The node coordinating the workers' consumer group down (``kill -9``) for 20 s, longer than the
    6 s session timeout, then back: every contact of an incident declared during the outage is
    notified once, the workers stay ready, and the group settles (a bounded number of joins).
@@ -132,11 +134,12 @@ async def restore(cluster, index: int) -> None:
     await asyncio.to_thread(cluster.wait_ready, 90)
 
 
-async def start_pipeline(workers, faulty, cluster, prefix, *, contacts: int, tag: str, delay: float = 0.0):
+async def start_pipeline(workers, faulty, cluster, prefix, *, contacts: int, tag: str, delay: float = 0.0,
+                         rate: float | None = None):
     customers = make_customers(contacts, tag=tag)
     expected = emails_of(customers)
     load_customers(cluster, prefix, customers)
-    server = faulty(delay=delay)
+    server = faulty(delay=delay, rate=rate)
     procs = [workers(smtp_env(server.serve(name=f"w{i}")), ready=False) for i in range(2)]
     await ready(*procs, timeout=120)
     return server, procs, expected
@@ -238,6 +241,54 @@ async def test_kill_9_of_a_partition_leader_mid_fan_out(workers, faulty, broker,
     assert not a.late, f"{len(a.late)} scheduled updates came after the promised time, by up to {late[-1]:.1f}s"
     assert not a.scheduled_ids, f"{len(a.scheduled_ids)} contacts got several scheduled rounds"
     assert set(a.kinds) == {"acknowledged", "scheduled"}, f"unexpected notices: {dict(a.kinds)}"
+
+
+RELAY = 60                     # messages a second the SMTP server accepts (both workers together)
+RELAY_INTERVAL = 60            # s
+RELAY_CAPACITY = 1.3           # the relay carries the audience this many times per interval
+
+
+@pytest.mark.timeout(360)
+async def test_kill_9_of_a_partition_leader_at_the_relays_limit_keeps_every_promise(workers, faulty, broker,
+                                                                                     prefix):
+    """Issue 14 (c): the relay the limit, a leader election mid fan-out on top: every promise kept,
+    no holding update sooner than two thirds of an interval, at most the sends in flight repeated."""
+    from datetime import timedelta
+
+    from tests.integration.faults_kit import busiest_second, promises_kept, spans
+
+    contacts = int(RELAY * RELAY_INTERVAL / RELAY_CAPACITY)
+    server, procs, expected = await start_pipeline(workers, faulty, broker, prefix, contacts=contacts, tag="lr",
+                                                   rate=RELAY)
+    victim, leads = busiest_leader(broker, [prefix + "notices", f"{prefix}worker-ledger-changelog"])
+    event = declare_event(procs[0], update_interval_seconds=RELAY_INTERVAL)
+    incident, declared = event["incident_id"], parse_time(event["at"])
+    try:
+        assert await until(lambda: reached(server, incident) >= 0.3 * contacts, 90, poll=0.05), \
+            f"the fan-out did not reach 30% in 90s ({reached(server, incident)})"
+        at_kill = reached(server, incident)
+        await asyncio.to_thread(broker.kill, victim)
+        killed = utc_now()
+        assert await until(lambda: reached(server, incident) >= contacts, 2 * RELAY_INTERVAL, poll=0.25), \
+            f"only {reached(server, incident)} of {contacts} acknowledged"
+        watch_until = killed + timedelta(seconds=2 * RELAY_INTERVAL + 5)
+        await asyncio.sleep(max(0.0, (watch_until - utc_now()).total_seconds()))
+        ready_after = [readyz(p) for p in procs]
+    finally:
+        await restore(broker, victim)
+    judged = promises_kept(server, incident, RELAY_INTERVAL, until_=watch_until - timedelta(seconds=2))
+    print(f"\n[{incident}] {contacts} contacts, relay {RELAY}/s, {RELAY_INTERVAL}s interval ({RELAY_CAPACITY}x); "
+          f"kill -9 of node {broker.nodes[victim].node_id} (leader of {leads} partitions written) at "
+          f"{(killed - declared).total_seconds():.1f}s with {at_kill} reached: {judged.summary()}; busiest second "
+          f"{busiest_second(server, incident)}; {spans(server, incident, declared)}")
+
+    assert all(p.process.poll() is None for p in procs), "a worker exited"
+    assert ready_after == [200, 200], f"/readyz after the kill: {ready_after}"
+    assert at_kill <= 0.7 * contacts, f"not mid fan-out: {at_kill} of {contacts} reached"
+    assert set(server.by_recipient(incident)) == expected
+    assert judged.repeats <= REPEAT_BOUND, f"{judged.repeats} emails repeated; at most {REPEAT_BOUND} (in flight)"
+    assert not judged.missed, f"{len(judged.missed)} promises missed: {judged.summary()}"
+    assert not judged.close, f"{len(judged.close)} holding updates came too soon: {judged.summary()}"
 
 
 # --------------------------------------------------------------------------- 2. a node down past the session timeout
