@@ -17,8 +17,12 @@ before one shared instant. The rules, pure (the time is passed in):
 from __future__ import annotations
 
 import heapq
+import math
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+
+from sortedcontainers import SortedDict
 
 from domain.kinds import SCHEDULED
 
@@ -95,6 +99,25 @@ def release_at(due: float, interval: float, *, ahead: int, send_rate: float, bas
     return due - min(need, interval * EARLIEST_SHARE)
 
 
+def latest_start(buckets: Iterable[tuple[float, int]], *, ahead: int, send_rate: float, base: float) -> float:
+    """The latest time (epoch seconds) the holding updates of ``buckets`` may start leaving so
+    that each arrives by its deadline: ``buckets`` are (second, contacts due in it), earliest
+    first; everything due by a second must be sent, after the ``ahead`` notices queued, by that
+    second less ``base`` (at ``send_rate``, with ``QUEUE_HEADROOM``). +inf when nothing is due.
+
+    The queue ahead of the earliest contact alone is not enough: contacts whose notices went out
+    faster than they can be kept (a first round sent by two workers, kept by the one left after a
+    ``kill -9``) come due closer together than one send apart, and starting at the first one's
+    own time left the last of them 20 s late.
+    """
+    start, count = math.inf, ahead
+    rate = max(send_rate, 1e-6)
+    for second, n in buckets:
+        count += n
+        start = min(start, second - base - QUEUE_HEADROOM * count / rate)
+    return start
+
+
 @dataclass(frozen=True, slots=True, order=True)
 class Due:
     """One contact's deadline on a partition."""
@@ -116,6 +139,8 @@ class DeadlineIndex:
     def __init__(self) -> None:
         self._heap: list[Due] = []
         self._current: dict[tuple[str, str, str], tuple[float, float]] = {}   # key -> (due, interval)
+        self._seconds: SortedDict = SortedDict()   # whole second -> contacts due in it, not popped
+        self._popped: set[tuple[str, str, str]] = set()   # taken out of the order (handed on)
         self.load = 0.0
 
     def __len__(self) -> int:
@@ -126,14 +151,28 @@ class DeadlineIndex:
         self.clear(customer_id, incident_id, recipient)
         self._current[key] = (due, interval)
         self.load += 1.0 / max(interval, 1e-6)
+        self._count(due, +1)
         heapq.heappush(self._heap, Due(due, customer_id, incident_id, recipient))
         if len(self._heap) > 2 * len(self._current) + 1024:
             self._compact()
 
     def clear(self, customer_id: str, incident_id: str, recipient: str) -> None:
-        old = self._current.pop((customer_id, incident_id, recipient), None)
+        key = (customer_id, incident_id, recipient)
+        old = self._current.pop(key, None)
         if old is not None:
             self.load = max(0.0, self.load - 1.0 / max(old[1], 1e-6))
+            if key in self._popped:
+                self._popped.discard(key)
+            else:
+                self._count(old[0], -1)
+
+    def _count(self, due: float, n: int) -> None:
+        second = math.floor(due)
+        left = self._seconds.get(second, 0) + n
+        if left > 0:
+            self._seconds[second] = left
+        else:
+            self._seconds.pop(second, None)
 
     def get(self, customer_id: str, incident_id: str, recipient: str) -> tuple[float, float] | None:
         return self._current.get((customer_id, incident_id, recipient))
@@ -157,13 +196,28 @@ class DeadlineIndex:
 
     def pop(self) -> Due:
         """Take the earliest live deadline out of the order (it stays the contact's deadline
-        until ``set`` or ``clear``); ``peek`` first."""
-        return heapq.heappop(self._heap)
+        until ``set`` or ``clear``, but no longer counts in ``seconds``); ``peek`` first."""
+        item = heapq.heappop(self._heap)
+        key = (item.customer_id, item.incident_id, item.recipient)
+        if self._live(item) is not None and key not in self._popped:
+            self._popped.add(key)
+            self._count(item.at, -1)
+        return item
 
     def restore(self, item: Due) -> None:
         """Put a popped deadline back in the order (it could not be served yet)."""
+        key = (item.customer_id, item.incident_id, item.recipient)
         if self._live(item) is not None:
             heapq.heappush(self._heap, item)
+            if key in self._popped:
+                self._popped.discard(key)
+                self._count(item.at, +1)
+
+    def seconds(self, until: float) -> Iterator[tuple[float, int]]:
+        """(second, contacts due in it) up to ``until``, earliest first (for ``latest_start``);
+        a popped contact is not counted (it is in the queue ahead)."""
+        for second in self._seconds.irange(maximum=math.floor(until)):
+            yield float(second), self._seconds[second]
 
     def within(self, now: float, seconds: float) -> int:
         """How many contacts are due within ``seconds`` of ``now`` (for ops; scans the heap's

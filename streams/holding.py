@@ -23,12 +23,13 @@ Runtime contract (what the pipeline and the tests may rely on):
 
 from __future__ import annotations
 
+import heapq
 import logging
 from typing import TYPE_CHECKING
 
 from domain import ledger as L
 from domain.audience import holding_job
-from domain.deadlines import DeadlineIndex, capacity_ratio, release_at, stretch
+from domain.deadlines import EARLIEST_SHARE, DeadlineIndex, capacity_ratio, latest_start, release_at, stretch
 from domain.incident import Round
 from streams import metrics as M
 
@@ -41,6 +42,8 @@ DUE_SOON_SECONDS = 60.0
 # holding updates released in one pass at most (a pass runs on the event loop the sender shares;
 # the rest of a backlog is released in the next passes, a quarter second apart)
 RELEASE_PER_TICK = 1000
+# the holding updates looked ahead at: a third of the longest interval held, at least of this one
+HORIZON_FLOOR = 60.0
 _WAIT = object()   # the contact's next round is not here yet
 
 
@@ -135,13 +138,25 @@ class HoldingUpdates:
         ahead = sender.depth
         due_soon = 0
         held = sender.held()
+        mine = sorted(pipe.rounds_partitions() - held)
+        indexes = {p: self.index(p) for p in mine}
+        # the latest the holding updates coming due may start leaving, all partitions together
+        # (they share the sender): up to the furthest any may leave early, a third of an interval
+        longest = max((r.interval_seconds or 0 for r in self._rounds.values()), default=0)
+        horizon = now + max(longest, HORIZON_FLOOR) * EARLIEST_SHARE
+        start = latest_start(heapq.merge(*(idx.seconds(horizon) for idx in indexes.values())),
+                             ahead=ahead, send_rate=plan_rate, base=base)
         budget = RELEASE_PER_TICK
-        for p in sorted(pipe.rounds_partitions() - held):
-            idx = self.index(p)
+        for p in mine:
+            idx = indexes[p]
             jobs = []
             while budget > 0 and (top := idx.peek()) is not None:
                 item, interval = top
-                if now < release_at(item.at, interval, ahead=ahead, send_rate=plan_rate, base=base):
+                # once the start has come, every contact due within a third of its interval goes
+                # (earliest deadline first); before, each one no later than its own queue needs
+                if now < max(item.at - interval * EARLIEST_SHARE,
+                             min(start, release_at(item.at, interval, ahead=ahead, send_rate=plan_rate,
+                                                   base=base))):
                     break
                 idx.pop()
                 budget -= 1

@@ -8,8 +8,8 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 
-from domain.deadlines import (EARLIEST_SHARE, MAX_STRETCH, QUEUE_HEADROOM, DeadlineIndex, capacity_ratio, release_at,
-                              stated_promise, stretch)
+from domain.deadlines import (EARLIEST_SHARE, MAX_STRETCH, QUEUE_HEADROOM, DeadlineIndex, capacity_ratio,
+                              latest_start, release_at, stated_promise, stretch)
 
 T0 = datetime(2026, 12, 3, 10, 0, tzinfo=timezone.utc)
 MIN = timedelta(minutes=1)
@@ -83,8 +83,9 @@ def test_the_index_keeps_one_deadline_per_contact_and_finds_the_earliest():
 
 
 def simulate(contacts: int, interval: float, rate: float, intervals: int = 5, base: float = 1.0,
-             tick: float = 0.25):
-    """Run the policy against a relay that hands over ``rate`` emails a second: one news round to
+             tick: float = 0.25, rate_at=None):
+    """Run the policy against a relay that hands over ``rate`` emails a second (``rate_at(t)``
+    when given: the rate at each time, the planning rate staying ``rate``): one news round to
     everyone at 0, then holding updates by deadline, for ``intervals`` intervals.
     Returns per contact the list of (sent_at, kind, stated, kept_deadline)."""
     idx = DeadlineIndex()
@@ -97,14 +98,19 @@ def simulate(contacts: int, interval: float, rate: float, intervals: int = 5, ba
     while now < intervals * interval:
         load = idx.load + sum(kind != "scheduled" for *_, kind in queue) / interval   # the index counts the rest
         factor = stretch(rate, load)
+        # as streams/holding.py does: the latest start of all that comes due within a third of
+        # an interval, then each contact no sooner than a third of an interval before its deadline
+        start = latest_start(idx.seconds(now + interval * EARLIEST_SHARE), ahead=len(queue), send_rate=rate,
+                             base=base)
         while (top := idx.peek()) is not None:
             item, every = top
-            if now < release_at(item.at, every, ahead=len(queue), send_rate=rate, base=base):
+            if now < max(item.at - every * EARLIEST_SHARE,
+                         min(start, release_at(item.at, every, ahead=len(queue), send_rate=rate, base=base))):
                 break
             idx.pop()
             heapq.heappush(queue, (item.at, order, item.customer_id, "scheduled"))
             order += 1
-        credit += rate * tick
+        credit += (rate_at(now) if rate_at else rate) * tick
         while credit >= 1 and queue:
             credit -= 1
             due, _, contact, kind = heapq.heappop(queue)
@@ -149,3 +155,42 @@ def test_a_relay_at_0_7_of_what_the_audience_needs_misses_no_stated_promise():
     stated = [n[2] - n[0] for notices in sent.values() for n in notices]
     assert max(stated) <= MAX_STRETCH * interval        # honest, and never absurdly far
     assert min(stated) > interval                       # every promise is stretched, none one interval only
+
+
+def test_contacts_reached_faster_than_they_can_be_kept_start_their_holding_updates_early_enough():
+    """A first round sent at twice the rate that must keep it (two workers, then one after a
+    kill -9): the holding updates start when the whole cluster of deadlines needs them to, not at
+    the first contact's own time (that left the last of them 20 s late in the failover test)."""
+    interval, rate = 90.0, 50.0
+    contacts = int(rate * interval / 1.3)
+    sent = simulate(contacts, interval, rate, intervals=2, rate_at=lambda t: 2 * rate if t < 10 else rate)
+    missed, close = judge(sent, interval)
+    assert not missed and not close
+    assert all(any(kind == "scheduled" for _, kind, _, _ in notices) for notices in sent.values())
+
+
+def test_latest_start_is_set_by_the_densest_run_of_deadlines():
+    # 10 due at 100, 100 due at 110, at 10/s with a 1 s margin: the 110 ones need 11 s after the first 10
+    assert latest_start([(100.0, 10), (110.0, 100)], ahead=0, send_rate=10.0, base=1.0) == pytest.approx(
+        110.0 - 1.0 - QUEUE_HEADROOM * 110 / 10)
+    # sparse ones: the first one's own time
+    assert latest_start([(100.0, 1), (200.0, 1)], ahead=0, send_rate=10.0, base=1.0) == pytest.approx(
+        100.0 - 1.0 - QUEUE_HEADROOM * 0.1)
+    assert latest_start([], ahead=5, send_rate=10.0, base=1.0) == float("inf")
+
+
+def test_the_index_counts_each_second_without_the_contacts_handed_on():
+    idx = DeadlineIndex()
+    idx.set("c1", "inc", "a", 100.2, 60.0)
+    idx.set("c2", "inc", "a", 100.7, 60.0)
+    idx.set("c3", "inc", "a", 105.0, 60.0)
+    assert list(idx.seconds(200)) == [(100.0, 2), (105.0, 1)]
+    item, _ = idx.peek()
+    idx.pop()
+    assert list(idx.seconds(200)) == [(100.0, 1), (105.0, 1)]      # handed on: in the queue ahead
+    idx.restore(item)
+    assert list(idx.seconds(104)) == [(100.0, 2)]
+    idx.pop()
+    idx.set("c1", "inc", "a", 160.2, 60.0)                          # sent: its next deadline
+    idx.clear("c3", "inc", "a")
+    assert list(idx.seconds(200)) == [(100.0, 1), (160.0, 1)]
