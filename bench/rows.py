@@ -1,15 +1,20 @@
 """The rows of the bench. Each scenario starts what it needs, registers it for clean-up, and stops
 it before the next scenario starts (a fresh broker each time: Tansu keeps everything in memory;
-a fresh one-node Apache Kafka likewise). Rows 2 to 7 run on the broker of their ``Ctx``
+a fresh one-node Apache Kafka likewise). Rows 2 to 8 run on the broker of their ``Ctx``
 (``Ctx.for_broker``); row 1, the references, uses no broker.
 
-Sizes at ``--scale 1.0`` (the issue's full size; every count is multiplied by the scale):
+Sizes at ``--scale 1.0`` (the issue's full size; every count of rows 1 to 7 is multiplied by the scale):
 - row 1: 20,000 raw sends; smtp-source 20,000 messages;
 - rows 2 and 5: 200,000 customers, 100,000 of them affected, one contact each;
 - row 3: 1,000,000 customers (100,000 affected);
 - row 4: the fan-out of row 2 with two workers;
 - row 6: 1,000,000 customers: a cold start, then restarts with the data dir kept (10,000 changed meanwhile);
 - row 7: 200,000 customers, all affected, one contact each, two workers; one killed with kill -9 at 30 %.
+- row 8: trials with a relay of 60 messages/s and a 60 s interval, the relay carrying the audience
+  2.0, 1.5, 1.3, 1.15, then 1.05 times per interval (1,800 to 3,429 customers, all affected, one
+  contact each: never scaled, so that the relay is the limit), two workers, one killed with
+  kill -9 at 30 % of the contacts, each trial watched for two intervals after the kill (about
+  3 minutes a trial); below ``--scale 1`` only the trials at 2.0 and 1.15 times.
 """
 
 from __future__ import annotations
@@ -29,6 +34,7 @@ from bench.data import COMPONENT, REGION, CustomerSet, declared, probe_region
 from bench.procs import (
     Broker, CpuMeter, KafkaBroker, Processes, PySpy, SmtpSink, Unavailable, Worker, delivery_helpers_of, metric_sum, smtp_source,
 )
+from bench.relay import ThrottledRelay, judge
 from bench.report import (
     ERROR, SKIP, Row, Target, delivery_text, percentile, profile_summary, rate, skipped,
 )
@@ -56,7 +62,7 @@ class Ctx:
     max_wait: float = 1800.0            # upper bound of any single wait for a round of emails
     refs: dict[str, Any] = field(default_factory=dict)
     profiles: dict[str, dict] = field(default_factory=dict)  # py-spy summaries, by fan-out
-    broker_kind: str = "embedded"       # the broker rows 2 to 7 run on: "embedded" (Tansu) or "kafka"
+    broker_kind: str = "embedded"       # the broker rows 2 to 8 run on: "embedded" (Tansu) or "kafka"
 
     def for_broker(self, kind: str) -> "Ctx":
         """This context for the rows on one broker: its own work directory (worker data dirs of
@@ -82,9 +88,11 @@ class Ctx:
         return max(minimum, round(full * self.scale))
 
     def worker_env(self, broker: Broker, prefix: str, delivery_processes: int | None = None,
-                   sink: SmtpSink | None = None) -> dict[str, str]:
+                   sink: SmtpSink | ThrottledRelay | None = None) -> dict[str, str]:
         """A worker's environment; ``delivery_processes`` None: the run's choice (``self``'s), and
-        when that is None too, OUTAGE_DELIVERY_PROCESSES is not set (the product's default)."""
+        when that is None too, OUTAGE_DELIVERY_PROCESSES is not set (the product's default);
+        ``sink``: the SMTP server the worker sends to (its ``port`` on 127.0.0.1), None: the run's
+        smtp-sink."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("OUTAGE_")}
         env.update({
             "OUTAGE_BROKER": broker.bootstrap, "OUTAGE_TOPIC_PREFIX": prefix, "OUTAGE_PARTITIONS": "4",
@@ -1101,3 +1109,152 @@ def scenario_startup(ctx: Ctx) -> list[Row]:
             if thing is not None:
                 ctx.procs.stop(thing)
     return rows
+
+
+# -- row 8: the relay's limit through a kill -9 ---------------------------------------------------
+
+RELAY_RATE = 60          # messages a second the relay accepts, from both workers together
+RELAY_INTERVAL = 60      # s: a takeover (~10-15 s on Kafka with a 6 s session) fits in the third of an
+#                          interval a holding update may leave early, as it must for the victim's contacts due next
+RELAY_CAPACITIES = (2.0, 1.5, 1.3, 1.15, 1.05)   # times the relay carries the audience per interval
+RELAY_CAPACITIES_QUICK = (2.0, 1.15)             # below --scale 1: the first and the target's
+RELAY_KILL_AT = 0.30     # share of the contacts reached when the round's owner is killed
+RELAY_WORKER_METRICS = ("outage_promises_stretched_total", "outage_notices_late_total", "outage_promises_late_total",
+                        "outage_rounds_resumed_total", "outage_capacity_ratio")
+
+
+def scenario_relay_limit(ctx: Ctx) -> list[Row]:
+    """The lowest rate of an SMTP relay, as a multiple of the audience per update interval, at
+    which every promise is kept through a ``kill -9`` of one of two workers. Trials from 2.0
+    times down (``RELAY_CAPACITIES``), each with a fresh broker, relay and workers
+    (``relay_trial``), stopping at the first that fails; the value is the lowest that passed."""
+    title = ("8", "lowest relay rate keeping every promise through kill -9", "x")
+    capacities = RELAY_CAPACITIES if ctx.scale >= 1 else RELAY_CAPACITIES_QUICK
+    trials: list[dict] = []
+    capacity = capacities[0]
+    try:
+        for capacity in capacities:
+            trial = relay_trial(ctx, capacity)
+            trials.append(trial)
+            ctx.log(f"relay limit trial {_trial_text(trial)}")
+            if not trial["passed"]:
+                break
+    except Exception as exc:  # noqa: BLE001
+        ctx.log(f"scenario relay limit failed: {exc!r}")
+        row = skipped(*title, f"error in the trial at {capacity:g}x: {_short(exc)}"
+                      + (f"; trials before it: {'; '.join(map(_trial_text, trials))}" if trials else ""), status=ERROR)
+        row.details = {"trials": trials}
+        return [row]
+    return [relay_row(title, trials, capacities, ctx.concurrency, ctx.on_kafka)]
+
+
+def relay_row(title: tuple[str, str, str], trials: list[dict], capacities: tuple[float, ...], concurrency: int,
+              on_kafka: bool) -> Row:
+    """Row 8 from its trials (``relay_trial``'s, at least one, in the order run, stopped at the
+    first that failed): the lowest capacity that passed (None when the first failed)."""
+    passed = [t["capacity"] for t in trials if t["passed"]]
+    value = min(passed) if passed else None
+    bound = 2 * concurrency
+    session = trials[0]["session_timeout_s"]
+    how = " (OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS, as the tests set it)" if on_kafka else " (the profile's default)"
+    fewer = tuple(capacities) != RELAY_CAPACITIES
+    note = ((f"even {capacities[0]:g}x failed; " if value is None else "")
+            + f"relay {RELAY_RATE} msg/s, interval {RELAY_INTERVAL} s, contacts = rate × interval / capacity; "
+            f"two single-process workers, the round's owner killed with kill -9 at {RELAY_KILL_AT:.0%} of the "
+            f"contacts, watched until two intervals after; a trial passes when every contact is reached, no "
+            f"promise is missed (1 s slack), no holding update comes less than 2/3 interval after the notice "
+            f"before it, and at most {bound} emails are repeated (2 × {concurrency} connections); "
+            + (f"group session timeout {session:g} s{how}; " if session else "")
+            + (f"below --scale 1 only {' and '.join(f'{c:g}x' for c in capacities)}; " if fewer else "")
+            + "trials: " + "; ".join(map(_trial_text, trials)))
+    return Row(*title, value=value, reference=1.0,
+               reference_title="one pass of the audience per interval (the physical limit)",
+               target=Target("value", "<=", 1.15), note=note,
+               details={"relay_rate": RELAY_RATE, "interval_s": RELAY_INTERVAL, "capacities": list(capacities),
+                        "repeat_bound": bound, "trials": trials})
+
+
+def _trial_text(t: dict) -> str:
+    return (f"{t['capacity']:g}x {'pass' if t['passed'] else 'FAIL'}: {t['contacts']:,} contacts "
+            f"({t['missing']:,} not reached), {t['kept']:,} kept / {t['missed']:,} missed / {t['close']:,} close / "
+            f"{t['repeats']:,} repeats, worst miss {_s(t['worst_missed_s'])}")
+
+
+def relay_trial(ctx: Ctx, capacity: float) -> dict:
+    """One trial of row 8: ``RELAY_RATE × RELAY_INTERVAL / capacity`` customers, every one
+    affected (one contact each), two single-process workers sending to a ``ThrottledRelay`` of
+    ``RELAY_RATE``; one incident declared with ``RELAY_INTERVAL``; at ``RELAY_KILL_AT`` of the
+    contacts reached, the worker that decided the round is killed with ``kill -9`` and left
+    dead; two intervals and 5 s later the relay's record is judged (``judge``, up to 2 s before
+    the end). Everything it started is stopped before it returns."""
+    contacts = round(RELAY_RATE * RELAY_INTERVAL / capacity)
+    tag = f"r{capacity:g}".replace(".", "")
+    prefix = f"bench-{tag}-{uuid.uuid4().hex[:4]}."
+    broker = ctx.start_broker(tag)
+    workers: list[Worker] = []
+    relay = producer = None
+    try:
+        cs = CustomerSet(contacts, contacts, seed=ctx.seed)
+        expected = {c["contacts"][0]["email"].lower() for c in cs}
+        load = load_customers(ctx, broker, prefix, cs)
+        relay = ctx.procs.add(ThrottledRelay(RELAY_RATE)).start()
+        env = ctx.worker_env(broker, prefix, delivery_processes=0, sink=relay)
+        if ctx.on_kafka:   # as row 7: the dead worker's partitions move within seconds
+            env["OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS"] = str(TAKEOVER_SESSION_TIMEOUT_KAFKA)
+        timeout = min(ctx.max_wait, 180 + contacts / 200)
+        workers = [ctx.procs.add(Worker(env, ctx.workdir, f"{tag}-worker-{i}")).start() for i in (1, 2)]
+        for w in workers:
+            w.wait_ready(timeout=timeout)
+        settle(workers, seconds=5, timeout=180)
+        producer = K.producer(broker.bootstrap)
+        inc = f"relay-{tag}-{uuid.uuid4().hex[:6]}"
+        t0 = time.time()
+        K.send_event(producer, prefix + T.INCIDENT_EVENTS, inc, declared(inc, at=t0, interval=RELAY_INTERVAL))
+        at = round(RELAY_KILL_AT * contacts)
+        deadline = time.monotonic() + 2 * RELAY_INTERVAL
+        while relay.reached(inc) < at:
+            if not all(w.alive() for w in workers):
+                raise RuntimeError(f"a worker exited before the kill, {relay.reached(inc):,} of {contacts:,} reached")
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{relay.reached(inc):,} of {contacts:,} contacts reached after "
+                                   f"{2 * RELAY_INTERVAL} s, never {RELAY_KILL_AT:.0%}")
+            time.sleep(0.05)
+        before = [w.metrics() for w in workers]
+        owners = [metric_sum(m, 'outage_rounds_total{trigger="declared"}') for m in before]
+        victim_i = 0 if owners[0] >= 1 else 1   # the round's owner; worker 2 when neither tells
+        victim, survivor = workers[victim_i], workers[1 - victim_i]
+        victim.process.kill()
+        killed_at = time.time()
+        at_kill = relay.reached(inc)
+        victim.process.wait(timeout=30)
+        ctx.log(f"relay at {capacity:g}x: kill -9 {victim.name} "
+                f"({'the round owner' if max(owners) >= 1 else 'round owner unknown'}) with {at_kill:,} of "
+                f"{contacts:,} contacts reached, {killed_at - t0:.1f}s after the declaration")
+        watch_until = killed_at + 2 * RELAY_INTERVAL + 5
+        time.sleep(max(0.0, watch_until - time.time()))
+        mails = relay.mails(inc)
+        judged = judge(mails, interval=RELAY_INTERVAL, until=watch_until - 2)
+        first: dict[str, float] = {}
+        for m in mails:
+            first.setdefault(m.rcpt, m.received)
+        missing = len(expected - set(first))
+        after = survivor.metrics()
+        passed = (missing == 0 and judged["missed"] == 0 and judged["close"] == 0
+                  and judged["repeats"] <= 2 * ctx.concurrency)
+        return {
+            "capacity": capacity, "contacts": contacts, "passed": passed, "incident_id": inc, **load,
+            "missing": missing, "reached": judged["contacts"], **{k: v for k, v in judged.items() if k != "contacts"},
+            "holding_updates": len({m.message_id for m in mails if m.kind == "scheduled"}),
+            "first_pass_done_s": max(first.values()) - t0 if first else None,
+            "busiest_second": max(_count(int(m.received) for m in mails).values(), default=0),
+            "relay_accepted": len(mails),
+            "victim": victim.name, "victim_was_round_owner": max(owners) >= 1,
+            "killed_after_s": killed_at - t0, "reached_at_kill": at_kill,
+            "sent_before_kill": {w.name: metric_sum(m, "outage_notices_sent_total") for w, m in zip(workers, before)},
+            "survivor_alive_at_end": survivor.alive(),
+            "survivor_metrics": {name: metric_sum(after, name) for name in RELAY_WORKER_METRICS},
+            "session_timeout_s": float(env.get("OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS") or 0)
+            or ctx.default_session_timeout(),
+        }
+    finally:
+        _tear_down(ctx, producer, [*workers, relay, broker])
