@@ -53,7 +53,6 @@ class HoldingUpdates:
         self._indexes: dict[int, DeadlineIndex] = {}
         self._rounds: dict[tuple[int, str], Round] = {}       # (partition, incident) -> newest round there
         self._waiting: dict[tuple[int, str], list] = {}       # contacts due before their round was decided
-        self._released: dict[int, set] = {}                   # partition -> holding updates queued, not recorded
         self._factor_logged = 1.0
         self._due_soon_at = 0.0
 
@@ -76,11 +75,9 @@ class HoldingUpdates:
                 del self._rounds[key]
             for key in [k for k in self._waiting if k[0] == p]:
                 del self._waiting[key]
-            self._released.pop(p, None)
 
     def noted(self, p: int, job, due: float | None, every: float | None) -> None:
         """A notice ``job`` was recorded on partition p, stating ``due`` (None: no deadline now)."""
-        self._released.get(p, set()).discard((job.customer_id, job.incident_id, job.recipient))
         idx = self._indexes.get(p)
         if idx is None:
             return   # built from the ledger, which has it, when first used
@@ -165,7 +162,6 @@ class HoldingUpdates:
                     self._waiting.setdefault((p, item.incident_id), []).append(item)
                 elif job is not None:
                     jobs.append(job)
-                    self._released.setdefault(p, set()).add((item.customer_id, item.incident_id, item.recipient))
                     ahead += 1
             if jobs:   # one source per partition and pass, in deadline order (the sender's queue
                 # stays a handful of sources however many contacts come due at once)
@@ -184,12 +180,17 @@ class HoldingUpdates:
         pipe, sender = self.pipe, self.pipe.sender
         rate = self.send_rate()
         mine = pipe.rounds_partitions()
-        load = sum(idx.load for p, idx in self._indexes.items() if p in mine)
-        # what is queued counts too (a big round's recipients are not in the index until reached):
-        # at the shortest interval of the incidents held here, so a first round is planned honestly
+        held = [idx for p, idx in self._indexes.items() if p in mine]
+        load = sum(idx.load for idx in held)
+        # what is queued for contacts not in the index yet counts too (a first round's recipients
+        # are not there until reached), at the shortest interval of the incidents held here, so a
+        # first round is planned honestly. The holding updates queued and the contacts a queued
+        # round reaches that have a deadline already are in the index: counted twice, a scheduled
+        # round's plan (every contact of the incident) made the load look twice what it was
         intervals = [r.interval_seconds for r in self._rounds.values() if r.interval_seconds and r.next_update_at]
-        if intervals:   # (the holding updates queued are in the index already)
-            load += max(0, sender.depth - sum(map(len, self._released.values()))) / min(intervals)
+        if intervals:
+            known = sum(len(idx) for idx in held)   # (a released contact stays there until recorded)
+            load += max(0, sender.depth - known) / min(intervals)
         ratio = capacity_ratio(rate, load)
         M.CAPACITY_RATIO.set(ratio if ratio is not None else 0)
         factor = stretch(rate, load)
