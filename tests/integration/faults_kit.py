@@ -380,15 +380,13 @@ def audit(server: FaultySmtp, incident: str, expected: set[str], *, interval: fl
         if not promises:
             a.out_of_order.append(rcpt)
             continue
-        promised = min(promises)  # a copy sent again may state a later time; the first one counts
+        # the copies of that notice received before it: the latest one's promise is in force
+        promised = in_force([m for m in before if m.message_id == previous], first.received)
         past = (first.received - promised).total_seconds()
         if past > CLOCK_SLACK:
             a.late[rcpt] = past
         if interval is not None:
-            # the cadence follows the deadline the ledger kept: a copy sent again after a kill -9
-            # (same Message-ID, composed later) states a later promise, and the last one is kept
-            kept = max(promises)
-            off = (first.next_update - kept).total_seconds() - interval if first.next_update else float("inf")
+            off = (first.next_update - promised).total_seconds() - interval if first.next_update else float("inf")
             if abs(off) > 2.0:
                 a.cadence[rcpt] = off
     return a
@@ -427,6 +425,15 @@ class Promises:
                 f"(nearest {nearest:.1f}s), {self.repeats} repeats")
 
 
+def in_force(copies: list, before: datetime | None) -> datetime | None:
+    """The next-update time a contact holds from the copies of one notice received before
+    ``before`` (None: all): the latest copy's. A copy sent again after a ``kill -9`` (the sends
+    in flight, at most) carries the same Message-ID but was composed later and states a later
+    time, and the pipeline keeps that one; judging the first copy's would call those few late."""
+    held = [m for m in copies if before is None or m.received < before]
+    return (held[-1] if held else copies[0]).next_update
+
+
 def promises_kept(server: FaultySmtp, incident: str, interval: float, until_: datetime | None = None) -> Promises:
     """Judge every pair of consecutive notices to each contact: the later one arrives by the time
     the earlier one stated (``CLOCK_SLACK``), and a holding update (``scheduled``) comes no sooner
@@ -436,7 +443,9 @@ def promises_kept(server: FaultySmtp, incident: str, interval: float, until_: da
     for rcpt, mails in server.by_recipient(incident).items():
         seen: set[str] = set()
         ms = []
+        copies: dict[str, list] = {}
         for m in sorted(mails, key=lambda m: m.received):
+            copies.setdefault(m.message_id, []).append(m)
             if m.message_id in seen:
                 out.repeats += 1
                 continue
@@ -444,8 +453,9 @@ def promises_kept(server: FaultySmtp, incident: str, interval: float, until_: da
             ms.append(m)
         out.notices += len(ms)
         for before, after in zip(ms, ms[1:]):
-            if before.next_update is not None:
-                past = (after.received - before.next_update).total_seconds()
+            promise = in_force(copies[before.message_id], after.received)
+            if promise is not None:
+                past = (after.received - promise).total_seconds()
                 if past > CLOCK_SLACK:
                     out.missed.append((rcpt, past))
                 else:
@@ -453,10 +463,9 @@ def promises_kept(server: FaultySmtp, incident: str, interval: float, until_: da
             gap = (after.received - before.received).total_seconds()
             if after.kind == "scheduled" and gap < interval * 2 / 3 - CLOCK_SLACK:
                 out.close.append((rcpt, gap))
-        last = ms[-1] if ms else None
-        if (last is not None and last.next_update is not None and until_ is not None
-                and (until_ - last.next_update).total_seconds() > CLOCK_SLACK):
-            out.missed.append((rcpt, (until_ - last.next_update).total_seconds()))   # nothing came by it
+        last = in_force(copies[ms[-1].message_id], None) if ms else None
+        if (last is not None and until_ is not None and (until_ - last).total_seconds() > CLOCK_SLACK):
+            out.missed.append((rcpt, (until_ - last).total_seconds()))   # nothing came by it
     return out
 
 
@@ -464,6 +473,17 @@ def busiest_second(server: FaultySmtp, incident: str) -> int:
     """The most messages the server received within one calendar second."""
     per: Counter = Counter(m.received.replace(microsecond=0) for m in server.received(incident))
     return max(per.values(), default=0)
+
+
+def busiest_window(server: FaultySmtp, incident: str, seconds: float) -> int:
+    """The most messages the server received within any ``seconds`` (a sliding window)."""
+    times = sorted(m.received.timestamp() for m in server.received(incident))
+    most, start = 0, 0
+    for end, t in enumerate(times):
+        while t - times[start] >= seconds:
+            start += 1
+        most = max(most, end - start + 1)
+    return most
 
 
 def spans(server: FaultySmtp, incident: str, since: datetime) -> str:

@@ -63,9 +63,16 @@ def topic_configs(cluster, names: list[str]) -> dict[str, dict[str, str]]:
     return {name: {k: v["value"] for k, v in configs.items()} for name, configs in topics.items()}
 
 
-def replicas(cluster, names: list[str]) -> dict[str, set[int]]:
-    with cluster.admin() as client:
-        return {m["name"]: {len(p["replica_nodes"]) for p in m["partitions"]} for m in client.describe_topics(names)}
+def replicas(cluster, names: list[str], timeout: float = 30.0) -> dict[str, set[int]]:
+    """Replica counts of each topic's partitions, once the metadata lists partitions for every
+    topic (a topic just created was once described with none on a three-node cluster)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with cluster.admin() as client:
+            got = {m["name"]: {len(p["replica_nodes"]) for p in m["partitions"]} for m in client.describe_topics(names)}
+        if all(got.get(n) for n in names) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.5)
 
 
 def all_topics(prefix: str) -> list[str]:
