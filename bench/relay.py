@@ -104,12 +104,21 @@ class MailLike(Protocol):
     received: float
 
 
+def _in_force(copies: list, before: float | None) -> float | None:
+    """The next update a contact holds from the copies of one notice received before ``before``
+    (None: all): the latest copy's (a copy resent after a ``kill -9`` states a later time, and the
+    pipeline keeps that one), as tests/integration/faults_kit.py's ``in_force``."""
+    held = [m for m in copies if before is None or m.received < before]
+    return (held[-1] if held else copies[0]).next_update
+
+
 def judge(mails: Iterable[MailLike], *, interval: float, until: float, slack: float = 1.0) -> dict:
     """Every notice against the one before it to the same contact (times in epoch seconds).
 
     Per contact, its distinct Message-IDs in the order they arrived (a copy of one already
     received is a repeat); of each pair in a row, the later one must arrive by the time the
-    earlier one stated (its next update, plus ``slack``), else a promise is missed; a holding
+    earlier one stated (its next update, plus ``slack``; of its copies received by then, the
+    latest one's), else a promise is missed; a holding
     update (``scheduled``) arriving less than two thirds of ``interval`` (minus ``slack``)
     after the notice before it is ``close``. A contact whose last notice's promise fell more
     than ``slack`` before ``until`` (when watching stopped) with nothing after it missed that
@@ -123,7 +132,9 @@ def judge(mails: Iterable[MailLike], *, interval: float, until: float, slack: fl
     for ms in by_rcpt.values():
         seen: set[str] = set()
         distinct = []
+        copies: dict[str, list[MailLike]] = {}
         for m in ms:
+            copies.setdefault(m.message_id, []).append(m)
             if m.message_id in seen:
                 repeats += 1
                 continue
@@ -131,16 +142,17 @@ def judge(mails: Iterable[MailLike], *, interval: float, until: float, slack: fl
             distinct.append(m)
         notices += len(distinct)
         for before, after in zip(distinct, distinct[1:]):
-            if before.next_update is not None:
-                past = after.received - before.next_update
+            promise = _in_force(copies[before.message_id], after.received)
+            if promise is not None:
+                past = after.received - promise
                 if past > slack:
                     missed.append(past)
                 else:
                     kept += 1
             if after.kind == "scheduled" and after.received - before.received < interval * 2 / 3 - slack:
                 close += 1
-        last = distinct[-1]
-        if last.next_update is not None and until - last.next_update > slack:
-            missed.append(until - last.next_update)   # nothing came by it
+        last = _in_force(copies[distinct[-1].message_id], None)
+        if last is not None and until - last > slack:
+            missed.append(until - last)   # nothing came by it
     return {"notices": notices, "kept": kept, "missed": len(missed), "worst_missed_s": max(missed, default=None),
             "close": close, "repeats": repeats, "contacts": len(by_rcpt)}

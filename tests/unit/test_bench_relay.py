@@ -53,8 +53,19 @@ def test_a_copy_of_a_message_is_a_repeat_not_a_notice():
     mails = [_m("e@x.jp", "<e1>", "acknowledged", 0.0, 60.0), _m("e@x.jp", "<e1>", "acknowledged", 2.0, 62.0),
              _m("e@x.jp", "<e2>", "scheduled", 59.0, 119.0)]
     j = judge(mails, interval=INTERVAL, until=100.0)
-    # the copy is not judged: <e2> is measured against <e1>'s first arrival and promise (60 s)
+    # the copy is not a notice of its own: <e2> is measured against <e1>'s first arrival
     assert j["repeats"] == 1 and j["notices"] == 2 and j["kept"] == 1 and j["close"] == 0
+
+
+def test_the_latest_copy_received_before_the_next_notice_states_the_promise_in_force():
+    # a copy resent after a kill -9, 14 s later, promises 14 s later: the contact holds that time
+    mails = [_m("e@x.jp", "<e1>", "acknowledged", 0.0, 60.0), _m("e@x.jp", "<e1>", "acknowledged", 14.0, 74.0),
+             _m("e@x.jp", "<e2>", "scheduled", 73.0, 133.0)]
+    assert judge(mails, interval=INTERVAL, until=100.0)["missed"] == 0
+    # but a copy that came after the next notice does not excuse it
+    late_copy = [_m("e@x.jp", "<e1>", "acknowledged", 0.0, 60.0), _m("e@x.jp", "<e2>", "scheduled", 73.0, 133.0),
+                 _m("e@x.jp", "<e1>", "acknowledged", 80.0, 140.0)]
+    assert judge(late_copy, interval=INTERVAL, until=100.0)["missed"] == 1
 
 
 def test_a_promise_that_fell_before_the_end_with_nothing_after_it_is_missed():
