@@ -75,14 +75,17 @@ def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: date
       that one, so the contacts a round reaches at once share one deadline and their holding
       updates leave together (a worker killed just then leaves none of them half done).
     The interval is stretched by ``factor`` when the relay cannot carry the audience once per
-    interval. A late notice never promises less than two thirds of an interval from ``now``.
+    interval. A late holding update promises one interval after it is sent: its own holding
+    update, which may leave a third of an interval early, then still comes two thirds of an
+    interval after it (promising two thirds from ``now`` gave 40 holding updates a third of an
+    interval apart in a bench trial at 1.15 times).
     """
     now = now.astimezone(timezone.utc)
     step = interval * factor
     if explicit is not None and explicit > now + margin:
         return explicit.astimezone(timezone.utc)
     if kind == SCHEDULED and keeps is not None:
-        return max(keeps.astimezone(timezone.utc) + step, now + step * (1 - EARLIEST_SHARE))
+        return max(keeps.astimezone(timezone.utc), now) + step
     if round_promise is not None and factor == 1.0 and abs(now + step - round_promise) <= margin:
         return round_promise.astimezone(timezone.utc)
     return now + step
