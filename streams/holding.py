@@ -8,8 +8,10 @@ Runtime contract (what the pipeline and the tests may rely on):
   ledger when first used after an assignment once the tables are recovered (before that the
   timer does nothing), and updated as notices are recorded
   (``noted``): finding the contacts coming due never scans them all.
-- ``tick()`` (a timer) takes the contacts whose deadline, less the margin that the queue ahead
-  and the send rate need (``domain.deadlines.release_at``), has come, earliest first, and hands
+- ``tick()`` (a timer) takes the contacts whose time has come, earliest first: once the latest
+  start of everything due within a third of an interval (``domain.deadlines.latest_start``, at
+  the send rate, after the queue ahead) has come, each one no sooner than a third of its
+  interval before its deadline; and hands
   each one's holding update to the sender with its deadline as its place in the queue. The
   holding update is the incident's newest ``scheduled`` round on that partition, under its
   deterministic Message-ID; a contact whose round is not decided yet waits for it
