@@ -233,7 +233,8 @@ class Pipeline:
             await self._submit_round(p, rnd)
         if owed:
             M.ROUNDS_RESUMED.inc(len(owed))
-            log.info("took up %d rounds still owed on partitions %s", len(owed), sorted(partitions))
+            log.info("took up %d rounds still owed on partitions %s: %s", len(owed), sorted(partitions),
+                     ", ".join(f"{rnd.incident_id} #{rnd.seq} on {p}" for p, rnd in owed))
         await self.desk.resume(partitions)
 
     def rounds_partitions(self) -> set[int]:
@@ -306,6 +307,7 @@ class Pipeline:
         known = self.latest.get(key)
         if known is not None and known["round"]["seq"] == rnd.seq and not known.get("done"):
             await self.latest.put(key, {**known, "done": True})
+            log.info("round %s #%d on partition %d: every notice finished", rnd.incident_id, rnd.seq, p)
         plans = self._audience.get(rnd.incident_id, {})
         if plans.get(p) is plan and rnd.trigger == "resolved":
             del plans[p]

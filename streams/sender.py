@@ -17,7 +17,9 @@ Runtime contract (what the agents and the tests may rely on):
   decided (all the jobs of one ``submit`` share the earliest of their deadlines). A recipient
   domain never holds more than ``domain_concurrency`` connections, so a slow domain cannot
   starve the others.
-- A job whose Message-ID is pending is not queued again, and right before each send
+- A job whose Message-ID is pending is not queued again: the call that offered it again is
+  finished only when that job is (so a replayed round is not done while its notices wait in
+  the queue, and not done at all if they are dropped). Right before each send
   ``refresh(job)`` says what is owed now (None: nothing, e.g. the ledger shows it sent or a
   newer round reached the recipient; or the job as it must be sent).
 - After each SMTP acceptance, ``record(job, partition, sent_at)`` runs before the job counts
@@ -71,11 +73,15 @@ RECORD_STALL_SECONDS = 1.0
 class _Batch:
     remaining: int
     on_done: Callable[[], None] | None
+    partition: int = -1
+    outcomes: Counter = field(default_factory=Counter)   # what became of its jobs, for the log
 
     def finish_one(self) -> None:
         self.remaining -= 1
         if self.remaining == 0 and self.on_done is not None:
             done, self.on_done = self.on_done, None
+            log.info("sender: a plan on partition %d is finished (%s)", self.partition,
+                     ", ".join(f"{n} {what}" for what, n in sorted(self.outcomes.items())) or "nothing owed")
             done()
 
 
@@ -102,6 +108,7 @@ class _Item:
     attempts: int = field(default=0, compare=False)
     first_try: float | None = field(default=None, compare=False)
     key: tuple[str, int] | None = field(default=None, compare=False)  # of the plan it was drawn from
+    joined: list = field(default_factory=list, compare=False)  # other calls' batches waiting for it
 
     @property
     def domain(self) -> str:
@@ -178,7 +185,7 @@ class Sender:
         self._in_flight: Counter[int] = Counter()           # partition -> sends under way
         self._owed: Counter[int] = Counter()                # partition -> jobs not finished
         self._owed_incident: Counter[str] = Counter()       # incident -> jobs drawn, not finished
-        self._pending: set[str] = set()
+        self._pending: dict[str, _Item] = {}    # Message-ID -> the queued or in-flight job
         self._held: dict[int, list] = {}                    # partition -> items and sources set aside
         # (incident, customer, recipient) of each send under way, and the jobs for the same
         # recipient that wait for it (so the ledger shows its outcome when theirs is worked out)
@@ -352,7 +359,7 @@ class Sender:
             deadline = deadline_of_round(jobs.round)
         self.rate.busy()
         async with self._changed:
-            source = _Source(deadline, next(self._order), iter(jobs), partition, _Batch(1, on_done),
+            source = _Source(deadline, next(self._order), iter(jobs), partition, _Batch(1, on_done, partition),
                              size or (lambda: 0), key)
             if partition in self._held:
                 self._held[partition].append(source)
@@ -394,15 +401,24 @@ class Sender:
         """The next job of the earliest source; None (and the source gone) when it is exhausted."""
         try:
             for job in source.jobs:
-                if job.message_id in self._pending:
-                    continue  # queued already (a replayed round): sent once, by the first
-                self._pending.add(job.message_id)
+                known = self._pending.get(job.message_id)
+                if known is not None:
+                    # queued already (a replayed round): sent once, by the first, and this call is
+                    # finished only when that job is (measured: a round replayed after a broker
+                    # outage counted its 51 queued notices as finished, was marked done, and the
+                    # worker that took the partition over sent none of them)
+                    source.batch.outcomes["queued already"] += 1
+                    source.batch.remaining += 1
+                    known.joined.append(source.batch)
+                    continue
                 self._owed[source.partition] += 1
                 self._owed_incident[job.incident_id] += 1
                 source.batch.remaining += 1
                 # its own deadline (a holding update's is its contact's): a list's jobs differ
-                return _Item(deadline_of(job), next(self._order), job, source.partition, source.batch,
+                item = _Item(deadline_of(job), next(self._order), job, source.partition, source.batch,
                              key=source.key)
+                self._pending[job.message_id] = item
+                return item
         except Exception as exc:  # a broken plan must not stop the sender; a replay would break again
             log.error("sender: the rest of a round on partition %d could not be planned (%s: %s)",
                       source.partition, type(exc).__name__, exc)
@@ -462,13 +478,16 @@ class Sender:
                     if finished:
                         self._forget(item)
                         item.batch.finish_one()
+                        for batch in item.joined:
+                            batch.finish_one()
                     if not self._owed and not self._sources:
                         self.rate.idle()
                     self._changed.notify_all()
                 M.SEND_QUEUE.set(self.depth)
 
     def _forget(self, item: _Item) -> None:
-        self._pending.discard(item.job.message_id)
+        if self._pending.get(item.job.message_id) is item:
+            del self._pending[item.job.message_id]
         self._owed[item.partition] -= 1
         if self._owed[item.partition] <= 0:
             del self._owed[item.partition]
@@ -522,6 +541,7 @@ class Sender:
         job = self._refresh(item.job)
         if job is None:
             M.NOTICES_SKIPPED.inc()
+            item.batch.outcomes["owed no more"] += 1
             return True
         if self._pacer is not None:
             await self._pacer.wait()   # this hand-over's slot in the second (then ``now`` is taken)
@@ -535,6 +555,7 @@ class Sender:
             await self._dead_letter(job, f"could not compose the notice: {exc}")
             return True
         if result.accepted:
+            item.batch.outcomes["sent"] += 1
             self._unreachable, self._paused_until = 0, 0.0
             await self._record_and_count(item, job)
             M.NOTICES_SENT.labels(job.kind).inc()

@@ -111,6 +111,50 @@ async def test_every_job_sent_once_and_batch_done_once():
     assert sorted(m.rcpt for m in h.mailer.sent) == sorted(j.email for j in jobs)
 
 
+async def test_a_replayed_plan_is_finished_only_when_the_jobs_it_found_queued_are():
+    # a round replayed while its notices are still under way (a redelivered incident event
+    # sends its round again) must not count as finished before they are: it was marked done,
+    # a rebalance dropped the queued notices, and the partition's next owner sent none of them
+    h, gate = gated_harness(concurrency=3)
+    first, replay = [], []
+    jobs = jobs_for(customers(["a@d1.example.com", "b@d2.example.com"]))
+    await h.sender.submit(jobs, 0, on_done=lambda: first.append(True))
+    await wait_for(lambda: h.sender.pending_in([0]) == 2)
+    await h.sender.submit(list(jobs), 0, on_done=lambda: replay.append(True))
+    await asyncio.sleep(0.05)            # the third connection has drawn the replay whole
+    assert not replay and not first
+    gate.set()
+    await wait_for(lambda: first and replay)
+    await h.sender.stop()
+    assert sorted(h.ledger) == sorted(j.customer_id for j in jobs)   # each sent (and recorded) once
+
+
+async def test_a_replayed_plan_whose_queued_jobs_are_dropped_is_not_finished():
+    gate = asyncio.Event()
+
+    async def send(mail_from, rcpt, data):
+        await gate.wait()
+        return SendResult("accepted", 250, "OK")
+
+    mailer = MemoryMailer()
+    mailer.send = send
+    h = Harness(mailer, concurrency=3, domain_concurrency=1)   # one in flight, two parked
+    replay = []
+    jobs = jobs_for(customers([f"u{i}@one.example.com" for i in range(3)]))
+    await h.sender.submit(jobs, 0)
+    await wait_for(lambda: h.sender.pending_in([0]) == 3)
+    await h.sender.submit(list(jobs), 0, on_done=lambda: replay.append(True))
+    await asyncio.sleep(0.05)            # drawn whole: every job of it queued already
+    holding = asyncio.create_task(h.sender.hold([0], timeout=5))
+    await asyncio.sleep(0.05)
+    gate.set()
+    assert await holding
+    h.sender.drop([0])                   # the partition went elsewhere: two of its notices unsent
+    await asyncio.sleep(0.05)
+    assert len(h.ledger) == 1 and not replay   # so the replayed round is not finished here
+    await h.sender.stop()
+
+
 async def test_earliest_deadline_first():
     h, order, release = first_send_held_harness()
     blocker = jobs_for(customers(["first@x.example.com"]), incident="inc-0")
