@@ -273,6 +273,7 @@ class Pipeline:
                     continue
                 self.latest[self._latest_key(p, rnd.incident_id)] = {"p": p, "round": rnd.model_dump(mode="json")}
                 self.holding.round_arrived(p, rnd)
+                self.holding.expect(p, rnd)   # its audience on the partitions it reaches next
                 if not await self.customers.caught_up(p, timeout=CUSTOMERS_CATCH_UP_SECONDS):
                     log.warning("round %s #%d on partition %d planned before the customers were read to the "
                                 "topic's end", rnd.incident_id, rnd.seq, p)

@@ -20,13 +20,17 @@ Runtime contract (what the pipeline and the tests may rely on):
   deadline on, so a holding update given up on a revocation or a crash is due again for whoever
   holds the partition next; a retry or a takeover sends it under the same Message-ID.
 - The stretch of this worker's promises (``PromiseBook.factor``) follows the measured send rate
-  against the load its contacts' deadlines make (one email per contact per interval).
+  against the load its contacts' deadlines make (one email per contact per interval), the
+  notices queued for contacts without a deadline yet, and (``expect``) the customers a declared
+  round will reach on the partitions held here that it has not reached yet: its first notices
+  already state the stretched time.
 """
 
 from __future__ import annotations
 
 import heapq
 import logging
+import time
 from typing import TYPE_CHECKING
 
 from domain import ledger as L
@@ -47,6 +51,8 @@ RELEASE_PER_TICK = 1000
 # the holding updates looked ahead at: a third of the longest interval held, at least of this one
 HORIZON_FLOOR = 60.0
 _WAIT = object()   # the contact's next round is not here yet
+# a declared round's audience on the partitions it has not reached yet counts this long at most
+EXPECTED_SECONDS = 10.0
 
 
 class HoldingUpdates:
@@ -55,6 +61,10 @@ class HoldingUpdates:
         self._indexes: dict[int, DeadlineIndex] = {}
         self._rounds: dict[tuple[int, str], Round] = {}       # (partition, incident) -> newest round there
         self._waiting: dict[tuple[int, str], list] = {}       # contacts due before their round was decided
+        # a first round seen on one partition: the customers it will reach on the other partitions
+        # held here, until its plan there is queued ((incident, seq) -> partition -> customers)
+        self._expected: dict[tuple[str, int], dict[int, int]] = {}
+        self._expected_at: dict[tuple[str, int], float] = {}
         self._factor_logged = 1.0
         self._due_soon_at = 0.0
 
@@ -71,6 +81,9 @@ class HoldingUpdates:
 
     def drop(self, partitions) -> None:
         """Forget what is kept for ``partitions`` (gone, or to be rebuilt from the ledger)."""
+        for parts in self._expected.values():
+            for p in partitions:
+                parts.pop(p, None)
         for p in partitions:
             self._indexes.pop(p, None)
             for key in [k for k in self._rounds if k[0] == p]:
@@ -93,11 +106,38 @@ class HoldingUpdates:
         known = self._rounds.get((p, rnd.incident_id))
         if known is None or known.seq <= rnd.seq:
             self._rounds[(p, rnd.incident_id)] = rnd
+        parts = self._expected.get((rnd.incident_id, rnd.seq))
+        if parts is not None:
+            parts.pop(p, None)
         waiting = self._waiting.pop((p, rnd.incident_id), ())
         idx = self._indexes.get(p)
         if idx is not None:
             for item in waiting:
                 idx.restore(item)
+
+    def expect(self, p: int, rnd: Round) -> None:
+        """A declared round reaches the partitions one after another, a fraction of a second apart,
+        and the notices of the first are composed meanwhile: the load it brings to the other
+        partitions held here counts from the first, so those notices already state honest
+        promises (measured at 0.7 of the audience's need: the first ones promised one interval,
+        the relay was still busy with the rest of the audience when it came)."""
+        key = (rnd.incident_id, rnd.seq)
+        if key in self._expected or rnd.trigger != "declared" or not rnd.interval_seconds:
+            return   # a later round reaches contacts mostly in the index already
+        views = self.pipe.views
+        others = {q: len(views.index(q).affected(rnd.scope())) for q in self.pipe.rounds_partitions() - {p}
+                  if (q, rnd.incident_id) not in self._rounds}
+        self._expected[key] = {q: n for q, n in others.items() if n}
+        self._expected_at[key] = time.monotonic()
+
+    def _coming(self) -> int:
+        """Customers the declared rounds seen here will reach on the partitions they have not
+        reached yet (forgotten after ``EXPECTED_SECONDS``: a round reaches them all in about one)."""
+        now = time.monotonic()
+        for key in [k for k, parts in self._expected.items()
+                    if not parts or now - self._expected_at[k] > EXPECTED_SECONDS]:
+            del self._expected[key], self._expected_at[key]
+        return sum(n for parts in self._expected.values() for n in parts.values())
 
     def _round(self, p: int, incident_id: str) -> Round | None:
         rnd = self._rounds.get((p, incident_id))
@@ -192,7 +232,7 @@ class HoldingUpdates:
         intervals = [r.interval_seconds for r in self._rounds.values() if r.interval_seconds and r.next_update_at]
         if intervals:
             known = sum(len(idx) for idx in held)   # (a released contact stays there until recorded)
-            load += max(0, sender.depth - known) / min(intervals)
+            load += (max(0, sender.depth - known) + self._coming()) / min(intervals)
         ratio = capacity_ratio(rate, load)
         M.CAPACITY_RATIO.set(ratio if ratio is not None else 0)
         factor = stretch(rate, load)

@@ -1,0 +1,59 @@
+"""The load a worker's promises are stretched by: a declared round counts on every partition held
+here from the first that it reaches (list in, numbers out; no broker)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from types import SimpleNamespace
+
+from domain.affected import CustomerIndex
+from domain.incident import decide
+from schemas import IncidentEvent
+from streams.holding import HoldingUpdates
+
+T0 = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
+PARTITIONS, PER_PARTITION, INTERVAL = 4, 100, 20
+RATE = 0.7 * PARTITIONS * PER_PARTITION / INTERVAL      # the relay carries 0.7 of the audience's need
+
+
+def pipeline():
+    indexes = {}
+    for p in range(PARTITIONS):
+        indexes[p] = CustomerIndex()
+        for i in range(PER_PARTITION):
+            indexes[p].put(f"c-{p}-{i}", [("api", "r1")])
+    sender = SimpleNamespace(depth=0, rate_cap=RATE, rate=SimpleNamespace(measured=False, value=0.0))
+    return SimpleNamespace(sender=sender, promises=SimpleNamespace(factor=1.0), views=SimpleNamespace(index=indexes.get),
+                           rounds_partitions=lambda: set(range(PARTITIONS)))
+
+
+def declared():
+    event = IncidentEvent.model_validate({
+        "event_id": "e-1", "incident_id": "inc-1", "type": "declared", "at": T0.isoformat(), "severity": "major",
+        "title": "X", "components": ["api"], "update_interval_seconds": INTERVAL})
+    return decide(None, event, T0).round
+
+
+def test_the_first_partition_a_declared_round_reaches_counts_the_others_audience():
+    pipe, rnd = pipeline(), declared()
+    holding = HoldingUpdates(pipe)
+    holding.round_arrived(0, rnd)
+    holding.expect(0, rnd)
+    pipe.sender.depth = PER_PARTITION            # only the first partition's plan is queued yet
+    first = holding.reckon()
+    assert first > 1.5, f"the first notices promise {first:.2f} intervals ahead"
+    for p in range(1, PARTITIONS):               # the round reaches the others: counted once
+        holding.round_arrived(p, rnd)
+        holding.expect(p, rnd)
+        pipe.sender.depth += PER_PARTITION
+        assert holding.reckon() == first
+    assert holding._coming() == 0
+
+
+def test_a_scheduled_round_expects_nothing_more():
+    pipe, rnd = pipeline(), declared()
+    later = rnd.model_copy(update={"trigger": "scheduled", "seq": 2})
+    holding = HoldingUpdates(pipe)
+    holding.round_arrived(0, later)
+    holding.expect(0, later)
+    assert holding._coming() == 0
