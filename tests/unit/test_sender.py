@@ -62,8 +62,8 @@ class Harness:
         self.dead.append((job.email, reason))
 
 
-def gated_harness(concurrency: int) -> tuple[Harness, asyncio.Event]:
-    """A harness whose every send waits until the returned event is set."""
+def gated_harness(concurrency: int, **kw) -> tuple[Harness, asyncio.Event]:
+    """A harness whose every send waits until the returned event is set (``kw``: the sender's)."""
     gate = asyncio.Event()
 
     async def send(mail_from, rcpt, data):
@@ -72,7 +72,7 @@ def gated_harness(concurrency: int) -> tuple[Harness, asyncio.Event]:
 
     mailer = MemoryMailer()
     mailer.send = send
-    return Harness(mailer, concurrency=concurrency), gate
+    return Harness(mailer, concurrency=concurrency, **kw), gate
 
 
 def first_send_held_harness() -> tuple[Harness, list[str], asyncio.Event]:
@@ -130,15 +130,7 @@ async def test_a_replayed_plan_is_finished_only_when_the_jobs_it_found_queued_ar
 
 
 async def test_a_replayed_plan_whose_queued_jobs_are_dropped_is_not_finished():
-    gate = asyncio.Event()
-
-    async def send(mail_from, rcpt, data):
-        await gate.wait()
-        return SendResult("accepted", 250, "OK")
-
-    mailer = MemoryMailer()
-    mailer.send = send
-    h = Harness(mailer, concurrency=3, domain_concurrency=1)   # one in flight, two parked
+    h, gate = gated_harness(concurrency=3, domain_concurrency=1)   # one in flight, two parked
     replay = []
     jobs = jobs_for(customers([f"u{i}@one.example.com" for i in range(3)]))
     await h.sender.submit(jobs, 0)
