@@ -175,7 +175,6 @@ class HoldingUpdates:
         plan_rate = rate or sender.rate.value
         base = pipe.settings.schedule_lead_seconds
         ahead = sender.depth
-        due_soon = 0
         held = sender.held()
         mine = sorted(pipe.rounds_partitions() - held)
         indexes = {p: self.index(p) for p in mine}
@@ -185,34 +184,48 @@ class HoldingUpdates:
         horizon = now + max(longest, HORIZON_FLOOR) * EARLIEST_SHARE
         start = latest_start(heapq.merge(*(idx.seconds(horizon) for idx in indexes.values())),
                              ahead=ahead, send_rate=plan_rate, base=base)
+        # earliest deadline first across the partitions too: the pass's budget went to the first
+        # partition's contacts while the next one's were due sooner
+        released: dict[int, list] = {p: [] for p in mine}
+        tops = [(top[0].at, p) for p in mine if (top := indexes[p].peek()) is not None]
+        heapq.heapify(tops)
         budget = RELEASE_PER_TICK
-        for p in mine:
+        while budget > 0 and tops:
+            at, p = tops[0]
             idx = indexes[p]
-            jobs = []
-            while budget > 0 and (top := idx.peek()) is not None:
-                item, interval = top
-                # once the start has come, every contact due within a third of its interval goes
-                # (earliest deadline first); before, each one no later than its own queue needs
-                if now < max(item.at - interval * EARLIEST_SHARE,
-                             min(start, release_at(item.at, interval, ahead=ahead, send_rate=plan_rate,
-                                                   base=base))):
-                    break
-                idx.pop()
-                budget -= 1
-                job = self._job(p, idx, item)
-                if job is _WAIT:
-                    self._waiting.setdefault((p, item.incident_id), []).append(item)
-                elif job is not None:
-                    jobs.append(job)
-                    ahead += 1
-            if jobs:   # one source per partition and pass, in deadline order (the sender's queue
-                # stays a handful of sources however many contacts come due at once)
-                log.debug("holding updates: %d released on partition %d", len(jobs), p)
-                await sender.submit(jobs, p)
-            if now >= self._due_soon_at:
-                due_soon += idx.within(now, DUE_SOON_SECONDS)
+            top = idx.peek()
+            if top is None:
+                heapq.heappop(tops)
+                continue
+            item, interval = top
+            if item.at != at:   # a later earliest there now (a stale entry surfaced): in place again
+                heapq.heapreplace(tops, (item.at, p))
+                continue
+            # once the start has come, every contact due within a third of its interval goes
+            # (earliest deadline first); before, each one no later than its own queue needs
+            if now < max(item.at - interval * EARLIEST_SHARE,
+                         min(start, release_at(item.at, interval, ahead=ahead, send_rate=plan_rate, base=base))):
+                break   # the earliest of all is not released yet, so no later one is
+            idx.pop()
+            budget -= 1
+            job = self._job(p, idx, item)
+            if job is _WAIT:
+                self._waiting.setdefault((p, item.incident_id), []).append(item)
+            elif job is not None:
+                released[p].append(job)
+                ahead += 1
+            nxt = idx.peek()
+            if nxt is not None:
+                heapq.heapreplace(tops, (nxt[0].at, p))
+            else:
+                heapq.heappop(tops)
+        for p in mine:
+            if released[p]:   # one source per partition and pass, in deadline order (the sender's
+                # queue stays a handful of sources however many contacts come due at once)
+                log.debug("holding updates: %d released on partition %d", len(released[p]), p)
+                await sender.submit(released[p], p)
         if now >= self._due_soon_at:   # a gauge for ops: once a second is enough
-            M.DUE_SOON.set(due_soon)
+            M.DUE_SOON.set(sum(idx.within(now, DUE_SOON_SECONDS) for idx in indexes.values()))
             self._due_soon_at = now + 1.0
         self.reckon()
 

@@ -134,10 +134,32 @@ def deadline_of_round(rnd) -> float:
     return (rnd.keeps or rnd.at).timestamp()
 
 
-def _counting(jobs: list, left: list[int]) -> Iterator:
-    for job in jobs:
-        left[0] -= 1
-        yield job
+class _Listed:
+    """The jobs of a list, earliest deadline first, drawn one by one; ``deadline`` is the next
+    one's, so the sender's order between sources stays the jobs' own (a source ordered by its
+    first job alone was drawn whole before another whose jobs were due earlier: holding updates
+    released on two partitions in one pass, 830 of them a second late)."""
+
+    __slots__ = ("_jobs", "_next")
+
+    def __init__(self, jobs) -> None:
+        self._jobs = sorted(jobs, key=deadline_of)
+        self._next = 0
+
+    def __iter__(self) -> "_Listed":
+        return self
+
+    def __next__(self) -> NoticeJob:
+        if self._next >= len(self._jobs):
+            raise StopIteration
+        self._next += 1
+        return self._jobs[self._next - 1]
+
+    def left(self) -> int:
+        return len(self._jobs) - self._next
+
+    def deadline(self) -> float | None:
+        return deadline_of(self._jobs[self._next]) if self._next < len(self._jobs) else None
 
 
 class Sender:
@@ -351,10 +373,9 @@ class Sender:
                 if on_done:
                     on_done()
                 return
-            deadline = min(deadline_of(j) for j in jobs)
-            left = [len(jobs)]
-            jobs = _counting(jobs, left)
-            size = size or (lambda: left[0])
+            jobs = _Listed(jobs)
+            deadline = jobs.deadline()
+            size = size or jobs.left
         else:  # a lazy plan (a ``RoundPlan``) of one round says which through ``.round``
             deadline = deadline_of_round(jobs.round)
         self.rate.busy()
@@ -418,6 +439,9 @@ class Sender:
                 item = _Item(deadline_of(job), next(self._order), job, source.partition, source.batch,
                              key=source.key)
                 self._pending[job.message_id] = item
+                if isinstance(source.jobs, _Listed) and (after := source.jobs.deadline()) is not None:
+                    source.deadline = after          # the source is the heap's top: in place again
+                    heapq.heapreplace(self._sources, source)
                 return item
         except Exception as exc:  # a broken plan must not stop the sender; a replay would break again
             log.error("sender: the rest of a round on partition %d could not be planned (%s: %s)",

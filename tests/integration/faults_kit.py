@@ -316,6 +316,7 @@ class Audit:
     ack_copies: dict[str, int] = field(default_factory=dict)       # contacts with > 1 acknowledged email
     no_scheduled: list[str] = field(default_factory=list)          # owed a scheduled notice, got none
     late: dict[str, float] = field(default_factory=dict)           # s past the promise (beyond CLOCK_SLACK)
+    tightest: float | None = None                                  # s past the promise, the latest one (< 0: early)
     cadence: dict[str, float] = field(default_factory=dict)        # s off "kept promise + interval" (> 2 s)
     scheduled_ids: dict[str, int] = field(default_factory=dict)    # contacts with > 1 scheduled Message-ID
     out_of_order: list[str] = field(default_factory=list)          # a scheduled notice before any other
@@ -331,7 +332,7 @@ class Audit:
                 f"{self.repeats} repeats; no acknowledgement: {len(self.no_ack)}; several acknowledgement "
                 f"ids: {len(self.ack_ids)}; several acknowledgement emails: {len(self.ack_copies)}; "
                 f"no scheduled: {len(self.no_scheduled)}; late scheduled: {len(self.late)} (worst "
-                f"{worst:.1f}s); no scheduled by the first notice's promise: {len(self.first_missed)}; next promise off by > 2s: {len(self.cadence)} (worst {off:+.1f}s); "
+                f"{worst:.1f}s; the latest {self.tightest if self.tightest is not None else float('nan'):+.1f}s past its promise); no scheduled by the first notice's promise: {len(self.first_missed)}; next promise off by > 2s: {len(self.cadence)} (worst {off:+.1f}s); "
                 f"several scheduled ids: {len(self.scheduled_ids)}; strangers: {len(self.strangers)}")
 
 
@@ -383,6 +384,7 @@ def audit(server: FaultySmtp, incident: str, expected: set[str], *, interval: fl
         # the copies of that notice received before it: the latest one's promise is in force
         promised = in_force([m for m in before if m.message_id == previous], first.received)
         past = (first.received - promised).total_seconds()
+        a.tightest = past if a.tightest is None else max(a.tightest, past)
         if past > CLOCK_SLACK:
             a.late[rcpt] = past
         if interval is not None:

@@ -4,6 +4,7 @@ the integration tests)."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import random
 from datetime import datetime, timedelta, timezone
 
@@ -13,6 +14,7 @@ from domain import ledger as L
 from domain.audience import plan_round, refresh
 from domain.affected import CustomerIndex
 from domain.incident import decide, keep_promise
+from domain.kinds import SCHEDULED
 from notifiers.smtp import MemoryMailer, SendResult
 from schemas import Customer, IncidentEvent
 from streams.sender import Sender
@@ -161,6 +163,31 @@ async def test_earliest_deadline_first():
     await h.sender.stop()
     # the declared round (decided at T0) is due before the kept promise (T0 + 60 s)
     assert order == ["first@x.example.com", "ack@x.example.com", "promise@x.example.com"]
+
+
+async def test_holding_updates_leave_earliest_deadline_first_across_the_lists_they_came_in():
+    # a list's place among the queued sources is its next job's deadline, not its first one's:
+    # a pass releasing holding updates on two partitions had one list drawn whole before the
+    # other, whose contacts were due earlier, and 830 of them got theirs a second late
+    h, order, release = first_send_held_harness()
+    await h.sender.submit(jobs_for(customers(["first@x.example.com"]), incident="inc-0"), 0)
+    await wait_for(lambda: order)
+    base = T0.timestamp() + 600
+
+    def holding(partition: int, dues: list[int]):
+        cs = [Customer.model_validate({"customer_id": f"p{partition}-{d}", "name": "C",
+                                       "contacts": [{"email": f"p{partition}-{d}@x.example.com"}],
+                                       "services": [{"component": "api", "region": "r1"}]}) for d in dues]
+        jobs = jobs_for(cs, incident=f"inc-{partition}", scheduled=True)
+        return sorted((dataclasses.replace(j, kind=SCHEDULED, due=base + int(j.customer_id.split("-")[1]))
+                       for j in jobs), key=lambda j: -j.due)   # not in order: the sender sorts a list
+
+    await h.sender.submit(holding(1, [1, 3, 5, 7]), 1)
+    await h.sender.submit(holding(2, [2, 4, 6, 8]), 2)
+    release.set()
+    await wait_for(lambda: len(order) == 9)
+    await h.sender.stop()
+    assert order[1:] == [f"p{1 + (d + 1) % 2}-{d}@x.example.com" for d in range(1, 9)], order
 
 
 async def test_a_slow_domain_does_not_take_every_connection():
