@@ -50,6 +50,10 @@ DUE_SOON_SECONDS = 60.0
 RELEASE_PER_TICK = 1000
 # the holding updates looked ahead at: a third of the longest interval held, at least of this one
 HORIZON_FLOOR = 60.0
+# a pass longer than this is logged (the sender shares its event loop)
+SLOW_PASS_SECONDS = 0.05
+# a pass releasing this many holding updates at least is logged, with the rate it planned with
+LOGGED_RELEASE = 100
 _WAIT = object()   # the contact's next round is not here yet
 # a declared round's audience on the partitions it has not reached yet counts this long at most
 EXPECTED_SECONDS = 10.0
@@ -170,6 +174,7 @@ class HoldingUpdates:
 
     async def _release(self) -> None:
         pipe, sender = self.pipe, self.pipe.sender
+        began = time.perf_counter()
         now = pipe.clock().timestamp()
         rate = self.send_rate()
         plan_rate = rate or sender.rate.value
@@ -219,6 +224,12 @@ class HoldingUpdates:
                 heapq.heapreplace(tops, (nxt[0].at, p))
             else:
                 heapq.heappop(tops)
+        count = sum(len(jobs) for jobs in released.values())
+        if count >= LOGGED_RELEASE:
+            log.info("holding updates: %d released, due %.1f..%.1f s from now, %d queued ahead, planned at "
+                     "%.1f/s (measured %.1f/s)", count, min(j.due for js in released.values() for j in js) - now,
+                     max(j.due for js in released.values() for j in js) - now, ahead - count, plan_rate,
+                     sender.rate.value)
         for p in mine:
             if released[p]:   # one source per partition and pass, in deadline order (the sender's
                 # queue stays a handful of sources however many contacts come due at once)
@@ -228,6 +239,9 @@ class HoldingUpdates:
             M.DUE_SOON.set(sum(idx.within(now, DUE_SOON_SECONDS) for idx in indexes.values()))
             self._due_soon_at = now + 1.0
         self.reckon()
+        took = time.perf_counter() - began
+        if took > SLOW_PASS_SECONDS:
+            log.info("holding updates: a pass took %.3f s (%d contacts taken up)", took, RELEASE_PER_TICK - budget)
 
     def reckon(self) -> float:
         """Set this worker's promise stretch from its send rate and its load; also called as soon
