@@ -210,7 +210,8 @@ class HoldingUpdates:
             # (earliest deadline first); before, each one no later than its own queue needs
             if now < max(item.at - interval * EARLIEST_SHARE,
                          min(start, release_at(item.at, interval, ahead=ahead, send_rate=plan_rate, base=base))):
-                break   # the earliest of all is not released yet, so no later one is
+                heapq.heappop(tops)   # nor any later one of this partition (as in its own order)
+                continue
             idx.pop()
             budget -= 1
             job = self._job(p, idx, item)

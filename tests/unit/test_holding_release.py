@@ -1,0 +1,74 @@
+"""Which holding updates a pass releases (list in, jobs out; no broker): earliest deadline first
+across every partition held here, a pass's budget included."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from types import SimpleNamespace
+
+from domain import ledger as L
+from domain.ids import contact_key
+from domain.incident import decide, keep_promise
+from schemas import Customer, IncidentEvent
+from streams import holding as H
+
+T0 = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
+INTERVAL = 60
+
+
+def scheduled_round():
+    event = IncidentEvent.model_validate({
+        "event_id": "e-1", "incident_id": "inc-1", "type": "declared", "at": T0.isoformat(), "severity": "major",
+        "title": "X", "components": ["api"], "update_interval_seconds": INTERVAL})
+    state = decide(None, event, T0).state
+    return keep_promise(state, state.promised_at, state.promised_at).round
+
+
+def pipeline(dues: dict[int, list[int]], now: datetime):
+    """Partition -> the deadlines (s after ``now``) of its contacts, one contact per customer."""
+    rnd, ledger, customers, submitted = scheduled_round(), {}, {}, []
+    for p, offsets in dues.items():
+        for k in offsets:
+            cid, email = f"c-{p}-{k}", f"u{p}-{k}@example.com"
+            customers[cid] = Customer.model_validate({"customer_id": cid, "name": "C", "contacts": [{"email": email}],
+                                                      "services": [{"component": "api", "region": "r1"}]})
+            entry = L.record_sent(None, incident_id="inc-1", recipient=contact_key(email), email=email,
+                                  message_id=f"<ack-{cid}>", kind="acknowledged", seq=1,
+                                  due=now.timestamp() + k, every=INTERVAL)
+            ledger[cid] = {**entry, "p": p}
+
+    async def submit(jobs, p):
+        submitted.append((p, [j.customer_id for j in jobs]))
+
+    sender = SimpleNamespace(depth=0, rate_cap=None, rate=SimpleNamespace(measured=True, value=1.0),
+                             held=set, submit=submit)
+    pipe = SimpleNamespace(
+        recovered=True, clock=lambda: now, settings=SimpleNamespace(schedule_lead_seconds=1.0, mail_domain="example.com"),
+        sender=sender, ledger=ledger, promises=SimpleNamespace(factor=1.0),
+        rounds_partitions=lambda: set(dues), latest_round=lambda p, incident: rnd,
+        views=SimpleNamespace(customer_lookup=lambda p: customers.get))
+    return pipe, submitted
+
+
+async def test_a_pass_releases_the_earliest_deadlines_of_all_partitions_first(monkeypatch):
+    # the budget of a pass went to the first partition's contacts while the next one's were due
+    # sooner (at 1 email a second everything due within a third of the interval must go now)
+    monkeypatch.setattr(H, "RELEASE_PER_TICK", 3)
+    pipe, submitted = pipeline({0: [10, 11, 12], 1: [2, 3, 4]}, T0 + timedelta(minutes=5))
+    await H.HoldingUpdates(pipe).tick()
+    assert submitted == [(1, ["c-1-2", "c-1-3", "c-1-4"])]
+
+
+async def test_a_pass_interleaves_the_partitions_by_deadline(monkeypatch):
+    monkeypatch.setattr(H, "RELEASE_PER_TICK", 4)
+    pipe, submitted = pipeline({0: [2, 5, 9], 1: [3, 4, 8]}, T0 + timedelta(minutes=5))
+    await H.HoldingUpdates(pipe).tick()
+    assert submitted == [(0, ["c-0-2", "c-0-5"]), (1, ["c-1-3", "c-1-4"])]   # 2, 3, 4, 5: not 9 nor 8
+
+
+async def test_nothing_is_released_before_its_time():
+    # at 1,000 emails a second two contacts due in 50 s and more (over a third of the interval) wait
+    pipe, submitted = pipeline({0: [50], 1: [55]}, T0 + timedelta(minutes=5))
+    pipe.sender.rate.value = 1000.0
+    await H.HoldingUpdates(pipe).tick()
+    assert submitted == []
