@@ -181,6 +181,11 @@ class DeadlineIndex:
         else:
             self._seconds.pop(second, None)
 
+    @property
+    def released(self) -> int:
+        """Contacts taken out of the order (handed on to the sender), not recorded since."""
+        return len(self._popped)
+
     def get(self, customer_id: str, incident_id: str, recipient: str) -> tuple[float, float] | None:
         return self._current.get((customer_id, incident_id, recipient))
 

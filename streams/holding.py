@@ -254,13 +254,15 @@ class HoldingUpdates:
         load = sum(idx.load for idx in held)
         # what is queued for contacts not in the index yet counts too (a first round's recipients
         # are not there until reached), at the shortest interval of the incidents held here, so a
-        # first round is planned honestly. The holding updates queued and the contacts a queued
-        # round reaches that have a deadline already are in the index: counted twice, a scheduled
-        # round's plan (every contact of the incident) made the load look twice what it was
+        # first round is planned honestly. The holding updates queued are in the index already
+        # (released, not recorded yet): counted once. Subtracting every contact in the index
+        # instead made the load of a first round half-sent half what it was (the acknowledged
+        # ones were subtracted from the queue of the others), and at 0.7 of the audience's need
+        # the promises stated halfway through were one interval, not 1.64
         intervals = [r.interval_seconds for r in self._rounds.values() if r.interval_seconds and r.next_update_at]
         if intervals:
-            known = sum(len(idx) for idx in held)   # (a released contact stays there until recorded)
-            load += (max(0, sender.depth - known) + self._coming()) / min(intervals)
+            queued_known = sum(idx.released for idx in held)
+            load += (max(0, sender.depth - queued_known) + self._coming()) / min(intervals)
         ratio = capacity_ratio(rate, load)
         M.CAPACITY_RATIO.set(ratio if ratio is not None else 0)
         factor = stretch(rate, load)

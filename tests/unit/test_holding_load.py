@@ -6,7 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from types import SimpleNamespace
 
+import pytest
+
 from domain.affected import CustomerIndex
+from domain.deadlines import DeadlineIndex
 from domain.incident import decide
 from schemas import IncidentEvent
 from streams.holding import HoldingUpdates
@@ -57,3 +60,24 @@ def test_a_scheduled_round_expects_nothing_more():
     holding.round_arrived(0, later)
     holding.expect(0, later)
     assert holding._coming() == 0
+
+
+def test_halfway_through_a_first_round_the_load_is_still_the_whole_audience():
+    # the contacts reached have deadlines (in the index), the rest are queued: each counts once
+    # (the queue minus every contact in the index made it half the audience at half-way, and the
+    # promises stated then were one interval at 0.7 of the audience's need)
+    pipe, rnd = pipeline(), declared()
+    holding = HoldingUpdates(pipe)
+    for p in range(PARTITIONS):
+        holding.round_arrived(p, rnd)
+    pipe.sender.depth = PARTITIONS * PER_PARTITION
+    pipe.ledger = {}
+    holding._indexes = {p: DeadlineIndex() for p in range(PARTITIONS)}
+    first = holding.reckon()
+    assert first > 1.5
+    for p in range(PARTITIONS):                  # half of each partition reached: in the index
+        for i in range(PER_PARTITION // 2):
+            holding.noted(p, SimpleNamespace(customer_id=f"c-{p}-{i}", incident_id="inc-1", recipient="r"),
+                          T0.timestamp() + 30, INTERVAL)
+    pipe.sender.depth = PARTITIONS * PER_PARTITION // 2
+    assert holding.reckon() == pytest.approx(first)
