@@ -279,6 +279,7 @@ class Pipeline:
                                 "topic's end", rnd.incident_id, rnd.seq, p)
                 await self.desk.on_round(p, rnd)
                 plan = await self._submit_round(p, rnd)
+                self.holding.queued(p, rnd)
                 self.holding.reckon()   # before the sender composes its first notice
                 log.info("round %s #%d (%s) on partition %d: %d customers to visit, %.3fs after its decision",
                          rnd.incident_id, rnd.seq, rnd.trigger, p, plan.candidates, delay)

@@ -110,14 +110,19 @@ class HoldingUpdates:
         known = self._rounds.get((p, rnd.incident_id))
         if known is None or known.seq <= rnd.seq:
             self._rounds[(p, rnd.incident_id)] = rnd
-        parts = self._expected.get((rnd.incident_id, rnd.seq))
-        if parts is not None:
-            parts.pop(p, None)
         waiting = self._waiting.pop((p, rnd.incident_id), ())
         idx = self._indexes.get(p)
         if idx is not None:
             for item in waiting:
                 idx.restore(item)
+
+    def queued(self, p: int, rnd: Round) -> None:
+        """The plan of ``rnd`` on p is queued: its audience there counts in the sender's queue now,
+        no longer as expected (forgotten when the round arrived, before its plan was queued, the
+        load dipped meanwhile and the notices composed then promised 1.2 intervals, not 1.64)."""
+        parts = self._expected.get((rnd.incident_id, rnd.seq))
+        if parts is not None:
+            parts.pop(p, None)
 
     def expect(self, p: int, rnd: Round) -> None:
         """A declared round reaches the partitions one after another, a fraction of a second apart,
