@@ -137,8 +137,8 @@ def deadline_of_round(rnd) -> float:
 class _Listed:
     """The jobs of a list, earliest deadline first, drawn one by one; ``deadline`` is the next
     one's, so the sender's order between sources stays the jobs' own (a source ordered by its
-    first job alone was drawn whole before another whose jobs were due earlier: holding updates
-    released on two partitions in one pass, 830 of them a second late)."""
+    first job alone was drawn whole before another whose jobs were due earlier: the holding
+    updates of two partitions released in one pass left one partition's after the other's)."""
 
     __slots__ = ("_jobs", "_next")
 

@@ -168,7 +168,7 @@ async def test_earliest_deadline_first():
 async def test_holding_updates_leave_earliest_deadline_first_across_the_lists_they_came_in():
     # a list's place among the queued sources is its next job's deadline, not its first one's:
     # a pass releasing holding updates on two partitions had one list drawn whole before the
-    # other, whose contacts were due earlier, and 830 of them got theirs a second late
+    # other, whose contacts were due earlier
     h, order, release = first_send_held_harness()
     await h.sender.submit(jobs_for(customers(["first@x.example.com"]), incident="inc-0"), 0)
     await wait_for(lambda: order)
