@@ -120,11 +120,15 @@ class WorkerProcess:
     """One ``outage worker`` process (a real one: it can be stopped, killed and restarted)."""
 
     def __init__(self, env: dict, log_path: Path) -> None:
-        self.port = free_port()
-        self.env = {**os.environ, **env, "OUTAGE_WEB_PORT": str(self.port), "OUTAGE_WEB_HOST": "127.0.0.1",
-                    "OUTAGE_PUBLIC_URL": f"http://127.0.0.1:{self.port}"}
         self.log_path = log_path
         self.process: subprocess.Popen | None = None
+        self._env = env
+        self._new_port()
+
+    def _new_port(self) -> None:
+        self.port = free_port()
+        self.env = {**os.environ, **self._env, "OUTAGE_WEB_PORT": str(self.port), "OUTAGE_WEB_HOST": "127.0.0.1",
+                    "OUTAGE_PUBLIC_URL": f"http://127.0.0.1:{self.port}"}
 
     @property
     def url(self) -> str:
@@ -140,9 +144,16 @@ class WorkerProcess:
         return http("GET", self.url + path)
 
     def wait_ready(self, timeout: float = 60.0) -> "WorkerProcess":
-        deadline = time.monotonic() + timeout
+        deadline, retries = time.monotonic() + timeout, 3
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
+                # the free port picked was taken before the worker bound it (another process's
+                # connection got it meanwhile; seen in a full run): the same worker on another port
+                if retries and f"('127.0.0.1', {self.port}): address already in use" in self.log_tail():
+                    retries -= 1
+                    self._new_port()
+                    self.start()
+                    continue
                 raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
             try:
                 status, _ = self.get("/readyz")
