@@ -200,17 +200,11 @@ class HoldingUpdates:
         tops = [(top[0].at, p) for p in mine if (top := indexes[p].peek()) is not None]
         heapq.heapify(tops)
         budget = RELEASE_PER_TICK
-        while budget > 0 and tops:
-            at, p = tops[0]
+        while budget > 0 and tops:   # (each entry is its partition's earliest: nothing in the
+            # loop changes another partition's index, nor this one's beyond the contact popped)
+            p = tops[0][1]
             idx = indexes[p]
-            top = idx.peek()
-            if top is None:
-                heapq.heappop(tops)
-                continue
-            item, interval = top
-            if item.at != at:   # a later earliest there now (a stale entry surfaced): in place again
-                heapq.heapreplace(tops, (item.at, p))
-                continue
+            item, interval = idx.peek()
             # once the start has come, every contact due within a third of its interval goes
             # (earliest deadline first); before, each one no later than its own queue needs
             if now < max(item.at - interval * EARLIEST_SHARE,
