@@ -24,7 +24,7 @@ from typing import Any, Mapping
 from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as base
 
-from streams.broker import FETCH_MAX_WAIT_MS  # declared once, for both brokers
+from streams import consumer_thread
 
 SCHEME = "outage-kafka"
 PRODUCER_EXTRA = {"acks": "all", "enable_idempotence": True}
@@ -41,19 +41,7 @@ def seekable(partitions: Mapping[Any, Any]) -> dict:
     return {tp: 0 if offset is None or offset < 0 else offset for tp, offset in partitions.items()}
 
 
-# faust hard-codes a 1.5 s fetch wait for the worker's consumer. Kafka answers a waiting fetch as
-# soon as one of its partitions has a record, but a partition left out of the fetch under way
-# (its records were still being handled when it was sent) waits for that fetch to end: a round
-# reached the partitions one after another, 0.5 s apart, and a first email took up to 2 s
-# (bench row 2b on Kafka, 20261202T023643Z.json): FETCH_MAX_WAIT_MS, as on Tansu.
-
-
-class ConsumerThread(base.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport):
-        consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
-        return consumer
-
+class ConsumerThread(consumer_thread.ConsumerThread):
     async def _seek_wait(self, consumer, partitions) -> None:
         await super()._seek_wait(consumer, seekable(partitions))
 

@@ -8,7 +8,8 @@
   it, taking the fetch's high watermark. Producers keep normal batching.
 - **Fetch wait.** faust-streaming hard-codes ``fetch_max_wait_ms=1500`` for its worker consumer.
   Apache Kafka answers a waiting fetch as soon as a record arrives, so the wait costs nothing
-  there; Tansu answers late (a bare hop took 377 ms at 1500 ms and 7 ms at 100 ms).
+  there; Tansu answers late (a bare hop took 377 ms at 1500 ms and 7 ms at 100 ms). The
+  shorter wait is set in ``streams/consumer_thread.py``, the consumer thread both transports share.
 
 Selected only by the Tansu profile in ``streams/broker.py``; production keeps faust's own transport.
 """
@@ -24,6 +25,7 @@ from faust.transport.drivers import TRANSPORTS
 from faust.transport.drivers import aiokafka as base
 from faust.types import TP
 
+from streams import consumer_thread
 from streams.broker import FETCH_MAX_WAIT_MS  # declared once, for both brokers
 
 log = logging.getLogger(__name__)
@@ -68,12 +70,7 @@ async def end_offsets(consumer, partitions: Iterable, attempts: int = 3) -> dict
     return result
 
 
-class ConsumerThread(base.AIOKafkaConsumerThread):
-    def _create_worker_consumer(self, transport):
-        consumer = super()._create_worker_consumer(transport)
-        consumer._fetch_max_wait_ms = FETCH_MAX_WAIT_MS  # read when the consumer starts its fetcher
-        return consumer
-
+class ConsumerThread(consumer_thread.ConsumerThread):
     async def _highwaters(self, partitions) -> Mapping[TP, int]:
         # faust's table recovery reads every changelog partition up to these offsets
         found = await end_offsets(self._ensure_consumer(), partitions)
