@@ -139,7 +139,15 @@ def _localized(en: str | None, ja: str | None):
 def _incident_fields(args, declared: bool) -> dict:
     data: dict = {}
     if args.file:
-        data.update(json.loads(Path(args.file).read_text(encoding="utf-8")))
+        try:
+            loaded = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CliError(f"--file {args.file}: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CliError(f"--file {args.file}: not JSON ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise CliError(f"--file {args.file}: a JSON object of the event's fields is expected")
+        data.update(loaded)
     for name in ("severity", "status", "eta", "next_update_at"):
         value = getattr(args, name, None)
         if value is not None:
@@ -349,6 +357,9 @@ def _run(args, settings: Settings) -> int:
     if args.command == "worker":
         from streams.broker import BrokerRefused
         from streams.worker import run_worker
+        if not settings.broker:
+            raise CliError("OUTAGE_BROKER is not set: the worker needs the broker's host:port "
+                           "(outage dev starts a broker and its workers for development)")
         try:
             run_worker(settings, loglevel=args.loglevel)
         except BrokerRefused as exc:   # wrong credentials, an untrusted certificate: retrying cannot help

@@ -260,3 +260,30 @@ def test_the_cli_refuses_a_customer_file_with_a_contact_name_over_the_limit(tmp_
     assert main(["customers", "import", str(path)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "customer #2" in err and "contacts.0.name: too long" in err, err
+
+
+@pytest.mark.parametrize("content,says", [
+    (None, "No such file"), ("{not json", "not JSON"), ("[1, 2]", "a JSON object"), (b"\xff\xfe{}", "not JSON"),
+])
+def test_the_cli_refuses_an_event_file_it_cannot_read_with_exit_2_and_one_line(content, says, tmp_path, monkeypatch,
+                                                                                 capsys):
+    from outage.cli import main
+
+    monkeypatch.delenv("OUTAGE_BROKER", raising=False)
+    path = tmp_path / "event.json"
+    if isinstance(content, bytes):
+        path.write_bytes(content)
+    elif content is not None:
+        path.write_text(content, encoding="utf-8")
+    assert main(["incident", "update", "inc-1", "--file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and says in err and str(path) in err, err
+
+
+def test_a_worker_without_a_broker_says_so_in_one_line_with_exit_2(monkeypatch, capsys):
+    from outage.cli import main
+
+    monkeypatch.delenv("OUTAGE_BROKER", raising=False)
+    assert main(["worker"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "OUTAGE_BROKER is not set" in err, err
