@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Iterator, Protocol
 
 from domain import ledger
 from domain.affected import CustomerIndex, affected_services
-from domain.ids import contact_key, message_id
+from domain.ids import TICKET_PREFIX, contact_key, message_id
 from domain.incident import Round
 from domain.kinds import ACKNOWLEDGED, PROGRESS, RESOLVED, SCHEDULED, TICKET_ACK, UNAFFECTED
 
@@ -80,8 +80,6 @@ class NoticeJob:
     def customer_id(self) -> str:
         return self.customer.customer_id
 
-
-TICKET_PREFIX = "ticket:"
 
 
 def services_of(customer: CustomerLike) -> list[tuple[str, str]]:

@@ -33,6 +33,10 @@ def contact_key(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:12]
 
 
+# a ticket requester who is not one of the customer's contacts: ``ticket:<contact key>``
+TICKET_PREFIX = "ticket:"
+
+
 def message_id(incident_id: str, seq: int, kind: str, customer_id: str, recipient: str, domain: str) -> str:
     """``<incident.seq.kind.customer.recipient@domain>``; ``recipient`` is a contact key, or
     the ticket id for a ``ticket-ack``."""

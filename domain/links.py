@@ -15,9 +15,13 @@ import hashlib
 import hmac
 import re
 
+from domain.ids import TICKET_PREFIX
+
 SIGNATURE_BYTES = 16
 MAX_TOKEN_LENGTH = 2048   # ids are at most 256 bytes: a real token is far shorter
 _FIELD = re.compile(r"[A-Za-z0-9_-]+")
+# the recipient of a token: a contact key, or a ticket requester's (``domain/ids.py``)
+_RECIPIENT = re.compile(f"(?:{re.escape(TICKET_PREFIX)})?[A-Za-z0-9_-]+")
 
 
 def _b64(data: bytes) -> str:
@@ -59,7 +63,7 @@ def verify_unsubscribe(key: bytes, token: str) -> tuple[str, str] | None:
     if len(fields) != 3:
         return None
     cid_b64, recipient, signature_b64 = fields
-    if not _FIELD.fullmatch(recipient):
+    if not _RECIPIENT.fullmatch(recipient):
         return None
     raw_cid, signature = _unb64(cid_b64), _unb64(signature_b64)
     if raw_cid is None or signature is None or len(signature) != SIGNATURE_BYTES:

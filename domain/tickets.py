@@ -13,8 +13,8 @@ from typing import Iterable
 
 from domain import ledger as L
 from domain.affected import Scope, affected_services
-from domain.audience import TICKET_PREFIX, NoticeJob, _job, services_of
-from domain.ids import contact_key
+from domain.audience import NoticeJob, _job, services_of
+from domain.ids import TICKET_PREFIX, contact_key
 from domain.incident import Round
 from domain.kinds import TICKET_ACK
 

@@ -394,3 +394,21 @@ def test_a_linked_tickets_lifecycle():
     assert (action, kind, closed["state"]) == (TK.INCIDENT_RESOLVED, "resolved", TK.CLOSED)
     assert TK.on_round(closed, 2, resolved) is None                            # closed: nothing more
     assert TK.on_closed(entry)["state"] == TK.CLOSED and TK.on_closed(closed) is None
+
+
+def test_a_ticket_requester_who_is_not_a_contact_can_unsubscribe_from_ticket_acknowledgements():
+    """The link in a ticket-ack to a requester outside the customer's contacts verifies (its
+    recipient is ``ticket:<key>``), and once used no further ticket-ack is owed to that address."""
+    from domain.links import unsubscribe_token, verify_unsubscribe
+    from domain.tickets import requester_key, ticket_ack_job
+
+    a = customer("a", [("api", "ap-northeast-1")], contacts=("ops@example.jp",))
+    d1 = decide(None, ev(), T0)
+    kwargs = dict(ticket_id="T-1", subject="503s", requester_email="dev@example.jp", requester_name=None,
+                  customer=a, rnd=d1.round, domain="example.jp")
+    job = ticket_ack_job(entry=None, **kwargs)
+    assert job is not None and job.recipient == requester_key(a, "dev@example.jp") != contact_key("dev@example.jp")
+    token = unsubscribe_token(b"k", "a", job.recipient)
+    assert verify_unsubscribe(b"k", token) == ("a", job.recipient)
+    entry = L.record_unsubscribe(None, job.recipient)
+    assert ticket_ack_job(entry=entry, **{**kwargs, "ticket_id": "T-2"}) is None
