@@ -112,6 +112,9 @@ def _in_force(copies: list, before: float | None) -> float | None:
     return (held[-1] if held else copies[0]).next_update
 
 
+CLOSE_EXAMPLES = 5
+
+
 def judge(mails: Iterable[MailLike], *, interval: float, until: float, slack: float = 1.0) -> dict:
     """Every notice against the one before it to the same contact (times in epoch seconds).
 
@@ -123,12 +126,15 @@ def judge(mails: Iterable[MailLike], *, interval: float, until: float, slack: fl
     after the notice before it is ``close``. A contact whose last notice's promise fell more
     than ``slack`` before ``until`` (when watching stopped) with nothing after it missed that
     promise too; a promise falling later is not judged. ``worst_missed_s``: the most seconds a
-    missed promise was overdue (None when none was missed)."""
+    missed promise was overdue (None when none was missed). ``close_examples``: the first
+    ``CLOSE_EXAMPLES`` close pairs, each with the gap, the kind of the notice before, how far
+    ahead of its arrival the promise it held lay, and its copies (to see why it came so soon)."""
     by_rcpt: dict[str, list[MailLike]] = {}
     for m in sorted(mails, key=lambda m: m.received):
         by_rcpt.setdefault(m.rcpt, []).append(m)
     notices = kept = close = repeats = 0
     missed: list[float] = []
+    examples: list[dict] = []
     for ms in by_rcpt.values():
         seen: set[str] = set()
         distinct = []
@@ -151,8 +157,14 @@ def judge(mails: Iterable[MailLike], *, interval: float, until: float, slack: fl
                     kept += 1
             if after.kind == "scheduled" and after.received - before.received < interval * 2 / 3 - slack:
                 close += 1
+                if len(examples) < CLOSE_EXAMPLES:
+                    held = copies[before.message_id]
+                    examples.append({"gap_s": round(after.received - before.received, 2), "before_kind": before.kind,
+                                     "before_promise_ahead_s": None if promise is None
+                                     else round(promise - before.received, 2),
+                                     "before_copies": len(held)})
         last = _in_force(copies[distinct[-1].message_id], None)
         if last is not None and until - last > slack:
             missed.append(until - last)   # nothing came by it
     return {"notices": notices, "kept": kept, "missed": len(missed), "worst_missed_s": max(missed, default=None),
-            "close": close, "repeats": repeats, "contacts": len(by_rcpt)}
+            "close": close, "close_examples": examples, "repeats": repeats, "contacts": len(by_rcpt)}

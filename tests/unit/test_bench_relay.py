@@ -23,7 +23,8 @@ def _m(rcpt: str, mid: str, kind: str, received: float, next_update: float | Non
 def test_a_notice_arriving_by_the_promise_keeps_it():
     mails = [_m("a@x.jp", "<a1>", "acknowledged", 0.0, 60.0), _m("a@x.jp", "<a2>", "scheduled", 59.5, 119.5)]
     assert judge(mails, interval=INTERVAL, until=100.0) == {
-        "notices": 2, "kept": 1, "missed": 0, "worst_missed_s": None, "close": 0, "repeats": 0, "contacts": 1}
+        "notices": 2, "kept": 1, "missed": 0, "worst_missed_s": None, "close": 0, "close_examples": [], "repeats": 0,
+        "contacts": 1}
     # within the slack (1 s) past the promise still counts as kept
     late_but_slack = [_m("a@x.jp", "<a1>", "acknowledged", 0.0, 60.0), _m("a@x.jp", "<a2>", "scheduled", 60.9, 120.9)]
     assert judge(late_but_slack, interval=INTERVAL, until=100.0)["kept"] == 1
@@ -42,6 +43,8 @@ def test_a_holding_update_too_soon_after_the_notice_before_it_is_close():
     mails = [_m("d@x.jp", "<d1>", "acknowledged", 0.0, 60.0), _m("d@x.jp", "<d2>", "scheduled", 30.0, 90.0)]
     j = judge(mails, interval=INTERVAL, until=80.0)
     assert j["close"] == 1 and j["kept"] == 1 and j["missed"] == 0
+    assert j["close_examples"] == [{"gap_s": 30.0, "before_kind": "acknowledged", "before_promise_ahead_s": 60.0,
+                                    "before_copies": 1}]
     # 39.5 s is within the slack of 40 s; a progress notice may come any time
     assert judge([_m("d@x.jp", "<d1>", "acknowledged", 0.0, 60.0), _m("d@x.jp", "<d2>", "scheduled", 39.5, 99.5)],
                  interval=INTERVAL, until=80.0)["close"] == 0
