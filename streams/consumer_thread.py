@@ -10,8 +10,8 @@
 - **Seeking back to the committed offsets.** faust drops records that arrive while its flow is
   stopped (a rebalance) and then seeks every partition back to its committed offset, to read
   them again; it seeks the same way when a rebalance ends. aiokafka's ``seek_to_committed``
-  seeks only a partition whose committed offset is above 0, so a stream partition with nothing
-  committed yet kept its position past the records dropped, and those records were never read:
+  seeks only a partition whose committed offset is above 0 (aio-libs/aiokafka#1003, open), so a
+  stream partition with nothing committed yet kept its position past the records dropped, and those records were never read:
   an incident declared while two workers were finishing a rebalance was never taken up ("the
   fan-out never began" in 4 of 13 three-worker kill -9 runs on a fresh Kafka;
   tests/integration/test_declared_as_rebalance_ends.py failed 1 run in 3). Here such a partition is
