@@ -7,7 +7,9 @@ Rules, by event type:
 * ``updated`` carries only what changes. A field absent from the input is unchanged; an
   explicit null clears it (``eta``, ``next_update_at``, ``update_interval_seconds``,
   ``regions``, ``message``). ``severity``, ``status``, ``title`` and ``components`` cannot be
-  cleared, so null is an error for them. ``changes()`` returns exactly the fields given.
+  cleared, so null is an error for them. ``status`` cannot be ``resolved``: only a
+  ``resolved`` event ends an incident (an update saying so would read resolved and go on
+  notifying). ``changes()`` returns exactly the fields given.
 * ``resolved`` may carry a ``message`` (and any other field); ``status`` is ``resolved``.
 * ``title`` is one line of at most ``MAX_TITLE_CHARS`` characters per locale, ``message`` at
   most ``MAX_MESSAGE_CHARS`` per locale (``schemas/limits.py``).
@@ -78,6 +80,8 @@ class IncidentFields(Record):
             for field in _NOT_CLEARABLE:
                 if field in given and getattr(self, field) is None:
                     fail(field, "not_clearable", "cannot be null in an update (leave it out to keep it)")
+            if self.status == "resolved":   # the incident would read resolved and go on notifying
+                fail("status", "status", "an update cannot resolve: send a resolved event")
         elif event_type == "resolved" and self.status not in (None, "resolved"):
             fail("status", "status", "a resolved event has status 'resolved'")
         if errors:

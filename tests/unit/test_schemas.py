@@ -208,6 +208,17 @@ def test_update_cannot_clear_required_fields():
     assert rejected(IncidentEvent, json.dumps(update)).field == "severity"
 
 
+def test_an_update_cannot_resolve():
+    # it would read "resolved" while the incident stays open and its notices go on
+    update = {"event_id": "e-2", "incident_id": "inc-7", "type": "updated", "at": "2026-11-25T10:30:00+09:00",
+              "status": "resolved"}
+    error = rejected(IncidentEvent, json.dumps(update))
+    assert error.field == "status" and "send a resolved event" in str(error)
+    with pytest.raises(pydantic.ValidationError, match="send a resolved event"):
+        IncidentUpdateBody.model_validate({"status": "resolved"})
+    assert IncidentUpdateBody.model_validate({"status": "monitoring"}).status == "monitoring"
+
+
 def test_wrong_types_are_rejected():
     assert rejected(IncidentEvent, record(INCIDENT_EXAMPLE, incident_id=7)).field == "incident_id"
     assert rejected(IncidentEvent, record(INCIDENT_EXAMPLE, event_id="")).field == "event_id"
