@@ -18,7 +18,7 @@ install: $(STAMP)
 kafka: install
 	$(BIN)/python -m devtools.kafka fetch
 
-# promtool (Debian's prometheus package; its server is not started) for the alert rules' check
+# promtool (Debian's prometheus package; its server is not started) for the check of deploy/prometheus.yml
 # in tests/unit/test_deploy.py: installed when missing and this user may apt-get, else that check is skipped
 APT_PROMETHEUS := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null
 tools:
