@@ -251,8 +251,18 @@ def _send_ticket_event(settings: Settings, args, event_type: str) -> dict:
 
 
 # -- the parser -------------------------------------------------------------------------------
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("outage-pipeline")
+    except PackageNotFoundError:   # run from a source tree that was never installed
+        return "unknown (not installed)"
+
+
 def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="outage", description="Outage communication pipeline.")
+    p.add_argument("--version", action="version", version=f"outage {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     dev = sub.add_parser("dev", help="run everything locally: broker, SMTP capture, sample customers, worker")

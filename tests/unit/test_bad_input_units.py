@@ -287,3 +287,14 @@ def test_a_worker_without_a_broker_says_so_in_one_line_with_exit_2(monkeypatch, 
     assert main(["worker"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "OUTAGE_BROKER is not set" in err, err
+
+
+def test_the_cli_says_its_version_with_exit_0(capsys):
+    from importlib.metadata import version
+
+    from outage.cli import main
+
+    with pytest.raises(SystemExit) as done:
+        main(["--version"])
+    assert done.value.code == 0
+    assert capsys.readouterr().out == f"outage {version('outage-pipeline')}\n"
