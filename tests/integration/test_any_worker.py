@@ -114,10 +114,12 @@ async def test_every_worker_answers_for_every_incident(fleet, broker, prefix, sm
         assert status == 201, body
     wanted = sorted((i, 1, "investigating") for i in ids.values())
 
-    # the incidents are spread: every worker holds some of them, none holds all
+    # the incidents are spread: at least two workers hold some, none holds all. (A worker that
+    # joins after the others have split the partitions may get none: faust's assignor keeps what
+    # each holds, 2 + 2 + 0 of 4 partitions; it happened once in a clean-clone run on Kafka.)
     def spread():
         counts = [held_count(w) for w in crew]
-        assert sum(counts) == len(ids) and all(0 < c < len(ids) for c in counts), counts
+        assert sum(counts) == len(ids) and max(counts) < len(ids) and sum(c > 0 for c in counts) >= 2, counts
         return counts
     await eventually(spread, timeout=60)
 
