@@ -3,9 +3,11 @@
 One entry per customer (so it lives on the customer's partition, next to the customer),
 holding per incident and per recipient (contact key, or ``ticket:<id>`` for a ticket's
 requester): the Message-ID of the first notice (the thread root), the newest round seq it
-got, its deadline (``due``, epoch seconds: the next-update time its last notice stated, and
-``every``, the interval that notice counted with), and where the conversation stands (``active`` while notices flow, ``unaffected`` after we
-said it no longer concerns them, ``resolved`` at the end); plus the Message-IDs sent.
+got, its deadline (``due``, epoch seconds: the next-update time its last notice stated;
+``every``, the interval that notice counted with), ``sent_at`` (when its latest notice was
+accepted: a holding update never follows it sooner than two thirds of an interval), and where
+the conversation stands (``active`` while notices flow, ``unaffected`` after we said it no
+longer concerns them, ``resolved`` at the end); plus the Message-IDs sent.
 Checked before each send and written right after each SMTP acceptance, it makes every step
 safe to repeat. Pure functions over plain dicts (the JSON kept in the changelogged table).
 """
@@ -25,7 +27,7 @@ def incident_entry(entry: dict | None, incident_id: str) -> dict:
 
 
 def recipients(entry: dict | None, incident_id: str) -> dict[str, dict]:
-    """recipient key -> {"first", "seq", "state", "email", "due", "every"} for one incident."""
+    """recipient key -> {"first", "seq", "state", "email", "due", "every", "sent_at"} for one incident."""
     return incident_entry(entry, incident_id).get("contacts", {})
 
 
@@ -38,9 +40,11 @@ def incidents_in(entry: dict | None) -> list[str]:
 
 
 def record_sent(entry: dict | None, *, incident_id: str, recipient: str, email: str, message_id: str,
-                kind: str, seq: int, due: float | None = None, every: float | None = None) -> dict:
+                kind: str, seq: int, due: float | None = None, every: float | None = None,
+                sent: float | None = None) -> dict:
     """A new entry with one accepted notice added (the input is not modified); ``due``: the
-    next-update time it stated (None: it promised none, the recipient has no deadline now)."""
+    next-update time it stated (None: it promised none, the recipient has no deadline now);
+    ``sent``: when it was accepted (epoch seconds)."""
     incidents = dict((entry or {}).get("incidents", {}))
     inc = dict(incidents.get(incident_id, {}))
     contacts = dict(inc.get("contacts", {}))
@@ -51,8 +55,10 @@ def record_sent(entry: dict | None, *, incident_id: str, recipient: str, email: 
     contact["state"] = RESOLVED if kind == RESOLVED else UNAFFECTED if kind == UNAFFECTED else ACTIVE
     if due is not None and contact["state"] == ACTIVE and seq >= contact.get("seq_due", 0):
         contact["due"], contact["every"], contact["seq_due"] = due, every, seq
+    if contact["state"] == ACTIVE and sent is not None:
+        contact["sent_at"] = max(sent, contact.get("sent_at", sent))
     elif contact["state"] != ACTIVE:
-        for name in ("due", "every", "seq_due"):
+        for name in ("due", "every", "seq_due", "sent_at"):
             contact.pop(name, None)
     contacts[recipient] = contact
     inc["contacts"] = contacts
@@ -63,12 +69,12 @@ def record_sent(entry: dict | None, *, incident_id: str, recipient: str, email: 
 
 
 def deadlines(entry: dict | None):
-    """(incident, recipient, due, every) of each recipient of this customer that is owed a notice
-    by a stated time."""
+    """(incident, recipient, due, every, sent) of each recipient of this customer that is owed a
+    notice by a stated time (``sent``: when its latest notice was accepted, None if not recorded)."""
     for incident_id, inc in (entry or {}).get("incidents", {}).items():
         for recipient, contact in inc.get("contacts", {}).items():
             if contact.get("state") == ACTIVE and contact.get("due") is not None:
-                yield incident_id, recipient, contact["due"], contact.get("every") or 0.0
+                yield incident_id, recipient, contact["due"], contact.get("every") or 0.0, contact.get("sent_at")
 
 
 def unsubscribed(entry: dict | None) -> frozenset[str]:

@@ -362,11 +362,11 @@ class Pipeline:
         every = interval_of(job.round).total_seconds()
         entry = L.record_sent(self.ledger.get(job.customer_id), incident_id=job.incident_id,
                               recipient=job.recipient, email=job.email, message_id=job.message_id,
-                              kind=job.kind, seq=job.seq, due=due, every=every)
+                              kind=job.kind, seq=job.seq, due=due, every=every, sent=sent_at.timestamp())
         entry["p"] = p
         await self.ledger.put(job.customer_id, entry)
         self.views.mark_notified(p, job.incident_id, job.customer_id)
-        self.holding.noted(p, job, due, every)
+        self.holding.noted(p, job, due, every, sent_at.timestamp())
         if stated is not None and self.promises.factor > 1.0:
             M.PROMISES_STRETCHED.inc()
         if job.due is not None:   # the recipient's own promise, kept (or not) by this notice

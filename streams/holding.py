@@ -11,7 +11,8 @@ Runtime contract (what the pipeline and the tests may rely on):
 - ``tick()`` (a timer) takes the contacts whose time has come, earliest first: once the latest
   start of everything due within a third of an interval (``domain.deadlines.latest_start``, at
   the send rate, after the queue ahead) has come, each one no sooner than a third of its
-  interval before its deadline; and hands
+  interval before its deadline nor than two thirds of an interval after its latest notice
+  (``domain.deadlines.earliest_release``: that one is never given up to the queue); and hands
   each one's holding update to the sender with its deadline as its place in the queue. The
   holding update is the incident's newest ``scheduled`` round on that partition, under its
   deterministic Message-ID; a contact whose round is not decided yet waits for it
@@ -79,8 +80,8 @@ class HoldingUpdates:
             idx = self._indexes[p] = DeadlineIndex()
             for cid, entry in list(self.pipe.ledger.items()):
                 if entry and entry.get("p") == p:
-                    for incident_id, recipient, due, every in L.deadlines(entry):
-                        idx.set(cid, incident_id, recipient, due, every)
+                    for incident_id, recipient, due, every, sent in L.deadlines(entry):
+                        idx.set(cid, incident_id, recipient, due, every, sent)
         return idx
 
     def drop(self, partitions) -> None:
@@ -95,15 +96,16 @@ class HoldingUpdates:
             for key in [k for k in self._waiting if k[0] == p]:
                 del self._waiting[key]
 
-    def noted(self, p: int, job, due: float | None, every: float | None) -> None:
-        """A notice ``job`` was recorded on partition p, stating ``due`` (None: no deadline now)."""
+    def noted(self, p: int, job, due: float | None, every: float | None, sent: float | None = None) -> None:
+        """A notice ``job`` was recorded on partition p, accepted at ``sent``, stating ``due``
+        (None: no deadline now)."""
         idx = self._indexes.get(p)
         if idx is None:
             return   # built from the ledger, which has it, when first used
         if due is None:
             idx.clear(job.customer_id, job.incident_id, job.recipient)
         else:
-            idx.set(job.customer_id, job.incident_id, job.recipient, due, every or 0.0)
+            idx.set(job.customer_id, job.incident_id, job.recipient, due, every or 0.0, sent)
 
     def round_arrived(self, p: int, rnd: Round) -> None:
         """The newest round of an incident on p: contacts waiting for it are due again at once."""
@@ -200,6 +202,7 @@ class HoldingUpdates:
         tops = [(top[0].at, p) for p in mine if (top := indexes[p].peek()) is not None]
         heapq.heapify(tops)
         budget = RELEASE_PER_TICK
+        early: list = []   # taken out of the order in this pass but not released: put back after it
         while budget > 0 and tops:   # (each entry is its partition's earliest: nothing in the
             # loop changes another partition's index, nor this one's beyond the contact popped)
             p = tops[0][1]
@@ -212,8 +215,16 @@ class HoldingUpdates:
                 heapq.heappop(tops)   # nor any later one of this partition (as in its own order)
                 continue
             idx.pop()
-            budget -= 1
-            job = self._job(p, idx, item)
+            if now < idx.earliest(item):
+                # its latest notice is too recent (a promise shared with its round, less than an
+                # interval ahead): the contacts due after it may go first, it waits for its time
+                early.append((idx, item))
+                job = None
+                if len(early) >= RELEASE_PER_TICK:
+                    break   # looked at enough for one pass
+            else:
+                budget -= 1
+                job = self._job(p, idx, item)
             if job is _WAIT:
                 self._waiting.setdefault((p, item.incident_id), []).append(item)
             elif job is not None:
@@ -224,6 +235,8 @@ class HoldingUpdates:
                 heapq.heapreplace(tops, (nxt[0].at, p))
             else:
                 heapq.heappop(tops)
+        for idx, item in early:
+            idx.restore(item)
         count = sum(len(jobs) for jobs in released.values())
         if count >= LOGGED_RELEASE:
             log.info("holding updates: %d released, due %.1f..%.1f s from now, %d queued ahead, planned at "
@@ -241,7 +254,8 @@ class HoldingUpdates:
         self.reckon()
         took = time.perf_counter() - began
         if took > SLOW_PASS_SECONDS:
-            log.info("holding updates: a pass took %.3f s (%d contacts taken up)", took, RELEASE_PER_TICK - budget)
+            log.info("holding updates: a pass took %.3f s (%d contacts taken up, %d not yet)", took,
+                     RELEASE_PER_TICK - budget, len(early))
 
     def reckon(self) -> float:
         """Set this worker's promise stretch from its send rate and its load; also called as soon

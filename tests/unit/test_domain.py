@@ -412,3 +412,16 @@ def test_a_ticket_requester_who_is_not_a_contact_can_unsubscribe_from_ticket_ack
     assert verify_unsubscribe(b"k", token) == ("a", job.recipient)
     entry = L.record_unsubscribe(None, job.recipient)
     assert ticket_ack_job(entry=entry, **{**kwargs, "ticket_id": "T-2"}) is None
+
+
+def test_the_ledger_keeps_when_each_contact_latest_notice_was_accepted():
+    entry = L.record_sent(None, incident_id="i", recipient="r", email="a@example.com", message_id="<1>",
+                          kind="acknowledged", seq=1, due=160.0, every=60.0, sent=100.0)
+    assert list(L.deadlines(entry)) == [("i", "r", 160.0, 60.0, 100.0)]
+    # a retry recorded with an older acceptance time does not move it back
+    entry = L.record_sent(entry, incident_id="i", recipient="r", email="a@example.com", message_id="<1>",
+                          kind="acknowledged", seq=1, due=160.0, every=60.0, sent=90.0)
+    assert list(L.deadlines(entry))[0][4] == 100.0
+    entry = L.record_sent(entry, incident_id="i", recipient="r", email="a@example.com", message_id="<2>",
+                          kind="resolved", seq=2, sent=150.0)
+    assert list(L.deadlines(entry)) == [] and "sent_at" not in L.recipients(entry, "i")["r"]

@@ -29,12 +29,14 @@ def pipeline(dues: dict[int, list[int]], now: datetime):
     rnd, ledger, customers, submitted = scheduled_round(), {}, {}, []
     for p, offsets in dues.items():
         for k in offsets:
+            k, ago = k if isinstance(k, tuple) else (k, None)   # (due, its notice this long ago)
             cid, email = f"c-{p}-{k}", f"u{p}-{k}@example.com"
             customers[cid] = Customer.model_validate({"customer_id": cid, "name": "C", "contacts": [{"email": email}],
                                                       "services": [{"component": "api", "region": "r1"}]})
             entry = L.record_sent(None, incident_id="inc-1", recipient=contact_key(email), email=email,
                                   message_id=f"<ack-{cid}>", kind="acknowledged", seq=1,
-                                  due=now.timestamp() + k, every=INTERVAL)
+                                  due=now.timestamp() + k, every=INTERVAL,
+                                  sent=None if ago is None else now.timestamp() - ago)
             ledger[cid] = {**entry, "p": p}
 
     async def submit(jobs, p):
@@ -72,3 +74,16 @@ async def test_nothing_is_released_before_its_time():
     pipe.sender.rate.value = 1000.0
     await H.HoldingUpdates(pipe).tick()
     assert submitted == []
+
+
+async def test_a_contact_whose_latest_notice_is_recent_waits_and_the_next_ones_go():
+    # due in 15 s, but its acknowledgement stated the round's promise 36 s ago: not before 40 s
+    # after it; the contact due in 16 s, acknowledged 44 s ago, goes (its order is kept)
+    pipe, submitted = pipeline({0: [(15, 36), (16, 44)]}, T0 + timedelta(minutes=5))
+    pipe.sender.rate.value = 0.1    # a slow relay: both are due to leave now
+    holding = H.HoldingUpdates(pipe)
+    await holding.tick()
+    assert submitted == [(0, ["c-0-16"])]
+    pipe.clock = lambda: T0 + timedelta(minutes=5, seconds=4)
+    await holding.tick()
+    assert submitted == [(0, ["c-0-16"]), (0, ["c-0-15"])]
