@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Iterable
 
-from outage.settings import Settings
+from core.settings import Settings
 from streams import topics as T
 from streams.broker import ensure_topics
 

@@ -24,7 +24,7 @@ from pathlib import Path
 
 from devtools.embedded import EmbeddedBroker, free_port, wait_listening
 from devtools.kafka import KAFKA_VERSION, KafkaCluster
-from outage.http import call
+from devtools.http import call
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")

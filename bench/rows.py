@@ -109,7 +109,7 @@ class Ctx:
     def default_helpers() -> int | None:
         """The delivery helpers a worker starts here with OUTAGE_DELIVERY_PROCESSES unset (auto)."""
         try:
-            from outage.settings import Settings
+            from core.settings import Settings
             return Settings(delivery_processes="auto").delivery_helpers
         except Exception:  # noqa: BLE001 - the setting moved: the table says "unknown"
             return None

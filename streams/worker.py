@@ -9,7 +9,7 @@ import faust
 from domain.content import notice_content
 from notifiers.notice import NoticeComposer
 from notifiers.render import render_ticket_comment
-from outage.settings import Settings
+from core.settings import Settings
 from streams import metrics as M
 from streams.app import Pipeline
 from streams.broker import admin, detect_profile, ensure_topics

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from devtools.embedded import EmbeddedBroker, free_port
-from outage.http import call
+from devtools.http import call
 
 ROOT = Path(__file__).resolve().parents[1]
 API_TOKEN = "test-token"
@@ -85,7 +85,7 @@ def topics(broker, prefix):
     """The test's topics, created as the worker and the CLI create them (``ensure_topics``): on
     Apache Kafka nothing is created by producing to it (the fixture's brokers do not auto-create),
     so a record produced before the first worker starts lands in the intended partitions."""
-    from outage.settings import Settings
+    from core.settings import Settings
     from streams.broker import ensure_topics
 
     return ensure_topics(Settings(broker=broker.bootstrap, topic_prefix=prefix, partitions=4))

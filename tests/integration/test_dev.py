@@ -17,7 +17,7 @@ import pytest
 
 from devtools.dev import sample_incident_path
 from devtools.embedded import free_port
-from outage.http import call
+from devtools.http import call
 
 pytestmark = pytest.mark.integration
 

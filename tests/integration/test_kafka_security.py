@@ -13,7 +13,7 @@ import time
 
 import pytest
 
-from outage.settings import Settings
+from core.settings import Settings
 from streams import topics as T
 from tests.conftest import API_TOKEN, ROOT, http
 from tests.integration.test_first_notice import CUSTOMERS, DECLARE

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from outage.settings import Settings
+from core.settings import Settings
 from streams.web import PUBLIC, ROUTES, SIGNED, TOKEN, served_routes
 from tests.conftest import API_TOKEN, http
 

@@ -323,7 +323,7 @@ async def test_close_quits_and_refuses_further_sends(servers):
 
 
 async def test_from_settings():
-    from outage.settings import Settings
+    from core.settings import Settings
 
     settings = Settings.from_env(smtp_host="127.0.0.1", smtp_port=2525, smtp_tls="starttls",
                                  smtp_concurrency=3, smtp_username="u", smtp_password="p")

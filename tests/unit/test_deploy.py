@@ -27,7 +27,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from outage.settings import Settings
+from core.settings import Settings
 
 try:
     from devtools.kafka import KAFKA_VERSION
@@ -200,7 +200,7 @@ def test_every_outage_name_in_deploy_is_a_setting():
     found = _outage_names_in_text()
     assert len(found) > 10, "the OUTAGE_* scan found almost nothing: the scan is broken"
     unknown = {name: sorted(where) for name, where in found.items() if name not in setting_names()}
-    assert not unknown, f"not fields of outage.settings.Settings (typo, or a setting not yet there): {unknown}"
+    assert not unknown, f"not fields of core.settings.Settings (typo, or a setting not yet there): {unknown}"
 
 
 def test_every_setting_is_in_the_env_example():

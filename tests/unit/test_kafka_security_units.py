@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from outage.settings import Settings
+from core.settings import Settings
 from schemas import describe_validation_error
 from streams import broker as B
 from streams import topics as T

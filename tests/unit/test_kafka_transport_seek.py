@@ -6,7 +6,7 @@ from __future__ import annotations
 from aiokafka.structs import TopicPartition
 from faust.transport.drivers import aiokafka as base
 
-from outage.settings import Settings
+from core.settings import Settings
 from streams import broker as B
 from streams import kafka_transport as K
 

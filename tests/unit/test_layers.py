@@ -1,5 +1,5 @@
 """The import contracts of pyproject.toml ([tool.importlinter]) hold: the layers run one way, and
-the rules and the records import no faust, Kafka or SMTP code."""
+the rules and the records import no faust, Kafka or SMTP code, and the ground (core/) nothing of the pipeline."""
 
 from __future__ import annotations
 
@@ -18,4 +18,4 @@ def lint_imports() -> subprocess.CompletedProcess:
 def test_the_import_contracts_are_kept():
     done = lint_imports()
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-2000:]
-    assert "Contracts: 3 kept, 0 broken." in done.stdout, done.stdout[-2000:]
+    assert "Contracts: 4 kept, 0 broken." in done.stdout, done.stdout[-2000:]

@@ -78,7 +78,7 @@ def test_the_last_wait_ends_at_the_give_up_age():
 
 
 def test_the_defaults_are_the_pipelines():
-    from outage.settings import Settings
+    from core.settings import Settings
 
     policy = RetryPolicy()
     assert policy.give_up_after == Settings.model_fields["smtp_give_up_seconds"].default == 6 * 3600

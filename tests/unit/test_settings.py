@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from outage.settings import Settings
+from core.settings import Settings
 
 
 def test_delivery_helpers_default_to_one_per_core_beyond_the_first(monkeypatch):
