@@ -435,6 +435,11 @@ def test_the_image_wheel_requires_nothing_of_the_dev_extra(image_wheel):
     assert not any(n.startswith("devtools/") for n in names), "the image's wheel contains devtools/"
     assert any(n.startswith("notifiers/templates/") for n in names), "the email templates are not in the wheel"
     assert re.search(r"^outage\s*=\s*outage\.cli:main$", entry_points, re.M), entry_points
+    # every package the product is made of (pyproject's packages.find, bar the dev tools) is in it
+    wanted = {p.rstrip("*") for p in tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+              ["packages"]["find"]["include"]} - {"devtools"}
+    missing = {p for p in wanted if not any(n.startswith(p + "/") for n in names)}
+    assert not missing, f"the Dockerfile does not copy {sorted(missing)}"
 
 
 BLOCKER = """
