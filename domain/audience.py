@@ -34,7 +34,7 @@ from domain import ledger
 from domain.affected import CustomerIndex, affected_services
 from domain.ids import TICKET_PREFIX, contact_key, message_id
 from domain.incident import Round
-from domain.kinds import ACKNOWLEDGED, PROGRESS, RESOLVED, SCHEDULED, TICKET_ACK, UNAFFECTED
+from core.vocabulary import ACKNOWLEDGED, PROGRESS, RESOLVED, SCHEDULED, TICKET_ACK, UNAFFECTED
 
 
 class ContactLike(Protocol):

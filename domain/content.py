@@ -16,7 +16,7 @@ EtaState = Literal["unknown", "future", "passed"]
 
 @dataclass(frozen=True, slots=True)
 class NoticeContent:
-    kind: str                      # one of domain.kinds.NOTICE_KINDS
+    kind: str                      # one of core.vocabulary.NOTICE_KINDS
     locale: str                    # "en" | "ja" (already normalised)
     timezone: str                  # IANA name of the customer's zone
     now: datetime                  # aware; the time the notice is composed
@@ -50,7 +50,7 @@ def eta_state(eta: datetime | None, now: datetime) -> EtaState:
 
 def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url: str = "") -> NoticeContent:
     """What ``job`` (a ``domain.audience.NoticeJob``) says, composed at ``now``."""
-    from domain.kinds import RESOLVED, UNAFFECTED
+    from core.vocabulary import RESOLVED, UNAFFECTED
     from schemas.common import localize, normalize_locale
 
     rnd = job.round

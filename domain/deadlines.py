@@ -24,7 +24,7 @@ from datetime import datetime, timedelta, timezone
 
 from sortedcontainers import SortedDict
 
-from domain.kinds import SCHEDULED
+from core.vocabulary import SCHEDULED
 
 # a holding update may be sent at most this share of an interval before its deadline: the one
 # before it was sent no later than its own deadline, one interval earlier, so two notices without

@@ -13,15 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from domain.affected import Scope
-from domain.kinds import DECLARED, RESOLVED, SEVERITY_CADENCE_SECONDS, UPDATED
+from core.vocabulary import DECLARED, INVESTIGATING, RESOLVED, SEVERITY_CADENCE_SECONDS, UPDATED, Trigger
 
 Text = str | dict[str, str]
-Trigger = Literal["declared", "updated", "scheduled", "resolved"]
 
 MAX_REMEMBERED_EVENT_IDS = 500
 MAX_HISTORY = 200
@@ -174,7 +172,7 @@ def decide(state: IncidentState | None, event, now: datetime) -> Decision:
 
 def _declare(event, now: datetime) -> Decision:
     state = IncidentState(
-        incident_id=event.incident_id, severity=event.severity, status=event.status or "investigating",
+        incident_id=event.incident_id, severity=event.severity, status=event.status or INVESTIGATING,
         title=event.title, message=event.message or "", components=list(event.components),
         regions=list(event.regions or []), eta=event.eta,
         update_interval_seconds=event.update_interval_seconds,

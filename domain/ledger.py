@@ -14,7 +14,7 @@ safe to repeat. Pure functions over plain dicts (the JSON kept in the changelogg
 
 from __future__ import annotations
 
-from domain.kinds import RESOLVED, UNAFFECTED
+from core.vocabulary import RESOLVED, UNAFFECTED
 
 ACTIVE = "active"
 

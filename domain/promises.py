@@ -14,7 +14,7 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 
 from domain.deadlines import stated_promise
-from domain.kinds import RESOLVED, SEVERITY_CADENCE_SECONDS, UNAFFECTED
+from core.vocabulary import RESOLVED, SEVERITY_CADENCE_SECONDS, UNAFFECTED
 
 
 def interval_of(rnd) -> timedelta:

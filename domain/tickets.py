@@ -16,13 +16,9 @@ from domain.affected import Scope, affected_services
 from domain.audience import NoticeJob, _job, services_of
 from domain.ids import TICKET_PREFIX, contact_key
 from domain.incident import Round
-from domain.kinds import TICKET_ACK
+from core.vocabulary import INCIDENT_RESOLVED, INCIDENT_UPDATED, SEVERITIES, TICKET_ACK
 
-LINKED = "linked"
-INCIDENT_UPDATED = "incident-updated"
-INCIDENT_RESOLVED = "incident-resolved"
-
-_SEVERITY_RANK = {"critical": 0, "major": 1, "minor": 2}
+_SEVERITY_RANK = {severity: rank for rank, severity in enumerate(SEVERITIES)}
 
 
 def matching_incident(customer, components: Iterable[str] | None, rounds: Iterable[Round]) -> Round | None:

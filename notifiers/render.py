@@ -28,7 +28,7 @@ from jinja2 import Environment, FileSystemLoader, StrictUndefined
 from markupsafe import Markup, escape
 
 from domain.content import NoticeContent
-from domain.kinds import (
+from core.vocabulary import (
     ACKNOWLEDGED,
     DEFAULT_LOCALE,
     LOCALES,
@@ -36,6 +36,7 @@ from domain.kinds import (
     PROGRESS,
     RESOLVED,
     SCHEDULED,
+    STATUSES,
     TICKET_ACK,
     UNAFFECTED,
 )
@@ -45,7 +46,6 @@ __all__ = ["RenderedNotice", "render", "get_environment", "TEMPLATE_DIR"]
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates"
 _HTML_PREFIX = "html:"
-_STATUSES = ("investigating", "identified", "monitoring", "resolved")
 # Kinds that promise a next update (the three parts: progress, estimate, next update).
 _ONGOING = (ACKNOWLEDGED, PROGRESS, SCHEDULED, TICKET_ACK)
 _CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
@@ -123,7 +123,7 @@ def _view(c: NoticeContent) -> dict[str, Any]:
     """The values the templates see: strings only (never None), times already formatted."""
     if c.kind not in NOTICE_KINDS:
         raise ValueError(f"unknown notice kind {c.kind!r}")
-    if c.status not in _STATUSES:
+    if c.status not in STATUSES:
         raise ValueError(f"unknown status {c.status!r}")
     locale = c.locale if c.locale in LOCALES else DEFAULT_LOCALE
     tz = c.timezone

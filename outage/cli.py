@@ -13,6 +13,7 @@ from pathlib import Path
 from pydantic import ValidationError
 
 from core.settings import Settings
+from core.vocabulary import OPEN_STATUSES, SEVERITIES
 from streams.client import ClientError as CliError
 from streams.client import import_customers, produce, validate
 
@@ -185,8 +186,8 @@ def _parser() -> argparse.ArgumentParser:
         if declared is not None:
             sp.add_argument("--title", help="title (English)", required=False)
             sp.add_argument("--title-ja", help="title (Japanese)")
-            sp.add_argument("--severity", choices=["critical", "major", "minor"])
-            sp.add_argument("--status", choices=["investigating", "identified", "monitoring"])
+            sp.add_argument("--severity", choices=SEVERITIES)
+            sp.add_argument("--status", choices=OPEN_STATUSES)
             sp.add_argument("--components", help="comma-separated components, e.g. api,dashboard")
             sp.add_argument("--regions", help="comma-separated regions; empty or absent: every region")
             sp.add_argument("--eta", help="recovery estimate, RFC 3339 with offset ('none' clears it)")

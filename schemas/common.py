@@ -31,6 +31,8 @@ import pydantic
 from pydantic import AfterValidator, AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, Strict, StringConstraints, WrapValidator
 from pydantic_core import PydanticCustomError
 
+from core.vocabulary import DEFAULT_LOCALE, LOCALES  # the records' locales (re-exported)
+
 from .limits import MAX_ID_BYTES, MAX_LABEL_CHARS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_TITLE_CHARS
 
 __all__ = [
@@ -56,8 +58,6 @@ __all__ = [
     "validate_timezone",
 ]
 
-LOCALES = ("en", "ja")
-DEFAULT_LOCALE = "en"
 DEFAULT_TIMEZONE = "UTC"
 NAIVE_TIMESTAMP_MESSAGE = "timestamp needs a UTC offset, e.g. 2026-11-25T10:00:00+09:00"
 

@@ -28,11 +28,9 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, Strict, ValidationError, model_serializer, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from .common import Id, Label, Message, Record, Timestamp, Title
+from core.vocabulary import DECLARED, INVESTIGATING, RESOLVED, EventType, Severity, Status
 
-EventType = Literal["declared", "updated", "resolved"]
-Severity = Literal["critical", "major", "minor"]
-Status = Literal["investigating", "identified", "monitoring", "resolved"]
+from .common import Id, Label, Message, Record, Timestamp, Title
 
 MAX_UPDATE_INTERVAL_SECONDS = 30 * 24 * 3600
 IntervalSeconds = Annotated[int, Strict(), Field(gt=0, le=MAX_UPDATE_INTERVAL_SECONDS)]
@@ -87,8 +85,8 @@ class IncidentFields(Record):
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
 
-        if self.status is None and event_type in ("declared", "resolved"):
-            self.status = "investigating" if event_type == "declared" else "resolved"
+        if self.status is None and event_type in (DECLARED, RESOLVED):
+            self.status = INVESTIGATING if event_type == DECLARED else RESOLVED
 
 
 class _EventHead(Record):

@@ -10,10 +10,10 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Strict
 
+from core.vocabulary import NoticeKind, TicketAction
+
 from .common import Email, Id, Line, Record, Text, Timestamp
 
-NoticeKind = Literal["acknowledged", "progress", "scheduled", "resolved", "unaffected", "ticket-ack"]
-TicketAction = Literal["linked", "incident-updated", "incident-resolved"]
 
 Seq = Annotated[int, Strict(), Field(ge=1)]
 KafkaPosition = Annotated[int, Strict(), Field(ge=0)]

@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal
-
 from pydantic import ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
+from core.vocabulary import TicketEventType
+
 from .common import Id, Label, Record, Subject, Timestamp
 from .customer import Contact
-
-TicketEventType = Literal["opened", "closed"]
 
 
 class TicketEvent(Record):

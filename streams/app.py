@@ -29,6 +29,7 @@ from domain.incident import Round
 from domain.promises import PromiseBook, interval_of
 from domain.schedule import LatencyGauge
 from core.settings import Settings
+from core.vocabulary import RESOLVED, UNAFFECTED
 from schemas import NoticeRecord
 from streams import metrics as M
 from streams import topics as T
@@ -356,7 +357,7 @@ class Pipeline:
         return refresh(job, self.ledger.get(job.customer_id), self.settings.mail_domain)
 
     async def _record_sent(self, job: NoticeJob, p: int, sent_at: datetime) -> None:
-        final = job.kind in ("resolved", "unaffected")
+        final = job.kind in (RESOLVED, UNAFFECTED)
         stated = None if final else self.promises.stated(job)
         due = stated.timestamp() if stated is not None else None
         every = interval_of(job.round).total_seconds()

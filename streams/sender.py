@@ -55,7 +55,7 @@ from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Iterator
 
 from domain.audience import NoticeJob
-from domain.kinds import SCHEDULED
+from core.vocabulary import SCHEDULED
 from domain.retry import RetryPolicy
 from domain.schedule import SendRate
 from notifiers.smtp import SendResult, scrub

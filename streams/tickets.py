@@ -14,6 +14,7 @@ import json
 import logging
 from typing import TYPE_CHECKING
 
+from core.vocabulary import LINKED
 from domain import tickets as TK
 from domain.audience import NoticeJob
 from domain.incident import Round
@@ -73,7 +74,7 @@ class TicketDesk:
                                          requester={"email": ticket.requester.email, "name": ticket.requester.name})
         self.tickets[ticket.ticket_id] = entry
         if linked_now:
-            await self._post_update(ticket.ticket_id, TK.LINKED, TK.comment_job(
+            await self._post_update(ticket.ticket_id, LINKED, TK.comment_job(
                 "ticket-ack", rnd, customer, ticket.ticket_id, ticket.subject))
         await self.submit_ack(p, ticket.ticket_id, entry)
 

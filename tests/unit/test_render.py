@@ -10,7 +10,7 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from domain.content import NoticeContent
-from domain.kinds import NOTICE_KINDS
+from core.vocabulary import NOTICE_KINDS
 from notifiers.render import RenderedNotice, get_environment, render
 from notifiers.timefmt import format_duration, format_time, zone_label
 

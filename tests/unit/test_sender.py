@@ -14,7 +14,7 @@ from domain import ledger as L
 from domain.audience import plan_round, refresh
 from domain.affected import CustomerIndex
 from domain.incident import decide, keep_promise
-from domain.kinds import SCHEDULED
+from core.vocabulary import SCHEDULED
 from notifiers.smtp import MemoryMailer, SendResult
 from schemas import Customer, IncidentEvent
 from streams.sender import Sender

@@ -1,0 +1,43 @@
+"""The pipeline's vocabulary, declared once: notice kinds, incident event types, statuses,
+severities, locales and the default cadence. The records (``schemas``), the rules (``domain``),
+the CLI's choices, the notices and the web pages all take their words from here."""
+
+from __future__ import annotations
+
+from typing import Final, Literal, get_args
+
+# Notice kinds (header X-Outage-Notice)
+NoticeKind = Literal["acknowledged", "progress", "scheduled", "resolved", "unaffected", "ticket-ack"]
+NOTICE_KINDS: Final = get_args(NoticeKind)
+ACKNOWLEDGED, PROGRESS, SCHEDULED, RESOLVED, UNAFFECTED, TICKET_ACK = NOTICE_KINDS
+
+# Incident event types (RESOLVED doubles as one)
+EventType = Literal["declared", "updated", "resolved"]
+EVENT_TYPES: Final = get_args(EventType)
+DECLARED, UPDATED, _ = EVENT_TYPES
+
+# What starts a round of notices: an incident event, or a promise coming due (``scheduled``)
+Trigger = Literal["declared", "updated", "scheduled", "resolved"]
+
+# Ticket event types, and what an update to a ticket says (topic ticket-updates)
+TicketEventType = Literal["opened", "closed"]
+TicketAction = Literal["linked", "incident-updated", "incident-resolved"]
+LINKED, INCIDENT_UPDATED, INCIDENT_RESOLVED = get_args(TicketAction)
+
+# Where an incident stands: the first is a declared incident's status unless it says otherwise,
+# the last one only a resolution sets
+Status = Literal["investigating", "identified", "monitoring", "resolved"]
+STATUSES: Final = get_args(Status)
+INVESTIGATING: Final = STATUSES[0]
+OPEN_STATUSES: Final = STATUSES[:-1]
+
+# Severities, the most severe first
+Severity = Literal["critical", "major", "minor"]
+SEVERITIES: Final = get_args(Severity)
+
+# Default cadence of updates by severity, in seconds (docs/contract.md: critical 30 min, major 60, minor 120)
+SEVERITY_CADENCE_SECONDS: Final = {"critical": 30 * 60, "major": 60 * 60, "minor": 120 * 60}
+
+Locale = Literal["en", "ja"]
+LOCALES: Final = get_args(Locale)
+DEFAULT_LOCALE: Final = "en"
