@@ -15,7 +15,7 @@ from typing import Iterable
 
 from core.settings import Settings
 from streams import topics as T
-from streams.broker import ensure_topics
+from streams.kafka.broker import ensure_topics
 
 
 def create_topics(bootstrap: str, prefix: str, partitions: int = 4) -> int:
@@ -173,7 +173,7 @@ def read_raw(bootstrap: str, topic: str, timeout: float = 600.0) -> tuple[int, f
     async def run() -> tuple[int, float]:
         from aiokafka import AIOKafkaConsumer, TopicPartition
 
-        from streams import tansu
+        from streams.kafka import transport as tansu
 
         consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, group_id=None, enable_auto_commit=False,
                                     auto_offset_reset="earliest", max_partition_fetch_bytes=4 << 20,

@@ -79,7 +79,7 @@ class Ctx:
     def default_session_timeout(self) -> float | None:
         """The workers' group session timeout on this broker with the product's defaults (its profile's)."""
         try:
-            from streams.broker import KAFKA, TANSU
+            from streams.kafka.broker import KAFKA, TANSU
             return (KAFKA if self.on_kafka else TANSU).faust.get("broker_session_timeout")
         except Exception:  # noqa: BLE001 - the profiles moved: the note leaves it out
             return None

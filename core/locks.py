@@ -1,5 +1,5 @@
 """A lock file held for the life of the process: the kernel releases it when the process ends,
-also on ``kill -9``. Used for a worker's state slot (streams/tables.py) and for ``outage dev``'s
+also on ``kill -9``. Used for a worker's state slot (streams/kafka/tables.py) and for ``outage dev``'s
 data dir (devtools/dev.py)."""
 
 from __future__ import annotations

@@ -54,7 +54,7 @@ class Settings(BaseSettings):
     # (always 1 on the embedded broker)
     replication_factor: int | None = Field(default=None, ge=1, le=32)
     # how long the group waits for a silent worker before its partitions move; None: the broker
-    # profile's (streams/broker.py); Apache Kafka accepts 6 to 1800 by default
+    # profile's (streams/kafka/broker.py); Apache Kafka accepts 6 to 1800 by default
     broker_session_timeout_seconds: float | None = Field(default=None, ge=1, le=1800)
 
     # secure connections to the brokers (every client: the workers, the command line, the admin)

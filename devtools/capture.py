@@ -153,7 +153,7 @@ class _Handler:
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
         try:
-            entry = self._capture._store(envelope)
+            entry = self._capture.store(envelope)
         except Exception:
             log.exception("could not store a captured message")
             return "451 Requested action aborted: local error in processing"
@@ -369,7 +369,7 @@ class MailCapture:
                 highest = max(highest, int(m.group(1)))
         self._next_n = highest + 1
 
-    def _store(self, envelope: Envelope) -> dict:
+    def store(self, envelope: Envelope) -> dict:
         raw = envelope.original_content
         if raw is None:
             raw = envelope.content if isinstance(envelope.content, bytes) else str(envelope.content or "").encode()

@@ -87,7 +87,7 @@ def read_incidents(settings: Settings, idle_seconds: float = 1.5) -> dict:
     topic = TopicNames(settings.topic_prefix).name(INCIDENT_EVENTS)
     from kafka.errors import KafkaError
 
-    from streams.broker import admin, kafka_python_options, refusal
+    from streams.kafka.broker import admin, kafka_python_options, refusal
 
     try:   # as the producing commands do: a refusal ends it at once, an unreachable broker after 15 s
         admin(settings, wait_seconds=15).close()
@@ -258,7 +258,7 @@ def _run(args, settings: Settings) -> int:
         return run_dev(settings, sample=not args.no_sample, workers=args.workers,
                        kafka_nodes=args.kafka_nodes if args.dev_broker == "kafka" else 0)
     if args.command == "worker":
-        from streams.broker import BrokerRefused
+        from streams.kafka.broker import BrokerRefused
         from streams.worker import run_worker
         if not settings.broker:
             raise CliError("OUTAGE_BROKER is not set: the worker needs the broker's host:port "

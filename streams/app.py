@@ -33,14 +33,14 @@ from core.vocabulary import RESOLVED, UNAFFECTED
 from schemas import NoticeRecord
 from streams import metrics as M
 from streams import topics as T
-from streams.broker import BrokerProfile
+from streams.kafka.broker import BrokerProfile
 from streams.customers import customers_of
 from streams.deadletter import DeadLetters
 from streams.holding import HoldingUpdates
 from streams.incidents import IncidentDesk
 from streams.reach import BrokerReach
 from streams.sender import Sender
-from streams.tables import STORE_URL, PlacedTable, Table, TableManager
+from streams.kafka.tables import STORE_URL, PlacedTable, Table, TableManager
 from streams.tickets import TicketDesk
 from streams.views import PartitionViews
 
@@ -65,6 +65,7 @@ class Pipeline:
                  comment: Callable[[NoticeJob, datetime], str] | None = None, clock: Clock = utc_now,
                  delivery=None) -> None:
         self.settings = settings
+        self.profile = profile
         self.partitions = partitions
         self.clock = clock
         self.comment = comment or (lambda job, now: "")
@@ -76,7 +77,7 @@ class Pipeline:
         self.app = faust.App(
             self.names.app_id,
             broker=profile.faust_broker(settings),
-            store=STORE_URL,                 # memory, written through to RocksDB in the data dir (streams/tables.py)
+            store=STORE_URL,                 # memory, written through to RocksDB in the data dir (streams/kafka/tables.py)
             TableManager=TableManager,       # starts the tables without faust's one-second pause
             topic_partitions=partitions,
             topic_replication_factor=1,
@@ -98,7 +99,7 @@ class Pipeline:
             autodiscover=False,
             key_serializer="raw",
             value_serializer="raw",
-            **profile.faust_config(settings),   # session timeout, credentials (streams/broker.py)
+            **profile.faust_config(settings),   # session timeout, credentials (streams/kafka/broker.py)
         )
         app = self.app
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")

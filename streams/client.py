@@ -22,7 +22,7 @@ def producer(settings: Settings):
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
-    from streams.broker import kafka_python_options, refusal
+    from streams.kafka.broker import kafka_python_options, refusal
 
     if not settings.broker:
         raise ClientError("OUTAGE_BROKER is not set: point it at the broker (outage dev prints the value)")
@@ -34,10 +34,10 @@ def producer(settings: Settings):
 
 
 def produce(settings: Settings, topic_base: str, records: list[tuple[str, bytes | None]]) -> None:
-    from streams.broker import ensure_topics
+    from streams.kafka.broker import ensure_topics
     from streams.topics import TopicNames
 
-    from streams.broker import admin
+    from streams.kafka.broker import admin
 
     try:
         client = admin(settings, wait_seconds=15)

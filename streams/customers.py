@@ -45,7 +45,7 @@ from streams.customers_index import SERVICES, IndexChildren, decode_services, en
 if TYPE_CHECKING:
     from streams.views import StoredCustomer
 
-# streams.tables (faust) and streams.views are imported where used: a helper process imports
+# streams.kafka.tables (faust) and streams.views are imported where used: a helper process imports
 # this module for ``check_many`` and needs neither
 
 log = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ class Partition:
 
     def __init__(self, p: int, path: Path) -> None:
         self.p = p
-        from streams.tables import open_db
+        from streams.kafka.tables import open_db
 
         self.db = open_db(path)
         raw = self.db.get(OFFSET_KEY)
@@ -365,10 +365,12 @@ class CustomerStore:
         takes about a second to start (importing pydantic and the schemas)."""
         from aiokafka import TopicPartition
 
+        from streams.kafka.transport import wait_on_metadata
+
         try:
             # a consumer's metadata holds only the topics it asked for (Apache Kafka answers with
             # those alone; topics() does not fill them in): ask for this one
-            await asyncio.wait_for(consumer._client._wait_on_metadata(self.topic), 10)
+            await asyncio.wait_for(wait_on_metadata(consumer, self.topic), 10)
             tps = [TopicPartition(self.topic, p) for p in sorted(consumer.partitions_for_topic(self.topic) or ())]
             ends = await asyncio.wait_for(consumer.end_offsets(tps), 10) if tps else {}
         except Exception:  # noqa: BLE001 - only a head start: the assignment decides again
@@ -543,23 +545,15 @@ def _text(raw: bytes | None) -> str | None:
 
 def customers_of(pipe) -> CustomerStore:
     """The pipeline's customer store, and the hook that ties its loading into faust's rebalance."""
-    from streams import tansu
-    from streams.broker import FETCH_MAX_WAIT_MS, TANSU, aiokafka_options, bootstrap
-    from streams.tables import RebalanceHook, state_dir
-
-    on_tansu = TANSU.scheme in {url.scheme for url in pipe.app.conf.broker}
-
-    async def end_offsets(consumer, tps):
-        if on_tansu:  # its ListOffsets answer may fall short (streams/tansu.py)
-            return await tansu.end_offsets(consumer, tps)
-        return await consumer.end_offsets(tps)
+    from streams.kafka.broker import FETCH_MAX_WAIT_MS, aiokafka_options, bootstrap
+    from streams.kafka.tables import RebalanceHook, state_dir
 
     async def dead_letter(**kwargs) -> None:
         await pipe.dlq.send_raw(**kwargs)
 
     store = CustomerStore(bootstrap_servers=bootstrap(pipe.settings), topic=pipe.names.name(T.CUSTOMERS),
                           state_dir=state_dir(pipe.app) / "customers", dead_letter=dead_letter,
-                          end_offsets=end_offsets,
+                          end_offsets=pipe.profile.end_offsets,
                           # a short fetch wait on every broker: Kafka answers one connection's requests
                           # in order, so the ListOffsets of ``caught_up`` waited behind a waiting fetch
                           # (aiokafka's 500 ms): a round reached its partitions one after another, 0.5 s

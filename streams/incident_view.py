@@ -27,9 +27,8 @@ from mode import Service
 from pydantic import ValidationError
 
 from domain.incident import IncidentState
-from streams import tansu
 from streams import topics as T
-from streams.broker import FETCH_MAX_WAIT_MS, KAFKA, TANSU, BrokerProfile, aiokafka_options, bootstrap
+from streams.kafka.broker import FETCH_MAX_WAIT_MS, KAFKA, BrokerProfile, aiokafka_options, bootstrap
 
 if TYPE_CHECKING:  # pragma: no cover
     from streams.app import Pipeline
@@ -39,14 +38,6 @@ log = logging.getLogger(__name__)
 POLL_TIMEOUT_MS = 500
 RETRY_SECONDS = (0.5, 1.0, 2.0, 5.0)
 
-
-def profile_of(pipe: "Pipeline") -> BrokerProfile:
-    """The broker profile the pipeline's workers use (told by their faust broker URL)."""
-    known = getattr(pipe, "profile", None)
-    if isinstance(known, BrokerProfile):
-        return known
-    schemes = {url.scheme for url in pipe.app.conf.broker}
-    return TANSU if TANSU.scheme in schemes else KAFKA
 
 
 def decode_key(raw: bytes | None) -> str | None:
@@ -76,7 +67,7 @@ class IncidentView(Service):
                  profile: BrokerProfile = KAFKA, client_id: str = "outage-incident-view",
                  security: dict | None = None, **kwargs) -> None:
         super().__init__(**kwargs)
-        self.security = dict(security or {})   # aiokafka_options() of the settings (streams/broker.py)
+        self.security = dict(security or {})   # aiokafka_options() of the settings (streams/kafka/broker.py)
         self.bootstrap_servers = list(bootstrap_servers)
         self.topic = topic
         self.partitions = partitions
@@ -93,7 +84,7 @@ class IncidentView(Service):
     @classmethod
     def of(cls, pipe: "Pipeline", **kwargs) -> "IncidentView":
         return cls(bootstrap_servers=bootstrap(pipe.settings), topic=pipe.names.changelog(T.INCIDENTS_TABLE),
-                   partitions=pipe.partitions, profile=profile_of(pipe), security=aiokafka_options(pipe.settings),
+                   partitions=pipe.partitions, profile=pipe.profile, security=aiokafka_options(pipe.settings),
                    **kwargs)
 
     # -- reads -------------------------------------------------------------------------------
@@ -138,10 +129,7 @@ class IncidentView(Service):
 
     async def _end_offsets(self, consumer: AIOKafkaConsumer) -> dict[int, int]:
         tps = self._tps()
-        if self.profile is TANSU:   # its ListOffsets answer may fall short (streams/tansu.py)
-            found = await tansu.end_offsets(consumer, tps)
-        else:
-            found = await consumer.end_offsets(tps)
+        found = await self.profile.end_offsets(consumer, tps)
         return {tp.partition: offset for tp, offset in found.items()}
 
     def _new_consumer(self) -> AIOKafkaConsumer:

@@ -25,7 +25,7 @@ from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
 from mode import Service
 
-from streams.broker import aiokafka_options, bootstrap
+from streams.kafka.broker import aiokafka_options, bootstrap
 
 if TYPE_CHECKING:  # pragma: no cover
     from streams.app import Pipeline

@@ -12,7 +12,7 @@ from notifiers.render import render_ticket_comment
 from core.settings import Settings
 from streams import metrics as M
 from streams.app import Pipeline
-from streams.broker import admin, detect_profile, ensure_topics
+from streams.kafka.broker import admin, detect_profile, ensure_topics
 
 log = logging.getLogger(__name__)
 

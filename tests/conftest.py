@@ -86,7 +86,7 @@ def topics(broker, prefix):
     Apache Kafka nothing is created by producing to it (the fixture's brokers do not auto-create),
     so a record produced before the first worker starts lands in the intended partitions."""
     from core.settings import Settings
-    from streams.broker import ensure_topics
+    from streams.kafka.broker import ensure_topics
 
     return ensure_topics(Settings(broker=broker.bootstrap, topic_prefix=prefix, partitions=4))
 

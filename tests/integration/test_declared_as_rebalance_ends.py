@@ -6,7 +6,7 @@ It is declared as soon as the third worker is assigned, while the other two may 
 recovering: faust drops what it reads then and seeks back to the committed offsets, and the
 incident's partition has none committed yet. aiokafka did not move such a partition, so the event
 was never read (1 run in 3 failed so here; "the fan-out never began" in 4 of 13 three-worker
-kill -9 runs of test_failover on a fresh Kafka). ``streams/consumer_thread.py`` seeks it to its
+kill -9 runs of test_failover on a fresh Kafka). ``streams/kafka/transport.py`` seeks it to its
 start; 6 of 6 runs passed after that.
 """
 

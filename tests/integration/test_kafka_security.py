@@ -135,7 +135,7 @@ def test_wrong_credentials_end_the_worker_with_one_clear_line(kafka, workers):
 
 
 def test_on_three_brokers_topics_get_three_replicas_and_two_in_sync(prefix):
-    from streams.broker import ensure_topics
+    from streams.kafka.broker import ensure_topics
 
     cluster = _start(nodes=3, heap="384m")
     try:

@@ -1,7 +1,7 @@
 """Table recovery with producers batching normally, on both brokers; the embedded broker's defect first.
 
 Tansu's ListOffsets answer is the base offset of a partition's last batch + 1 (NOTES.md), and
-faust's recovery reads each changelog up to that answer. ``streams/tansu.py`` takes the end from
+faust's recovery reads each changelog up to that answer. ``streams/kafka/transport.py`` takes the end from
 a fetch's high watermark instead. These tests write in real multi-record batches (and check
 that they did: the broker's own answer falls short), then demand every record back.
 """
@@ -16,7 +16,7 @@ import pytest
 from kafka import KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
-from streams import tansu
+from streams.kafka import transport as tansu
 from tests.conftest import API_TOKEN, http
 
 PARTITIONS = 3
@@ -31,7 +31,7 @@ def _listed_end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
         consumer.close()
 
 
-@pytest.mark.only_broker("tansu")   # the embedded broker's defect, and streams/tansu.py's answer to it
+@pytest.mark.only_broker("tansu")   # the embedded broker's defect, and streams/kafka/transport.py's answer to it
 async def test_end_offsets_are_the_true_ends_after_batched_writes(broker, prefix):
     from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
     from aiokafka.structs import TopicPartition as ATP
@@ -51,7 +51,7 @@ async def test_end_offsets_are_the_true_ends_after_batched_writes(broker, prefix
 
     listed = _listed_end_offsets(broker.bootstrap, topic)
     assert listed[0] < counts[0], ("the broker's ListOffsets answer is right now: the workaround in "
-                                   f"streams/tansu.py may go (listed {listed[0]}, written {counts[0]})")
+                                   f"streams/kafka/transport.py may go (listed {listed[0]}, written {counts[0]})")
     consumer = AIOKafkaConsumer(bootstrap_servers=broker.bootstrap, group_id=None)
     await consumer.start()
     try:
@@ -128,7 +128,7 @@ async def test_a_worker_killed_and_restarted_recovers_every_customer(workers, br
     if broker.kind == "tansu":
         assert all(listed[p] == ends[p] - extra + 1 for p in partitions), (
             f"the broker's ListOffsets answer is right now ({listed} for ends {ends}): the workaround in "
-            "streams/tansu.py may go")
+            "streams/kafka/transport.py may go")
     else:   # Apache Kafka answers right: the worker reads to the true end with faust's own means
         assert listed == ends, f"ListOffsets {listed}, written {ends}"
     expected = n + extra * len(partitions)

@@ -69,7 +69,7 @@ def test_inventory_is_well_formed():
 def test_the_web_application_serves_exactly_the_declared_routes(tmp_path):
     """In-process: the Pipeline a worker builds, its aiohttp router read after faust mounts its blueprints."""
     from streams.app import Pipeline
-    from streams.broker import TANSU
+    from streams.kafka.broker import TANSU
 
     settings = Settings(broker="127.0.0.1:9", data_dir=tmp_path, api_token=API_TOKEN, secret="test-secret")
     pipe = Pipeline(settings, profile=TANSU, partitions=4, mailer=None, compose=lambda job, now: b"")

@@ -1,6 +1,6 @@
 """Start-up and restart: a worker keeps its customers and tables in its data dir (streams/customers.py,
-streams/tables.py) and, restarted, reads only what it missed; with an empty data dir it rebuilds
-everything from the topics. On the embedded Tansu broker (its ListOffsets defect: streams/tansu.py),
+streams/kafka/tables.py) and, restarted, reads only what it missed; with an empty data dir it rebuilds
+everything from the topics. On the embedded Tansu broker (its ListOffsets defect: streams/kafka/transport.py),
 with real worker processes stopped cleanly and with ``kill -9``."""
 
 from __future__ import annotations

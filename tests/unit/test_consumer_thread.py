@@ -1,6 +1,6 @@
-"""streams/consumer_thread.py: seeking back to the committed offsets reaches the stream partitions
+"""streams/kafka/transport.py: seeking back to the committed offsets reaches the stream partitions
 with nothing committed above 0 (aiokafka's own seek leaves them where they are), and leaves the
-changelogs to faust's recovery. Both transports use this thread."""
+changelogs to faust's recovery. Both brokers' transports use this thread."""
 
 from __future__ import annotations
 
@@ -8,9 +8,7 @@ from types import SimpleNamespace
 
 from aiokafka.structs import TopicPartition
 
-from streams import consumer_thread as C
-from streams import kafka_transport as K
-from streams import tansu
+from streams.kafka import transport as C
 
 NONE, ZERO, FIVE = (TopicPartition("t.incident-events", p) for p in range(3))
 CHANGELOG = TopicPartition("t.worker-incidents-changelog", 0)
@@ -63,7 +61,11 @@ async def test_the_changelogs_stay_where_recovery_put_them():
     assert consumer.seeks == []
 
 
-def test_both_transports_use_this_thread():
-    assert issubclass(K.ConsumerThread, C.ConsumerThread)
-    assert issubclass(tansu.ConsumerThread, C.ConsumerThread)
-    assert K.ConsumerThread.seek_to_committed is C.ConsumerThread.seek_to_committed
+def test_both_transports_use_this_thread_with_their_broker_flavour():
+    flavours = {}
+    for transport in (C.KafkaTransport, C.TansuTransport):
+        assert issubclass(transport.Consumer, C.Consumer) and issubclass(transport.Producer, C.Producer)
+        flavours[transport.Consumer.flavour.scheme] = transport.Consumer.flavour
+        assert transport.Producer.flavour is transport.Consumer.flavour
+    assert flavours["outage-kafka"].seek_unknown_to_start and not flavours["outage-kafka"].end_offsets_from_fetch
+    assert flavours["outage-tansu"].end_offsets_from_fetch and not flavours["outage-tansu"].producer_extra

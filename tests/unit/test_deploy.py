@@ -326,7 +326,7 @@ def test_topics_job_calls_code_that_exists():
     assert command[:2] == ["python", "-c"]
     tree = ast.parse(command[2])
     imports = [(n.module, a.name) for n in ast.walk(tree) if isinstance(n, ast.ImportFrom) for a in n.names]
-    assert ("streams.broker", "ensure_topics") in imports
+    assert ("streams.kafka.broker", "ensure_topics") in imports
     for module, name in imports:
         assert hasattr(importlib.import_module(module), name), f"{module}.{name} does not exist"
 

@@ -14,7 +14,7 @@ from pydantic import ValidationError
 
 from core.settings import Settings
 from schemas import describe_validation_error
-from streams import broker as B
+from streams.kafka import broker as B
 from streams import topics as T
 
 SCRAM = dict(kafka_security_protocol="SASL_PLAINTEXT", kafka_sasl_mechanism="SCRAM-SHA-256",
@@ -311,7 +311,7 @@ def test_existing_topics_with_fewer_replicas_than_asked_are_named_in_a_warning(c
     everything = [names.name(b) for b in T.ALL] + [names.changelog(t) for t in T.TABLES]
     topics = [{"error_code": 0, "name": n, "partitions": [{"partition_index": 0, "replica_nodes": [1]}]}
               for n in everything]
-    with caplog.at_level("WARNING", logger="streams.broker"):
+    with caplog.at_level("WARNING", logger="streams.kafka.broker"):
         B.ensure_topics(Settings(broker="127.0.0.1:9092", topic_prefix="p.", replication_factor=3),
                         FakeAdmin(3, topics=topics))
     warned = [r.getMessage() for r in caplog.records if "replicas, OUTAGE_REPLICATION_FACTOR is 3" in r.getMessage()]

@@ -1,28 +1,28 @@
 """Everything that depends on which broker we talk to, in one place.
 
 Production is Apache Kafka and keeps Kafka's defaults. The embedded Tansu broker (``outage dev``
-and the tests) has measured defects (../shared/NOTES.md), worked around here only:
+and the tests) has measured defects (docs/kafka.md), worked around in this package only:
 
 - its ListOffsets answer is the base offset of the last *batch* + 1, which silently breaks
   faust's table recovery: the workers' transport takes a changelog's end from a fetch's high
-  watermark instead (``streams/tansu.py``), so producers keep normal batching;
+  watermark instead (``streams/kafka/transport.py``), so producers keep normal batching;
 - no idempotent producer or transactions: at-least-once processing (the ledger makes sends
   idempotent on every broker anyway);
 - it holds the first JoinGroup for half the session timeout: a 6 s session timeout (the
   smallest a default Kafka accepts) keeps start-up and fail-over short;
 - producing to a missing topic creates it with 4 partitions: every topic is created
   explicitly, with its intended partition count, before the worker starts;
-- it answers a waiting fetch late, and faust hard-codes a 1.5 s fetch wait: the workers use
-  a transport with a 100 ms wait (``streams/tansu.py``);
+- it answers a waiting fetch late, and faust hard-codes a 1.5 s fetch wait: the workers'
+  transport waits 100 ms (``streams/kafka/transport.py``, on both brokers);
 - standby table replicas are off: on one machine they only double the changelog traffic.
 
 On Apache Kafka (the production engine) the workers' producer is idempotent with ``acks=all``
-(``streams/kafka_transport.py``), the topics are created with ``OUTAGE_REPLICATION_FACTOR`` (default
+(``streams/kafka/transport.py``), the topics are created with ``OUTAGE_REPLICATION_FACTOR`` (default
 min(3, brokers)) and ``min.insync.replicas`` = min(2, replication factor), and every table keeps one
 standby replica on another worker, so a failover does not rebuild it from its changelog.
 
 The profile is detected from the cluster id Tansu reports (``tansu_cluster`` by default) unless
-``OUTAGE_BROKER_PROFILE`` says otherwise.
+``OUTAGE_BROKER_PROFILE`` says otherwise: here (:func:`detect_profile`), and nowhere else.
 
 Secure connections (``OUTAGE_KAFKA_SECURITY_PROTOCOL``, ``OUTAGE_KAFKA_SASL_MECHANISM``,
 ``OUTAGE_KAFKA_USERNAME``, ``OUTAGE_KAFKA_PASSWORD``, ``OUTAGE_KAFKA_CA_FILE``) are turned into each
@@ -36,7 +36,6 @@ line (:class:`BrokerRefused`) instead of retrying for ever.
 from __future__ import annotations
 
 import asyncio
-import importlib
 import logging
 import ssl
 import threading
@@ -45,14 +44,11 @@ from dataclasses import dataclass
 
 from core.settings import Settings
 from streams import topics as T
+from streams.kafka.transport import FETCH_MAX_WAIT_MS, KAFKA_FLAVOUR, TANSU_FLAVOUR, Flavour, end_offsets, register
 
 log = logging.getLogger(__name__)
 
-# The fetch wait of every consumer a worker runs, on both brokers (faust hard-codes 1.5 s for its
-# own, aiokafka defaults to 500 ms): Tansu answers a waiting fetch late, and Kafka leaves a
-# partition out of the fetch under way waiting for it, and answers one connection's requests in
-# order, so a ListOffsets waits behind a waiting fetch (streams/tansu.py, streams/kafka_transport.py)
-FETCH_MAX_WAIT_MS = 100
+__all__ = ["FETCH_MAX_WAIT_MS", "KAFKA", "TANSU", "BrokerProfile", "BrokerRefused"]
 
 
 class BrokerRefused(RuntimeError):
@@ -63,13 +59,20 @@ class BrokerRefused(RuntimeError):
 class BrokerProfile:
     name: str
     faust: dict
-    scheme: str                 # faust transport of the workers
-    transport: str              # the module that registers it
+    flavour: Flavour            # the workers' transport on this broker
     replicated: bool = True     # topics get the replication factor and min.insync.replicas
+    # a plain consumer's end offsets must come from a fetch (streams.kafka.transport.end_offsets)
+    end_offsets_from_fetch: bool = False
+
+    async def end_offsets(self, consumer, partitions) -> dict:
+        """The end offsets of ``partitions`` for a started aiokafka consumer on this broker."""
+        if self.end_offsets_from_fetch:   # Tansu's ListOffsets answer may fall short
+            return await end_offsets(consumer, partitions)
+        return await consumer.end_offsets(partitions)
 
     def faust_broker(self, settings: Settings) -> list[str]:
-        importlib.import_module(self.transport).register()
-        return [f"{self.scheme}://{b}" for b in bootstrap(settings)]
+        scheme = register(self.flavour)
+        return [f"{scheme}://{b}" for b in bootstrap(settings)]
 
     def faust_config(self, settings: Settings) -> dict:
         """The faust app settings of this profile, with the settings' session timeout and credentials."""
@@ -96,13 +99,13 @@ KAFKA = BrokerProfile("kafka", {
     # a standby copy of every table on another worker: a failover resumes from it, not from the
     # whole changelog (faust's default, stated because the Tansu profile turns it off)
     "table_standby_replicas": 1,
-}, scheme="outage-kafka", transport="streams.kafka_transport")   # idempotent producer
+}, flavour=KAFKA_FLAVOUR)   # idempotent producer
 TANSU = BrokerProfile("tansu", {
     "broker_session_timeout": 6.0,
     "broker_heartbeat_interval": 2.0,
     # standbys only double the changelog traffic on one machine (14 % of a worker's time, measured)
     "table_standby_replicas": 0,
-}, scheme="outage-tansu", transport="streams.tansu", replicated=False)  # a short fetch wait
+}, flavour=TANSU_FLAVOUR, replicated=False, end_offsets_from_fetch=True)
 
 
 # -- secure connections: the settings as each client library's options --------------------------
