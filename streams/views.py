@@ -1,6 +1,6 @@
 """Per-partition views of the worker's state: the customers and who was notified.
 
-A worker answers a round on partition p from partition p's customers only (NOTES.md). The
+A worker answers a round on partition p from partition p's customers only. The
 customers are kept per partition by ``streams.customers.CustomerStore`` (its index in memory, the
 records on local disk); the ledger is a faust table holding every partition the worker has (and
 has had), so each entry carries its partition and the "notified" view is built per partition,
@@ -19,24 +19,6 @@ from typing import Callable, Iterable, MutableMapping
 from domain import ledger as L
 from domain.affected import CustomerIndex
 from schemas import Customer
-
-
-def stored(p: int, customer: Customer) -> str:
-    """A customer as kept in the customers table."""
-    return f"{p}:{customer.model_dump_json()}"
-
-
-def _split(value: str) -> tuple[int, str]:
-    p, _, text = value.partition(":")
-    return int(p), text
-
-
-def _services(data: dict) -> list[tuple[str, str]]:
-    return [(s["component"], s["region"]) for s in data.get("services", ())]
-
-
-def services_of_stored(value: str | None) -> list[tuple[str, str]]:
-    return _services(json.loads(_split(value)[1])) if value else []
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,10 +46,6 @@ class StoredCustomer:
     tier: str | None = None
     contacts: tuple[StoredContact, ...] = ()
     services: tuple[StoredService, ...] = ()
-
-
-def customer_of_stored(value: str) -> StoredCustomer:
-    return customer_of_json(_split(value)[1])
 
 
 def customer_of_json(text: str | bytes) -> StoredCustomer:
