@@ -37,6 +37,7 @@ from streams.kafka.broker import BrokerProfile
 from streams.customers import customers_of
 from streams.deadletter import DeadLetters
 from streams.holding import HoldingUpdates
+from streams.preferences import Preferences
 from streams.incidents import IncidentDesk
 from streams.reach import BrokerReach
 from streams.sender import Sender
@@ -143,6 +144,7 @@ class Pipeline:
         self._background: set[asyncio.Task] = set()
         self.joined = False      # joined the group once (stays True across later rebalances)
         self.recovered = False   # the tables are recovered for the partitions assigned now
+        self.preferences = Preferences(topic=self.preferences_topic, ledger=self.ledger, dlq=self.dlq, clock=clock)
         self.desk = TicketDesk(self)
         self.incident_desk = IncidentDesk(self)
         self._register()
@@ -155,7 +157,7 @@ class Pipeline:
         app = self.app
         app.agent(self.ticket_topic, name="tickets")(self.desk.ticket_agent)
         app.agent(self.ticket_requests_topic, name="ticket-requests")(self.desk.request_agent)
-        app.agent(self.preferences_topic, name="preferences")(self._preferences_agent)
+        app.agent(self.preferences_topic, name="preferences")(self.preferences.agent)
         app.task(self._customer_agent)
         app.agent(self.incident_topic, name="incidents")(self.incident_desk.agent)
         app.agent(self.rounds_topic, name="audience")(self._audience_agent)
@@ -315,21 +317,6 @@ class Pipeline:
         plans = self._audience.get(rnd.incident_id, {})
         if plans.get(p) is plan and rnd.trigger == "resolved":
             del plans[p]
-
-    # -- preferences -------------------------------------------------------------------------
-    async def request_unsubscribe(self, customer_id: str, recipient: str) -> None:
-        """From the web: routed onto the customer's partition, applied by the preferences agent."""
-        value = json.dumps({"customer_id": customer_id, "recipient": recipient, "action": "unsubscribe",
-                            "at": self.clock().isoformat()}).encode()
-        await self.preferences_topic.send(key=customer_id.encode(), value=value)
-
-    async def _preferences_agent(self, stream) -> None:
-        async for event in stream.events():
-            async with self.dlq.guard(event, T.PREFERENCES):
-                request = json.loads(event.value)
-                entry = L.record_unsubscribe(self.ledger.get(request["customer_id"]), request["recipient"])
-                entry["p"] = event.message.partition
-                self.ledger[request["customer_id"]] = entry
 
     # -- rounds known on a partition (the latest-rounds table) ---------------------------------
     def latest_rounds(self, p: int) -> list[Round]:

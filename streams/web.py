@@ -315,7 +315,7 @@ def register_pages(pipe: "Pipeline") -> None:
             if found is None:
                 return self.html(invalid, status=404)
             try:
-                await pipe.request_unsubscribe(*found)
+                await pipe.preferences.request_unsubscribe(*found)
             except (ProducerSendError, KafkaError) as exc:
                 log.warning("the broker did not take an unsubscribe request: %s", type(exc.__cause__ or exc).__name__)
                 return self.html(_page("Please try again in a minute.", ""), status=503)
