@@ -1,7 +1,7 @@
 """Everything that depends on which broker we talk to, in one place.
 
 Production is Apache Kafka and keeps Kafka's defaults. The embedded Tansu broker (``outage dev``
-and the tests) has measured defects (../shared/NOTES.md), worked around here only:
+and the tests) has measured defects (docs/kafka.md), worked around here only:
 
 - its ListOffsets answer is the base offset of the last *batch* + 1, which silently breaks
   faust's table recovery: the workers' transport takes a changelog's end from a fetch's high

@@ -2,7 +2,7 @@
 producer and a short fetch wait.
 
 faust-streaming 0.15 asks for ``enable_idempotence`` only inside a transaction
-(``processing_guarantee="exactly_once"``, which the pipeline does not use: ../shared/NOTES.md), and
+(``processing_guarantee="exactly_once"``, which the pipeline does not use: docs/kafka.md), and
 has no setting for it otherwise. On Apache Kafka an idempotent producer costs nothing and keeps a
 retried batch from being written twice or out of order (``acks=all`` is faust's default,
 ``producer_acks=-1``; idempotence requires it). The embedded Tansu broker cannot issue producer

@@ -1,7 +1,7 @@
 """A faust transport for the embedded Tansu broker: aiokafka, with two of its defects worked around.
 
 - **End offsets.** Tansu's ListOffsets answer for "latest" is the base offset of a partition's
-  last record *batch* + 1, not its last offset + 1 (../shared/NOTES.md). faust's table recovery
+  last record *batch* + 1, not its last offset + 1 (docs/kafka.md). faust's table recovery
   reads a changelog up to that answer, so with normal batching a restarted worker silently
   recovered only part of its tables. The high watermark in a Fetch response is right, so
   :func:`end_offsets` asks ListOffsets first (a lower bound) and then fetches from just below

@@ -35,7 +35,7 @@ from schemas import (
     to_json_bytes,
 )
 
-# The examples of CONTRACT.md, verbatim.
+# The examples of the contract (docs/contract.md), verbatim.
 CUSTOMER_EXAMPLE = """{"customer_id": "c-42", "name": "Example KK", "locale": "ja", "timezone": "Asia/Tokyo",
  "tier": "enterprise",
  "contacts": [{"email": "ops@example.jp", "name": "Sato"}],
