@@ -315,7 +315,7 @@ def test_the_limits_are_the_documented_ones():
 def test_the_readme_states_the_limits_of_schemas_limits():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "design.md").read_text(encoding="utf-8")
     bullet = readme.split("- **Length limits**", 1)[1].split("\n- ", 1)[0].split("\n\n", 1)[0]
     bullet = " ".join(bullet.split())
     for text in (f"title {MAX_TITLE_CHARS} per locale", f"message {MAX_MESSAGE_CHARS:,} per locale",
