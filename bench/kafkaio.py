@@ -1,6 +1,6 @@
 """The bench's own Kafka traffic (kafka-python): topics, customers in bulk, events, notices back.
 
-On the Tansu broker ``end_offsets()`` is wrong (NOTES.md), so reading "to the end" uses the
+On the Tansu broker ``end_offsets()`` is wrong (docs/kafka.md), so reading "to the end" uses the
 high watermark of fetch responses (``consumer.highwater``), which is right.
 """
 

@@ -580,7 +580,7 @@ def schedule_row(ctx: Ctx, worker: Worker, broker: Broker, reader, producer, pre
 
     The interval leaves room for both rounds: a promise can only be kept when sending a round
     takes less than the interval (at ~900/s, 100,000 contacts take ~110 s, so a 60 s interval
-    was infeasible by construction; see the README). 300 s at full size, a cadence still far
+    was infeasible by construction; see docs/benchmark.md). 300 s at full size, a cadence still far
     shorter than the 30-120 minutes of real incidents."""
     interval = max(20, round(300 * ctx.scale))
     inc = f"sched-{uuid.uuid4().hex[:6]}"
@@ -742,7 +742,7 @@ def scenario_takeover(ctx: Ctx) -> list[Row]:
         env = ctx.worker_env(broker, prefix, delivery_processes=0)
         if ctx.on_kafka:
             # as the tests do (tests/conftest.py): Kafka's smallest session timeout, so the dead
-            # worker's partitions move within seconds (the Kafka profile's default is 30 s)
+            # worker's partitions move within seconds (the Kafka profile's default is 10 s)
             env["OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS"] = str(TAKEOVER_SESSION_TIMEOUT_KAFKA)
         timeout = min(ctx.max_wait, 180 + customers / 200)
         workers = [ctx.procs.add(Worker(env, ctx.workdir, f"t-worker-{i}")).start() for i in (1, 2)]

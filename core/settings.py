@@ -2,7 +2,7 @@
 
 Read from the environment once, at start (``Settings.from_env()``), validated, and passed
 in to whatever needs it. Nothing else in the code reads the environment.
-The variables are those of ../shared/CONTRACT.md, plus a few documented extras
+The variables are those of the contract (docs/contract.md), plus a few documented extras
 (``OUTAGE_PARTITIONS``, ``OUTAGE_WEB_HOST``, ``OUTAGE_BROKER_PROFILE``,
 ``OUTAGE_BROKER_SESSION_TIMEOUT_SECONDS`` and the schedule tuning knobs) that the contract leaves open.
 """

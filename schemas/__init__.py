@@ -1,4 +1,4 @@
-"""Pydantic models of every record on the pipeline's topics (see CONTRACT.md), with parsing helpers."""
+"""Pydantic models of every record on the pipeline's topics (see docs/contract.md), with parsing helpers."""
 
 from .common import (
     Email,

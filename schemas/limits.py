@@ -1,4 +1,4 @@
-"""Length limits of the input records' texts, stated once (README "Length limits", the schemas
+"""Length limits of the input records' texts, stated once (docs/design.md "Length limits", the schemas
 and the tests all read them from here).
 
 Every limit is far above what an operator writes by hand, and low enough that no single field

@@ -1,7 +1,7 @@
 """The faust-streaming app: topics, tables, the wiring of the agents, rebalancing and sending.
 
 Agents are thin: they parse a record (bad input goes to the dead-letter topic, the stream goes
-on), call the domain, and move the result on. Data flow (see README, "Design"):
+on), call the domain, and move the result on. Data flow (docs/design.md):
 
   customers ─▶ customers reader (streams/customers.py) ─▶ local store + per-partition index
   incident-events, ticks ─▶ incident agent (streams/incidents.py) ─▶ incidents table; a round to

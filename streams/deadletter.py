@@ -37,7 +37,7 @@ def _text(raw: bytes | str | None) -> str | None:
     return raw[:MAX_VALUE_CHARS]
 
 
-# The id that the key of each keyed input topic is (CONTRACT.md), by the topic's base name.
+# The id that the key of each keyed input topic is (docs/contract.md), by the topic's base name.
 KEY_FIELDS = {T.CUSTOMERS: "customer_id", T.INCIDENT_EVENTS: "incident_id", T.TICKET_EVENTS: "ticket_id"}
 
 

@@ -1,6 +1,6 @@
 """Per-partition views of the worker's state: the customers and who was notified.
 
-A worker answers a round on partition p from partition p's customers only. The
+A worker answers a round on partition p from partition p's customers only (docs/design.md). The
 customers are kept per partition by ``streams.customers.CustomerStore`` (its index in memory, the
 records on local disk); the ledger is a faust table holding every partition the worker has (and
 has had), so each entry carries its partition and the "notified" view is built per partition,

@@ -107,7 +107,7 @@ def base_env(broker, smtp, prefix, tmp_path, topics):
         "OUTAGE_SCHEDULE_LEAD_SECONDS": "1",
         "OUTAGE_SCHEDULE_TICK_SECONDS": "0.5",
         # several workers share this machine's 2 cores in most tests: no delivery helpers (the
-        # README's setting for several workers per machine); test_delivery and test_first_notice
+        # docs/operating.md setting for several workers per machine); test_delivery and test_first_notice
         # run them explicitly
         "OUTAGE_DELIVERY_PROCESSES": "0",
         # Kafka's smallest session timeout (the embedded broker's profile already uses it): a

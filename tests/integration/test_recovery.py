@@ -1,6 +1,6 @@
 """Table recovery with producers batching normally, on both brokers; the embedded broker's defect first.
 
-Tansu's ListOffsets answer is the base offset of a partition's last batch + 1 (NOTES.md), and
+Tansu's ListOffsets answer is the base offset of a partition's last batch + 1 (docs/kafka.md), and
 faust's recovery reads each changelog up to that answer. ``streams/kafka/transport.py`` takes the end from
 a fetch's high watermark instead. These tests write in real multi-record batches (and check
 that they did: the broker's own answer falls short), then demand every record back.

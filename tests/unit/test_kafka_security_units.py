@@ -229,7 +229,7 @@ async def test_the_tansu_transports_producer_is_not_idempotent():
     app = faust.App("t-tansu", broker=B.TANSU.faust_broker(settings), **B.TANSU.faust_config(settings))
     producer = app.producer._new_producer()
     try:
-        assert producer._txn_manager is None   # Tansu cannot issue producer ids (NOTES.md)
+        assert producer._txn_manager is None   # Tansu cannot issue producer ids (docs/kafka.md)
     finally:
         await producer.stop()
 

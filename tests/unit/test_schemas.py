@@ -35,7 +35,7 @@ from schemas import (
     to_json_bytes,
 )
 
-# The examples of CONTRACT.md, verbatim.
+# The examples of the contract (docs/contract.md), verbatim.
 CUSTOMER_EXAMPLE = """{"customer_id": "c-42", "name": "Example KK", "locale": "ja", "timezone": "Asia/Tokyo",
  "tier": "enterprise",
  "contacts": [{"email": "ops@example.jp", "name": "Sato"}],
@@ -315,7 +315,7 @@ def test_the_limits_are_the_documented_ones():
 def test_the_readme_states_the_limits_of_schemas_limits():
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    readme = (Path(__file__).resolve().parents[2] / "docs" / "design.md").read_text(encoding="utf-8")
     bullet = readme.split("- **Length limits**", 1)[1].split("\n- ", 1)[0].split("\n\n", 1)[0]
     bullet = " ".join(bullet.split())
     for text in (f"title {MAX_TITLE_CHARS} per locale", f"message {MAX_MESSAGE_CHARS:,} per locale",
