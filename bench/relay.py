@@ -128,13 +128,26 @@ def judge(mails: Iterable[MailLike], *, interval: float, until: float, slack: fl
     promise too; a promise falling later is not judged. ``worst_missed_s``: the most seconds a
     missed promise was overdue (None when none was missed). ``close_examples``: the first
     ``CLOSE_EXAMPLES`` close pairs, each with the gap, the kind of the notice before, how far
-    ahead of its arrival the promise it held lay, and its copies (to see why it came so soon)."""
+    ahead of its arrival the promise it held lay, and its copies (to see why it came so soon);
+    ``missed_examples``: the first ``CLOSE_EXAMPLES`` missed promises, each with the kinds of the
+    notice that stated it and of the one that came late (None: nothing came), when the first came
+    (seconds after the first email watched), how far ahead its promise lay, and how late it was."""
+    mails = list(mails)
     by_rcpt: dict[str, list[MailLike]] = {}
     for m in sorted(mails, key=lambda m: m.received):
         by_rcpt.setdefault(m.rcpt, []).append(m)
     notices = kept = close = repeats = 0
     missed: list[float] = []
     examples: list[dict] = []
+    missed_examples: list[dict] = []
+    start = min((m.received for m in mails), default=0.0)
+
+    def note_miss(before, after, promise, past) -> None:
+        if len(missed_examples) < CLOSE_EXAMPLES:
+            missed_examples.append({"before_kind": before.kind, "after_kind": after.kind if after else None,
+                                    "before_at_s": round(before.received - start, 2),
+                                    "promise_ahead_s": round(promise - before.received, 2),
+                                    "late_s": round(past, 2)})
     for ms in by_rcpt.values():
         seen: set[str] = set()
         distinct = []
@@ -153,6 +166,7 @@ def judge(mails: Iterable[MailLike], *, interval: float, until: float, slack: fl
                 past = after.received - promise
                 if past > slack:
                     missed.append(past)
+                    note_miss(before, after, promise, past)
                 else:
                     kept += 1
             if after.kind == "scheduled" and after.received - before.received < interval * 2 / 3 - slack:
@@ -166,5 +180,7 @@ def judge(mails: Iterable[MailLike], *, interval: float, until: float, slack: fl
         last = _in_force(copies[distinct[-1].message_id], None)
         if last is not None and until - last > slack:
             missed.append(until - last)   # nothing came by it
+            note_miss(distinct[-1], None, last, until - last)
     return {"notices": notices, "kept": kept, "missed": len(missed), "worst_missed_s": max(missed, default=None),
-            "close": close, "close_examples": examples, "repeats": repeats, "contacts": len(by_rcpt)}
+            "close": close, "close_examples": examples, "missed_examples": missed_examples, "repeats": repeats,
+            "contacts": len(by_rcpt)}

@@ -23,8 +23,8 @@ def _m(rcpt: str, mid: str, kind: str, received: float, next_update: float | Non
 def test_a_notice_arriving_by_the_promise_keeps_it():
     mails = [_m("a@x.jp", "<a1>", "acknowledged", 0.0, 60.0), _m("a@x.jp", "<a2>", "scheduled", 59.5, 119.5)]
     assert judge(mails, interval=INTERVAL, until=100.0) == {
-        "notices": 2, "kept": 1, "missed": 0, "worst_missed_s": None, "close": 0, "close_examples": [], "repeats": 0,
-        "contacts": 1}
+        "notices": 2, "kept": 1, "missed": 0, "worst_missed_s": None, "close": 0, "close_examples": [],
+        "missed_examples": [], "repeats": 0, "contacts": 1}
     # within the slack (1 s) past the promise still counts as kept
     late_but_slack = [_m("a@x.jp", "<a1>", "acknowledged", 0.0, 60.0), _m("a@x.jp", "<a2>", "scheduled", 60.9, 120.9)]
     assert judge(late_but_slack, interval=INTERVAL, until=100.0)["kept"] == 1
@@ -36,6 +36,11 @@ def test_a_notice_arriving_after_the_promise_misses_it():
     j = judge(mails, interval=INTERVAL, until=100.0)
     assert j["missed"] == 2 and j["kept"] == 0 and j["contacts"] == 2
     assert j["worst_missed_s"] == pytest.approx(3.5)
+    assert j["missed_examples"] == [
+        {"before_kind": "acknowledged", "after_kind": "scheduled", "before_at_s": 0.0, "promise_ahead_s": 60.0,
+         "late_s": 3.5},
+        {"before_kind": "acknowledged", "after_kind": "scheduled", "before_at_s": 1.0, "promise_ahead_s": 60.0,
+         "late_s": 1.5}]
 
 
 def test_a_holding_update_too_soon_after_the_notice_before_it_is_close():
