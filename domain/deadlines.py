@@ -40,9 +40,9 @@ EARLIEST_SHARE = 1 / 3
 # sending at once on a relay that one had to itself when it measured its rate). Leaving early
 # costs nothing but the queue's order, and never sooner than EARLIEST_SHARE allows
 QUEUE_HEADROOM = 2.0
-# a notice sent within the margin of its round's promise states that promise when it is at most
-# this share of an interval sooner than its own (see stated_promise)
-SNAP_SHARE = 1 / 6
+# an operator's explicit next-update time sooner than two thirds of an interval after a contact's
+# latest notice: its holding update leaves in this last share of an interval before it
+LAST_SHARE = 1 / 6
 # the send rate must carry the audience once per interval with this margin, else promises stretch
 CAPACITY_TARGET = 1.15
 # a stretched promise is at most this many intervals away (never a day away for an hourly cadence)
@@ -70,7 +70,7 @@ def capacity_ratio(send_rate: float | None, load: float) -> float | None:
 
 def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: datetime | None,
                    explicit: datetime | None = None, factor: float = 1.0,
-                   margin: timedelta = timedelta(0), round_promise: datetime | None = None) -> datetime:
+                   margin: timedelta = timedelta(0)) -> datetime:
     """The next-update time a notice of ``kind`` composed at ``now`` states.
 
     - An operator's explicit ``next_update_at`` (a news round's), while it is still ahead
@@ -78,13 +78,12 @@ def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: date
     - A holding update (``scheduled``) promises one interval after the promise it keeps
       (``keeps``, the contact's own deadline): the contact's cadence does not drift, and the
       queue that made it leave early is not charged to the next interval.
-    - Any other notice (news) promises one interval after it is sent; sent within ``margin`` of
-      its round's own promise (``round_promise``: the round's time plus one interval), it states
-      that one, so the contacts a round reaches at once share one deadline and their holding
-      updates leave together (a worker killed just then leaves none of them half done).
-    A shared promise is at most ``SNAP_SHARE`` of an interval sooner than the notice's own: its
-    holding update, which may not leave sooner than two thirds of an interval after it
-    (``earliest_release``), still has a sixth of an interval to leave in.
+    - Any other notice (news) promises one interval after it is sent, also when it is sent a
+      moment after its round: the contacts a round reached within its margin used to share the
+      round's own promise, up to 5 s less than an interval ahead, and a holding update leaving a
+      third of an interval before it came too soon after the acknowledgement (32 of them 39 s
+      after it at a 60 s interval in the bench at 1.15 times); the relay is enough when each
+      contact's next notice is due one interval after its own last one.
     The interval is stretched by ``factor`` when the relay cannot carry the audience once per
     interval. A late holding update promises one interval after it is sent: its own holding
     update, which may leave a third of an interval early, then still comes two thirds of an
@@ -97,9 +96,6 @@ def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: date
         return explicit.astimezone(timezone.utc)
     if kind == SCHEDULED and keeps is not None:
         return max(keeps.astimezone(timezone.utc), now) + step
-    if (round_promise is not None and factor == 1.0 and abs(now + step - round_promise) <= margin
-            and now + step - round_promise <= step * SNAP_SHARE):
-        return round_promise.astimezone(timezone.utc)
     return now + step
 
 
@@ -117,17 +113,15 @@ def release_at(due: float, interval: float, *, ahead: int, send_rate: float, bas
 def earliest_release(due: float, interval: float, sent: float | None) -> float:
     """The soonest (epoch seconds) a holding update due at ``due`` may join the send queue: a third
     of an interval before its deadline, and two thirds of an interval after the contact's latest
-    notice (``sent``, when known). The second bound is the one that counts when that notice
-    stated a promise less than one interval ahead (a round's shared promise, reached a few
-    seconds after the round: released a third of an interval early, 40 holding updates came 39 s
-    after their acknowledgement at a 60 s interval in the bench at 1.15 times). It is not given
-    up to the queue: two notices without news are two thirds of an interval apart, and a promise
-    the relay cannot keep is counted late. Only an operator's explicit time sooner than that
-    comes first: the holding update then leaves in the last ``SNAP_SHARE`` of an interval before it.
+    notice (``sent``, when known). The second bound counts when that notice stated a promise less
+    than one interval ahead: an operator's explicit time, a notice sent late. It is not given up to
+    the queue: two notices without news are two thirds of an interval apart, and a promise the
+    relay cannot keep is counted late. Only an operator's explicit time sooner than that comes
+    first: the holding update then leaves in the last ``LAST_SHARE`` of an interval before it.
     """
     soonest = due - interval * EARLIEST_SHARE
     if sent is not None:
-        soonest = max(soonest, min(sent + interval * (1 - EARLIEST_SHARE), due - interval * SNAP_SHARE))
+        soonest = max(soonest, min(sent + interval * (1 - EARLIEST_SHARE), due - interval * LAST_SHARE))
     return soonest
 
 

@@ -36,7 +36,7 @@ class PromiseBook:
         keeps = datetime.fromtimestamp(job.due, timezone.utc) if job.due is not None else None
         shown = stated_promise(job.kind, now=now, interval=interval_of(rnd), keeps=keeps,
                                explicit=rnd.next_update_at if rnd.explicit else None, factor=self.factor,
-                               margin=self.margin, round_promise=None if rnd.explicit else rnd.next_update_at)
+                               margin=self.margin)
         self._stated[job.message_id] = shown
         if shown == rnd.next_update_at:
             return job

@@ -77,8 +77,9 @@ async def test_nothing_is_released_before_its_time():
 
 
 async def test_a_contact_whose_latest_notice_is_recent_waits_and_the_next_ones_go():
-    # due in 15 s, but its acknowledgement stated the round's promise 36 s ago: not before 40 s
-    # after it; the contact due in 16 s, acknowledged 44 s ago, goes (its order is kept)
+    # due in 15 s, but its acknowledgement (which stated less than an interval, an operator's time
+    # say) went 36 s ago: not before 40 s after it; the contact due in 16 s, acknowledged 44 s
+    # ago, goes (its order is kept)
     pipe, submitted = pipeline({0: [(15, 36), (16, 44)]}, T0 + timedelta(minutes=5))
     pipe.sender.rate.value = 0.1    # a slow relay: both are due to leave now
     holding = H.HoldingUpdates(pipe)
