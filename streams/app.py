@@ -24,7 +24,7 @@ import faust
 from faust.types import TP
 
 from domain import ledger as L
-from domain.audience import NoticeJob, RoundPlan, refresh
+from domain.audience import NoticeJob, refresh
 from domain.incident import Round
 from domain.promises import PromiseBook, interval_of
 from domain.schedule import LatencyGauge
@@ -36,6 +36,7 @@ from streams import topics as T
 from streams.kafka.broker import BrokerProfile
 from streams.customers import customers_of
 from streams.deadletter import DeadLetters
+from streams.audience import Audience, LatestRounds
 from streams.holding import HoldingUpdates
 from streams.preferences import Preferences
 from streams.incidents import IncidentDesk
@@ -48,9 +49,6 @@ from streams.views import PartitionViews
 log = logging.getLogger(__name__)
 
 Clock = Callable[[], datetime]
-# a new round waits at most this long for its partition's customers to be read up to the
-# topic's end (customers produced just before the incident was declared are then notified)
-CUSTOMERS_CATCH_UP_SECONDS = 2.0
 HOLDING_TICK_SECONDS = 0.25   # how often the contacts coming due are looked for
 
 
@@ -123,6 +121,7 @@ class Pipeline:
         self.ledger = self._table(PlacedTable, T.LEDGER_TABLE, table_kw)
         self.tickets = self._table(PlacedTable, T.TICKETS_TABLE, table_kw)
         self.latest = self._table(PlacedTable, T.LATEST_TABLE, table_kw)
+        self.rounds = LatestRounds(self.latest)   # the latest round of each incident per partition
         self.views = PartitionViews(self.customers, self.ledger)
 
         self.sender = Sender(
@@ -137,16 +136,18 @@ class Pipeline:
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
         self.reach = BrokerReach.of(self)     # whether any broker answers (/readyz, the API, the latency)
         app.service(self.reach)
-        self.started_at = clock()
-        self._audience: dict[str, dict[int, RoundPlan]] = {}  # incident -> partition -> its latest round
         self._rounds_partitions: set[int] = set()         # partitions of rounds this worker holds
-        self._assigned_at: dict[int, datetime] = {}       # when each of them was last assigned here
         self._background: set[asyncio.Task] = set()
         self.joined = False      # joined the group once (stays True across later rebalances)
         self.recovered = False   # the tables are recovered for the partitions assigned now
         self.preferences = Preferences(topic=self.preferences_topic, ledger=self.ledger, dlq=self.dlq, clock=clock)
         self.desk = TicketDesk(self)
         self.incident_desk = IncidentDesk(self)
+        self.audience = Audience(
+            latest=self.rounds, sender=self.sender, views=self.views, holding=self.holding,
+            customers=self.customers, tickets=self.desk, dlq=self.dlq, latency=self.latency, reach=self.reach,
+            clock=clock, mail_domain=settings.mail_domain, held=self.rounds_partitions,
+            ledger_entry=self._ledger_entry, spawn=self.spawn, unplannable=self._unplannable)
         self._register()
 
     # -- wiring ------------------------------------------------------------------------------
@@ -160,7 +161,7 @@ class Pipeline:
         app.agent(self.preferences_topic, name="preferences")(self.preferences.agent)
         app.task(self._customer_agent)
         app.agent(self.incident_topic, name="incidents")(self.incident_desk.agent)
-        app.agent(self.rounds_topic, name="audience")(self._audience_agent)
+        app.agent(self.rounds_topic, name="audience")(self.audience.agent)
         app.timer(self.settings.schedule_tick_seconds, name="schedule")(self.incident_desk.schedule_timer)
         app.timer(HOLDING_TICK_SECONDS, name="holding")(self.holding.tick)
         app.on_partitions_revoked.connect(self._on_revoked)
@@ -203,43 +204,21 @@ class Pipeline:
         self.sender.drop(self.sender.held())
         self.views.drop()
         self.holding.drop(self._rounds_partitions | now)
-        for plans in self._audience.values():
-            plans.clear()
         # every partition, kept ones too: a rebalance pauses the reading of all, so a round decided
         # before it says nothing of latency (measured: one held 10 s by the rebalance after a broker
         # outage made the next round start 19 s before its time and overtake the late one)
-        for p in now:
-            self._assigned_at[p] = self.clock()
+        self.audience.assigned(now)
         self._rounds_partitions = now
 
     async def _on_rebalance_complete(self, sender, **kwargs) -> None:
         """The tables are recovered: take up what is owed on the partitions held now."""
         self.joined = self.recovered = True
-        self.spawn(self._resume_owed(set(self._rounds_partitions)))
+        self.spawn(self.audience.resume(set(self._rounds_partitions)))
 
     def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    async def _resume_owed(self, partitions: set[int]) -> None:
-        """Submit every round still owed on ``partitions`` (and every ticket-ack), earliest
-        promise first; the plans skip what the ledger shows sent."""
-        owed = []
-        for key, value in list(self.latest.items()):
-            if value and value["p"] in partitions and not value.get("done"):
-                owed.append((value["p"], Round.model_validate(value["round"])))
-        owed.sort(key=lambda item: (item[1].keeps or item[1].at))
-        for p, rnd in owed:
-            if p not in self._rounds_partitions:
-                continue  # gone again meanwhile
-            self.holding.round_arrived(p, rnd)
-            await self._submit_round(p, rnd)
-        if owed:
-            M.ROUNDS_RESUMED.inc(len(owed))
-            log.info("took up %d rounds still owed on partitions %s: %s", len(owed), sorted(partitions),
-                     ", ".join(f"{rnd.incident_id} #{rnd.seq} on {p}" for p, rnd in owed))
-        await self.desk.resume(partitions)
 
     def rounds_partitions(self) -> set[int]:
         """The partitions of ``rounds`` (and so of the customers and the ledger) held here."""
@@ -257,76 +236,12 @@ class Pipeline:
         indexes them. Faust's rebalance waits for it, so rounds see every customer."""
         await self.customers.serve()
 
-    # -- audience and sending ----------------------------------------------------------------
-    async def _audience_agent(self, stream) -> None:
-        """A round on partition p: recorded as owed on p, handed to the sender, acknowledged."""
-        async for event in stream.events():
-            async with self.dlq.guard(event, T.ROUNDS):
-                rnd = Round.model_validate_json(event.value)
-                p = event.message.partition
-                delay = (self.clock() - rnd.at).total_seconds()
-                if rnd.at >= self._assigned_at.get(p, self.started_at) and not self.reach.outage_within(delay):
-                    # a replay (after a restart, or a partition taken over) says nothing of latency, nor
-                    # does a round that waited for the brokers (measured: one held 32 s by an outage
-                    # made the next round start at once, its promise stretched to three intervals)
-                    self.latency.observe(delay)
-                known = self.latest.get(self._latest_key(p, rnd.incident_id))
-                if known is not None and known["round"]["seq"] >= rnd.seq:
-                    if known["round"]["seq"] == rnd.seq and not known.get("done"):
-                        await self._submit_round(p, rnd)   # a replay: queued once, whatever happens
-                    continue
-                self.latest[self._latest_key(p, rnd.incident_id)] = {"p": p, "round": rnd.model_dump(mode="json")}
-                self.holding.round_arrived(p, rnd)
-                self.holding.expect(p, rnd)   # its audience on the partitions it reaches next
-                if not await self.customers.caught_up(p, timeout=CUSTOMERS_CATCH_UP_SECONDS):
-                    log.warning("round %s #%d on partition %d planned before the customers were read to the "
-                                "topic's end", rnd.incident_id, rnd.seq, p)
-                await self.desk.on_round(p, rnd)
-                plan = await self._submit_round(p, rnd)
-                self.holding.queued(p, rnd)
-                self.holding.reckon()   # before the sender composes its first notice
-                log.info("round %s #%d (%s) on partition %d: %d customers to visit, %.3fs after its decision",
-                         rnd.incident_id, rnd.seq, rnd.trigger, p, plan.candidates, delay)
-
-    def plans_of(self, incident_id: str):
-        """The plans of the incident's latest round on each partition here."""
-        return self._audience.get(incident_id, {}).values()
-
-    @staticmethod
-    def _latest_key(p: int, incident_id: str) -> str:
-        return f"{p}/{incident_id}"
-
-    async def _submit_round(self, p: int, rnd: Round) -> RoundPlan:
-        """Queue the notices ``rnd`` owes on partition p (returns at once: the plan is drawn from
-        as connections free up, earliest deadline first); it replaces the incident's older round."""
-        plan = RoundPlan(rnd, self.views.index(p), self.views.customer_lookup(p), self._ledger_entry,
-                         self.views.notified(p, rnd.incident_id), self.settings.mail_domain,
-                         on_error=lambda cid, exc, rnd=rnd: self._unplannable(rnd, cid, exc))
-        if await self.sender.submit(plan, p, on_done=lambda: self.spawn(self._round_done(p, rnd, plan)),
-                                    size=plan.remaining, key=(rnd.incident_id, rnd.seq)):
-            self._audience.setdefault(rnd.incident_id, {})[p] = plan
-        return plan
-
-    async def _round_done(self, p: int, rnd: Round, plan: RoundPlan) -> None:
-        """Every notice of ``rnd`` on p is finished: nothing more is owed for it there."""
-        key = self._latest_key(p, rnd.incident_id)
-        known = self.latest.get(key)
-        if known is not None and known["round"]["seq"] == rnd.seq and not known.get("done"):
-            await self.latest.put(key, {**known, "done": True})
-            log.info("round %s #%d on partition %d: every notice finished", rnd.incident_id, rnd.seq, p)
-        plans = self._audience.get(rnd.incident_id, {})
-        if plans.get(p) is plan and rnd.trigger == "resolved":
-            del plans[p]
-
     # -- rounds known on a partition (the latest-rounds table) ---------------------------------
     def latest_rounds(self, p: int) -> list[Round]:
-        prefix = f"{p}/"
-        return [Round.model_validate(v["round"]) for k, v in list(self.latest.items())
-                if v and k.startswith(prefix)]
+        return self.rounds.rounds(p)
 
     def latest_round(self, p: int, incident_id: str) -> Round | None:
-        known = self.latest.get(self._latest_key(p, incident_id))
-        return Round.model_validate(known["round"]) if known is not None else None
+        return self.rounds.round(p, incident_id)
 
     def _compose(self, job: NoticeJob, now: datetime) -> bytes:
         return self._compose_bytes(self.promises.as_composed(job, now), now)

@@ -63,3 +63,10 @@ class Clock:
 
     def __call__(self) -> datetime:
         return self.at
+
+
+class Table(dict):
+    """A table: a dict, with the pipeline's ``put`` (a write whose changelog record is queued)."""
+
+    async def put(self, key, value) -> None:
+        self[key] = value
