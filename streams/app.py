@@ -14,35 +14,30 @@ on), call the domain, and move the result on. Data flow (docs/design.md):
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
-import time
 from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import faust
 from faust.types import TP
 
-from domain import ledger as L
-from domain.audience import NoticeJob, refresh
-from domain.incident import Round
-from domain.promises import PromiseBook, interval_of
-from domain.schedule import LatencyGauge
 from core.settings import Settings
-from core.vocabulary import RESOLVED, UNAFFECTED
-from schemas import NoticeRecord
-from streams import metrics as M
+from domain.audience import NoticeJob
+from domain.incident import Round
+from domain.promises import PromiseBook
+from domain.schedule import LatencyGauge
 from streams import topics as T
-from streams.kafka.broker import BrokerProfile
+from streams.audience import Audience, LatestRounds
 from streams.customers import customers_of
 from streams.deadletter import DeadLetters
-from streams.audience import Audience, LatestRounds
+from streams.deliveries import Deliveries
 from streams.holding import HoldingUpdates
-from streams.preferences import Preferences
 from streams.incidents import IncidentDesk
+from streams.kafka.broker import BrokerProfile
+from streams.kafka.tables import STORE_URL, PlacedTable, Table, TableManager
+from streams.preferences import Preferences
 from streams.reach import BrokerReach
 from streams.sender import Sender
-from streams.kafka.tables import STORE_URL, PlacedTable, Table, TableManager
 from streams.tickets import TicketDesk
 from streams.views import PartitionViews
 
@@ -68,7 +63,6 @@ class Pipeline:
         self.partitions = partitions
         self.clock = clock
         self.comment = comment or (lambda job, now: "")
-        self._compose_bytes = compose
         self.delivery = delivery   # a ProcessDelivery: compose and send in helper processes
         self.promises = PromiseBook(margin=timedelta(seconds=settings.schedule_lead_seconds))
         self.names = T.TopicNames(settings.topic_prefix)
@@ -108,7 +102,6 @@ class Pipeline:
         self.events_topic = app.topic(self.names.name(T.INCIDENT_EVENTS), partitions=partitions, **raw)
         self.ticks_topic = app.topic(self.names.name(T.TICKS), partitions=partitions, **raw)
         self.rounds_topic = app.topic(self.names.name(T.ROUNDS), partitions=partitions, **raw)
-        self._notices_name = self.names.name(T.NOTICES)
         self.ticket_topic = app.topic(self.names.name(T.TICKET_EVENTS), partitions=partitions, **raw)
         self.ticket_requests_topic = app.topic(self.names.name(T.TICKET_REQUESTS), partitions=partitions, **raw)
         self.preferences_topic = app.topic(self.names.name(T.PREFERENCES), partitions=partitions, **raw)
@@ -124,11 +117,17 @@ class Pipeline:
         self.rounds = LatestRounds(self.latest)   # the latest round of each incident per partition
         self.views = PartitionViews(self.customers, self.ledger)
 
+        self.deliveries = Deliveries(
+            ledger=self.ledger, promises=self.promises, views=self.views, dlq=self.dlq, names=self.names,
+            mail_domain=settings.mail_domain, compose=compose, delivery=delivery,
+            produce=lambda *record: self.app.producer.send(*record),
+            noted=lambda *notice: self.holding.noted(*notice))
+        d = self.deliveries
         self.sender = Sender(
-            mailer=mailer, mail_from=settings.mail_from, compose=self._compose, record=self._record_sent,
-            refresh=self._refresh_job, dead_letter=self._undeliverable, clock=clock,
+            mailer=mailer, mail_from=settings.mail_from, compose=d.compose, record=d.record_sent,
+            refresh=d.refresh, dead_letter=d.undeliverable, clock=clock,
             concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
-            deliver=self._deliver_elsewhere if delivery is not None else None,
+            deliver=d.deliver_elsewhere if delivery is not None else None,
             in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
             rate_limit=settings.smtp_rate,   # OUTAGE_SMTP_RATE: sends spread over each second
         )
@@ -147,7 +146,7 @@ class Pipeline:
             latest=self.rounds, sender=self.sender, views=self.views, holding=self.holding,
             customers=self.customers, tickets=self.desk, dlq=self.dlq, latency=self.latency, reach=self.reach,
             clock=clock, mail_domain=settings.mail_domain, held=self.rounds_partitions,
-            ledger_entry=self._ledger_entry, spawn=self.spawn, unplannable=self._unplannable)
+            ledger_entry=d.ledger_entry, spawn=self.spawn, unplannable=d.unplannable)
         self._register()
 
     # -- wiring ------------------------------------------------------------------------------
@@ -242,66 +241,6 @@ class Pipeline:
 
     def latest_round(self, p: int, incident_id: str) -> Round | None:
         return self.rounds.round(p, incident_id)
-
-    def _compose(self, job: NoticeJob, now: datetime) -> bytes:
-        return self._compose_bytes(self.promises.as_composed(job, now), now)
-
-    async def _deliver_elsewhere(self, job: NoticeJob, now: datetime):
-        started = time.perf_counter()
-        try:
-            return await self.delivery.deliver(self.promises.as_composed(job, now), now)
-        finally:
-            M.SMTP_SECONDS.observe(time.perf_counter() - started)
-
-    def _ledger_entry(self, customer_id: str) -> dict | None:
-        return self.ledger.get(customer_id)
-
-    def _refresh_job(self, job: NoticeJob) -> NoticeJob | None:
-        return refresh(job, self.ledger.get(job.customer_id), self.settings.mail_domain)
-
-    async def _record_sent(self, job: NoticeJob, p: int, sent_at: datetime) -> None:
-        final = job.kind in (RESOLVED, UNAFFECTED)
-        stated = None if final else self.promises.stated(job)
-        due = stated.timestamp() if stated is not None else None
-        every = interval_of(job.round).total_seconds()
-        entry = L.record_sent(self.ledger.get(job.customer_id), incident_id=job.incident_id,
-                              recipient=job.recipient, email=job.email, message_id=job.message_id,
-                              kind=job.kind, seq=job.seq, due=due, every=every, sent=sent_at.timestamp())
-        entry["p"] = p
-        await self.ledger.put(job.customer_id, entry)
-        self.views.mark_notified(p, job.incident_id, job.customer_id)
-        self.holding.noted(p, job, due, every, sent_at.timestamp())
-        if stated is not None and self.promises.factor > 1.0:
-            M.PROMISES_STRETCHED.inc()
-        if job.due is not None:   # the recipient's own promise, kept (or not) by this notice
-            margin = job.due - sent_at.timestamp()
-            M.PROMISE_MARGIN.observe(margin)
-            if margin < 0:
-                M.NOTICES_LATE.inc()
-        # built without validation: every field was validated on the way in (an address check per
-        # notice was a visible share of the worker's time in the benchmark's profile)
-        record = NoticeRecord.model_construct(
-            notice_id=job.message_id, incident_id=job.incident_id, ticket_id=job.ticket_id,
-            customer_id=job.customer_id, email=job.email, kind=job.kind, seq=job.seq, sent_at=sent_at,
-            eta=job.round.eta, next_update_at=stated)
-        # straight to the producer: faust's Topic.send wraps each record in futures and callbacks
-        # for nothing we use here (measured: a tenth of a notice's CPU with the ledger's changelog)
-        await self.app.producer.send(self._notices_name, job.customer_id.encode(), record.model_dump_json().encode(),
-                                     p, None, None)
-
-    def _unplannable(self, rnd: Round, customer_id: str, exc: Exception) -> None:
-        """A customer whose notices of a round could not be worked out: dead-lettered, skipped."""
-        M.NOTICE_FAILURES.labels("error").inc()
-        value = json.dumps({"incident_id": rnd.incident_id, "seq": rnd.seq, "customer_id": customer_id})
-        asyncio.get_running_loop().create_task(self.dlq.send_raw(
-            topic=self.names.name(T.ROUNDS), key=customer_id, value=value,
-            error=f"could not plan this customer's notices: {type(exc).__name__}: {exc}"))
-
-    async def _undeliverable(self, job: NoticeJob, reason: str) -> None:
-        self.promises.forget(job)
-        value = json.dumps({"notice_id": job.message_id, "incident_id": job.incident_id, "kind": job.kind,
-                            "customer_id": job.customer_id, "seq": job.seq})
-        await self.dlq.send_raw(topic=self.names.name(T.NOTICES), key=job.customer_id, value=value, error=reason)
 
     # -- readiness ---------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, str]:
