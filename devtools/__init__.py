@@ -5,7 +5,8 @@
 - ``devtools.dev``: ``outage dev``, everything locally in one command;
 - ``devtools.sample``: sample customers and a demo incident (``devtools/data``);
 - ``devtools.records``: builders of input records (customers, incident and ticket events) for the bench and
-  the tests.
+  the tests;
+- ``devtools.procs``: child processes of the bench and the tests, an ``outage worker`` process among them.
 
 The production image installs the package without this extra, so it carries neither aiosmtpd
 nor the broker binary; ``outage dev`` says how to install them when they are missing.
