@@ -1,14 +1,19 @@
 """What the integration tests build: input records (devtools/records.py's builders, and bulk
-customers) and the producing of customers to a test's topics."""
+customers), the producing of customers to a test's topics, and worker processes."""
 
 from __future__ import annotations
 
 import json
-from typing import Any, Iterable
+import os
+from pathlib import Path
+from typing import Any, Iterable, Mapping
 
+from devtools import procs
 from devtools.records import (  # noqa: F401 - the tests' builders, from here
     Record, contact, customer, declared, now_iso, numbered_contacts, resolved, service, ticket, updated,
 )
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def make_customers(n: int, *, tag: str, component: str = "api", region: str = "ap-northeast-1",
@@ -36,3 +41,20 @@ def load_customers(bootstrap: str, prefix: str, customers: Iterable[Record], *, 
         producer.flush(timeout=60)
     finally:
         producer.close()
+
+
+class WorkerProcess(procs.WorkerProcess):
+    """One ``outage worker`` process of a test: ``env`` over this process's environment, run from
+    the repository, its output in ``log_path``.
+
+    Not detached: it shares the test run's session (a Ctrl-C reaches it too), and has no
+    PR_SET_PDEATHSIG, which fires when the thread that started it ends: the tests wait for workers
+    in threads (``asyncio.to_thread``), and ``wait_ready`` may start one again there.
+    """
+
+    port_retries = 3
+    stop_timeout = 60.0
+    log_lines = 60
+
+    def __init__(self, env: Mapping[str, str], log_path: Path) -> None:
+        super().__init__({**os.environ, **env}, log_path, cwd=ROOT, detach=False)

@@ -29,8 +29,8 @@ import pytest
 
 from schemas.limits import MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_TITLE_CHARS
 from tests import factories
-from tests.conftest import API_TOKEN, WorkerProcess, http
-from tests.factories import contact, declared, resolved, updated
+from tests.conftest import API_TOKEN, http
+from tests.factories import WorkerProcess, contact, declared, resolved, updated
 
 pytestmark = pytest.mark.integration
 
