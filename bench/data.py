@@ -16,6 +16,7 @@ import uuid
 from datetime import datetime, timezone
 from typing import Any, Iterator
 
+from devtools import records
 from devtools.sample import generate_customers
 
 COMPONENT, REGION = "api", "ap-northeast-1"
@@ -59,15 +60,10 @@ class CustomerSet:
                 services = [{"component": COMPONENT, "region": probe_region(self.probe_index[i])}]
             if not services:
                 services = [{"component": "dashboard", "region": "eu-west-1"}]
-            yield {
-                "customer_id": self.customer_id(i),
-                "name": base["name"] if i < n else f"{base['name']} #{i // n}",
-                "locale": base["locale"],
-                "timezone": base["timezone"],
-                "tier": base["tier"],
-                "contacts": [{"email": f"{local}.{i}@{domain}", "name": contact["name"]}],
-                "services": services,
-            }
+            yield records.customer(self.customer_id(i), name=base["name"] if i < n else f"{base['name']} #{i // n}",
+                                   locale=base["locale"], timezone=base["timezone"], tier=base["tier"],
+                                   contacts=[records.contact(f"{local}.{i}@{domain}", contact["name"])],
+                                   services=services)
 
 
 def rfc3339(ts: float) -> str:
@@ -77,11 +73,8 @@ def rfc3339(ts: float) -> str:
 def declared(incident_id: str, *, at: float, interval: int, components=(COMPONENT,), regions=(REGION,),
              severity: str = "major") -> dict[str, Any]:
     """A ``declared`` record of ``outage.incident-events`` (CONTRACT format)."""
-    return {
-        "event_id": f"e-{uuid.uuid4().hex[:12]}", "incident_id": incident_id, "type": "declared",
-        "at": rfc3339(at), "severity": severity, "status": "investigating",
-        "title": {"en": "API errors", "ja": "APIのエラー"},
-        "message": {"en": "We are investigating elevated error rates.", "ja": "エラー率の上昇を調査しています。"},
-        "components": list(components), "regions": list(regions),
-        "eta": None, "next_update_at": None, "update_interval_seconds": interval,
-    }
+    return records.declared(
+        incident_id, list(components), event_id=f"e-{uuid.uuid4().hex[:12]}", at=rfc3339(at), severity=severity,
+        title={"en": "API errors", "ja": "APIのエラー"},
+        message={"en": "We are investigating elevated error rates.", "ja": "エラー率の上昇を調査しています。"},
+        regions=list(regions), eta=None, next_update_at=None, update_interval_seconds=interval)

@@ -11,20 +11,18 @@ killed outright (``PR_SET_PDEATHSIG``).
 
 from __future__ import annotations
 
-import ctypes
 import os
 import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 from devtools.embedded import EmbeddedBroker, free_port, wait_listening
 from devtools.kafka import KAFKA_VERSION, KafkaCluster
-from devtools.http import call
+from devtools.procs import WorkerProcess, spawn, stop_process
 
 ROOT = Path(__file__).resolve().parents[1]
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -32,31 +30,6 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 
 class Unavailable(RuntimeError):
     """A tool the bench needs is missing and could not be installed: its rows are skipped."""
-
-
-def _die_with_parent() -> None:  # runs in the child between fork and exec
-    try:
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except Exception:  # noqa: BLE001 - best effort only
-        pass
-
-
-def spawn(argv: list[str], **kw) -> subprocess.Popen:
-    return subprocess.Popen(argv, start_new_session=True, preexec_fn=_die_with_parent, stdin=subprocess.DEVNULL, **kw)
-
-
-def stop_process(proc: subprocess.Popen | None, sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
-    """Signal exactly ``proc``; escalate to SIGKILL after ``timeout`` seconds."""
-    if proc is None or proc.poll() is not None:
-        return
-    try:
-        proc.send_signal(sig)
-        proc.wait(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 class Processes:
@@ -414,11 +387,6 @@ class KafkaBroker:
 
 # -- workers ---------------------------------------------------------------------------------
 
-def http(method: str, url: str, body: dict | None = None, token: str | None = None,
-         timeout: float = 10.0) -> tuple[int, object]:
-    return call(method, url, body, token, timeout)
-
-
 _METRIC = re.compile(r"^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
 
 
@@ -441,49 +409,17 @@ def metric_sum(metrics: dict[str, float], name: str) -> float:
     return sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{"))
 
 
-class Worker:
-    """One ``outage worker`` process, configured like tests/conftest.py's ``WorkerProcess``."""
+class Worker(WorkerProcess):
+    """One ``outage worker`` process of the bench (devtools/procs.py's, as the tests run theirs),
+    detached, running in ``workdir`` with its log ``{name}.log`` and data ``{name}-data`` there:
+    faust writes a "<app id>-data" directory where it runs, kept out of the repository."""
+
+    probe_timeout = 3.0
 
     def __init__(self, env: dict, workdir: Path, name: str = "worker") -> None:
-        self.name = name
-        self.port = free_port()
+        super().__init__({**env, "OUTAGE_DATA_DIR": str(workdir / f"{name}-data")}, workdir / f"{name}.log",
+                         cwd=workdir, name=name)
         self.workdir = workdir
-        self.log_path = workdir / f"{name}.log"
-        self.env = {**env, "OUTAGE_WEB_PORT": str(self.port), "OUTAGE_WEB_HOST": "127.0.0.1",
-                    "OUTAGE_PUBLIC_URL": f"http://127.0.0.1:{self.port}",
-                    "OUTAGE_DATA_DIR": str(workdir / f"{name}-data")}
-        self.process: subprocess.Popen | None = None
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    @property
-    def pid(self) -> int | None:
-        return self.process.pid if self.process else None
-
-    def start(self) -> "Worker":
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        log = open(self.log_path, "ab")
-        try:
-            # cwd: faust writes a "<app id>-data" directory there; keep it out of the repository
-            self.process = spawn([sys.executable, "-m", "outage.cli", "worker"], env=self.env, cwd=self.workdir,
-                                 stdout=log, stderr=subprocess.STDOUT)
-        finally:
-            log.close()
-        return self
-
-    def alive(self) -> bool:
-        return self.process is not None and self.process.poll() is None
-
-    def get(self, path: str, timeout: float = 5.0) -> tuple[int, object]:
-        return http("GET", self.url + path, timeout=timeout)
-
-    def ready(self) -> bool:
-        try:
-            return self.get("/readyz", timeout=3)[0] == 200
-        except OSError:
-            return False
 
     def metrics(self) -> dict[str, float]:
         try:
@@ -492,30 +428,8 @@ class Worker:
             return {}
         return parse_metrics(text) if status == 200 and isinstance(text, str) else {}
 
-    def wait_ready(self, timeout: float) -> float:
-        """Seconds until /readyz answers 200; raises with the log's tail after ``timeout``."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            if not self.alive():
-                raise RuntimeError(f"{self.name} exited with {self.process.returncode}:\n{self.log_tail()}")
-            if self.ready():
-                return time.monotonic() - started
-            time.sleep(0.25)
-        raise TimeoutError(f"{self.name} not ready after {timeout:.0f}s:\n{self.log_tail()}")
-
     def rss(self) -> tuple[int, int]:
         return rss_bytes(self.process.pid)
-
-    def log_tail(self, lines: int = 30) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 45.0) -> None:
-        # SIGTERM: a clean stop, which first drains the worker's send queue (bounded by its
-        # SMTP timeout); SIGKILL if that takes longer than ``timeout``.
-        stop_process(self.process, signal.SIGTERM, timeout=timeout)
 
 
 # -- py-spy ----------------------------------------------------------------------------------

@@ -4,20 +4,14 @@ on free loopback ports, and stop exactly what they started."""
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
 
-from devtools.embedded import EmbeddedBroker, free_port
-from devtools.http import call
+from devtools.embedded import EmbeddedBroker
+from devtools.http import call as http  # noqa: F401 - the tests' name for it
+from tests.factories import ROOT, WorkerProcess  # noqa: F401 - ROOT: for the tests that take it from here
 
-ROOT = Path(__file__).resolve().parents[1]
 API_TOKEN = "test-token"
 
 
@@ -116,75 +110,6 @@ def base_env(broker, smtp, prefix, tmp_path, topics):
     }
 
 
-class WorkerProcess:
-    """One ``outage worker`` process (a real one: it can be stopped, killed and restarted)."""
-
-    def __init__(self, env: dict, log_path: Path) -> None:
-        self.log_path = log_path
-        self.process: subprocess.Popen | None = None
-        self._env = env
-        self._new_port()
-
-    def _new_port(self) -> None:
-        self.port = free_port()
-        self.env = {**os.environ, **self._env, "OUTAGE_WEB_PORT": str(self.port), "OUTAGE_WEB_HOST": "127.0.0.1",
-                    "OUTAGE_PUBLIC_URL": f"http://127.0.0.1:{self.port}"}
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self) -> "WorkerProcess":
-        log = open(self.log_path, "ab")
-        self.process = subprocess.Popen([sys.executable, "-m", "outage.cli", "worker"], env=self.env, cwd=ROOT,
-                                        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-        return self
-
-    def get(self, path: str) -> tuple[int, dict | str]:
-        return http("GET", self.url + path)
-
-    def wait_ready(self, timeout: float = 60.0) -> "WorkerProcess":
-        deadline, retries = time.monotonic() + timeout, 3
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                # the free port picked was taken before the worker bound it (another process's
-                # connection got it meanwhile; seen in a full run): the same worker on another port
-                if retries and f"('127.0.0.1', {self.port}): address already in use" in self.log_tail():
-                    retries -= 1
-                    self._new_port()
-                    self.start()
-                    continue
-                raise AssertionError(f"worker exited with {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                status, _ = self.get("/readyz")
-                if status == 200:
-                    return self
-            except OSError:
-                pass
-            time.sleep(0.25)
-        raise AssertionError(f"worker not ready after {timeout}s:\n{self.log_tail()}")
-
-    def log_tail(self, lines: int = 60) -> str:
-        try:
-            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-        except OSError:
-            return ""
-
-    def stop(self, timeout: float = 60.0) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout=timeout)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait()
-
-    def kill(self) -> None:
-        if self.process and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
 def workers(base_env, tmp_path):
     """Factory: ``workers()`` starts a worker process; all are stopped at the end of the test."""
@@ -193,15 +118,13 @@ def workers(base_env, tmp_path):
     def start(env: dict | None = None, ready: bool = True) -> WorkerProcess:
         w = WorkerProcess({**base_env, **(env or {})}, tmp_path / f"worker-{len(started)}.log").start()
         started.append(w)
-        return w.wait_ready() if ready else w
+        if ready:
+            w.wait_ready()
+        return w
 
     yield start
     for w in started:
         w.kill()
-
-
-def http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict | str]:
-    return call(method, url, body, token)
 
 
 @pytest.fixture

@@ -1,6 +1,6 @@
 """Shared kit of the fault tests: an SMTP server with faults to order (``FaultySmtp``, a real
 aiosmtpd ``Controller`` on its own thread and loop, recording what it accepted), the ``faulty``
-fixture, bulk customers, and small helpers to declare incidents and wait for workers.
+fixture, and small helpers to declare incidents and wait for workers.
 
 Used by test_faults.py, test_failover.py and test_cadence.py.
 """
@@ -8,7 +8,6 @@ Used by test_faults.py, test_failover.py and test_cadence.py.
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
 import time
 from collections import Counter
@@ -179,31 +178,8 @@ def faulty():
         server.stop()
 
 
-def make_customers(n: int, *, tag: str, component: str = "api", region: str = "ap-northeast-1",
-                   contacts: int = 1, domain: str = "example.com") -> list[dict]:
-    return [{"customer_id": f"{tag}-{i:05d}", "name": f"{tag.upper()} {i} KK", "locale": ("ja", "en")[i % 2],
-             "timezone": ("Asia/Tokyo", "Europe/London")[i % 2],
-             "contacts": [{"email": f"{tag}{i}.{k}@{domain}", "name": f"Contact {k}"} for k in range(contacts)],
-             "services": [{"component": component, "region": region}]}
-            for i in range(n)]
-
-
 def emails_of(customers: list[dict]) -> set[str]:
     return {c["email"].lower() for cust in customers for c in cust["contacts"]}
-
-
-def load_customers(bootstrap: str, prefix: str, customers: list[dict], acks: int | str = 1) -> None:
-    """Produce many customer records at once (one flush); the worker reads them as input.
-    ``acks="all"``: each acknowledged by every in-sync replica (on several Kafka nodes)."""
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(bootstrap_servers=bootstrap.split(","), linger_ms=5, acks=acks)
-    try:
-        for c in customers:
-            producer.send(prefix + "customers", key=c["customer_id"].encode(), value=json.dumps(c).encode())
-        producer.flush(timeout=60)
-    finally:
-        producer.close()
 
 
 def declare(worker, **fields) -> str:

@@ -13,16 +13,13 @@ from kafka.partitioner.default import murmur2
 
 from streams.incident_view import IncidentView, decode_key, decode_state
 from tests.conftest import API_TOKEN, http
+from tests.factories import customer, load_customers
 
 pytestmark = pytest.mark.integration
 
 PARTITIONS = 4   # base_env's OUTAGE_PARTITIONS
-CUSTOMERS = [
-    {"customer_id": f"c-any-{n}", "name": f"Any {n}", "locale": "en", "timezone": "UTC",
-     "contacts": [{"email": f"ops{n}@any{n}.example.com"}],
-     "services": [{"component": "api", "region": "eu-west-1"}]}
-    for n in range(6)
-]
+CUSTOMERS = [customer(f"c-any-{n}", name=f"Any {n}", contacts=[f"ops{n}@any{n}.example.com"],
+                      services=[("api", "eu-west-1")]) for n in range(6)]
 
 
 def partition_of(key: str, partitions: int = PARTITIONS) -> int:
@@ -78,11 +75,10 @@ def summary(doc: dict) -> list[tuple[str, int, str]]:
 
 
 @pytest.fixture
-def fleet(workers, produce):
+def fleet(workers, broker, prefix):
     """``n`` ready workers on the test's prefix, after loading the customers."""
     def start(n: int):
-        for customer in CUSTOMERS:
-            produce("customers", customer["customer_id"], customer)
+        load_customers(broker.bootstrap, prefix, CUSTOMERS)
         started = [workers(ready=False) for _ in range(n)]
         for w in started:
             w.wait_ready(timeout=90)

@@ -28,12 +28,13 @@ from datetime import datetime, timedelta, timezone
 import pytest
 
 from schemas.limits import MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_TITLE_CHARS
-from tests.conftest import API_TOKEN, WorkerProcess, http
+from tests import factories
+from tests.conftest import API_TOKEN, http
+from tests.factories import WorkerProcess, contact, declared, resolved, updated
 
 pytestmark = pytest.mark.integration
 
 CONTRACT_FIELDS = {"topic", "partition", "offset", "key", "value", "error", "at"}
-HOUR = 3600
 BIG_SERVICES = 10_000
 
 # Every customer below that is valid has the service core/eu-1, as has every bad one: the final
@@ -41,41 +42,15 @@ BIG_SERVICES = 10_000
 CORE = {"component": "core", "region": "eu-1"}
 
 
-def now_iso(delta: float = 0.0) -> str:
-    return (datetime.now(timezone.utc) + timedelta(seconds=delta)).isoformat()
-
-
-def customer(cid: str, *services: tuple[str, str], email_: str | None = None, **extra) -> dict:
-    record = {"customer_id": cid, "name": f"Customer {cid}", "locale": "en", "timezone": "Europe/Paris",
-              "contacts": [{"email": email_ or f"ops@{cid}.example.com", "name": "Alex"}],
-              "services": [CORE] + [{"component": c, "region": r} for c, r in services]}
-    record.update(extra)
-    return record
-
-
-def declared(incident_id: str, components: list[str], *, event_id: str | None = None, **extra) -> dict:
-    record = {"event_id": event_id or f"{incident_id}-declared", "incident_id": incident_id, "type": "declared",
-              "at": now_iso(), "severity": "major", "status": "investigating",
-              "title": {"en": f"Trouble {incident_id}", "ja": f"障害 {incident_id}"},
-              "message": {"en": "We are investigating.", "ja": "調査しております。"},
-              "components": components, "regions": [], "update_interval_seconds": HOUR}
-    record.update(extra)
-    return record
-
-
-def updated(incident_id: str, event_id: str, **fields) -> dict:
-    return {"event_id": event_id, "incident_id": incident_id, "type": "updated", "at": now_iso(), **fields}
-
-
-def resolved(incident_id: str, event_id: str, **fields) -> dict:
-    return {"event_id": event_id, "incident_id": incident_id, "type": "resolved", "at": now_iso(), **fields}
+def customer(cid: str, *services: tuple[str, str], email_: str | None = None, timezone: str = "Europe/Paris",
+             **extra) -> dict:
+    """A customer of core/eu-1 and of ``services``, with one contact (Alex); ``extra``: fields replaced or added."""
+    return factories.customer(cid, timezone=timezone, contacts=[contact(email_ or f"ops@{cid}.example.com", "Alex")],
+                              services=[CORE, *services], **extra)
 
 
 def ticket(ticket_id: str, customer_id: str, requester: dict | None, **extra) -> dict:
-    record = {"event_id": f"t-{ticket_id}", "ticket_id": ticket_id, "customer_id": customer_id, "type": "opened",
-              "at": now_iso(), "subject": "API returns 503", "requester": requester, "components": ["core"]}
-    record.update(extra)
-    return record
+    return factories.ticket(ticket_id, customer_id, requester, components=["core"], **extra)
 
 
 # --------------------------------------------------------------------------- valid customers

@@ -20,9 +20,9 @@ from datetime import timedelta
 import pytest
 
 from tests.conftest import http
+from tests.factories import load_customers, make_customers
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
-    CLOCK_SLACK, audit, declare_event, emails_of, faulty, latest_promise, load_customers, make_customers, metric,
-    not_one_interval_after, parse_time,
+    CLOCK_SLACK, audit, declare_event, emails_of, faulty, latest_promise, metric, not_one_interval_after, parse_time,
     reached, ready, settle, smtp_env, spans, until, utc_now,
 )
 

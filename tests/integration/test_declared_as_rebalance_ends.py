@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import pytest
 
+from tests.factories import load_customers, make_customers
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
-    declare_event, faulty, load_customers, make_customers, ready, smtp_env, until,
+    declare_event, faulty, ready, smtp_env, until,
 )
 
 pytestmark = pytest.mark.integration

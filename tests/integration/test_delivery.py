@@ -12,6 +12,7 @@ import pytest
 
 from notifiers.delivery import ComposeError, DeliveryConfig, ProcessDelivery
 from notifiers.notice import NoticeComposer
+from tests.factories import customer
 from tests.unit.test_sender import customers, jobs_for
 
 pytestmark = pytest.mark.integration
@@ -118,9 +119,8 @@ async def _declare_and_wait(worker, smtp, produce, n: int) -> str:
     from tests.conftest import API_TOKEN, http
 
     for i in range(n):
-        produce("customers", f"c-{i}", {"customer_id": f"c-{i}", "name": f"C{i}",
-                                        "contacts": [{"email": f"ops{i}@example.net"}],
-                                        "services": [{"component": "api", "region": "r1"}]})
+        produce("customers", f"c-{i}", customer(f"c-{i}", name=f"C{i}", locale=None, timezone=None,
+                                                contacts=[f"ops{i}@example.net"], services=[("api", "r1")]))
     status, body = http("POST", worker.url + "/api/incidents", {
         "severity": "major", "title": "API errors", "components": ["api"], "regions": ["r1"],
         "update_interval_seconds": 3600}, token=API_TOKEN)

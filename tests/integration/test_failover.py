@@ -24,9 +24,10 @@ from datetime import timedelta
 
 import pytest
 
+from tests.factories import load_customers, make_customers
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
-    CONCURRENCY, audit, declare_event, emails_of, faulty, latest_promise, load_customers, make_customers,
-    not_one_interval_after, parse_time, reached, ready, round_owner, settle, smtp_env, spans, until, utc_now,
+    CONCURRENCY, audit, declare_event, emails_of, faulty, latest_promise, not_one_interval_after, parse_time,
+    reached, ready, round_owner, settle, smtp_env, spans, until, utc_now,
 )
 
 pytestmark = pytest.mark.integration

@@ -26,9 +26,9 @@ import pytest
 
 from devtools.embedded import EmbeddedBroker, free_port
 from domain.retry import RetryPolicy
+from tests.factories import customer, load_customers, make_customers
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
-    CONCURRENCY, declare, emails_of, every_one_once, faulty, load_customers, make_customers, ready, smtp_env,
-    utc_now,
+    CONCURRENCY, declare, emails_of, every_one_once, faulty, ready, smtp_env, utc_now,
 )
 
 pytestmark = pytest.mark.integration
@@ -190,12 +190,8 @@ async def test_a_550_is_dead_lettered_and_a_451_retried_until_accepted_once(work
                                                                            read_topic):
     customers = make_customers(10, tag="r")
     bounce, flaky = "nobody@bounce.example.com", "busy@flaky.example.com"
-    customers.append({"customer_id": "r-bounce", "name": "Bounce KK", "locale": "en", "timezone": "UTC",
-                      "contacts": [{"email": bounce}],
-                      "services": [{"component": "api", "region": "ap-northeast-1"}]})
-    customers.append({"customer_id": "r-flaky", "name": "Flaky KK", "locale": "ja", "timezone": "Asia/Tokyo",
-                      "contacts": [{"email": flaky}],
-                      "services": [{"component": "api", "region": "ap-northeast-1"}]})
+    customers.append(customer("r-bounce", name="Bounce KK", contacts=[bounce]))
+    customers.append(customer("r-flaky", name="Flaky KK", locale="ja", timezone="Asia/Tokyo", contacts=[flaky]))
     good = emails_of(customers) - {bounce}
     load_customers(broker.bootstrap, prefix, customers)
     server = faulty(refuse=(bounce,), defer={flaky: 3})

@@ -11,6 +11,7 @@ import re
 import pytest
 
 from tests.conftest import API_TOKEN, http
+from tests.factories import load_customers
 
 pytestmark = pytest.mark.integration
 
@@ -40,11 +41,6 @@ DECLARE = {
 }
 
 
-def load_customers(produce) -> None:
-    for c in CUSTOMERS:
-        produce("customers", c["customer_id"], c)
-
-
 def parse(capture, entry) -> email.message.EmailMessage:
     return email.message_from_bytes(capture.path(entry["n"]).read_bytes(), policy=email.policy.default)
 
@@ -56,8 +52,9 @@ def parts(msg) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("helpers", ["0", "1"], ids=["in-process", "delivery-helper"])
-async def test_declared_incident_reaches_exactly_the_affected_contacts(workers, produce, smtp, read_topic, helpers):
-    load_customers(produce)
+async def test_declared_incident_reaches_exactly_the_affected_contacts(workers, broker, prefix, smtp, read_topic,
+                                                                        helpers):
+    load_customers(broker.bootstrap, prefix, CUSTOMERS)
     worker = workers({"OUTAGE_DELIVERY_PROCESSES": helpers})
     status, body = http("POST", worker.url + "/api/incidents", DECLARE, token=API_TOKEN)
     assert status == 201, body
@@ -122,13 +119,14 @@ async def test_api_rejects_bad_calls(workers, produce):
     assert status == 200 and "outage_notices_sent_total" in metrics
 
 
-async def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(workers, produce, smtp, read_topic):
+async def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(workers, produce, broker, prefix, smtp,
+                                                                               read_topic):
     worker = workers()
     produce("customers", "c-bad", b"{not json")
     produce("customers", "c-naive", {**CUSTOMERS[0], "customer_id": "c-naive", "timezone": "Mars/Base"})
     produce("incident-events", "inc-x", {"event_id": "e-x", "incident_id": "inc-x", "type": "exploded",
                                          "at": "2026-11-25T10:00:00+09:00"})
-    load_customers(produce)
+    load_customers(broker.bootstrap, prefix, CUSTOMERS)
     status, body = http("POST", worker.url + "/api/incidents", DECLARE, token=API_TOKEN)
     assert status == 201
     await smtp.wait_for(3, timeout=30, incident=body["incident_id"])
@@ -140,8 +138,8 @@ async def test_bad_records_go_to_the_dead_letter_topic_and_the_stream_goes_on(wo
     assert all(d["value"] is not None and d["at"] for d in letters)
 
 
-async def test_one_click_unsubscribe_stops_further_notices(workers, produce, smtp):
-    load_customers(produce)
+async def test_one_click_unsubscribe_stops_further_notices(workers, broker, prefix, smtp):
+    load_customers(broker.bootstrap, prefix, CUSTOMERS)
     worker = workers()
     status, body = http("POST", worker.url + "/api/incidents", DECLARE, token=API_TOKEN)
     incident_id = body["incident_id"]

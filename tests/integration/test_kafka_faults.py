@@ -32,10 +32,10 @@ import time
 import pytest
 
 from tests.conftest import API_TOKEN, BROKERS, http
-from tests.integration import faults_kit
+from tests.factories import load_customers, make_customers
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
-    CONCURRENCY, declare_event, emails_of, faulty, latest_promise, make_customers, metric, parse_time, reached,
-    ready, settle, smtp_env, until, utc_now,
+    CONCURRENCY, declare_event, emails_of, faulty, latest_promise, metric, parse_time, reached, ready, settle,
+    smtp_env, until, utc_now,
 )
 
 pytestmark = pytest.mark.integration
@@ -62,11 +62,6 @@ def broker(request, tmp_path_factory):
 def servers(cluster) -> list[str]:
     """The bootstrap servers as a list (kafka-python takes no comma-separated string in a list)."""
     return cluster.bootstrap.split(",")
-
-
-def load_customers(cluster, prefix: str, customers: list[dict]) -> None:
-    """Produce the customers, acknowledged by every in-sync replica."""
-    faults_kit.load_customers(cluster.bootstrap, prefix, customers, acks="all")
 
 
 def readyz(worker) -> int | None:
@@ -138,7 +133,7 @@ async def start_pipeline(workers, faulty, cluster, prefix, *, contacts: int, tag
                          rate: float | None = None):
     customers = make_customers(contacts, tag=tag)
     expected = emails_of(customers)
-    load_customers(cluster, prefix, customers)
+    load_customers(cluster.bootstrap, prefix, customers, acks="all")
     server = faulty(delay=delay, rate=rate)
     procs = [workers(smtp_env(server.serve(name=f"w{i}")), ready=False) for i in range(2)]
     await ready(*procs, timeout=120)

@@ -13,11 +13,12 @@ import json
 import time
 
 import pytest
-from kafka import KafkaConsumer, KafkaProducer, TopicPartition
+from kafka import KafkaConsumer, TopicPartition
 from kafka.admin import KafkaAdminClient, NewTopic
 
 from streams.kafka import transport as tansu
 from tests.conftest import API_TOKEN, http
+from tests.factories import contact, customer, load_customers
 
 PARTITIONS = 3
 
@@ -80,9 +81,8 @@ async def _until(predicate, timeout: float, what: str) -> None:
 
 
 def _customer(cid: str, i: int) -> dict:
-    return {"customer_id": cid, "name": f"Customer {i}", "locale": "en", "timezone": "UTC",
-            "contacts": [{"email": f"{cid}@example.com", "name": f"C {i}"}],
-            "services": [{"component": "api", "region": "eu-west-1"}]}
+    return customer(cid, name=f"Customer {i}", contacts=[contact(f"{cid}@example.com", f"C {i}")],
+                    services=[("api", "eu-west-1")])
 
 
 async def _append_one_batch(bootstrap: str, topic: str, partition: int, records: list[tuple[bytes, bytes]]) -> int:
@@ -107,12 +107,7 @@ async def test_a_worker_killed_and_restarted_recovers_every_customer(workers, br
     written while the worker is down."""
     n, extra = 3000, 5
     first = workers()  # creates the topics
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap.split(","), linger_ms=20)
-    for i in range(n):
-        customer = _customer(f"r{i:05d}", i)
-        producer.send(prefix + "customers", key=customer["customer_id"].encode(), value=json.dumps(customer).encode())
-    producer.flush(timeout=60)
-    producer.close()
+    load_customers(broker.bootstrap, prefix, (_customer(f"r{i:05d}", i) for i in range(n)), linger_ms=20)
     await _until(lambda: _metric(first, "outage_customers") == n, 60, f"the worker to hold {n} customers")
     await asyncio.sleep(1)
     first.kill()

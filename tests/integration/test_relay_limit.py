@@ -26,9 +26,10 @@ from datetime import timedelta
 import pytest
 
 from domain.deadlines import MAX_STRETCH
+from tests.factories import load_customers, make_customers
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
-    CLOCK_SLACK, CONCURRENCY, busiest_second, busiest_window, declare_event, emails_of, faulty, load_customers,
-    make_customers, metric, parse_time, promises_kept, reached, ready, round_owner, smtp_env, spans, until, utc_now,
+    CLOCK_SLACK, CONCURRENCY, busiest_second, busiest_window, declare_event, emails_of, faulty, metric, parse_time,
+    promises_kept, reached, ready, round_owner, smtp_env, spans, until, utc_now,
 )
 
 pytestmark = pytest.mark.integration

@@ -6,13 +6,13 @@ with real worker processes stopped cleanly and with ``kill -9``."""
 from __future__ import annotations
 
 import asyncio
-import json
 import re
 import time
 
 import pytest
 
 from tests.conftest import API_TOKEN, http
+from tests.factories import contact, customer, load_customers
 from tests.integration.test_recovery import _metric, _until
 
 N = 400                  # customers; every 4th uses the incident's (component, region)
@@ -20,9 +20,7 @@ AFFECTED = {f"s{i:04d}" for i in range(N) if i % 4 == 0}
 
 
 def _customer(cid: str, region: str) -> dict:
-    return {"customer_id": cid, "name": f"Customer {cid}", "locale": "en", "timezone": "UTC",
-            "contacts": [{"email": f"{cid}@example.com", "name": f"C {cid}"}],
-            "services": [{"component": "api", "region": region}]}
+    return customer(cid, contacts=[contact(f"{cid}@example.com", f"C {cid}")], services=[("api", region)])
 
 
 def _declare(worker) -> str:
@@ -115,17 +113,11 @@ async def test_a_worker_with_an_empty_data_dir_recovers_everything_from_the_topi
 
 async def test_readiness_waits_for_every_customer_of_the_partitions_held(workers, produce, broker, prefix):
     """/readyz is 503 while a (large enough) customers backlog is read, and 200 only with all of it."""
-    from kafka import KafkaProducer
-
     first = workers()
     first.stop()
     n = 30_000
-    producer = KafkaProducer(bootstrap_servers=broker.bootstrap.split(","), linger_ms=20, batch_size=256 * 1024)
-    for i in range(n):
-        cid = f"r{i:06d}"
-        producer.send(prefix + "customers", key=cid.encode(), value=json.dumps(_customer(cid, "eu-west-1")).encode())
-    producer.flush(timeout=60)
-    producer.close()
+    load_customers(broker.bootstrap, prefix, (_customer(f"r{i:06d}", "eu-west-1") for i in range(n)), linger_ms=20,
+                   batch_size=256 * 1024)
     second = workers(ready=False)
     seen_503 = False
     deadline = time.monotonic() + 120

@@ -11,7 +11,9 @@ import time
 import pytest
 
 from outage.cli import main as cli
+from tests import factories
 from tests.conftest import API_TOKEN, http
+from tests.factories import contact
 
 pytestmark = pytest.mark.integration
 
@@ -32,10 +34,9 @@ async def wait_until(predicate, timeout: float, what: str):
 
 
 def ticket(produce, ticket_id, customer_id, requester, type_="opened", **extra):
-    produce("ticket-events", ticket_id, {
-        "event_id": f"t-{ticket_id}-{type_}", "ticket_id": ticket_id, "customer_id": customer_id, "type": type_,
-        "at": "2026-11-25T10:05:00+09:00", "subject": "API returns 503",
-        "requester": {"email": requester, "name": "Suzuki"}, **extra})
+    produce("ticket-events", ticket_id, factories.ticket(
+        ticket_id, customer_id, contact(requester, "Suzuki"), type=type_, event_id=f"t-{ticket_id}-{type_}",
+        at="2026-11-25T10:05:00+09:00", **extra))
 
 
 async def test_ticket_about_a_known_incident_is_answered_and_closed_out(workers, produce, smtp, read_topic,
