@@ -412,13 +412,16 @@ def metric_sum(metrics: dict[str, float], name: str) -> float:
 class Worker(WorkerProcess):
     """One ``outage worker`` process of the bench (devtools/procs.py's, as the tests run theirs),
     detached, running in ``workdir`` with its log ``{name}.log`` and data ``{name}-data`` there:
-    faust writes a "<app id>-data" directory where it runs, kept out of the repository."""
+    faust writes a "<app id>-data" directory where it runs, kept out of the repository. It runs
+    the code of the checkout the bench runs from (``PYTHONPATH``): from ``workdir`` an editable
+    install would import the checkout it was installed from, another worktree's."""
 
     probe_timeout = 3.0
 
     def __init__(self, env: dict, workdir: Path, name: str = "worker") -> None:
-        super().__init__({**env, "OUTAGE_DATA_DIR": str(workdir / f"{name}-data")}, workdir / f"{name}.log",
-                         cwd=workdir, name=name)
+        code = {"PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH", "")]))}
+        super().__init__({**env, **code, "OUTAGE_DATA_DIR": str(workdir / f"{name}-data")},
+                         workdir / f"{name}.log", cwd=workdir, name=name)
         self.workdir = workdir
 
     def metrics(self) -> dict[str, float]:
