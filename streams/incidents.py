@@ -5,6 +5,22 @@ the domain's rules (``domain/incident.py``: ``decide`` for an event, ``keep_prom
 promise), stores the new state and sends the round to every partition of ``rounds``. The timer,
 on every worker for the incidents it owns, sends a tick when a promised time is near enough for
 the contacts' own deadlines to come due (``domain/schedule.py``).
+
+Runtime contract:
+- Input: ``incident-events`` (keyed by ``incident_id``; the key must match it) and ``ticks``
+  (written here by the timer), on the incident's partition: this agent is the only writer of an
+  incident's state (the ``incidents`` table).
+- Effect: an event or a tick that the rules turn into a round stores the new state, then sends
+  the round to every partition of ``rounds`` (the audience agents there notify the customers
+  they hold), then the event is acknowledged. A replay (the same ``event_id``, a tick for a
+  promise already kept) decides no new round; if the state shows the current round may have
+  been cut short by a crash, it is sent to every partition again (the audience agents and the
+  ledger make that safe).
+- Bad input (invalid JSON or fields, a key that is not the incident's id, an event the rules
+  refuse) goes to the dead-letter topic with the reason; the stream goes on.
+- The timer, on every worker for the incidents whose partition it holds, sends at most one tick
+  per promised time slot (again after 10 s if nothing came of it); an incident it cannot judge
+  is logged and skipped.
 """
 
 from __future__ import annotations

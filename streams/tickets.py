@@ -6,6 +6,21 @@ active incident affecting the customer, posts the ``linked`` reply, records the 
 owed on the ticket (so it outlives this worker) and hands it to the sender; the event is
 acknowledged at once. Each later round of the incident posts a reply on the ticket, and the
 resolution closes it.
+
+Runtime contract:
+- Input: ``ticket-events`` (keyed by ``ticket_id``; the key must match it), re-keyed by
+  ``customer_id`` onto ``ticket-requests`` with the input's coordinates, so a dead letter later
+  still points at the input record.
+- On the customer's partition: an ``opened`` ticket about an active incident that affects the
+  customer (``domain.tickets.matching_incident``) is linked (the ``tickets`` table), a ``linked``
+  update goes to ``ticket-updates`` the first time only, and the ticket-ack is owed until the
+  sender has finished it; a ``closed`` ticket is marked closed. A ticket about no known incident
+  is logged and left. A replay links nothing twice and the ledger sends no ticket-ack twice.
+- Each round of a linked incident posts an ``incident-updated`` (or, at the end,
+  ``incident-resolved``) update on every open ticket linked to it; after a rebalance every
+  ticket-ack still owed on the partitions held is queued again (``resume``).
+- Bad input (invalid fields, a key that is not the ticket's id, an unknown customer) goes to the
+  dead-letter topic with the reason; the stream goes on.
 """
 
 from __future__ import annotations
