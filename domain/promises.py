@@ -1,8 +1,9 @@
 """Promise bookkeeping: which next-update time each notice states.
 
 A promised time belongs to the contact it was stated to (``domain/deadlines.py``): a notice
-states one interval after it is sent, never sooner than its round's own promise (a holding
-update: one interval after the deadline it keeps), the operator's explicit time when given, stretched when this worker's send rate cannot
+states one interval after it is sent (a third more when a scheduled round acknowledges a contact
+before the promise it keeps; a holding update: one interval after the deadline it keeps), the
+operator's explicit time when given, stretched when this worker's send rate cannot
 carry its audience once per interval. The book works that out when a notice is composed and
 remembers it until the notice is recorded (the ``notices`` record and the ledger's deadline
 state what the email said). Pure: no I/O, the time is passed in.
@@ -14,7 +15,7 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 
 from domain.deadlines import stated_promise
-from core.vocabulary import RESOLVED, SEVERITY_CADENCE_SECONDS, UNAFFECTED
+from core.vocabulary import RESOLVED, SCHEDULED, SEVERITY_CADENCE_SECONDS, UNAFFECTED
 
 
 def interval_of(rnd) -> timedelta:
@@ -36,7 +37,8 @@ class PromiseBook:
         keeps = datetime.fromtimestamp(job.due, timezone.utc) if job.due is not None else None
         shown = stated_promise(job.kind, now=now, interval=interval_of(rnd), keeps=keeps,
                                explicit=rnd.next_update_at if rnd.explicit else None, factor=self.factor,
-                               margin=self.margin, round_promise=None if rnd.explicit else rnd.next_update_at)
+                               margin=self.margin,
+                               early_round=rnd.trigger == SCHEDULED and rnd.keeps is not None and now < rnd.keeps)
         self._stated[job.message_id] = shown
         if shown == rnd.next_update_at:
             return job

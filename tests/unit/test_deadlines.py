@@ -31,22 +31,22 @@ def test_a_notice_reaching_a_contact_just_after_its_round_promises_its_own_inter
     # not the round's own promise (the round's time plus one interval), a few seconds sooner
     at = T0 + timedelta(seconds=3)
     five = timedelta(seconds=5)
-    own = T0 + MIN
-    assert stated_promise("acknowledged", now=at, interval=MIN, keeps=None, margin=five, round_promise=own) == at + MIN
-    assert stated_promise("acknowledged", now=at, interval=MIN, keeps=None, margin=five, round_promise=own,
+    assert stated_promise("acknowledged", now=at, interval=MIN, keeps=None, margin=five) == at + MIN
+    assert stated_promise("acknowledged", now=at, interval=MIN, keeps=None, margin=five,
                           factor=1.5) == at + MIN * 1.5       # stretched
 
 
-def test_a_notice_sent_before_the_promise_its_round_keeps_states_the_rounds_promise():
-    # a scheduled round decided 20 s before the promise it keeps (T0 + 60 s) promises T0 + 120 s;
-    # it acknowledges a contact new to the incident at T0 + 41 s: one interval after that would
-    # fall before the incident's next promise, and before the round that keeps it is decided
-    kept, own = T0 + MIN, T0 + 2 * MIN
+def test_an_acknowledgement_before_the_promise_its_scheduled_round_keeps_promises_a_third_more():
+    # a scheduled round decided 20 s before the promise it keeps (T0 + 60 s) acknowledges a contact
+    # new to the incident at T0 + 41 s: one interval after that falls before the next scheduled
+    # round is decided (T0 + 100 s); a third more leaves its holding update a third of an interval
     at = T0 + timedelta(seconds=41)
-    assert stated_promise("acknowledged", now=at, interval=MIN, keeps=None, round_promise=own) == own
-    # sent after the promise the round keeps: one interval after it is sent, already later
-    after = kept + timedelta(seconds=3)
-    assert stated_promise("acknowledged", now=after, interval=MIN, keeps=None, round_promise=own) == after + MIN
+    stated = stated_promise("acknowledged", now=at, interval=MIN, keeps=None, early_round=True)
+    assert stated == at + MIN + MIN * EARLIEST_SHARE
+    assert stated - MIN * EARLIEST_SHARE >= T0 + 2 * MIN - MIN * EARLIEST_SHARE   # the next round is there
+    # contacts acknowledged one after another keep their own, spread deadlines
+    later = at + timedelta(seconds=2)
+    assert stated_promise("acknowledged", now=later, interval=MIN, keeps=None, early_round=True) == stated + (later - at)
 
 
 def test_a_holding_update_never_leaves_sooner_than_two_thirds_of_an_interval_after_the_latest_notice():

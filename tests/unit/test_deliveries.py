@@ -59,3 +59,13 @@ async def test_an_undeliverable_notice_is_dead_lettered_with_its_ids():
     assert letter["error"] == "550 no such user" and letter["topic"] == "t.notices"
     assert json.loads(letter["value"])["notice_id"] == job.message_id
     assert ledger == {} and produced == []
+
+
+def test_a_scheduled_round_acknowledging_a_contact_before_the_promise_it_keeps_states_a_third_more():
+    book = PromiseBook(margin=timedelta(seconds=5))
+    (job,) = jobs_for(customers(["c@example.com"]), scheduled=True, interval=60)
+    assert job.kind == "acknowledged" and job.round.trigger == "scheduled"
+    before = job.round.keeps - timedelta(seconds=15)
+    assert book.as_composed(job, before).round.next_update_at == before + timedelta(seconds=80)
+    after = job.round.keeps + timedelta(seconds=1)
+    assert book.as_composed(job, after).round.next_update_at == after + timedelta(seconds=60)
