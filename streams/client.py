@@ -34,10 +34,8 @@ def producer(settings: Settings):
 
 
 def produce(settings: Settings, topic_base: str, records: list[tuple[str, bytes | None]]) -> None:
-    from streams.kafka.broker import ensure_topics
+    from streams.kafka.broker import admin, ensure_topics
     from streams.topics import TopicNames
-
-    from streams.kafka.broker import admin
 
     try:
         client = admin(settings, wait_seconds=15)
@@ -47,15 +45,15 @@ def produce(settings: Settings, topic_base: str, records: list[tuple[str, bytes 
         ensure_topics(settings, client)
     finally:
         client.close()
-    producer = producer(settings)
+    kafka = producer(settings)
     topic = TopicNames(settings.topic_prefix).name(topic_base)
     try:
-        futures = [producer.send(topic, key=key.encode(), value=value) for key, value in records]
-        producer.flush(timeout=30)
+        futures = [kafka.send(topic, key=key.encode(), value=value) for key, value in records]
+        kafka.flush(timeout=30)
         for f in futures:
             f.get(timeout=30)
     finally:
-        producer.close(timeout=5)
+        kafka.close(timeout=5)
 
 
 def validate(model, data: dict, what: str):
