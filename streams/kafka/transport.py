@@ -207,6 +207,6 @@ TansuTransport = _transport(TANSU_FLAVOUR)
 
 def register(flavour: Flavour) -> str:
     """Make ``<scheme>://host:port`` a faust broker URL for this flavour; returns the scheme."""
-    name = "KafkaTransport" if flavour is KAFKA_FLAVOUR else "TansuTransport"
-    TRANSPORTS[flavour.scheme] = f"{__name__}:{name}"
+    transport = next(t for t in (KafkaTransport, TansuTransport) if t.Consumer.flavour is flavour)
+    TRANSPORTS[flavour.scheme] = f"{__name__}:{transport.__name__}"
     return flavour.scheme
