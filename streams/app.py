@@ -23,7 +23,6 @@ from faust.types import TP
 
 from core.settings import Settings
 from domain.audience import NoticeJob
-from domain.incident import Round
 from domain.promises import PromiseBook
 from domain.schedule import LatencyGauge
 from streams import topics as T
@@ -234,13 +233,6 @@ class Pipeline:
         each record (a bad one is dead-lettered with the reason), keeps them on local disk and
         indexes them. Faust's rebalance waits for it, so rounds see every customer."""
         await self.customers.serve()
-
-    # -- rounds known on a partition (the latest-rounds table) ---------------------------------
-    def latest_rounds(self, p: int) -> list[Round]:
-        return self.rounds.rounds(p)
-
-    def latest_round(self, p: int, incident_id: str) -> Round | None:
-        return self.rounds.round(p, incident_id)
 
     # -- readiness ---------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, str]:

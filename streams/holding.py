@@ -153,7 +153,7 @@ class HoldingUpdates:
     def _round(self, p: int, incident_id: str) -> Round | None:
         rnd = self._rounds.get((p, incident_id))
         if rnd is None:
-            rnd = self.pipe.latest_round(p, incident_id)
+            rnd = self.pipe.rounds.round(p, incident_id)
             if rnd is not None:
                 self._rounds[(p, incident_id)] = rnd
         return rnd

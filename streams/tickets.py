@@ -80,7 +80,7 @@ class TicketDesk:
                 await self._link(p, ticket, customer)
 
     async def _link(self, p: int, ticket: TicketEvent, customer) -> None:
-        rnd = TK.matching_incident(customer, ticket.components, self.pipe.latest_rounds(p))
+        rnd = TK.matching_incident(customer, ticket.components, self.pipe.rounds.rounds(p))
         if rnd is None:
             log.info("ticket on partition %d is not about a known active incident", p)
             return
@@ -99,7 +99,7 @@ class TicketDesk:
         pipe = self.pipe
         owed = linked["ack_owed"]
         customer = pipe.views.customer_lookup(p)(linked["customer_id"])
-        rnd = pipe.latest_round(p, linked["incident_id"])
+        rnd = pipe.rounds.round(p, linked["incident_id"])
         job = None
         if customer is not None and rnd is not None and rnd.trigger != "resolved":
             job = TK.ticket_ack_job(ticket_id=ticket_id, subject=linked.get("subject"),

@@ -47,7 +47,7 @@ def pipeline(dues: dict[int, list[int]], now: datetime):
     pipe = SimpleNamespace(
         recovered=True, clock=lambda: now, settings=SimpleNamespace(schedule_lead_seconds=1.0, mail_domain="example.com"),
         sender=sender, ledger=ledger, promises=SimpleNamespace(factor=1.0),
-        rounds_partitions=lambda: set(dues), latest_round=lambda p, incident: rnd,
+        rounds_partitions=lambda: set(dues), rounds=SimpleNamespace(round=lambda p, incident: rnd),
         views=SimpleNamespace(customer_lookup=lambda p: customers.get))
     return pipe, submitted
 
