@@ -1,8 +1,11 @@
 """Shared kit of the fault tests: an SMTP server with faults to order (``FaultySmtp``, a real
 aiosmtpd ``Controller`` on its own thread and loop, recording what it accepted), the ``faulty``
-fixture, and small helpers to declare incidents and wait for workers.
+fixture, and small helpers to declare incidents and wait for workers; and the waits of the
+whole integration suite on the pipeline's state (``settled``: nothing left to do; ``passed``: a
+promised time gone by; ``ledger_sent``: what the ledger's changelog holds), so that no test waits a
+fixed number of seconds for something to have happened.
 
-Used by test_faults.py, test_failover.py and test_cadence.py.
+Used by test_faults.py, test_failover.py and test_cadence.py, and for its waits by the others.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import pytest
 from aiosmtpd.controller import Controller
 
 from devtools.embedded import free_port
+from streams import topics as T
 from tests.conftest import API_TOKEN, http
 
 CONCURRENCY = 8  # OUTAGE_SMTP_CONCURRENCY of every worker here (the default, made explicit)
@@ -153,13 +157,13 @@ class _Listener:
         if delay:
             await asyncio.sleep(delay)
         h = BytesHeaderParser(policy=compat32).parsebytes(envelope.content)
-        mail = Mail(rcpt=rcpt, message_id=str(h["Message-ID"]).strip(), kind=str(h["X-Outage-Notice"]),
-                    incident=str(h["X-Outage-Incident"]), seq=int(h["X-Outage-Seq"]),
-                    next_update=parse_time(h["X-Outage-Next-Update"]),
-                    in_reply_to=str(h["In-Reply-To"]).strip() if h["In-Reply-To"] else None,
-                    received=utc_now(), server=self.name)
-        with s._lock:
-            s.mails.append(mail)
+        fields = dict(rcpt=rcpt, message_id=str(h["Message-ID"]).strip(), kind=str(h["X-Outage-Notice"]),
+                      incident=str(h["X-Outage-Incident"]), seq=int(h["X-Outage-Seq"]),
+                      next_update=parse_time(h["X-Outage-Next-Update"]),
+                      in_reply_to=str(h["In-Reply-To"]).strip() if h["In-Reply-To"] else None, server=self.name)
+        with s._lock:   # stamped as it is recorded: whoever reads the record at a moment has every
+            # message stamped before that moment (promises_kept judges up to the moment it reads)
+            s.mails.append(Mail(**fields, received=utc_now()))
         return "250 2.0.0 Ok: queued"
 
 
@@ -271,6 +275,105 @@ async def settle(server: FaultySmtp, quiet: float = 3.0, limit: float = 30.0) ->
         elif time.monotonic() - changed >= quiet:
             return
         await asyncio.sleep(0.1)
+
+
+# --------------------------------------------------------------------------- waits on the pipeline's state
+
+# The topics the workers' consumer group reads (the agents of streams/app.py). The customers topic
+# is read without a group (streams/customers.py), and the tables' changelogs are faust's own
+# (recovery reads them, nobody commits offsets on them): both are watched for writes only.
+GROUP_INPUTS = (T.INCIDENT_EVENTS, T.TICKS, T.ROUNDS, T.TICKET_EVENTS, T.TICKET_REQUESTS, T.PREFERENCES)
+
+
+async def settled(bootstrap: str, prefix: str, procs, *, timeout: float = 90.0, steady: float = 1.0,
+                  poll: float = 0.25, since: dict | None = None) -> dict[tuple[str, int], int]:
+    """Wait until the pipeline of ``prefix`` has nothing left to do, and return the end offsets of
+    its topics then ({(topic, partition): end}).
+
+    Quiescent: every live worker of ``procs`` (objects with ``url``, and ``alive()`` when they have
+    it) shows ``outage_send_queue_depth`` 0 on its /metrics (nothing queued, waiting for a retry or
+    under way: a send is finished once it is recorded); the consumer group (the app id) has
+    committed every record of its input topics (faust commits only what its agents handled, and
+    flushes what they produced first); and no topic of the pipeline, outputs and changelogs
+    included, has grown — all of it on end for ``steady`` seconds. What the pipeline still owes,
+    or would send twice, is sent by then; a promised time still ahead is not (``passed``).
+
+    ``since``: the end offsets an earlier call returned; when no topic has grown since then and
+    nothing is queued or uncommitted now, the pipeline is still settled (nothing was written,
+    so nothing was handled, sent or dead-lettered meanwhile): no new ``steady`` period is waited.
+
+    Raises AssertionError after ``timeout`` seconds (a failure: the deadline never decides a pass),
+    saying what was still under way. The end offsets are the true ones on both brokers (a fetch's
+    high watermark: the embedded broker's ListOffsets answer may be short, streams/kafka/transport.py).
+    """
+    from aiokafka import AIOKafkaConsumer, TopicPartition
+    from aiokafka.admin import AIOKafkaAdminClient
+
+    from streams.kafka.transport import end_offsets, wait_on_metadata
+
+    names = T.TopicNames(prefix)
+    inputs = {names.name(t) for t in GROUP_INPUTS}
+    watched = [names.name(t) for t in T.ALL] + [names.changelog(t) for t in T.TABLES]
+    servers = bootstrap.split(",")
+    consumer = AIOKafkaConsumer(bootstrap_servers=servers, group_id=None, enable_auto_commit=False)
+    admin = AIOKafkaAdminClient(bootstrap_servers=servers)
+    await consumer.start()
+    try:
+        await admin.start()
+        for topic in watched:
+            await asyncio.wait_for(wait_on_metadata(consumer, topic), 30)
+        tps = [TopicPartition(t, p) for t in watched for p in sorted(consumer.partitions_for_topic(t) or ())]
+        group_tps = [tp for tp in tps if tp.topic in inputs]
+        deadline = time.monotonic() + timeout
+        last: dict | None = since
+        quiet_from: float | None = None if since is None else float("-inf")   # quiet since then
+        under_way = "nothing read yet"
+        while True:
+            problems = []
+            try:
+                ends = {(tp.topic, tp.partition): end for tp, end in (await end_offsets(consumer, tps)).items()}
+                committed = await admin.list_consumer_group_offsets(names.app_id, partitions=group_tps)
+            except Exception as exc:  # noqa: BLE001 - a broker that does not answer now: not settled
+                ends, problems = None, [f"the broker: {type(exc).__name__}: {exc}"]
+            if ends is not None:
+                for tp in group_tps:
+                    done = committed.get(tp)
+                    done = done.offset if done is not None and done.offset >= 0 else 0
+                    if ends[(tp.topic, tp.partition)] > done:
+                        problems.append(f"{tp.topic}:{tp.partition} committed {done} of {ends[(tp.topic, tp.partition)]}")
+                live = [w for w in procs if getattr(w, "alive", lambda: True)()]
+                depths = await asyncio.gather(*(asyncio.to_thread(metric, w, "outage_send_queue_depth") for w in live))
+                problems += [f"{w.url} send queue {d}" for w, d in zip(live, depths) if d != 0]
+                if ends != last:
+                    problems.append("the topics grew")
+                    last = ends
+            now = time.monotonic()
+            if problems:
+                quiet_from, under_way = None, "; ".join(problems[:8])
+            elif quiet_from is None:
+                quiet_from = now
+            if quiet_from is not None and now - quiet_from >= steady:
+                return last
+            if now > deadline:
+                raise AssertionError(f"the pipeline {prefix} did not settle in {timeout:.0f}s: {under_way}")
+            await asyncio.sleep(poll)
+    finally:
+        await admin.close()
+        await consumer.stop()
+
+
+async def passed(moment: datetime) -> None:
+    """Wait until the wall clock is past ``moment`` (a promised time, the end of a watch)."""
+    while (left := (moment - utc_now()).total_seconds()) > 0:
+        await asyncio.sleep(min(left, 0.5))
+
+
+def ledger_sent(read_topic, prefix: str, incident: str) -> set[str]:
+    """The Message-IDs of ``incident`` that the ledger's changelog on the broker records as sent
+    (``read_topic``: conftest's fixture; each record is a customer's whole ledger entry)."""
+    topic = T.TopicNames(prefix).changelog(T.LEDGER_TABLE)[len(prefix):]   # read_topic adds the prefix
+    return {message_id for entry in read_topic(topic) if isinstance(entry, dict)
+            for message_id in ((entry.get("incidents") or {}).get(incident) or {}).get("sent", ())}
 
 
 def reached(server: FaultySmtp, incident: str) -> int:
