@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import os
 import signal
+import time
 from datetime import datetime, timezone
 
 import pytest
@@ -13,6 +14,7 @@ import pytest
 from notifiers.delivery import ComposeError, DeliveryConfig, ProcessDelivery
 from notifiers.notice import NoticeComposer
 from tests.factories import customer
+from tests.integration.faults_kit import until
 from tests.unit.test_sender import customers, jobs_for
 
 pytestmark = pytest.mark.integration
@@ -76,11 +78,12 @@ async def test_a_killed_helper_fails_its_sends_as_temporary_and_a_new_one_takes_
         first = child.proc.pid
         os.kill(first, signal.SIGSTOP)  # hold it, give it a send, then kill it
         sending = asyncio.create_task(delivery.deliver(jobs[1], now()))
-        await asyncio.sleep(0.2)
+        assert await until(lambda: child.pending, 10), "the send was never given to the helper"
         os.kill(first, signal.SIGKILL)
         lost = await asyncio.wait_for(sending, 10)
         assert lost.temporary and "exited" in lost.message
-        await asyncio.sleep(1.0)  # a helper is restarted at most once a second
+        # a helper is restarted at most once a second after its start
+        await until(lambda: time.monotonic() - child.started >= 1.0, 10)
         again = await asyncio.wait_for(delivery.deliver(jobs[1], now()), 10)
         assert again.accepted and child.proc.pid != first
     finally:
@@ -92,8 +95,8 @@ async def test_close_lets_the_sends_under_way_finish(smtp):
     jobs = jobs_for(customers([f"c{i}@example.net" for i in range(6)]))
     delivery = ProcessDelivery(config(smtp.smtp_port), processes=1)
     sends = [asyncio.create_task(delivery.deliver(job, now())) for job in jobs]
-    await asyncio.sleep(0)  # every job written to the helper
-    await asyncio.sleep(0.05)
+    # every job written to the helper (each is numbered as it is written; the first waits for its start)
+    assert await until(lambda: delivery._ids == len(jobs), 30, poll=0.005), "not every job was written to the helper"
     await delivery.close()
     assert all(s.done() and s.result().accepted for s in sends)
     assert len(await smtp.wait_for(6)) == 6
