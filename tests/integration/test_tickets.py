@@ -14,6 +14,7 @@ from outage.cli import main as cli
 from tests import factories
 from tests.conftest import API_TOKEN, http
 from tests.factories import contact
+from tests.integration.faults_kit import settled
 
 pytestmark = pytest.mark.integration
 
@@ -40,7 +41,7 @@ def ticket(produce, ticket_id, customer_id, requester, type_="opened", **extra):
 
 
 async def test_ticket_about_a_known_incident_is_answered_and_closed_out(workers, produce, smtp, read_topic,
-                                                                        base_env, monkeypatch):
+                                                                        base_env, monkeypatch, broker, prefix):
     for c in (A, B):
         produce("customers", c["customer_id"], c)
     worker = workers()
@@ -86,7 +87,7 @@ async def test_ticket_about_a_known_incident_is_answered_and_closed_out(workers,
     assert [u["action"] for u in updates] == ["linked", "incident-updated", "incident-resolved"]
     assert "Fixed." in updates[-1]["comment"]
 
-    await asyncio.sleep(1)
+    await settled(broker.bootstrap, prefix, [worker])   # the other tickets are handled by now
     assert smtp.messages(to="dev@beta.example.com") == []          # not about a known incident: no reply
     assert [u for u in read_topic("ticket-updates") if u["ticket_id"] == "T-200"] == []
     letters = [d for d in read_topic("dead-letters") if "c-nobody" in (d["value"] or "")]
