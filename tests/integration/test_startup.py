@@ -13,6 +13,7 @@ import pytest
 
 from tests.conftest import API_TOKEN, http
 from tests.factories import contact, customer, load_customers
+from tests.integration.faults_kit import ledger_sent, settled
 from tests.integration.test_recovery import _metric, _until
 
 N = 400                  # customers; every 4th uses the incident's (component, region)
@@ -36,9 +37,10 @@ def _local_state_lines(worker) -> list[str]:
             if "from local state" in line or "records written since" in line]
 
 
-async def _load_and_notify(workers, produce, smtp) -> tuple[object, str, dict[str, str]]:
+async def _load_and_notify(workers, produce, smtp, read_topic, prefix) -> tuple[object, str, dict[str, str]]:
     """A worker with N customers (a bad record and a deleted one among them) and one incident
-    whose acknowledged notices went out: returns (worker, incident, first Message-ID by address)."""
+    whose acknowledged notices went out, each recorded in the ledger's changelog on the broker:
+    returns (worker, incident, first Message-ID by address)."""
     first = workers()
     for i in range(N):
         cid = f"s{i:04d}"
@@ -50,18 +52,22 @@ async def _load_and_notify(workers, produce, smtp) -> tuple[object, str, dict[st
     incident = _declare(first)
     sent = await smtp.wait_for(len(AFFECTED), incident=incident, timeout=60)
     assert {m["recipients"][0] for m in sent} == {f"{cid}@example.com" for cid in AFFECTED}
-    await asyncio.sleep(1)  # the ledger's changelog records acknowledged
-    return first, incident, {m["recipients"][0]: m["message_id"] for m in sent}
+    roots = {m["recipients"][0]: m["message_id"] for m in sent}
+    await _until(lambda: set(roots.values()) <= ledger_sent(read_topic, prefix, incident), 60,
+                 "the ledger's changelog to record every acknowledged notice")
+    return first, incident, roots
 
 
-async def _update_reaches_everyone_in_thread(worker, smtp, incident: str, roots: dict[str, str]) -> None:
+async def _update_reaches_everyone_in_thread(worker, smtp, incident: str, roots: dict[str, str], bootstrap: str,
+                                             prefix: str) -> None:
     """The restarted worker's ledger knows every first notice: an update threads under each one,
     and nobody gets the acknowledged notice again."""
     status, out = http("POST", f"{worker.url}/api/incidents/{incident}/updates",
                        {"status": "identified", "message": "Found it."}, token=API_TOKEN)
     assert status == 202, out
     progress = await smtp.wait_for(len(roots), incident=incident, kind="progress", timeout=60)
-    await asyncio.sleep(1)
+    await settled(bootstrap, prefix, [worker])   # a notice to anyone else, or sent again, is sent by now
+    progress = smtp.messages(incident=incident, kind="progress")
     assert {m["recipients"][0]: m["in_reply_to"] for m in progress if m["recipients"][0] in roots} == roots
     assert {m["recipients"][0] for m in progress} - set(roots) <= {"s0001@example.com"}  # newly affected, see below
     acks = [m for m in smtp.messages(incident=incident, kind="acknowledged") if m["recipients"][0] != "s0001@example.com"]
@@ -74,8 +80,8 @@ def _dead_letters_for(read_topic, key: str) -> list[dict]:
 
 @pytest.mark.parametrize("how", ["sigterm", "kill-9"])
 async def test_a_restarted_worker_keeps_its_customers_and_ledger_and_reads_only_what_it_missed(
-        workers, produce, smtp, read_topic, how):
-    first, incident, roots = await _load_and_notify(workers, produce, smtp)
+        workers, produce, smtp, read_topic, broker, prefix, how):
+    first, incident, roots = await _load_and_notify(workers, produce, smtp, read_topic, prefix)
     first.stop() if how == "sigterm" else first.kill()
 
     # while it is down: one customer changes region (now affected), one is deleted, one is new
@@ -91,7 +97,7 @@ async def test_a_restarted_worker_keeps_its_customers_and_ledger_and_reads_only_
     assert any("table ledger" in line and "keys from local state" in line for line in lines), lines
 
     roots.pop("s0004@example.com")
-    await _update_reaches_everyone_in_thread(second, smtp, incident, roots)
+    await _update_reaches_everyone_in_thread(second, smtp, incident, roots, broker.bootstrap, prefix)
     # the customer that became affected while the worker was down is reached too
     await smtp.wait_for(1, incident=incident, to="s0001@example.com", timeout=30)
     assert not smtp.messages(to="s-gone@example.com") and not smtp.messages(to="s0004@example.com", kind="progress")
@@ -100,14 +106,14 @@ async def test_a_restarted_worker_keeps_its_customers_and_ledger_and_reads_only_
 
 
 async def test_a_worker_with_an_empty_data_dir_recovers_everything_from_the_topics(
-        workers, produce, smtp, read_topic, tmp_path):
-    first, incident, roots = await _load_and_notify(workers, produce, smtp)
+        workers, produce, smtp, read_topic, broker, prefix, tmp_path):
+    first, incident, roots = await _load_and_notify(workers, produce, smtp, read_topic, prefix)
     first.kill()
     fresh = workers({"OUTAGE_DATA_DIR": str(tmp_path / "fresh-data")})
     assert _metric(fresh, "outage_customers") == N
     assert not any("keys from local state" in line or "indexed from local state" in line
                    for line in _local_state_lines(fresh))
-    await _update_reaches_everyone_in_thread(fresh, smtp, incident, roots)
+    await _update_reaches_everyone_in_thread(fresh, smtp, incident, roots, broker.bootstrap, prefix)
     assert not smtp.messages(to="s-gone@example.com")
 
 
