@@ -8,16 +8,20 @@ import json
 import os
 import re
 import signal
+import asyncio
 import subprocess
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
+from core.settings import Settings
 from devtools.dev import sample_incident_path
 from devtools.embedded import free_port
 from devtools.http import call
+from tests.integration.faults_kit import settled
 
 pytestmark = pytest.mark.integration
 
@@ -102,7 +106,13 @@ def test_outage_dev_twice_in_a_row_and_not_twice_at_once(tmp_path):
     try:
         urls = again.wait_running()
         _declare_and_get_mail(urls, again)
-        time.sleep(2)
+        # the worker has done everything the incident asked (sent, recorded, committed) and is still
+        # there: alive and ready, and outage dev reported no exit
+        base = urls["status"].rsplit("/status", 1)[0]
+        bootstrap = re.search(r"OUTAGE_BROKER=(\S+)", again.text()).group(1)
+        prefix = Settings.model_fields["topic_prefix"].default   # _env leaves OUTAGE_TOPIC_PREFIX out
+        asyncio.run(settled(bootstrap, prefix, [SimpleNamespace(url=base)]))
+        assert call("GET", base + "/readyz", timeout=5)[0] == 200, again.text()[-3000:]
         assert again.proc.poll() is None and "exited with status" not in again.text(), again.text()[-3000:]
     finally:
         assert again.stop() == 0
