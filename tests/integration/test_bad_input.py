@@ -31,6 +31,7 @@ from schemas.limits import MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS,
 from tests import factories
 from tests.conftest import API_TOKEN, http
 from tests.factories import WorkerProcess, contact, declared, resolved, updated
+from tests.integration.faults_kit import settled
 
 pytestmark = pytest.mark.integration
 
@@ -283,6 +284,7 @@ class Pipeline:
     consumer: object = None
     addresses: set[str] = field(default_factory=set)   # every e-mail address the inputs held
     refused: dict[str, str] = field(default_factory=dict)   # bad records the broker itself refused
+    quiet: dict | None = None    # the topics' end offsets when the pipeline last settled
 
     # -- input --------------------------------------------------------------------------
     def produce(self, topic: str, key: str | bytes | None, value, partition: int | None = None) -> None:
@@ -311,10 +313,21 @@ class Pipeline:
                 return found
             await asyncio.to_thread(self._poll)
 
-    async def settle(self, seconds: float = 0.7) -> None:
-        """Let anything that should NOT happen have its chance (while the SMTP server keeps running)."""
-        await asyncio.sleep(seconds)
-        await asyncio.to_thread(self._poll)
+    async def settle(self) -> None:
+        """Let anything that should NOT happen have its chance (while the SMTP server keeps running):
+        wait until the worker has nothing left to do (``settled``), then read every dead letter
+        written by then."""
+        self.quiet = await settled(self.broker.bootstrap, self.prefix, [self.worker], since=self.quiet)
+        await asyncio.to_thread(self._poll_to, self.quiet[(self.prefix + "dead-letters", 0)])
+
+    def _poll_to(self, end: int, timeout: float = 30.0) -> None:
+        from kafka import TopicPartition
+
+        tp = TopicPartition(self.prefix + "dead-letters", 0)
+        deadline = time.monotonic() + timeout
+        while (at := self.consumer.position(tp)) < end:
+            assert time.monotonic() < deadline, f"the dead letters were read up to offset {at} of {end}"
+            self._poll()
 
     async def barrier(self, topic: str, key: str, timeout: float = 20.0) -> dict:
         """A record after which everything produced before it with the same key has been handled:
@@ -454,7 +467,7 @@ async def test_bad_record_is_dead_lettered_with_a_reason(pipe, bad):
 
     letters = await pipe.dead_letters(mine, timeout=5 if bad.xfail else 15)
     assert letters, f"no dead letter for {bad.id}; worker log:\n{pipe.worker.log_tail()}"
-    await pipe.settle(0.1)
+    await pipe.settle()
     letters = [d for d in pipe.letters if mine(d)]
     assert len(letters) == 1, f"dead-lettered {len(letters)} times: {letters}"
     letter = letters[0]
@@ -519,7 +532,7 @@ async def test_customer_with_ten_thousand_services_is_notified_once_about_its_af
     pipe.produce("incident-events", "inc-big", declared("inc-big", ["svc-00007", "svc-04242", "svc-nope"],
                                                         title="Two of many", regions=["r-7", "r-2", "r-9"]))
     await wait_mail(pipe, 1, incident="inc-big")
-    await pipe.settle(1.0)
+    await pipe.settle()
     entries = pipe.smtp.messages(incident="inc-big")
     assert [e["recipients"] for e in entries] == [["noc@big.example.com"]]
     text, html = parts(pipe.email(entries[0]))
@@ -689,7 +702,7 @@ async def test_duplicate_event_id_is_ignored_no_second_email(pipe):
     # the incident's next event (same key, so handled after the duplicates) proves they were seen
     pipe.produce("incident-events", "inc-dup", updated("inc-dup", "e-dup-2", status="monitoring"))
     await wait_mail(pipe, 1, incident="inc-dup", kind="progress")
-    await pipe.settle(1.0)
+    await pipe.settle()
     entries = pipe.smtp.messages(incident="inc-dup")
     assert [(e["kind"], e["seq"]) for e in entries] == [("acknowledged", 1), ("progress", 2)]
     assert all(e["recipients"] == ["ops@c-en.example.com"] for e in entries)
@@ -713,7 +726,7 @@ async def test_update_after_resolve_is_dead_lettered_and_sends_nothing(pipe):
         check_letter(letter, pipe, "incident-events", "inc-res")
         assert json.loads(letter["value"])["event_id"] == event_id
         assert needle in letter["error"] and "incident_id" in letter["error"]
-    await pipe.settle(1.0)
+    await pipe.settle()
     assert [e["kind"] for e in pipe.smtp.messages(incident="inc-res")] == ["acknowledged", "resolved"]
 
 
@@ -737,7 +750,7 @@ async def test_tombstone_for_a_known_customer_stops_every_notice_to_it(pipe):
     await wait_mail(pipe, 1, incident="inc-gone2")
     pipe.produce("incident-events", "inc-gone", resolved("inc-gone", "e-gone-3", message="Fixed."))
     await wait_mail(pipe, 1, incident="inc-gone", kind="resolved")
-    await pipe.settle(1.0)
+    await pipe.settle()
     to_gone = pipe.smtp.messages(to="gone@gone.example.com")
     assert [(e["incident"], e["kind"]) for e in to_gone] == [("inc-gone", "acknowledged")]
     assert [e["recipients"][0] for e in pipe.smtp.messages(incident="inc-gone2")] == ["ops@c-en.example.com"]
@@ -758,7 +771,7 @@ async def test_contact_with_idn_address_is_either_notified_or_dead_lettered(pipe
 
 
 async def test_no_worker_log_line_holds_the_idn_address(pipe):
-    await pipe.settle(0.5)
+    await pipe.settle()
     log = pipe.worker.log_path.read_text(errors="replace").lower()
     assert "round inc-idn #1" in log  # its round was planned
     assert IDN_ADDRESS not in log and "xn--bcher-kva.example" not in log
@@ -788,7 +801,7 @@ async def test_after_all_the_bad_input_a_valid_incident_reaches_exactly_its_affe
                                                           title="Core outage"))
     expected = FINAL_RECIPIENTS
     await wait_mail(pipe, len(expected), incident="inc-final")
-    await pipe.settle(1.5)
+    await pipe.settle()
     entries = pipe.smtp.messages(incident="inc-final")
     assert sorted(r for e in entries for r in e["recipients"]) == expected
     assert all(e["kind"] == "acknowledged" and e["seq"] == 1 for e in entries)
