@@ -21,6 +21,7 @@ import asyncio
 import json
 import re
 import time
+from datetime import timedelta
 
 import pytest
 
@@ -28,7 +29,8 @@ from devtools.embedded import EmbeddedBroker, free_port
 from domain.retry import RetryPolicy
 from tests.factories import customer, load_customers, make_customers
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
-    CONCURRENCY, declare, emails_of, every_one_once, faulty, ready, smtp_env, utc_now,
+    CONCURRENCY, declare, emails_of, every_one_once, faulty, ledger_sent, passed, ready, settled, smtp_env, until,
+    utc_now,
 )
 
 pytestmark = pytest.mark.integration
@@ -64,7 +66,7 @@ async def _fan_out_interrupted(workers, faulty, broker, prefix, *, kill: bool) -
     await ready(second)
     await server.wait(lambda s: {m.rcpt for m in s.received(incident)} >= expected, 180,
                       "every contact to get the notice after the restart", poll=0.25)
-    await asyncio.sleep(3)  # anything still owed, or sent twice, shows up now
+    await settled(broker.bootstrap, prefix, [second])  # anything still owed, or sent twice, is sent by now
     dups = server.duplicates(incident)
     print(f"[fan-out] done {time.monotonic() - started:.1f}s after the declaration: "
           f"{len(server.received(incident))} messages, {dups} duplicates")
@@ -98,7 +100,8 @@ async def test_clean_stop_in_the_middle_of_a_fan_out_sends_nothing_twice(workers
 # --------------------------------------------------------------------------- 2. fail-over
 
 
-async def test_a_killed_worker_is_taken_over_and_the_next_round_is_on_time(workers, faulty, broker, prefix):
+async def test_a_killed_worker_is_taken_over_and_the_next_round_is_on_time(workers, faulty, broker, prefix,
+                                                                           read_topic):
     customers = make_customers(40, tag="h")
     expected = emails_of(customers)
     load_customers(broker.bootstrap, prefix, customers)
@@ -119,13 +122,19 @@ async def test_a_killed_worker_is_taken_over_and_the_next_round_is_on_time(worke
     marker = f"round {incident} #1 (declared) decided"
     owner, survivor = (a, b) if marker in a.log_path.read_text(errors="replace") else (b, a)
     assert marker in owner.log_path.read_text(errors="replace")
-    await asyncio.sleep(3)  # past the commit interval: the ledger of the acknowledgements is on the broker
+    # past the commit: the round's events are committed (faust flushes what handling them wrote, the
+    # incident's state among it), and the ledger of the acknowledgements is on the broker (its
+    # changelog): the survivor finds them sent
+    await settled(broker.bootstrap, prefix, [a, b])
+    sent = {m.message_id for m in acks}
+    assert await until(lambda: sent <= ledger_sent(read_topic, prefix, incident), 60), \
+        f"the ledger's changelog lacks {len(sent - ledger_sent(read_topic, prefix, incident))} acknowledgements"
     killed_at = utc_now()
     owner.kill()
     promised = {m.rcpt: m.next_update for m in acks}
     await server.wait(lambda s: all(len(ms) >= 2 for ms in s.by_recipient(incident).values()),
                       interval + 15, "the scheduled round after the takeover", poll=0.25)
-    await asyncio.sleep(3)  # a round sent twice would show up now
+    await settled(broker.bootstrap, prefix, [survivor])  # a round sent twice would be sent by now
     survivor_name = "a" if survivor is a else "b"
     late = []
     for rcpt, mails in server.by_recipient(incident).items():
@@ -179,7 +188,7 @@ async def test_smtp_down_for_a_while_then_back_every_notice_arrives_once(workers
                           quiet=_longest_wait_past(SMTP_OUTAGE) + 4)
     except AssertionError:
         pass  # the assertion below says which
-    await asyncio.sleep(3)
+    await settled(broker.bootstrap, prefix, [worker])  # retries still owed, or sends twice, are done by now
     got = server.by_recipient(incident)
     print(f"\n[smtp outage {SMTP_OUTAGE:.0f}s] {len(got)} of {len(expected)} contacts notified, "
           f"{server.duplicates(incident)} duplicates")
@@ -207,7 +216,8 @@ async def test_a_550_is_dead_lettered_and_a_451_retried_until_accepted_once(work
         if letters:
             break
         await asyncio.sleep(0.5)
-    await asyncio.sleep(3)  # retries of the refused address, if any, would come now
+    await settled(broker.bootstrap, prefix, [worker])  # retries of the refused address, if any, are done by now
+    letters = [d for d in read_topic("dead-letters") if incident in (d.get("value") or "")]   # all of them now
     every_one_once(server, incident, good)
     assert bounce not in server.by_recipient(incident)
     assert len(letters) == 1, f"expected one dead letter for the refused recipient: {letters}"
@@ -273,6 +283,8 @@ async def test_a_round_slower_than_its_interval_never_states_a_time_already_past
 
 # --------------------------------------------------------------------------- 5. broker unreachable
 
+BROKER_WATCH = 5.0  # s watched from the worker's first word of the refusing broker
+
 
 @pytest.mark.only_broker("tansu")   # a late embedded broker on a chosen port; on Apache Kafka the
 # whole cluster unreachable and back is test_kafka_faults.py's
@@ -283,15 +295,23 @@ async def test_a_worker_started_before_its_broker_waits_and_recovers(workers, fa
     server = faulty()
     env = {**smtp_env(server.serve()), "OUTAGE_BROKER": f"127.0.0.1:{port}"}
     worker = workers(env, ready=False)
-    await asyncio.sleep(5)
+    refusing = re.compile(r"unreachable|ECONNREFUSED|connection refused", re.I)
+
+    def log_lines() -> list[str]:
+        return worker.log_path.read_text(errors="replace").splitlines()
+
+    # its first word of the refusing broker (the worker starts in its own time), then the broker
+    # still down for BROKER_WATCH seconds (a behaviour in time: it keeps waiting, and backs off)
+    if await until(lambda: not worker.alive() or any(refusing.search(line) for line in log_lines()), 60):
+        await passed(utc_now() + timedelta(seconds=BROKER_WATCH))
     assert worker.process.poll() is None, f"the worker exited while the broker was down:\n{worker.log_tail()}"
-    lines = worker.log_path.read_text(errors="replace").splitlines()
+    lines = log_lines()
     # said clearly (by the worker, or by its Kafka client): which broker, and that it refuses
-    failing = [line for line in lines if re.search(r"unreachable|ECONNREFUSED|connection refused", line, re.I)]
+    failing = [line for line in lines if refusing.search(line)]
     assert failing and any(f"127.0.0.1:{port}" in line for line in lines), \
         f"nothing in the log says the broker 127.0.0.1:{port} is unreachable:\n{worker.log_tail()}"
     attempts = [line for line in lines if re.search(r"unreachable|connection failed", line, re.I)]
-    assert len(attempts) <= 20, f"{len(attempts)} connection attempts in 5 s: no backoff"
+    assert len(attempts) <= 20, f"{len(attempts)} connection attempts in {BROKER_WATCH:.0f} s: no backoff"
     late = EmbeddedBroker(port=port, log_path=tmp_path / "late-broker.log").start()
     try:
         load_customers(late.bootstrap, prefix, customers)
@@ -299,7 +319,7 @@ async def test_a_worker_started_before_its_broker_waits_and_recovers(workers, fa
         assert worker.process.poll() is None
         incident = declare(worker)
         await server.wait(lambda s: set(s.by_recipient(incident)) >= expected, 30, "the notices")
-        await asyncio.sleep(1)
+        await settled(late.bootstrap, prefix, [worker])   # a notice sent twice would be sent by now
         every_one_once(server, incident, expected)
         print(f"\n[broker late] {len(attempts)} connection attempts while it was down; e.g. {failing[-1][-110:]}")
     finally:
