@@ -65,7 +65,6 @@ class IncidentState(IncidentFacts):
     last_trigger_key: str = ""                # ... the event id, or "tick:<due>" for a kept promise
     last_round_at: datetime | None = None
     kept_promise: datetime | None = None      # what the latest round had to arrive by
-    partition: int | None = None              # partition of the incident's events (set by the shell)
 
     @property
     def resolved(self) -> bool:

@@ -33,7 +33,7 @@ from streams.deliveries import Deliveries
 from streams.holding import HoldingUpdates
 from streams.incidents import IncidentDesk
 from streams.kafka.broker import BrokerProfile
-from streams.kafka.tables import STORE_URL, PlacedTable, Table, TableManager
+from streams.kafka.tables import STORE_URL, PartitionedTable, TableManager
 from streams.preferences import Preferences
 from streams.reach import BrokerReach
 from streams.sender import Sender
@@ -109,10 +109,10 @@ class Pipeline:
 
         table_kw = dict(default=None, partitions=partitions, key_type=str, value_type=None)
         self.customers = customers_of(self)  # read straight from their topic, kept on disk (streams/customers.py)
-        self.incidents = self._table(Table, T.INCIDENTS_TABLE, table_kw)
-        self.ledger = self._table(PlacedTable, T.LEDGER_TABLE, table_kw)
-        self.tickets = self._table(PlacedTable, T.TICKETS_TABLE, table_kw)
-        self.latest = self._table(PlacedTable, T.LATEST_TABLE, table_kw)
+        self.incidents = self._table(T.INCIDENTS_TABLE, table_kw)
+        self.ledger = self._table(T.LEDGER_TABLE, table_kw)
+        self.tickets = self._table(T.TICKETS_TABLE, table_kw)
+        self.latest = self._table(T.LATEST_TABLE, table_kw)
         self.rounds = LatestRounds(self.latest)   # the latest round of each incident per partition
         self.views = PartitionViews(self.customers, self.ledger)
 
@@ -145,12 +145,12 @@ class Pipeline:
             latest=self.rounds, sender=self.sender, views=self.views, holding=self.holding,
             customers=self.customers, tickets=self.desk, dlq=self.dlq, latency=self.latency, reach=self.reach,
             clock=clock, mail_domain=settings.mail_domain, held=self.rounds_partitions,
-            ledger_entry=d.ledger_entry, spawn=self.spawn, unplannable=d.unplannable)
+            ledger_entries=d.ledger_entries, spawn=self.spawn, unplannable=d.unplannable)
         self._register()
 
     # -- wiring ------------------------------------------------------------------------------
-    def _table(self, cls: type[Table], name: str, kwargs: dict) -> Table:
-        return self.app.tables.add(cls(self.app, name=name, beacon=self.app.tables.beacon, **kwargs))
+    def _table(self, name: str, kwargs: dict) -> PartitionedTable:
+        return self.app.tables.add(PartitionedTable(self.app, name=name, beacon=self.app.tables.beacon, **kwargs))
 
     def _register(self) -> None:
         app = self.app

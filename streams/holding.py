@@ -78,8 +78,8 @@ class HoldingUpdates:
         idx = self._indexes.get(p)
         if idx is None:
             idx = self._indexes[p] = DeadlineIndex()
-            for cid, entry in list(self.pipe.ledger.items()):
-                if entry and entry.get("p") == p:
+            for cid, entry in self.pipe.ledger.partition(p).items():
+                if entry:
                     for incident_id, recipient, due, every, sent in L.deadlines(entry):
                         idx.set(cid, incident_id, recipient, due, every, sent)
         return idx
@@ -292,7 +292,7 @@ class HoldingUpdates:
     def _job(self, p: int, idx: DeadlineIndex, item):
         """The holding update owed for ``item`` now, ``_WAIT``, or None (nothing is owed)."""
         pipe = self.pipe
-        entry = pipe.ledger.get(item.customer_id)
+        entry = pipe.ledger.partition(p).get(item.customer_id)
         known = L.recipients(entry, item.incident_id).get(item.recipient)
         if not known or known.get("due") != item.at:
             return None   # moved on meanwhile (the index is told of every record)

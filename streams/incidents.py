@@ -51,9 +51,10 @@ class IncidentDesk:
             source = event.message.topic
             async with self.pipe.dlq.guard(event, source):
                 now = self.pipe.clock()
+                p = event.message.partition
                 if source == self.pipe.ticks_topic.get_topic_name():
                     tick = Tick.model_validate_json(event.value)
-                    state = self.state(tick.incident_id)
+                    state = self.state(p, tick.incident_id)
                     decision = keep_promise(state, tick.due, now, timedelta(seconds=tick.lead_seconds),
                                             timedelta(seconds=tick.send_seconds))
                     key = tick.incident_id
@@ -74,7 +75,7 @@ class IncidentDesk:
                     if key is not None and key != ev.incident_id:
                         # the key decides the partition, and so which worker holds the incident
                         raise RecordError(f"record key {key!r} differs from incident_id", field="incident_id")
-                    state = self.state(ev.incident_id)
+                    state = self.state(p, ev.incident_id)
                     decision = decide(state, ev, now)
                     key = ev.incident_id
                 if decision.error:
@@ -84,16 +85,14 @@ class IncidentDesk:
                     if decision.resend and state is not None:
                         await self.fan_out(current_round(state))  # a crash may have cut it short
                     continue
-                new = decision.state
-                new.partition = event.message.partition
-                self.pipe.incidents[key] = new.model_dump(mode="json")
+                self.pipe.incidents.partition(p).set(key, decision.state.model_dump(mode="json"))
                 await self.fan_out(decision.round)
                 M.ROUNDS.labels(decision.round.trigger).inc()
                 log.info("round %s #%d (%s) decided; next update promised for %s", key, decision.round.seq,
                          decision.round.trigger, decision.round.next_update_at)
 
-    def state(self, incident_id: str) -> IncidentState | None:
-        raw = self.pipe.incidents.get(incident_id)
+    def state(self, p: int, incident_id: str) -> IncidentState | None:
+        raw = self.pipe.incidents.partition(p).get(incident_id)
         return IncidentState.model_validate(raw) if raw else None
 
     async def fan_out(self, rnd: Round | None) -> None:
@@ -118,8 +117,9 @@ class IncidentDesk:
         now = pipe.clock()
         mine = pipe.assigned(pipe.events_topic)
         active = 0
-        for incident_id, raw in list(pipe.incidents.items()):
-            if not raw or raw.get("resolved_at") or raw.get("partition") not in mine:
+        held = [(p, incident_id, raw) for p in sorted(mine) for incident_id, raw in pipe.incidents.partition(p).items()]
+        for p, incident_id, raw in held:
+            if not raw or raw.get("resolved_at"):
                 continue
             active += 1
             try:
@@ -127,7 +127,7 @@ class IncidentDesk:
                 tick = self._tick(state, now)
                 if tick is not None:
                     await pipe.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
-                                                partition=state.partition)
+                                                partition=p)
             except Exception as exc:  # noqa: BLE001 - see the docstring
                 log.error("schedule: incident %s skipped this time (%s)", incident_id, type(exc).__name__)
                 log.debug("traceback", exc_info=True)

@@ -73,9 +73,10 @@ class TicketDesk:
                 if customer is None:
                     raise RecordError(f"unknown customer {ticket.customer_id!r}", field="customer_id")
                 if ticket.type == "closed":
-                    entry = TK.on_closed(self.tickets.get(ticket.ticket_id))
+                    tickets = self.tickets.partition(p)
+                    entry = TK.on_closed(tickets.get(ticket.ticket_id))
                     if entry is not None:
-                        self.tickets[ticket.ticket_id] = entry
+                        tickets.set(ticket.ticket_id, entry)
                     continue
                 await self._link(p, ticket, customer)
 
@@ -84,10 +85,11 @@ class TicketDesk:
         if rnd is None:
             log.info("ticket on partition %d is not about a known active incident", p)
             return
-        entry, linked_now = TK.on_opened(self.tickets.get(ticket.ticket_id), p=p, customer_id=customer.customer_id,
+        tickets = self.tickets.partition(p)
+        entry, linked_now = TK.on_opened(tickets.get(ticket.ticket_id), customer_id=customer.customer_id,
                                          rnd=rnd, subject=ticket.subject,
                                          requester={"email": ticket.requester.email, "name": ticket.requester.name})
-        self.tickets[ticket.ticket_id] = entry
+        tickets.set(ticket.ticket_id, entry)
         if linked_now:
             await self._post_update(ticket.ticket_id, LINKED, TK.comment_job(
                 "ticket-ack", rnd, customer, ticket.ticket_id, ticket.subject))
@@ -104,33 +106,36 @@ class TicketDesk:
         if customer is not None and rnd is not None and rnd.trigger != "resolved":
             job = TK.ticket_ack_job(ticket_id=ticket_id, subject=linked.get("subject"),
                                     requester_email=owed["email"], requester_name=owed.get("name"),
-                                    customer=customer, rnd=rnd, entry=pipe.ledger.get(customer.customer_id),
+                                    customer=customer, rnd=rnd, entry=pipe.ledger.partition(p).get(customer.customer_id),
                                     domain=pipe.settings.mail_domain)
         await pipe.sender.submit([job] if job is not None else [], p,
-                                 on_done=lambda: pipe.spawn(self._acked(ticket_id)))
+                                 on_done=lambda: pipe.spawn(self._acked(p, ticket_id)))
 
-    async def _acked(self, ticket_id: str) -> None:
-        entry = TK.on_acked(self.tickets.get(ticket_id))
+    async def _acked(self, p: int, ticket_id: str) -> None:
+        tickets = self.tickets.partition(p)
+        entry = TK.on_acked(tickets.get(ticket_id))
         if entry is not None:
-            await self.tickets.put(ticket_id, entry)
+            await tickets.put(ticket_id, entry)
 
     async def resume(self, partitions: set[int]) -> None:
         """Submit every ticket-ack still owed on ``partitions``."""
-        for ticket_id, linked in list(self.tickets.items()):
-            if linked and linked["p"] in partitions and linked.get("ack_owed"):
-                await self.submit_ack(linked["p"], ticket_id, linked)
+        for p in partitions:
+            for ticket_id, linked in self.tickets.partition(p).items():
+                if linked and linked.get("ack_owed"):
+                    await self.submit_ack(p, ticket_id, linked)
 
     async def on_round(self, p: int, rnd: Round) -> None:
         """Post what ``rnd`` means on every open ticket linked to its incident on partition p."""
         if TK.ticket_action(rnd) is None:
             return
         lookup = self.pipe.views.customer_lookup(p)
-        for ticket_id, linked in list(self.tickets.items()):
-            change = TK.on_round(linked, p, rnd)
+        tickets = self.tickets.partition(p)
+        for ticket_id, linked in tickets.items():
+            change = TK.on_round(linked, rnd)
             if change is None:
                 continue
             entry, action, kind = change
-            self.tickets[ticket_id] = entry
+            tickets.set(ticket_id, entry)
             customer = lookup(linked["customer_id"])
             if customer is not None:
                 await self._post_update(ticket_id, action, TK.comment_job(

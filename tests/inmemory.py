@@ -65,8 +65,73 @@ class Clock:
         return self.at
 
 
-class Table(dict):
-    """A table: a dict, with the pipeline's ``put`` (a write whose changelog record is queued)."""
+class Partition:
+    """One partition of a table (``streams.state.StorePartition``): a dict, and its changelog as
+    a list of (key, value or None) records; the changelog offset is the last record's index."""
+
+    def __init__(self, p: int) -> None:
+        self.partition = p
+        self.data: dict = {}
+        self.changelog: list[tuple[str, object]] = []
+
+    def get(self, key, default=None):
+        return self.data.get(key, default)
+
+    def items(self):
+        return iter(list(self.data.items()))
+
+    def keys(self):
+        return iter(list(self.data))
+
+    def values(self):
+        return iter(list(self.data.values()))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __contains__(self, key) -> bool:
+        return key in self.data
+
+    def set(self, key, value) -> None:
+        self.data[key] = value
+        self.changelog.append((key, value))
 
     async def put(self, key, value) -> None:
-        self[key] = value
+        self.set(key, value)
+
+    def delete(self, key) -> None:
+        self.data.pop(key, None)
+        self.changelog.append((key, None))
+
+    @property
+    def changelog_offset(self) -> int | None:
+        return len(self.changelog) - 1 if self.changelog else None
+
+    def recover(self, changes, offset: int) -> None:
+        for key, value in changes:
+            if value is None:
+                self.data.pop(key, None)
+            else:
+                self.data[key] = value
+            self.changelog.append((key, value))
+
+
+class Table:
+    """A table (``streams.state.PartitionedTable``): one ``Partition`` per partition.
+    ``recovered(p)`` is partition p as a worker taking it over rebuilds it from the changelog."""
+
+    def __init__(self, name: str = "table") -> None:
+        self.name = name
+        self.parts: dict[int, Partition] = {}
+
+    def partition(self, p: int) -> Partition:
+        part = self.parts.get(p)
+        if part is None:
+            part = self.parts[p] = Partition(p)
+        return part
+
+    def recovered(self, p: int) -> Partition:
+        fresh = Partition(p)
+        log = self.partition(p).changelog
+        fresh.recover(log, len(log) - 1)
+        return fresh

@@ -38,16 +38,18 @@ async def test_an_accepted_notice_is_recorded_then_produced_on_the_customers_par
     (job,) = jobs_for(customers(["a@example.com"]), interval=600)
     sent_at = T0 + timedelta(seconds=3)
     deliveries.compose(job, sent_at)                     # states one interval after it is sent
-    assert deliveries.refresh(job) is not None
+    assert deliveries.refresh(job, 2) is not None
     await deliveries.record_sent(job, 2, sent_at)
-    ((incident, recipient, due, every, sent),) = L.deadlines(ledger[job.customer_id])
+    ((incident, recipient, due, every, sent),) = L.deadlines(ledger.partition(2).get(job.customer_id))
     assert (due, every, sent) == ((sent_at + timedelta(seconds=600)).timestamp(), 600.0, sent_at.timestamp())
-    assert ledger[job.customer_id]["p"] == 2 and noted == [(2, job, due, every, sent)]
+    assert noted == [(2, job, due, every, sent)]
+    assert [p for p, part in ledger.parts.items() if job.customer_id in part] == [2]   # the customer's partition
+    assert ledger.recovered(2).get(job.customer_id) == ledger.partition(2).get(job.customer_id)   # changelogged
     ((topic, key, value, p, _, _),) = produced
     record = json.loads(value)
     assert (topic, key, p) == ("t.notices", job.customer_id.encode(), 2)
     assert record["notice_id"] == job.message_id and record["next_update_at"].startswith("2026")
-    assert deliveries.refresh(job) is None               # sent: no longer owed
+    assert deliveries.refresh(job, 2) is None            # sent: no longer owed
 
 
 async def test_an_undeliverable_notice_is_dead_lettered_with_its_ids():
@@ -58,7 +60,7 @@ async def test_an_undeliverable_notice_is_dead_lettered_with_its_ids():
     letter = json.loads(value)
     assert letter["error"] == "550 no such user" and letter["topic"] == "t.notices"
     assert json.loads(letter["value"])["notice_id"] == job.message_id
-    assert ledger == {} and produced == []
+    assert all(len(part) == 0 for part in ledger.parts.values()) and produced == []
 
 
 def test_a_scheduled_round_acknowledging_a_contact_before_the_promise_it_keeps_states_a_third_more():

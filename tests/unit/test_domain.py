@@ -380,19 +380,18 @@ def test_a_linked_tickets_lifecycle():
     resolved = decide(d2.state, ev(type="resolved", event_id="e-3"), T0).round
     requester = {"email": "dev@example.jp", "name": "Suzuki"}
 
-    entry, new = TK.on_opened(None, p=2, customer_id="c-1", rnd=declared, subject="503s", requester=requester)
+    entry, new = TK.on_opened(None, customer_id="c-1", rnd=declared, subject="503s", requester=requester)
     assert new and entry["state"] == TK.OPEN and entry["ack_owed"] == requester and entry["seq"] == 1
     acked = TK.on_acked(entry)
     assert acked["ack_owed"] is None and TK.on_acked(acked) is None            # nothing more owed
-    again, new = TK.on_opened(acked, p=2, customer_id="c-1", rnd=declared, subject="503s", requester=requester)
+    again, new = TK.on_opened(acked, customer_id="c-1", rnd=declared, subject="503s", requester=requester)
     assert not new and again["ack_owed"] == requester                          # opened again: answered again
-    assert TK.on_round(acked, 1, update) is None                               # another partition's round
-    assert TK.on_round(acked, 2, declared) is None                             # nothing newer
-    changed, action, kind = TK.on_round(acked, 2, update)
+    assert TK.on_round(acked, declared) is None                             # nothing newer
+    changed, action, kind = TK.on_round(acked, update)
     assert (action, kind, changed["seq"], changed["state"]) == (TK.INCIDENT_UPDATED, "progress", 2, TK.OPEN)
-    closed, action, kind = TK.on_round(changed, 2, resolved)
+    closed, action, kind = TK.on_round(changed, resolved)
     assert (action, kind, closed["state"]) == (TK.INCIDENT_RESOLVED, "resolved", TK.CLOSED)
-    assert TK.on_round(closed, 2, resolved) is None                            # closed: nothing more
+    assert TK.on_round(closed, resolved) is None                            # closed: nothing more
     assert TK.on_closed(entry)["state"] == TK.CLOSED and TK.on_closed(closed) is None
 
 

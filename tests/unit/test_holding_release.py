@@ -11,6 +11,7 @@ from domain.ids import contact_key
 from domain.incident import decide, keep_promise
 from schemas import Customer, IncidentEvent
 from streams import holding as H
+from tests.inmemory import Table
 
 T0 = datetime(2026, 12, 3, 12, 0, tzinfo=timezone.utc)
 INTERVAL = 60
@@ -26,7 +27,7 @@ def scheduled_round():
 
 def pipeline(dues: dict[int, list[int]], now: datetime):
     """Partition -> the deadlines (s after ``now``) of its contacts, one contact per customer."""
-    rnd, ledger, customers, submitted = scheduled_round(), {}, {}, []
+    rnd, ledger, customers, submitted = scheduled_round(), Table(), {}, []
     for p, offsets in dues.items():
         for k in offsets:
             k, ago = k if isinstance(k, tuple) else (k, None)   # (due, its notice this long ago)
@@ -37,7 +38,7 @@ def pipeline(dues: dict[int, list[int]], now: datetime):
                                   message_id=f"<ack-{cid}>", kind="acknowledged", seq=1,
                                   due=now.timestamp() + k, every=INTERVAL,
                                   sent=None if ago is None else now.timestamp() - ago)
-            ledger[cid] = {**entry, "p": p}
+            ledger.partition(p).set(cid, entry)
 
     async def submit(jobs, p):
         submitted.append((p, [j.customer_id for j in jobs]))

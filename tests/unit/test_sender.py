@@ -57,7 +57,7 @@ class Harness:
                                                      recipient=job.recipient, email=job.email,
                                                      message_id=job.message_id, kind=job.kind, seq=job.seq)
 
-    def refresh(self, job):
+    def refresh(self, job, p=0):
         return refresh(job, self.ledger.get(job.customer_id), "example.com")
 
     async def dead_letter(self, job, reason):
