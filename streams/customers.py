@@ -91,10 +91,12 @@ def check_many(items: list[tuple[bytes | None, bytes | None]]) -> list[tuple]:
 
 
 class Partition:
-    """One customers partition: its database, its index and how far it has been read."""
+    """One customers partition: its database, its index and how far it has been read. Its reads
+    are those of ``streams.state.ReadablePartition`` (a customer by id, from disk; the ids held,
+    from the index; the offset of the last customers record read)."""
 
     def __init__(self, p: int, path: Path) -> None:
-        self.p = p
+        self.p = self.partition = p
         from streams.kafka.tables import open_db
 
         self.db = open_db(path)
@@ -103,6 +105,27 @@ class Partition:
         self.target: int | None = None           # the topic's end when assigned: loaded once reached
         self.loaded = asyncio.Event()
         self.index = CustomerIndex()
+
+    def get(self, customer_id: str, default=None) -> "StoredCustomer | None":
+        if customer_id not in self.index:
+            return default
+        raw = self.db.get(CUSTOMER + customer_id.encode())
+        from streams.views import customer_of_json
+
+        return customer_of_json(raw) if raw else default
+
+    def keys(self):
+        return iter(self.index.ids())
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self.index
+
+    @property
+    def changelog_offset(self) -> int | None:
+        return self.position - 1 if self.position else None
 
     async def build_index(self) -> int:
         """The index from what the database holds (a restart reads nothing else for it). The
@@ -168,12 +191,7 @@ class CustomerStore:
     def lookup(self, p: int, customer_id: str) -> StoredCustomer | None:
         """A customer of partition p (None for another partition's or an unknown one)."""
         part = self._parts.get(p)
-        if part is None or customer_id not in part.index:
-            return None
-        raw = part.db.get(CUSTOMER + customer_id.encode())
-        from streams.views import customer_of_json
-
-        return customer_of_json(raw) if raw else None
+        return part.get(customer_id) if part is not None else None
 
     def services(self, p: int, customer_id: str) -> list[tuple[str, str]]:
         part = self._parts.get(p)

@@ -22,6 +22,10 @@ A ``StorePartition``:
 
 Implementations: ``streams/kafka/tables.py`` (memory, written through to RocksDB, changelogged to
 Kafka through faust) and ``tests/inmemory.py`` (a dict and a list of changelog records).
+
+The customers are read-only here (``ReadablePartition``): ``outage.customers`` is compacted and
+keyed by customer, so it is its own changelog, and a worker only reads it
+(``streams/customers.py``: one ``Partition`` per customers partition, with its services index).
 """
 
 from __future__ import annotations
@@ -30,29 +34,32 @@ from typing import Any, Iterable, Iterator, Protocol, runtime_checkable
 
 
 @runtime_checkable
-class StorePartition(Protocol):
+class ReadablePartition(Protocol):
     partition: int
 
     def get(self, key: str, default: Any = None) -> Any: ...
 
-    def items(self) -> Iterator[tuple[str, Any]]: ...
-
     def keys(self) -> Iterator[str]: ...
-
-    def values(self) -> Iterator[Any]: ...
 
     def __len__(self) -> int: ...
 
     def __contains__(self, key: object) -> bool: ...
+
+    @property
+    def changelog_offset(self) -> int | None: ...
+
+
+@runtime_checkable
+class StorePartition(ReadablePartition, Protocol):
+    def items(self) -> Iterator[tuple[str, Any]]: ...
+
+    def values(self) -> Iterator[Any]: ...
 
     def set(self, key: str, value: Any) -> None: ...
 
     async def put(self, key: str, value: Any) -> None: ...
 
     def delete(self, key: str) -> None: ...
-
-    @property
-    def changelog_offset(self) -> int | None: ...
 
     def recover(self, changes: Iterable[tuple[str, Any]], offset: int) -> None: ...
 
