@@ -140,7 +140,11 @@ class Pipeline:
         self.recovered = False   # the tables are recovered for the partitions assigned now
         self.preferences = Preferences(topic=self.preferences_topic, ledger=self.ledger, dlq=self.dlq, clock=clock)
         self.desk = TicketDesk(self)
-        self.incident_desk = IncidentDesk(self)
+        self.incident_desk = IncidentDesk(
+            incidents=self.incidents, ticks_topic=self.ticks_topic, rounds_topic=self.rounds_topic,
+            partitions=partitions, dlq=self.dlq, clock=clock, joined=lambda: self.joined,
+            owned=lambda: self.assigned(self.events_topic), lead_seconds=settings.schedule_lead_seconds,
+            latency=self.latency, rate=self.sender.rate)
         self.audience = Audience(
             latest=self.rounds, sender=self.sender, views=self.views, holding=self.holding,
             customers=self.customers, tickets=self.desk, dlq=self.dlq, latency=self.latency, reach=self.reach,
