@@ -139,7 +139,10 @@ class Pipeline:
         self.joined = False      # joined the group once (stays True across later rebalances)
         self.recovered = False   # the tables are recovered for the partitions assigned now
         self.preferences = Preferences(topic=self.preferences_topic, ledger=self.ledger, dlq=self.dlq, clock=clock)
-        self.desk = TicketDesk(self)
+        self.desk = TicketDesk(
+            tickets=self.tickets, ledger=self.ledger, latest=self.rounds, views=self.views, sender=self.sender,
+            requests_topic=self.ticket_requests_topic, updates_topic=self.ticket_updates_topic, dlq=self.dlq,
+            clock=clock, comment=self.comment, mail_domain=settings.mail_domain, spawn=self.spawn)
         self.incident_desk = IncidentDesk(
             incidents=self.incidents, ticks_topic=self.ticks_topic, rounds_topic=self.rounds_topic,
             partitions=partitions, dlq=self.dlq, clock=clock, joined=lambda: self.joined,
