@@ -130,7 +130,10 @@ class Pipeline:
             in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
             rate_limit=settings.smtp_rate,   # OUTAGE_SMTP_RATE: sends spread over each second
         )
-        self.holding = HoldingUpdates(self)   # each contact's holding update by its own deadline
+        self.holding = HoldingUpdates(   # each contact's holding update by its own deadline
+            ledger=self.ledger, views=self.views, latest=self.rounds, sender=self.sender, promises=self.promises,
+            clock=clock, held=self.rounds_partitions, recovered=lambda: self.recovered,
+            lead_seconds=settings.schedule_lead_seconds, mail_domain=settings.mail_domain)
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
         self.reach = BrokerReach.of(self)     # whether any broker answers (/readyz, the API, the latency)
         app.service(self.reach)
