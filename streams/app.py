@@ -31,6 +31,7 @@ from streams.customers import customers_of
 from streams.deadletter import DeadLetters
 from streams.deliveries import Deliveries
 from streams.holding import HoldingUpdates
+from streams.incident_view import IncidentView
 from streams.incidents import IncidentDesk
 from streams.kafka.broker import BrokerProfile
 from streams.kafka.tables import STORE_URL, PlacedTable, Table, TableManager
@@ -108,7 +109,8 @@ class Pipeline:
         self.dlq = DeadLetters(app.topic(self.names.name(T.DEAD_LETTERS), partitions=1, **raw), clock)
 
         table_kw = dict(default=None, partitions=partitions, key_type=str, value_type=None)
-        self.customers = customers_of(self)  # read straight from their topic, kept on disk (streams/customers.py)
+        self.customers = customers_of(   # read straight from their topic, kept on disk (streams/customers.py)
+            app, settings=settings, names=self.names, profile=profile, partitions=partitions, dlq=self.dlq)
         self.incidents = self._table(Table, T.INCIDENTS_TABLE, table_kw)
         self.ledger = self._table(PlacedTable, T.LEDGER_TABLE, table_kw)
         self.tickets = self._table(PlacedTable, T.TICKETS_TABLE, table_kw)
@@ -135,7 +137,7 @@ class Pipeline:
             clock=clock, held=self.rounds_partitions, recovered=lambda: self.recovered,
             lead_seconds=settings.schedule_lead_seconds, mail_domain=settings.mail_domain)
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
-        self.reach = BrokerReach.of(self)     # whether any broker answers (/readyz, the API, the latency)
+        self.reach = BrokerReach.of(settings)   # whether any broker answers (/readyz, the API, the latency)
         app.service(self.reach)
         self._rounds_partitions: set[int] = set()         # partitions of rounds this worker holds
         self._background: set[asyncio.Task] = set()
@@ -177,7 +179,10 @@ class Pipeline:
         app.on_rebalance_complete.connect(self._on_rebalance_complete)
         app.on_before_shutdown.connect(self._on_shutdown)
         from streams.web import register_pages
-        register_pages(self)
+        register_pages(app, settings=self.settings, reach=self.reach, events_topic=self.events_topic,
+                       view=IncidentView.of(self.settings, names=self.names, partitions=self.partitions,
+                                            profile=self.profile),
+                       readiness=self.readiness, clock=self.clock, unsubscribe=self.preferences.request_unsubscribe)
 
     async def _on_shutdown(self, sender, **kwargs) -> None:
         """A clean stop finishes (and records) the sends under way and flushes them; what is still
@@ -243,6 +248,12 @@ class Pipeline:
         each record (a bad one is dead-lettered with the reason), keeps them on local disk and
         indexes them. Faust's rebalance waits for it, so rounds see every customer."""
         await self.customers.serve()
+
+    def worker(self, loglevel: str) -> faust.Worker:
+        """The faust worker that runs the app; a restart's index of the customers is rebuilt in a
+        child process while faust starts."""
+        self.customers.begin_preload()
+        return faust.Worker(self.app, loglevel=loglevel)
 
     # -- readiness ---------------------------------------------------------------------------
     def readiness(self) -> tuple[bool, str]:
