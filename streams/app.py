@@ -1,4 +1,5 @@
-"""The faust-streaming app: topics, tables, the wiring of the agents, rebalancing and sending.
+"""The faust-streaming app: topics, tables, and the wiring of the agents, the sender and the
+rebalance callbacks (streams/rebalance.py).
 
 Agents are thin: they parse a record (bad input goes to the dead-letter topic, the stream goes
 on), call the domain, and move the result on. Data flow (docs/design.md):
@@ -19,7 +20,6 @@ from datetime import datetime, timedelta, timezone
 from typing import Callable
 
 import faust
-from faust.types import TP
 
 from core.settings import Settings
 from domain.audience import NoticeJob
@@ -37,6 +37,7 @@ from streams.kafka.broker import BrokerProfile
 from streams.kafka.tables import STORE_URL, PlacedTable, Table, TableManager
 from streams.preferences import Preferences
 from streams.reach import BrokerReach
+from streams.rebalance import Membership, Rebalance
 from streams.sender import Sender
 from streams.tickets import TicketDesk
 from streams.views import PartitionViews
@@ -66,6 +67,7 @@ class Pipeline:
         self.delivery = delivery   # a ProcessDelivery: compose and send in helper processes
         self.promises = PromiseBook(margin=timedelta(seconds=settings.schedule_lead_seconds))
         self.names = T.TopicNames(settings.topic_prefix)
+        self.membership = Membership()   # the partitions held, joined, recovered (streams/rebalance.py)
         (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
         self.app = faust.App(
             self.names.app_id,
@@ -134,15 +136,12 @@ class Pipeline:
         )
         self.holding = HoldingUpdates(   # each contact's holding update by its own deadline
             ledger=self.ledger, views=self.views, latest=self.rounds, sender=self.sender, promises=self.promises,
-            clock=clock, held=self.rounds_partitions, recovered=lambda: self.recovered,
+            clock=clock, held=self.membership.held, recovered=self.membership.is_recovered,
             lead_seconds=settings.schedule_lead_seconds, mail_domain=settings.mail_domain)
         self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
         self.reach = BrokerReach.of(settings)   # whether any broker answers (/readyz, the API, the latency)
         app.service(self.reach)
-        self._rounds_partitions: set[int] = set()         # partitions of rounds this worker holds
         self._background: set[asyncio.Task] = set()
-        self.joined = False      # joined the group once (stays True across later rebalances)
-        self.recovered = False   # the tables are recovered for the partitions assigned now
         self.preferences = Preferences(topic=self.preferences_topic, ledger=self.ledger, dlq=self.dlq, clock=clock)
         self.desk = TicketDesk(
             tickets=self.tickets, ledger=self.ledger, latest=self.rounds, views=self.views, sender=self.sender,
@@ -150,14 +149,19 @@ class Pipeline:
             clock=clock, comment=self.comment, mail_domain=settings.mail_domain, spawn=self.spawn)
         self.incident_desk = IncidentDesk(
             incidents=self.incidents, ticks_topic=self.ticks_topic, rounds_topic=self.rounds_topic,
-            partitions=partitions, dlq=self.dlq, clock=clock, joined=lambda: self.joined,
+            partitions=partitions, dlq=self.dlq, clock=clock, joined=self.membership.is_joined,
             owned=lambda: self.assigned(self.events_topic), lead_seconds=settings.schedule_lead_seconds,
             latency=self.latency, rate=self.sender.rate)
         self.audience = Audience(
             latest=self.rounds, sender=self.sender, views=self.views, holding=self.holding,
             customers=self.customers, tickets=self.desk, dlq=self.dlq, latency=self.latency, reach=self.reach,
-            clock=clock, mail_domain=settings.mail_domain, held=self.rounds_partitions,
+            clock=clock, mail_domain=settings.mail_domain, held=self.membership.held,
             ledger_entry=d.ledger_entry, spawn=self.spawn, unplannable=d.unplannable)
+        self.rebalance = Rebalance(
+            membership=self.membership, rounds_topic=self.rounds_topic.get_topic_name(), sender=self.sender,
+            views=self.views, holding=self.holding, audience=self.audience, spawn=self.spawn,
+            flush=lambda: self.app.producer.flush(), customers_ready=self.customers.readiness,
+            timeout=settings.smtp_timeout * 2, delivery=delivery)
         self._register()
 
     # -- wiring ------------------------------------------------------------------------------
@@ -174,68 +178,17 @@ class Pipeline:
         app.agent(self.rounds_topic, name="audience")(self.audience.agent)
         app.timer(self.settings.schedule_tick_seconds, name="schedule")(self.incident_desk.schedule_timer)
         app.timer(HOLDING_TICK_SECONDS, name="holding")(self.holding.tick)
-        app.on_partitions_revoked.connect(self._on_revoked)
-        app.on_partitions_assigned.connect(self._on_assigned)
-        app.on_rebalance_complete.connect(self._on_rebalance_complete)
-        app.on_before_shutdown.connect(self._on_shutdown)
+        self.rebalance.wire(app)   # revoke, assign, recovered, shutdown (streams/rebalance.py)
         from streams.web import register_pages
         register_pages(app, settings=self.settings, reach=self.reach, events_topic=self.events_topic,
                        view=IncidentView.of(self.settings, names=self.names, partitions=self.partitions,
                                             profile=self.profile),
-                       readiness=self.readiness, clock=self.clock, unsubscribe=self.preferences.request_unsubscribe)
-
-    async def _on_shutdown(self, sender, **kwargs) -> None:
-        """A clean stop finishes (and records) the sends under way and flushes them; what is still
-        owed stays in the owed-rounds table, for whoever holds the partitions next."""
-        await self.sender.stop(timeout=self.settings.smtp_timeout * 2)
-        if self.delivery is not None:
-            await self.delivery.close(timeout=self.settings.smtp_timeout * 2)
-        await self.app.producer.flush()
-
-    # -- rebalancing: nothing waits for a fan-out, nothing owed is lost ----------------------
-    # Round events are acknowledged as soon as the round is recorded as owed on its partition
-    # (the latest-rounds table), so faust's rebalance never waits for a fan-out. On revocation
-    # the sender sets the partitions' queued notices aside and waits only for the sends under
-    # way (recorded in the ledger and flushed before the partitions go); on assignment it drops
-    # what it set aside; once the tables are recovered, every round still owed on the partitions
-    # held now is submitted again, and the ledger skips what was sent.
-    async def _on_revoked(self, sender, revoked: set[TP], **kwargs) -> None:
-        mine = {tp.partition for tp in revoked if tp.topic == self.rounds_topic.get_topic_name()}
-        await self.sender.hold(mine, timeout=self.settings.smtp_timeout * 2)
-        await self.app.producer.flush()
-
-    async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
-        now = {tp.partition for tp in assigned if tp.topic == self.rounds_topic.get_topic_name()}
-        self.recovered = False   # until the tables of the new assignment are recovered
-        # Every partition is taken up as a new one, those held before the rebalance too: a worker
-        # cut off from the group (its session expired in a broker outage) gets back the partitions
-        # it held, but another worker may have held them in between, taken rounds off ``rounds``
-        # and sent part of them. Its own queue, views and deadlines of them are stale; what the
-        # tables say is not (measured: 17 contacts of a round the other worker took up and left
-        # half-sent never got it, tests/integration/test_kafka_faults.py). The ledger skips what
-        # was sent, so nothing goes twice.
-        self.sender.drop(self.sender.held())
-        self.views.drop()
-        self.holding.drop(self._rounds_partitions | now)
-        # every partition, kept ones too: a rebalance pauses the reading of all, so a round decided
-        # before it says nothing of latency (measured: one held 10 s by the rebalance after a broker
-        # outage made the next round start 19 s before its time and overtake the late one)
-        self.audience.assigned(now)
-        self._rounds_partitions = now
-
-    async def _on_rebalance_complete(self, sender, **kwargs) -> None:
-        """The tables are recovered: take up what is owed on the partitions held now."""
-        self.joined = self.recovered = True
-        self.spawn(self.audience.resume(set(self._rounds_partitions)))
+                       readiness=self.rebalance.readiness, clock=self.clock, unsubscribe=self.preferences.request_unsubscribe)
 
     def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
-
-    def rounds_partitions(self) -> set[int]:
-        """The partitions of ``rounds`` (and so of the customers and the ledger) held here."""
-        return set(self._rounds_partitions)
 
     def assigned(self, topic) -> set[int]:
         name = topic.get_topic_name()
@@ -254,11 +207,3 @@ class Pipeline:
         child process while faust starts."""
         self.customers.begin_preload()
         return faust.Worker(self.app, loglevel=loglevel)
-
-    # -- readiness ---------------------------------------------------------------------------
-    def readiness(self) -> tuple[bool, str]:
-        """Ready once joined to the group, the tables recovered, and every customer of the
-        partitions held read from the customers topic (up to its end when they were assigned)."""
-        if not self.joined:
-            return False, "joining the consumer group"
-        return self.customers.readiness()
