@@ -277,7 +277,11 @@ class CustomerStore:
         return self._task
 
     async def serve(self) -> None:
-        """Run the reader until cancelled (then it closes the databases)."""
+        """Run the reader until cancelled (then it closes the databases): a faust task of the
+        worker (``streams/app.py``), not a faust agent, which handles one event at a time; it reads
+        the customers partitions this worker holds in bulk, validates each record (a bad one is
+        dead-lettered with the reason), keeps them on local disk and indexes them. Faust's
+        rebalance waits for it, so rounds see every customer."""
         task = self.start()
         try:
             await asyncio.shield(task)

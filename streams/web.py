@@ -1,7 +1,7 @@
 """HTTP on every worker (faust's web server): health, readiness, metrics, the ops API, status page.
 
 Every route the worker serves is declared in ``ROUTES`` with who may read it; faust's own web
-views that serve data or internals are turned off in the app's settings (``streams/app.py``), and
+views that serve data or internals are turned off in the app's settings (``streams/faust_app.py``), and
 ``served_routes`` lists what the web application really routes, so a test holds the two together.
 
 The write endpoints produce contract records to ``outage.incident-events``; the incident agent
