@@ -1,11 +1,10 @@
-"""The wiring of a worker, each part given only what it uses: the faust app and its topics
-(streams/faust_app.py), the tables, the agents (each module starts with its runtime contract:
-streams/incidents.py, audience.py, tickets.py, preferences.py; the customers reader,
-customers.py), the sender (sender.py, deliveries.py), the holding updates (holding.py), the
-rebalance callbacks and readiness (rebalance.py) and the web pages (web.py). Agents are thin: they
-parse a record (bad input goes to the dead-letter topic, the stream goes on), call the domain,
-and move the result on. The data flow is in docs/design.md.
+"""The wiring of a worker: the faust app and its topics (streams/faust_app.py), the tables, the
+agents, the sender and the rebalance callbacks (streams/rebalance.py), each handed only what it
+uses, never the whole pipeline. Agents are thin: they parse a record (bad input goes to the
+dead-letter topic, the stream goes on), call the domain, and move the result on. Where each part
+lives (each agent's module starts with its runtime contract) and the data flow: docs/design.md.
 """
+
 from __future__ import annotations
 
 import asyncio
