@@ -8,9 +8,10 @@ Runtime contract:
   latest-rounds table); ``Membership`` tells the rest which of them are held, whether the group
   was joined once and whether the tables are recovered.
 - On revoke: the sender sets the queued notices of the revoked partitions aside and waits (at
-  most twice the SMTP timeout) only for their sends under way, which record themselves in the
-  ledger; then the producer is flushed, so those records are written before the partitions go.
-  No fan-out is waited for: a round is acknowledged once it is recorded as owed.
+  most ``timeout``: twice the SMTP timeout, as ``streams/app.py`` wires it) only for their sends
+  under way, which record themselves in the ledger; then the producer is flushed, so those
+  records are written before the partitions go. No fan-out is waited for: a round is
+  acknowledged once it is recorded as owed.
 - On assign: not recovered until the tables of the new assignment are. Every partition assigned
   is taken up as a new one, those held before too: what the sender set aside is dropped, the
   views of the ledger are dropped, the holding updates forget what they kept for the partitions
@@ -21,8 +22,9 @@ Runtime contract:
   on the partitions held now is submitted again, then every ticket-ack still owed
   (``Audience.resume``, in the background), earliest promise first.
 - On shutdown: the sender finishes (and records) the sends under way and gives up the rest, the
-  delivery helpers (if any) finish theirs, and the producer is flushed; what is still owed stays
-  in the latest-rounds table, for whoever holds the partitions next.
+  delivery helpers (if any) finish theirs (each within ``timeout``), and the producer is
+  flushed; what is still owed stays in the latest-rounds table, for whoever holds the
+  partitions next.
 - Guarantees: nothing owed is lost, since a notice given up on a revocation, an assignment or a
   stop is not finished, so its round stays owed in the latest-rounds table (changelogged) and
   whoever holds the partition next submits it again once the tables are recovered. Nothing is
