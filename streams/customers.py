@@ -295,7 +295,11 @@ class CustomerStore:
         return self._task
 
     async def serve(self) -> None:
-        """Run the reader until cancelled (then it closes the databases)."""
+        """Run the reader until cancelled (then it closes the databases): a faust task of the
+        worker (``streams/app.py``), not a faust agent, which handles one event at a time; it reads
+        the customers partitions this worker holds in bulk, validates each record (a bad one is
+        dead-lettered with the reason), keeps them on local disk and indexes them. Faust's
+        rebalance waits for it, so rounds see every customer."""
         task = self.start()
         try:
             await asyncio.shield(task)
@@ -561,26 +565,28 @@ def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("utf-8", errors="replace")[:MAX_DEAD_LETTER_CHARS]
 
 
-def customers_of(pipe) -> CustomerStore:
-    """The pipeline's customer store, and the hook that ties its loading into faust's rebalance."""
+def customers_of(app, *, settings, names: T.TopicNames, profile, partitions: int, dlq) -> CustomerStore:
+    """The customer store of the faust ``app``, and the hook that ties its loading into faust's
+    rebalance: the customers topic (named by ``names``) on the brokers of ``settings``, read with the
+    broker ``profile``'s end offsets; a bad record goes to the dead letters ``dlq``."""
     from streams.kafka.broker import FETCH_MAX_WAIT_MS, aiokafka_options, bootstrap
     from streams.kafka.tables import RebalanceHook, state_dir
 
     async def dead_letter(**kwargs) -> None:
-        await pipe.dlq.send_raw(**kwargs)
+        await dlq.send_raw(**kwargs)
 
-    store = CustomerStore(bootstrap_servers=bootstrap(pipe.settings), topic=pipe.names.name(T.CUSTOMERS),
-                          state_dir=state_dir(pipe.app) / "customers", dead_letter=dead_letter,
-                          end_offsets=pipe.profile.end_offsets,
+    store = CustomerStore(bootstrap_servers=bootstrap(settings), topic=names.name(T.CUSTOMERS),
+                          state_dir=state_dir(app) / "customers", dead_letter=dead_letter,
+                          end_offsets=profile.end_offsets,
                           # a short fetch wait on every broker: Kafka answers one connection's requests
                           # in order, so the ListOffsets of ``caught_up`` waited behind a waiting fetch
                           # (aiokafka's 500 ms): a round reached its partitions one after another, 0.5 s
                           # apart, and a scheduled update missed its promise (test_schedule on Kafka)
-                          consumer_options={**aiokafka_options(pipe.settings),
+                          consumer_options={**aiokafka_options(settings),
                                             "fetch_max_wait_ms": FETCH_MAX_WAIT_MS})
-    hook = RebalanceHook(pipe.app, name=T.CUSTOMERS_TABLE, beacon=pipe.app.tables.beacon, default=None,
-                         partitions=pipe.partitions, key_type=str, value_type=None)
+    hook = RebalanceHook(app, name=T.CUSTOMERS_TABLE, beacon=app.tables.beacon, default=None,
+                         partitions=partitions, key_type=str, value_type=None)
     hook.on_assigned = store.rebalance
     hook.when_started = store.start    # with the tables, before the group is joined
-    pipe.app.tables.add(hook)
+    app.tables.add(hook)
     return store

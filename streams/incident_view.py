@@ -19,19 +19,17 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import TYPE_CHECKING, Iterable
+from typing import Iterable
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.errors import KafkaError
 from mode import Service
 from pydantic import ValidationError
 
+from core.settings import Settings
 from domain.incident import IncidentState
 from streams import topics as T
 from streams.kafka.broker import FETCH_MAX_WAIT_MS, KAFKA, BrokerProfile, aiokafka_options, bootstrap
-
-if TYPE_CHECKING:  # pragma: no cover
-    from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -82,10 +80,11 @@ class IncidentView(Service):
         self._reported = False
 
     @classmethod
-    def of(cls, pipe: "Pipeline", **kwargs) -> "IncidentView":
-        return cls(bootstrap_servers=bootstrap(pipe.settings), topic=pipe.names.changelog(T.INCIDENTS_TABLE),
-                   partitions=pipe.partitions, profile=pipe.profile, security=aiokafka_options(pipe.settings),
-                   **kwargs)
+    def of(cls, settings: Settings, *, names: T.TopicNames, partitions: int, profile: BrokerProfile,
+           **kwargs) -> "IncidentView":
+        """The view of the incidents table's changelog (named by ``names``) on the brokers of ``settings``."""
+        return cls(bootstrap_servers=bootstrap(settings), topic=names.changelog(T.INCIDENTS_TABLE),
+                   partitions=partitions, profile=profile, security=aiokafka_options(settings), **kwargs)
 
     # -- reads -------------------------------------------------------------------------------
     def get(self, incident_id: str) -> IncidentState | None:

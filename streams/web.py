@@ -1,7 +1,7 @@
 """HTTP on every worker (faust's web server): health, readiness, metrics, the ops API, status page.
 
 Every route the worker serves is declared in ``ROUTES`` with who may read it; faust's own web
-views that serve data or internals are turned off in the app's settings (``streams/app.py``), and
+views that serve data or internals are turned off in the app's settings (``streams/faust_app.py``), and
 ``served_routes`` lists what the web application really routes, so a test holds the two together.
 
 The write endpoints produce contract records to ``outage.incident-events``; the incident agent
@@ -23,7 +23,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Mapping
+from typing import Awaitable, Callable, Mapping
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust import web
@@ -31,6 +31,7 @@ from faust.exceptions import ProducerSendError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from core.settings import Settings
 from domain.incident import IncidentState
 from domain.links import verify_unsubscribe
 from notifiers.timefmt import format_time
@@ -38,9 +39,7 @@ from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, de
 from schemas.common import localize
 from streams import metrics as M
 from streams.incident_view import IncidentView
-
-if TYPE_CHECKING:  # pragma: no cover
-    from streams.app import Pipeline
+from streams.reach import BrokerReach
 
 log = logging.getLogger(__name__)
 
@@ -81,12 +80,12 @@ ROUTES: tuple[Route, ...] = (
 )
 
 
-def served_routes(pipe: "Pipeline") -> dict[str, frozenset[str]]:
-    """Path -> methods of every route the worker's aiohttp application serves.
+def served_routes(app) -> dict[str, frozenset[str]]:
+    """Path -> methods of every route the worker's aiohttp application (of the faust ``app``) serves.
 
     faust mounts its own blueprints when the server starts; this mounts them as that does
     (once: faust's blueprint manager applies them a single time), then reads the router."""
-    server = pipe.app.web
+    server = app.web
     server.blueprints.apply(server)
     served: dict[str, set[str]] = {}
     for resource in server.web_app.router.resources():
@@ -156,12 +155,14 @@ def invalid_body(exc: ValidationError) -> Refused:
         return Refused(400, "invalid body")
 
 
-def register_pages(pipe: "Pipeline") -> None:
-    app = pipe.app
-    settings = pipe.settings
-    view = IncidentView.of(pipe)
+def register_pages(app, *, settings: Settings, view: IncidentView, reach: BrokerReach, events_topic,
+                   readiness: Callable[[], tuple[bool, str]], clock: Callable[[], datetime],
+                   unsubscribe: Callable[[str, str], Awaitable]) -> None:
+    """The routes of ``ROUTES`` on the faust ``app``: the write API produces to ``events_topic``,
+    reads come from ``view``; ``readiness`` is the worker's (``streams/rebalance.py``), ``reach``
+    says whether any broker answers (``streams/reach.py``), ``unsubscribe(customer_id, recipient)``
+    requests a one-click unsubscribe (``streams/preferences.py``)."""
     app.service(view)   # started with the app, stopped with it
-    reach = pipe.reach   # whether any broker answers (streams/reach.py)
 
     def authorized(request) -> bool:
         if settings.api_token is None:
@@ -206,8 +207,7 @@ def register_pages(pipe: "Pipeline") -> None:
         if not reach.reachable:   # refused now, rather than queued to go out after the client gave up
             raise Refused(503, "the broker is unreachable; try again", retry_after_seconds=5)
         try:
-            sent = await pipe.events_topic.send(key=event.incident_id.encode(),
-                                                value=event.model_dump_json().encode())
+            sent = await events_topic.send(key=event.incident_id.encode(), value=event.model_dump_json().encode())
             await sent
         except (ProducerSendError, KafkaError) as exc:
             if isinstance(exc, MessageSizeTooLargeError) or isinstance(exc.__cause__, MessageSizeTooLargeError):
@@ -223,7 +223,7 @@ def register_pages(pipe: "Pipeline") -> None:
     @app.page("/readyz")
     class Ready(web.View):
         async def get(self, request):
-            ready, why = pipe.readiness()
+            ready, why = readiness()
             if ready and not view.caught_up:
                 ready, why = False, "reading every incident"
             if ready and not reach.reachable:
@@ -247,7 +247,7 @@ def register_pages(pipe: "Pipeline") -> None:
             body = validated(IncidentDeclare, await json_object(request))
             try:
                 event = body.to_event(event_id=f"api-{uuid.uuid4().hex[:12]}",
-                                      incident_id=f"inc-{uuid.uuid4().hex[:8]}", at=pipe.clock())
+                                      incident_id=f"inc-{uuid.uuid4().hex[:8]}", at=clock())
             except ValidationError as exc:
                 raise invalid_body(exc) from None
             if body.incident_id is not None and await incident(event.incident_id, settled=True) is not None:
@@ -277,7 +277,7 @@ def register_pages(pipe: "Pipeline") -> None:
                     raise Refused(409, f"incident {incident_id} is resolved")
                 try:
                     event = body.to_event(incident_id=incident_id, event_id=f"api-{uuid.uuid4().hex[:12]}",
-                                          at=pipe.clock())
+                                          at=clock())
                 except ValidationError as exc:
                     raise invalid_body(exc) from None
                 await produce(event)
@@ -292,7 +292,7 @@ def register_pages(pipe: "Pipeline") -> None:
         states = view.states()
         active = sorted((s for s in states if not s.resolved), key=lambda s: s.started_at)
         recent = sorted((s for s in states if s.resolved), key=lambda s: s.resolved_at, reverse=True)[:10]
-        return {"generated_at": _iso(pipe.clock()),
+        return {"generated_at": _iso(clock()),
                 "active": [public(s, history=False) for s in active],
                 "recently_resolved": [public(s, history=False) for s in recent]}
 
@@ -315,7 +315,7 @@ def register_pages(pipe: "Pipeline") -> None:
             if found is None:
                 return self.html(invalid, status=404)
             try:
-                await pipe.preferences.request_unsubscribe(*found)
+                await unsubscribe(*found)
             except (ProducerSendError, KafkaError) as exc:
                 log.warning("the broker did not take an unsubscribe request: %s", type(exc.__cause__ or exc).__name__)
                 return self.html(_page("Please try again in a minute.", ""), status=503)

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import logging
 
-import faust
-
 from domain.content import notice_content
 from notifiers.notice import NoticeComposer
 from notifiers.render import render_ticket_comment
@@ -58,7 +56,4 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     logging.basicConfig(level=getattr(logging, loglevel.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    pipe = build_pipeline(settings)
-    pipe.customers.begin_preload()   # a restart's index is rebuilt in a child process while faust starts
-    worker = faust.Worker(pipe.app, loglevel=loglevel)
-    worker.execute_from_commandline()
+    build_pipeline(settings).worker(loglevel).execute_from_commandline()

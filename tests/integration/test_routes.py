@@ -73,10 +73,10 @@ def test_the_web_application_serves_exactly_the_declared_routes(tmp_path):
 
     settings = Settings(broker="127.0.0.1:9", data_dir=tmp_path, api_token=API_TOKEN, secret="test-secret")
     pipe = Pipeline(settings, profile=TANSU, partitions=4, mailer=None, compose=lambda job, now: b"")
-    served = served_routes(pipe)
+    served = served_routes(pipe.app)
     check_served(served)
     pipe.app.web.init_server()   # what the worker does when its server starts: nothing more appears
-    assert served_routes(pipe) == served
+    assert served_routes(pipe.app) == served
 
 
 def request(url: str, method: str, path: str, headers: dict | None = None, body: bytes | None = None):

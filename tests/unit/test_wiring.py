@@ -1,0 +1,36 @@
+"""The wiring stays narrow: every agent module starts with its runtime contract, and no module but
+the one that builds the pipeline (``streams/app.py``) and the one that runs it
+(``streams/worker.py``) names ``Pipeline`` or takes a ``pipe``: each is handed what it uses."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+AGENT_MODULES = ("incidents", "tickets", "holding", "audience", "preferences", "sender", "rebalance")
+BUILDERS = {"app.py", "worker.py"}
+
+
+@pytest.mark.parametrize("name", AGENT_MODULES)
+def test_every_agent_module_starts_with_its_runtime_contract(name):
+    doc = ast.get_docstring(ast.parse((ROOT / "streams" / f"{name}.py").read_text()))
+    assert doc and "Runtime contract" in doc, f"streams/{name}.py has no runtime contract in its docstring"
+
+
+def test_no_module_is_handed_the_pipeline():
+    found = []
+    for path in sorted((ROOT / "streams").rglob("*.py")):
+        if path.name in BUILDERS and path.parent.name == "streams":
+            continue
+        source = path.read_text()
+        if "Pipeline" in source:
+            found.append(f"{path.relative_to(ROOT)} names Pipeline")
+        for node in ast.walk(ast.parse(source)):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                args = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+                found += [f"{path.relative_to(ROOT)}:{node.lineno} {node.name}({a.arg})" for a in args
+                          if a.arg in ("pipe", "pipeline")]
+    assert not found, found
