@@ -1,6 +1,7 @@
 """In-memory stand-ins for the faust parts an agent touches, to run an agent in process: a topic
-that keeps what is sent to it, and a stream of events over a list of records. (The seed of the
-in-memory test broker issue 15 asks for: agents written against these run unchanged in faust.)"""
+that keeps what is sent to it, a stream of events over a list of records, a clock the test moves,
+and a table of partitions with their changelogs. Agents written against these run unchanged in
+faust. The in-memory test broker (``tests/inmemory/broker.py``) runs whole workers on them."""
 
 from __future__ import annotations
 
