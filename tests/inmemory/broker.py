@@ -253,6 +253,7 @@ class WorkerPartition(Partition):
     def __init__(self, worker: "Worker", table: str, p: int) -> None:
         super().__init__(p)
         self.worker, self.table = worker, table
+        self.offset: int | None = None   # of the last changelog record it was rebuilt from
 
     def set(self, key, value) -> None:
         self.data[key] = value
@@ -268,10 +269,12 @@ class WorkerPartition(Partition):
                 self.data.pop(key, None)
             else:
                 self.data[key] = value
+        self.offset = offset if offset >= 0 else None
 
     @property
     def changelog_offset(self) -> int | None:
-        return None
+        """The offset of the last changelog record this copy was rebuilt from."""
+        return self.offset
 
 
 class WorkerTable:

@@ -251,7 +251,8 @@ async def test_a_bad_record_is_dead_lettered_with_its_reason_and_the_stream_goes
 
     letters = {letter["topic"]: letter for letter in broker.read("dead-letters")}
     assert set(letters) == {"t.customers", "t.incident-events", "t.notices"}
-    assert letters["t.customers"]["key"] == "c-someone-else" and "differs from customer_id" in letters["t.customers"]["error"]
+    customers_letter = letters["t.customers"]
+    assert customers_letter["key"] == "c-someone-else" and "differs from customer_id" in customers_letter["error"]
     bad = letters["t.incident-events"]
     assert (bad["key"], bad["value"], bad["offset"]) == ("inc-bad", "{not json", 0) and "JSON" in bad["error"]
     assert "550" in letters["t.notices"]["error"]

@@ -1,6 +1,8 @@
 """The wiring stays narrow: every agent module starts with its runtime contract, and no module but
 the one that builds the pipeline (``streams/app.py``) and the one that runs it
-(``streams/worker.py``) names ``Pipeline`` or takes a ``pipe``: each is handed what it uses."""
+(``streams/worker.py``) names ``Pipeline`` or takes a ``pipe``: each is handed what it uses. The
+components are built in one place (``streams/assembly.py``), for the faust worker and the in-memory
+test broker alike, and ``streams/app.py`` stays wiring only, under 150 lines."""
 
 from __future__ import annotations
 
@@ -34,3 +36,15 @@ def test_no_module_is_handed_the_pipeline():
                 found += [f"{path.relative_to(ROOT)}:{node.lineno} {node.name}({a.arg})" for a in args
                           if a.arg in ("pipe", "pipeline")]
     assert not found, found
+
+
+def test_the_faust_worker_and_the_in_memory_broker_build_the_components_with_one_assembly():
+    built = {"Sender", "Audience", "IncidentDesk", "TicketDesk", "HoldingUpdates", "Deliveries", "Preferences",
+             "Rebalance"}
+    for path in (ROOT / "streams" / "app.py", ROOT / "tests" / "inmemory" / "broker.py"):
+        tree = ast.parse(path.read_text())
+        calls = {node.func.id for node in ast.walk(tree)
+                 if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+        assert "assemble" in calls, f"{path.relative_to(ROOT)} does not call assemble"
+        assert not calls & built, f"{path.relative_to(ROOT)} builds {sorted(calls & built)} itself"
+    assert len((ROOT / "streams" / "app.py").read_text().splitlines()) < 150
