@@ -21,7 +21,8 @@ A ``StorePartition``:
   in offset order, with the offset of the last one — what recovery and a standby call.
 
 Implementations: ``streams/kafka/tables.py`` (memory, written through to RocksDB, changelogged to
-Kafka through faust) and ``tests/inmemory.py`` (a dict and a list of changelog records).
+Kafka through faust), ``tests/inmemory/__init__.py`` (a dict and a list of changelog records) and
+``tests/inmemory/broker.py`` (a worker's copy of a partition, its changelog shared by the workers).
 
 The customers are read-only here (``ReadablePartition``): ``outage.customers`` is compacted and
 keyed by customer, so it is its own changelog, and a worker only reads it
