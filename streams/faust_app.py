@@ -47,24 +47,26 @@ def build_app(settings: Settings, *, profile: BrokerProfile, partitions: int, na
 
 
 class Topics:
-    """The topics the agents read and write, declared on ``app`` (``streams/topics.py`` names them)."""
+    """The topics the agents read and write, declared on ``app`` (``streams/topics.py`` names them
+    and says which attribute reads which: ``WORKER_TOPICS``)."""
+
+    customers: faust.TopicT
+    incident: faust.TopicT          # incident-events and ticks: the incident agent reads both
+    events: faust.TopicT
+    ticks: faust.TopicT
+    rounds: faust.TopicT
+    tickets: faust.TopicT
+    ticket_requests: faust.TopicT
+    preferences: faust.TopicT
+    ticket_updates: faust.TopicT
+    dead_letters: faust.TopicT
 
     def __init__(self, app: faust.App, names: T.TopicNames, partitions: int) -> None:
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
 
-        def topic(*bases: str, count: int = partitions):
-            return app.topic(*(names.name(base) for base in bases), partitions=count, **raw)
-
-        self.customers = topic(T.CUSTOMERS)
-        self.incident = topic(T.INCIDENT_EVENTS, T.TICKS)   # the incident agent reads both
-        self.events = topic(T.INCIDENT_EVENTS)
-        self.ticks = topic(T.TICKS)
-        self.rounds = topic(T.ROUNDS)
-        self.tickets = topic(T.TICKET_EVENTS)
-        self.ticket_requests = topic(T.TICKET_REQUESTS)
-        self.preferences = topic(T.PREFERENCES)
-        self.ticket_updates = topic(T.TICKET_UPDATES)
-        self.dead_letters = topic(T.DEAD_LETTERS, count=1)
+        for attribute, bases in T.WORKER_TOPICS.items():
+            count = 1 if bases == (T.DEAD_LETTERS,) else partitions
+            setattr(self, attribute, app.topic(*(names.name(base) for base in bases), partitions=count, **raw))
 
 
 def assigned(app: faust.App, topic) -> set[int]:

@@ -23,12 +23,27 @@ CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPD
 ALL = CO_PARTITIONED + (DEAD_LETTERS,)
 COMPACTED = (CUSTOMERS,)
 
+# what a worker's agents read and write: attribute -> the topics it reads (the incident agent
+# reads two); ``streams.faust_app.Topics`` and the in-memory test broker build their topics from it
+WORKER_TOPICS = {
+    "customers": (CUSTOMERS,),
+    "incident": (INCIDENT_EVENTS, TICKS),
+    "events": (INCIDENT_EVENTS,),
+    "ticks": (TICKS,),
+    "rounds": (ROUNDS,),
+    "tickets": (TICKET_EVENTS,),
+    "ticket_requests": (TICKET_REQUESTS,),
+    "preferences": (PREFERENCES,),
+    "ticket_updates": (TICKET_UPDATES,),
+    "dead_letters": (DEAD_LETTERS,),
+}
+
 # faust tables (changelog topics are "<app id>-<table>-changelog")
 CUSTOMERS_TABLE = "customers"
 INCIDENTS_TABLE = "incidents"
 LEDGER_TABLE = "ledger"
 TICKETS_TABLE = "tickets"
-LATEST_TABLE = "latest-rounds"   # "<partition>/<incident>" -> the newest round seen on that partition
+LATEST_TABLE = "latest-rounds"   # per partition: incident -> the newest round seen on that partition
 TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE)
 
 

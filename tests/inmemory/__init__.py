@@ -93,16 +93,25 @@ class Partition:
     def __contains__(self, key) -> bool:
         return key in self.data
 
-    def set(self, key, value) -> None:
-        self.data[key] = value
+    def apply(self, key, value) -> None:
+        """``key`` set to ``value`` (None: deleted) here, without a changelog record."""
+        if value is None:
+            self.data.pop(key, None)
+        else:
+            self.data[key] = value
+
+    def log(self, key, value) -> None:
         self.changelog.append((key, value))
+
+    def set(self, key, value) -> None:
+        self.apply(key, value)
+        self.log(key, value)
 
     async def put(self, key, value) -> None:
         self.set(key, value)
 
     def delete(self, key) -> None:
-        self.data.pop(key, None)
-        self.changelog.append((key, None))
+        self.set(key, None)
 
     @property
     def changelog_offset(self) -> int | None:
@@ -110,11 +119,7 @@ class Partition:
 
     def recover(self, changes, offset: int) -> None:
         for key, value in changes:
-            if value is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = value
-            self.changelog.append((key, value))
+            self.set(key, value)
 
 
 class Table:

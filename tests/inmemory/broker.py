@@ -231,19 +231,8 @@ class WorkerTopics:
     """The attributes of ``streams.faust_app.Topics``, for one worker."""
 
     def __init__(self, worker: "Worker", names: T.TopicNames) -> None:
-        def topic(*bases: str) -> WorkerTopic:
-            return WorkerTopic(worker, *(names.name(base) for base in bases))
-
-        self.customers = topic(T.CUSTOMERS)
-        self.incident = topic(T.INCIDENT_EVENTS, T.TICKS)
-        self.events = topic(T.INCIDENT_EVENTS)
-        self.ticks = topic(T.TICKS)
-        self.rounds = topic(T.ROUNDS)
-        self.tickets = topic(T.TICKET_EVENTS)
-        self.ticket_requests = topic(T.TICKET_REQUESTS)
-        self.preferences = topic(T.PREFERENCES)
-        self.ticket_updates = topic(T.TICKET_UPDATES)
-        self.dead_letters = topic(T.DEAD_LETTERS)
+        for attribute, bases in T.WORKER_TOPICS.items():
+            setattr(self, attribute, WorkerTopic(worker, *(names.name(base) for base in bases)))
 
 
 class WorkerPartition(Partition):
@@ -255,20 +244,12 @@ class WorkerPartition(Partition):
         self.worker, self.table = worker, table
         self.offset: int | None = None   # of the last changelog record it was rebuilt from
 
-    def set(self, key, value) -> None:
-        self.data[key] = value
+    def log(self, key, value) -> None:
         self.worker.log_change(self.table, self.partition, key, value)
-
-    def delete(self, key) -> None:
-        self.data.pop(key, None)
-        self.worker.log_change(self.table, self.partition, key, None)
 
     def recover(self, changes, offset: int) -> None:
         for key, value in changes:
-            if value is None:
-                self.data.pop(key, None)
-            else:
-                self.data[key] = value
+            self.apply(key, value)
         self.offset = offset if offset >= 0 else None
 
     @property

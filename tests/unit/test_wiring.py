@@ -48,3 +48,10 @@ def test_the_faust_worker_and_the_in_memory_broker_build_the_components_with_one
         assert "assemble" in calls, f"{path.relative_to(ROOT)} does not call assemble"
         assert not calls & built, f"{path.relative_to(ROOT)} builds {sorted(calls & built)} itself"
     assert len((ROOT / "streams" / "app.py").read_text().splitlines()) < 150
+
+
+def test_the_worker_topics_are_declared_once_and_named_on_topics():
+    from streams import topics as T
+    from streams.faust_app import Topics
+
+    assert list(Topics.__annotations__) == list(T.WORKER_TOPICS)
