@@ -88,6 +88,8 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     api_token: SecretStr | None = None
     secret: SecretStr | None = None
+    # earlier values of OUTAGE_SECRET, comma-separated: links they signed still verify (key rotation)
+    secret_previous: SecretStr | None = None
     data_dir: Path = Path("./var")
 
     # Schedule: how early a scheduled round starts before the promised time (seconds), on top of
@@ -105,7 +107,7 @@ class Settings(BaseSettings):
             raise ValueError("from 0 to 64, or auto")
         return n
 
-    @field_validator("api_token", "secret", "smtp_password", "smtp_username", "kafka_username",
+    @field_validator("api_token", "secret", "secret_previous", "smtp_password", "smtp_username", "kafka_username",
                      "kafka_password", "kafka_sasl_mechanism", "kafka_ca_file", "replication_factor",
                      "broker_session_timeout_seconds", "smtp_rate", mode="before")
     @classmethod
@@ -200,3 +202,14 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(32))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+    def verification_keys(self) -> tuple[bytes, ...]:
+        """The keys a signed link may have been made with: the signing key first, then each
+        earlier value of OUTAGE_SECRET in OUTAGE_SECRET_PREVIOUS (blank entries ignored)."""
+        current = self.signing_key()
+        earlier = self.secret_previous.get_secret_value().split(",") if self.secret_previous else []
+        keys = [current]
+        for value in (v.strip().encode() for v in earlier):
+            if value and value not in keys:
+                keys.append(value)
+        return tuple(keys)

@@ -296,7 +296,7 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
                 "active": [public(s, history=False) for s in active],
                 "recently_resolved": [public(s, history=False) for s in recent]}
 
-    key = settings.signing_key()
+    keys = settings.verification_keys()   # OUTAGE_SECRET, then OUTAGE_SECRET_PREVIOUS
     invalid = _page("This link is not valid.", "")
 
     @app.page("/unsubscribe/{token}")
@@ -304,14 +304,14 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
         """RFC 8058: GET only shows a button (mail scanners prefetch links); POST acts."""
 
         async def get(self, request, token):
-            if verify_unsubscribe(key, token) is None:
+            if verify_unsubscribe(keys, token) is None:
                 return self.html(invalid, status=404)
             form = (f'<form method=post action="/unsubscribe/{html.escape(token)}">'
                     '<button type=submit>Stop these emails</button></form>')
             return self.html(_page("Stop incident notices to this address?", form))
 
         async def post(self, request, token):
-            found = verify_unsubscribe(key, token)
+            found = verify_unsubscribe(keys, token)
             if found is None:
                 return self.html(invalid, status=404)
             try:

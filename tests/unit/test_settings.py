@@ -58,3 +58,12 @@ def test_outage_dev_without_the_dev_extra_says_what_to_install(monkeypatch, caps
     assert main(["dev"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "outage-pipeline[dev]" in err
+
+
+def test_earlier_secrets_verify_links_and_the_current_one_signs(tmp_path):
+    s = Settings(secret="new", secret_previous=" old , older,,new ", data_dir=tmp_path)
+    assert s.signing_key() == b"new"
+    assert s.verification_keys() == (b"new", b"old", b"older")
+    assert Settings(secret="new", secret_previous="  ", data_dir=tmp_path).verification_keys() == (b"new",)
+    generated = Settings(data_dir=tmp_path, secret_previous="old")
+    assert generated.verification_keys() == (generated.signing_key(), b"old")
