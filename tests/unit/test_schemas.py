@@ -10,6 +10,7 @@ import pytest
 
 from schemas import (
     LIMITS,
+    MAX_COMMENT_CHARS,
     MAX_ID_BYTES,
     MAX_LABEL_CHARS,
     MAX_MESSAGE_CHARS,
@@ -309,7 +310,7 @@ BOUNDED = {
 def test_the_limits_are_the_documented_ones():
     assert (MAX_TITLE_CHARS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_LABEL_CHARS,
             MAX_ID_BYTES) == (200, 5_000, 200, 500, 200, 256)
-    assert sorted(LIMITS.values()) == sorted([200, 5_000, 200, 500, 200, 256])
+    assert sorted(LIMITS.values()) == sorted([200, 5_000, 200, 500, 200, 256, 2_000])
 
 
 def test_the_readme_states_the_limits_of_schemas_limits():
@@ -320,7 +321,7 @@ def test_the_readme_states_the_limits_of_schemas_limits():
     bullet = " ".join(bullet.split())
     for text in (f"title {MAX_TITLE_CHARS} per locale", f"message {MAX_MESSAGE_CHARS:,} per locale",
                  f"name {MAX_NAME_CHARS}", f"ticket subject {MAX_SUBJECT_CHARS}", f"tier {MAX_LABEL_CHARS}",
-                 f"{MAX_ID_BYTES} bytes"):
+                 f"{MAX_ID_BYTES} bytes", f"feedback comment {MAX_COMMENT_CHARS:,}"):
         assert text in bullet, text
 
 
@@ -507,7 +508,7 @@ def test_export_writes_json_schemas(tmp_path):
     paths = export_json_schemas(tmp_path / "schemas")
     names = sorted(path.name for path in paths)
     assert names == sorted(f"{name}.schema.json" for name in (
-        "customer", "incident-event", "ticket-event", "notice", "ticket-update", "dead-letter", "incident-declare"))
+        "customer", "incident-event", "ticket-event", "notice", "ticket-update", "dead-letter", "incident-declare", "feedback"))
     for path in paths:
         schema = json.loads(path.read_text(encoding="utf-8"))
         assert "properties" in schema
