@@ -38,6 +38,7 @@ class NoticeContent:
     ticket_subject: str | None = None
     status_url: str = ""
     unsubscribe_url: str = ""
+    feedback_url: str = ""         # resolved notices: the signed feedback link, ``?score=N`` appended per answer
     extra: dict = field(default_factory=dict)
 
 

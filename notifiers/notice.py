@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 
+from core.vocabulary import RESOLVED
 from domain.content import notice_content
-from domain.links import unsubscribe_token
+from domain.links import feedback_token, unsubscribe_token
 from notifiers.message import build_message
 from notifiers.render import RenderCache
 
@@ -32,6 +34,8 @@ class NoticeComposer:
         unsubscribe_url = f"{self.public_url}/unsubscribe/{token}"
         content = notice_content(job, now, status_url=f"{self.public_url}/status",
                                  unsubscribe_url=unsubscribe_url)
+        if job.kind == RESOLVED:
+            content = dataclasses.replace(content, feedback_url=self.feedback_url(job, content))
         if self.on_content is not None:
             self.on_content(content)
         headers = {
@@ -47,3 +51,13 @@ class NoticeComposer:
             message_id=job.message_id, in_reply_to=job.in_reply_to, headers=headers,
             list_unsubscribe_url=unsubscribe_url, date=now,
         )
+
+    def feedback_url(self, job, content) -> str:
+        """The signed feedback link of a resolved notice (``?score=N`` is added per answer); none
+        when the token cannot name what it must (the notice still goes, without the question)."""
+        try:
+            token = feedback_token(self.key, job.incident_id, job.customer_id, job.recipient, content.locale,
+                                   content.severity)
+        except ValueError:
+            return ""
+        return f"{self.public_url}/feedback/{token}"

@@ -453,7 +453,8 @@ def test_render_cache_says_exactly_what_render_says():
             [(names[i], names[(i + 2) % len(names)]) for i in range(len(names))]):
         base = content(kind=kind, locale=locale)
         c = dataclasses.replace(base, contact_name=contact, customer_name=customer,
-                                unsubscribe_url=f"https://status.example.com/unsubscribe/t{len(contact)}?a=1&b=2")
+                                unsubscribe_url=f"https://status.example.com/unsubscribe/t{len(contact)}?a=1&b=2",
+                                feedback_url=f"https://status.example.com/feedback/f{len(contact)}.x&y")
         assert cache.render(c) == render_one(c), (kind, locale, contact, customer)
     assert len(cache._shapes) < 6 * 2 * len(names)  # shapes were shared
 
@@ -465,3 +466,30 @@ def test_a_customer_name_ending_in_a_full_stop_gets_no_second_one(name):
     for text in (out.text, plain(out.html)):
         assert stated in text
         assert f"{name}." not in text or not name.endswith("."), text
+
+
+FEEDBACK_URL = "https://status.example.com/feedback/aW5jLTc.Yy00Mg.3f9a1c2b04de.en.critical.sig"
+
+
+@pytest.mark.parametrize("locale,question,apology", [
+    ("en", "How easy was it to stay informed during this incident? (1 = very hard … 5 = very easy)",
+     "We're sorry for the disruption this caused."),
+    ("ja", "今回の障害について、状況を把握しやすかったでしょうか。（1: 分かりにくかった 〜 5: 分かりやすかった）",
+     "ご不便をおかけし、誠に申し訳ございませんでした。"),
+])
+def test_the_resolved_notice_ends_with_the_feedback_question_and_five_links(locale, question, apology):
+    r = render(content("resolved", locale, feedback_url=FEEDBACK_URL))
+    links = [f"{FEEDBACK_URL}?score={n}" for n in range(1, 6)]
+    assert in_order(r.text, apology, question, *links)
+    assert r.text.count(question) == 1 and r.text.count("/feedback/") == 5
+    assert in_order(plain(r.html), apology, question)
+    assert re.findall(r'href="([^"]*/feedback/[^"]*)"', r.html) == links
+    assert [re.sub(r"<[^>]+>", "", a) for a in re.findall(r'<a href="[^"]*/feedback/[^"]*"[^>]*>.*?</a>', r.html)] == [
+        "1", "2", "3", "4", "5"]
+
+
+@pytest.mark.parametrize("kind", [k for k in NOTICE_KINDS if k != "resolved"])
+def test_only_the_resolved_notice_asks_for_feedback(kind):
+    r = render(content(kind, "en", feedback_url=FEEDBACK_URL))
+    assert "/feedback/" not in r.text and "/feedback/" not in r.html and "stay informed" not in r.text
+    assert "/feedback/" not in render(content("resolved", "en")).text   # and only with a link to give
