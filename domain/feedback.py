@@ -5,7 +5,7 @@ as pure functions.
   recipient key) only, so a later answer has the same key on the compacted ``outage.feedback``
   topic and replaces the earlier one.
 - A score is one of 1…5, written as that one digit; a comment is optional text, its line breaks
-  made ``\\n`` and surrounding blanks dropped (an empty one is no comment).
+  made ``\\n``, other control characters and surrounding blanks dropped (an empty one is no comment).
 - ``FeedbackTally`` keeps the latest answer of each ``feedback_id`` and, per incident, how many
   answers there are and their mean.
 """
@@ -13,10 +13,13 @@ as pure functions.
 from __future__ import annotations
 
 import hashlib
+import re
 from dataclasses import dataclass
 
 SCORES = (1, 2, 3, 4, 5)   # 1: very hard to stay informed … 5: very easy
 FEEDBACK_ID_PREFIX = "fb-"
+# control characters a comment may not keep (all but line feeds and tabs; the line breaks are made LF first)
+_INVISIBLE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def feedback_id(incident_id: str, customer_id: str, recipient: str) -> str:
@@ -33,10 +36,11 @@ def parse_score(value: object) -> int | None:
 
 
 def clean_comment(value: str | None) -> str | None:
-    """A comment as it is recorded: CR LF and CR made LF, surrounding whitespace dropped; None when empty."""
+    """A comment as it is recorded: CR LF and CR made LF, other control characters (invisible in a
+    text box) dropped, surrounding whitespace dropped; None when nothing is left."""
     if value is None:
         return None
-    text = value.replace("\r\n", "\n").replace("\r", "\n").strip()
+    text = _INVISIBLE.sub("", value.replace("\r\n", "\n").replace("\r", "\n")).strip()
     return text or None
 
 

@@ -20,6 +20,8 @@ from streams import topics as T
 from streams.assembly import assemble
 from streams.customers import customers_of
 from streams.faust_app import Topics, assigned, build_app
+from streams.feedback import FeedbackDesk, title_of
+from streams.feedback_view import FeedbackView
 from streams.incident_view import IncidentView
 from streams.kafka.broker import BrokerProfile
 from streams.kafka.tables import PartitionedTable
@@ -61,10 +63,14 @@ class Pipeline:
         for seconds, name, timer in parts.timers:
             app.timer(seconds, name=name)(timer)
         parts.rebalance.wire(app)   # revoke, assign, recovered, shutdown
-        register_pages(app, settings=settings, reach=self.reach, events_topic=topics.events,
-                       view=IncidentView.of(settings, names=names, partitions=partitions, profile=profile),
+        view = IncidentView.of(settings, names=names, partitions=partitions, profile=profile)
+        register_pages(app, settings=settings, reach=self.reach, events_topic=topics.events, view=view,
                        readiness=parts.rebalance.readiness, clock=clock,
-                       unsubscribe=parts.preferences.request_unsubscribe)
+                       unsubscribe=parts.preferences.request_unsubscribe,
+                       feedback=FeedbackDesk(keys=settings.verification_keys(), topic=topics.feedback,
+                                             title=title_of(view), reachable=lambda: self.reach.reachable,
+                                             clock=clock),
+                       feedback_view=FeedbackView.of(settings, names=names, partitions=partitions, profile=profile))
 
     def _table(self, name: str) -> PartitionedTable:
         return self.app.tables.add(PartitionedTable(

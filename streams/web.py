@@ -10,7 +10,7 @@ decides what they mean. Every incident read, and every 404/409 judgement, comes 
 owns their partition, so every worker answers alike.
 
 Input is bounded: a body over 1 MiB gets 413, anything that is not a JSON object 400, a header
-or token that cannot be what it claims 401/404; an event the broker refuses for its size 413,
+or token that cannot be what it claims 401/404 (403 for a feedback link: ``streams/feedback.py``); an event the broker refuses for its size 413,
 a broker that does not take it 503. No input is answered with a 500.
 """
 
@@ -38,12 +38,16 @@ from notifiers.timefmt import format_time
 from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, describe_validation_error
 from schemas.common import localize
 from streams import metrics as M
+from streams.feedback import FeedbackDesk
+from streams.feedback_view import FeedbackView
 from streams.incident_view import IncidentView
 from streams.reach import BrokerReach
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024   # the contract: a body over 1 MiB gets 413
+# the feedback pages: never cached (a link is one contact's), never indexed
+PAGE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 
 # who may call a route
 PUBLIC = "public"   # anyone: status, health, readiness, metrics
@@ -75,6 +79,9 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/incidents/{incident_id}/resolve", {"POST": TOKEN}, "a resolved event (202)"),
     Route("/unsubscribe/{token}", {"GET": SIGNED, "POST": SIGNED},
           "RFC 8058 one-click unsubscribe: GET shows a button, POST acts"),
+    Route("/feedback/{token}", {"GET": SIGNED, "POST": SIGNED},
+          "a resolved notice's feedback link: GET shows the question (records nothing), POST records the answer; "
+          "a token that does not verify: 403"),
     Route("/status", {"GET": PUBLIC}, "the public status page (HTML)"),
     Route("/status.json", {"GET": PUBLIC}, "the public status page (JSON)"),
 )
@@ -112,8 +119,8 @@ def answers(handler):
     return run
 
 
-async def json_object(request, limit: int = MAX_BODY_BYTES) -> dict:
-    """The request body as a JSON object: 413 over ``limit`` bytes, 400 for anything else but an object."""
+async def read_body(request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body: 413 over ``limit`` bytes, 400 when it cannot be read."""
     length = request.content_length
     if length is not None and length > limit:
         raise Refused(413, f"body is larger than {limit} bytes")
@@ -127,8 +134,14 @@ async def json_object(request, limit: int = MAX_BODY_BYTES) -> dict:
         raise
     except Exception as exc:  # noqa: BLE001 - a body cut short or badly chunked
         raise Refused(400, "body could not be read") from exc
+    return bytes(data)
+
+
+async def json_object(request, limit: int = MAX_BODY_BYTES) -> dict:
+    """The request body as a JSON object: 413 over ``limit`` bytes, 400 for anything else but an object."""
+    data = await read_body(request, limit)
     try:
-        value = json.loads(bytes(data))
+        value = json.loads(data)
     except (ValueError, RecursionError):   # not JSON, not UTF-8, too deep, a number too long
         raise Refused(400, "body must be a JSON object") from None
     if not isinstance(value, dict):
@@ -157,12 +170,16 @@ def invalid_body(exc: ValidationError) -> Refused:
 
 def register_pages(app, *, settings: Settings, view: IncidentView, reach: BrokerReach, events_topic,
                    readiness: Callable[[], tuple[bool, str]], clock: Callable[[], datetime],
-                   unsubscribe: Callable[[str, str], Awaitable]) -> None:
+                   unsubscribe: Callable[[str, str], Awaitable], feedback: FeedbackDesk,
+                   feedback_view: FeedbackView) -> None:
     """The routes of ``ROUTES`` on the faust ``app``: the write API produces to ``events_topic``,
     reads come from ``view``; ``readiness`` is the worker's (``streams/rebalance.py``), ``reach``
     says whether any broker answers (``streams/reach.py``), ``unsubscribe(customer_id, recipient)``
-    requests a one-click unsubscribe (``streams/preferences.py``)."""
+    requests a one-click unsubscribe (``streams/preferences.py``), ``feedback`` answers the
+    feedback pages (``streams/feedback.py``) and ``feedback_view`` holds every answer
+    (``streams/feedback_view.py``: the ``feedback`` of ``GET /api/incidents/{id}``)."""
     app.service(view)   # started with the app, stopped with it
+    app.service(feedback_view)
 
     def authorized(request) -> bool:
         if settings.api_token is None:
@@ -262,7 +279,8 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
             state = await incident(incident_id, settled=True)
             if state is None:
                 raise Refused(404, f"unknown incident {incident_id}")
-            return self.json(public(state, history=True))
+            return self.json({**public(state, history=True),
+                              "feedback": feedback_view.summary(incident_id).as_dict()})
 
     def change_view(model, event_type: str, status: int):
         class Change(web.View):
@@ -320,6 +338,26 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
                 log.warning("the broker did not take an unsubscribe request: %s", type(exc.__cause__ or exc).__name__)
                 return self.html(_page("Please try again in a minute.", ""), status=503)
             return self.html(_page("You will receive no more incident notices at this address.", ""))
+
+    @app.page("/feedback/{token}")
+    class Feedback(web.View):
+        """GET only shows the question (link scanners fetch every link); POST records the answer."""
+
+        async def get(self, request, token):
+            page = feedback.show(token, request.query.get("score"))
+            return self.html(page.html, status=page.status, headers=dict(PAGE_HEADERS))
+
+        async def post(self, request, token):
+            if feedback.verify(token) is None:   # 403 before the body is read
+                page = feedback.refused()
+            else:
+                try:
+                    body = await read_body(request)
+                except Refused as refused:   # 413 over 1 MiB, 400 unreadable
+                    page = feedback.unreadable(token, refused.status)
+                else:
+                    page = await feedback.record(token, body)
+            return self.html(page.html, status=page.status, headers=dict(PAGE_HEADERS))
 
     @app.page("/status.json")
     class StatusJson(web.View):
