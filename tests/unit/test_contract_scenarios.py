@@ -13,7 +13,10 @@ their timers run by a clock the test moves. Each scenario runs in well under a s
   (every affected contact reached, repeated only the sends under way at the kill); a worker
   joining mid round (a clean rebalance) repeats nothing;
 - a duplicate incident event changes nothing;
-- a bad record goes to the dead-letter topic with its reason, and the stream goes on.
+- a bad record goes to the dead-letter topic with its reason, and the stream goes on;
+- feedback: every resolved notice carries five signed links naming its contact; an answer given
+  on one worker is recorded once per contact (a later one replaces it), and another worker's view
+  of ``outage.feedback`` counts it.
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from datetime import timedelta
 import pytest
 
 from tests.factories import customer, declared, resolved, ticket, updated
-from tests.inmemory.broker import Broker
+from tests.inmemory.broker import Broker, WorkerTopics
 
 INTERVAL = 60
 API_TOKYO = ("api", "ap-northeast-1")
@@ -258,3 +261,50 @@ async def test_a_bad_record_is_dead_lettered_with_its_reason_and_the_stream_goes
     assert "550" in letters["t.notices"]["error"]
     # the stream went on: every other affected contact got the first notice
     assert sorted(broker.relay.recipients()) == contacts(*customers)[1:]
+
+
+async def test_an_answer_to_the_resolved_notice_is_recorded_once_per_contact_and_counted_on_every_worker(broker):
+    import re
+    from datetime import timezone
+
+    from domain.links import verify_feedback
+    from streams import topics as T
+    from streams.feedback import FeedbackDesk
+    from streams.feedback_view import FeedbackView
+
+    customers = audience(3)
+    w0, _ = await start(broker, customers)
+    declare(broker, "inc-1", severity="critical")
+    await broker.pump()
+    await broker.advance(30)
+    broker.produce("incident-events", "inc-1", resolved("inc-1", "inc-1-r", at=broker.at()))
+    await broker.pump()
+    notices = [m for m in broker.relay.mails if m.kind == "resolved"]
+    assert sorted(m.rcpt for m in notices) == contacts(*customers)
+    links = {}
+    for mail in notices:
+        text = mail.message.get_body(("plain",)).get_content()
+        found = re.findall(r"http://status\.example\.com/feedback/(\S+)\?score=(\d)", text)
+        assert [score for _, score in found] == ["1", "2", "3", "4", "5"] and len({t for t, _ in found}) == 1
+        link = verify_feedback(broker.settings.signing_key(), found[0][0])
+        assert (link.incident_id, link.severity) == ("inc-1", "critical")
+        links[mail.rcpt] = found[0][0]
+    assert len(set(links.values())) == len(notices)   # one link per contact
+
+    # answered on w0's pages (what streams/web.py routes there), read on w1
+    desk = FeedbackDesk(keys=broker.settings.verification_keys(), topic=WorkerTopics(w0, broker.names).feedback,
+                        title=lambda incident_id, locale: "", reachable=lambda: True,
+                        clock=lambda: broker.clock().astimezone(timezone.utc))
+    first, second = sorted(links)[:2]
+    for rcpt, score in ((first, b"1"), (second, b"4"), (first, b"5")):   # the first contact changes its mind
+        page = await desk.record(links[rcpt], b"score=" + score)
+        assert page.status == 200
+    assert (await desk.record(links[first][:-2] + "AA", b"score=1")).status == 403
+    await broker.pump()
+    records = broker.read(T.FEEDBACK)
+    assert len(records) == 3 and len({r["feedback_id"] for r in records}) == 2
+    view = FeedbackView(bootstrap_servers=["127.0.0.1:9"], topic=broker.names.name(T.FEEDBACK),
+                        partitions=broker.partitions)   # as the other worker follows the topic
+    view.apply(record for part in broker.log(broker.names.name(T.FEEDBACK)) for record in part)
+    assert view.summary("inc-1").as_dict() == {"answers": 2, "mean": 4.5}
+    assert broker.read("dead-letters") == []
