@@ -1,5 +1,5 @@
 """The web pages a contact opens from a notice: the feedback pages, rendered from Jinja templates
-(``notifiers/templates/pages/feedback.html``, its words in ``<locale>/feedback.jinja``), autoescaped.
+(``notifiers/templates/feedback-page.html``, its words in ``<locale>/feedback.jinja``), autoescaped.
 
 What a page shows is decided by the web (``streams/feedback.py``); this module only fills the
 template: ``FeedbackPage`` says which page, in which language, with what chosen and typed.
@@ -35,4 +35,4 @@ def render_feedback_page(page: FeedbackPage) -> str:
     locale = page.locale if page.locale in LOCALES else DEFAULT_LOCALE
     if locale != page.locale:
         page = replace(page, locale=locale)
-    return get_environment().get_template("pages/feedback.html").render(page=page).strip() + "\n"
+    return get_environment().get_template("feedback-page.html").render(page=page).strip() + "\n"
