@@ -10,8 +10,9 @@ decides what they mean. Every incident read, and every 404/409 judgement, comes 
 owns their partition, so every worker answers alike.
 
 Input is bounded: a body over 1 MiB gets 413, anything that is not a JSON object 400, a header
-or token that cannot be what it claims 401/404 (403 for a feedback link: ``streams/feedback.py``); an event the broker refuses for its size 413,
-a broker that does not take it 503. No input is answered with a 500.
+or token that cannot be what it claims 401/404 (403 for a feedback link: ``streams/feedback.py``);
+an event the broker refuses for its size 413, a broker that does not take it 503. No input is
+answered with a 500.
 """
 
 from __future__ import annotations
