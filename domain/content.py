@@ -2,7 +2,7 @@
 
 ``NoticeContent`` is the interface between the domain and ``notifiers``: the renderer only
 turns it into words; every decision (which services, whether the estimate is still in the
-future, when the next update is due) is made here.
+future, when the next update is due, whether a reply reaches a person) is made here.
 
 The estimate, in one of three states (``eta_state``), each of them true when it is said:
 
@@ -48,6 +48,7 @@ class NoticeContent:
     ticket_subject: str | None = None
     status_url: str = ""
     unsubscribe_url: str = ""
+    replies: bool = False          # a reply reaches a person (OUTAGE_REPLY_TO is set): the notice invites one
     extra: dict = field(default_factory=dict)
 
 
@@ -62,8 +63,10 @@ def eta_state(eta: datetime | None, now: datetime, earlier: datetime | None = No
     return "unknown"
 
 
-def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url: str = "") -> NoticeContent:
-    """What ``job`` (a ``domain.audience.NoticeJob``) says, composed at ``now``."""
+def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url: str = "",
+                   replies: bool = False) -> NoticeContent:
+    """What ``job`` (a ``domain.audience.NoticeJob``) says, composed at ``now``; ``replies``: a
+    reply to it reaches a person (``OUTAGE_REPLY_TO`` is set)."""
     from core.vocabulary import RESOLVED, UNAFFECTED
     from schemas.common import localize, normalize_locale
 
@@ -84,5 +87,5 @@ def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url:
         next_update_at=None if final else rnd.next_update_at, resolved_at=rnd.resolved_at,
         customer_name=customer.name, contact_name=job.contact_name,
         ticket_id=job.ticket_id, ticket_subject=job.ticket_subject,
-        status_url=status_url, unsubscribe_url=unsubscribe_url,
+        status_url=status_url, unsubscribe_url=unsubscribe_url, replies=replies,
     )

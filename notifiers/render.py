@@ -169,6 +169,7 @@ def _view(c: NoticeContent) -> dict[str, Any]:
         "ticket_subject": _one_line(c.ticket_subject or ""),
         "status_url": (c.status_url or "").strip(),
         "unsubscribe_url": (c.unsubscribe_url or "").strip(),
+        "replies": bool(c.replies),
     }
 
 

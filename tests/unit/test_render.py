@@ -447,7 +447,8 @@ def test_unaffected_ends_the_notices(locale):
     ("Australia/Sydney", "9:55 AM AEDT on 25 Nov", "12:00 PM AEDT on 25 Nov"),
 ])
 def test_resolved_is_the_one_remembered(tz, started, ended):
-    r = render(content("resolved", "en", tz, message="A configuration change caused errors; we rolled it back."))
+    r = render(content("resolved", "en", tz, message="A configuration change caused errors; we rolled it back.",
+                       replies=True))
     text = r.text
     assert in_order(text, "This incident is resolved", "What happened",
                     "A configuration change caused errors; we rolled it back.",
@@ -461,7 +462,7 @@ def test_resolved_is_the_one_remembered(tz, started, ended):
 
 
 def test_resolved_in_japanese():
-    text = render(content("resolved", "ja")).text
+    text = render(content("resolved", "ja", replies=True)).text
     assert in_order(text, "障害「APIのエラー」は復旧いたしました。", "発生：11月25日 7:55（日本時間）",
                     "復旧：11月25日 10:00（日本時間）", "影響時間：2時間5分",
                     "通常、お客様側でのご対応は不要です。", "このメールにご返信ください",
@@ -480,7 +481,8 @@ def test_resolved_spanning_a_dst_change_counts_real_time():
 
 
 def test_japanese_reads_naturally():
-    r = render(content("progress", "ja", status="identified", eta=NOW + timedelta(hours=2), eta_state="future"))
+    r = render(content("progress", "ja", status="identified", eta=NOW + timedelta(hours=2), eta_state="future",
+                       replies=True))
     for phrase in ("次回は", "ご連絡いたします", "見込んでおります", "ご不便をおかけしており、申し訳ございません。",
                    "ご返信ください", "■ 現在の状況"):
         assert phrase in r.text
