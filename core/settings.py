@@ -10,12 +10,15 @@ The variables are those of the contract (docs/contract.md), plus a few documente
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import ssl
+from email.utils import formataddr, getaddresses
 from enum import Enum
 from pathlib import Path
 from typing import Literal
 
+import email_validator
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +40,31 @@ def _kafka_error(template: str, **context) -> PydanticCustomError:
 
 def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def mailbox(value: str) -> str:
+    """One email address, ``addr`` or ``Name <addr>``, checked (no DNS) and written with the
+    address in ASCII form (IDNA domain), as a header takes it; ``ValueError`` saying why not."""
+    if re.search(r"[\r\n\x00]", value):
+        raise ValueError("line breaks are not allowed")
+    found = getaddresses([value])
+    if len(found) > 1:
+        raise ValueError(f"one address only (addr or Name <addr>), got {value!r}")
+    if not found or not found[0][1]:
+        raise ValueError(f"not an email address (addr or Name <addr>): {value!r}")
+    display, addr = found[0]
+    try:
+        checked = email_validator.validate_email(addr, check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"not an email address ({exc})") from None
+    if checked.ascii_email is None:
+        raise ValueError("addresses with non-ASCII characters before the @ are not supported")
+    if not display:
+        return checked.ascii_email
+    written = formataddr((display, checked.ascii_email)) if display.isascii() else f"{display} <{checked.ascii_email}>"
+    if getaddresses([written]) != [(display, checked.ascii_email)]:
+        raise ValueError(f"write the name in double quotes: {value!r}")
+    return written
 
 
 class Settings(BaseSettings):
@@ -77,6 +105,9 @@ class Settings(BaseSettings):
     # a notice that keeps failing temporarily (4xx, server down) stays owed this long, then is dead-lettered
     smtp_give_up_seconds: float = Field(default=6 * 3600, gt=0)
     mail_from: str = "status@localhost"
+    # Reply-To of every notice: where a customer's reply reaches a person (addr or Name <addr>);
+    # None: no Reply-To, and the notices invite no reply (a reply to OUTAGE_MAIL_FROM reaches nobody)
+    reply_to: str | None = None
     # helper processes that compose and send the notices (0: the worker itself does); one per
     # spare core lets a worker use more than one (composing and SMTP are most of a notice's CPU).
     # "auto": one per core beyond the first, at most 4 (one worker per machine); with several
@@ -109,7 +140,7 @@ class Settings(BaseSettings):
 
     @field_validator("api_token", "secret", "secret_previous", "smtp_password", "smtp_username", "kafka_username",
                      "kafka_password", "kafka_sasl_mechanism", "kafka_ca_file", "replication_factor",
-                     "broker_session_timeout_seconds", "smtp_rate", mode="before")
+                     "broker_session_timeout_seconds", "smtp_rate", "reply_to", mode="before")
     @classmethod
     def _blank_is_unset(cls, v):
         return None if isinstance(v, str) and not v.strip() else v
@@ -165,6 +196,11 @@ class Settings(BaseSettings):
             if not sep or not host or not port.isdigit():
                 raise ValueError(f"expected host:port[,host:port], got {v!r}")
         return v.strip()
+
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, v: str | None) -> str | None:
+        return None if v is None else mailbox(v.strip())
 
     @field_validator("public_url")
     @classmethod

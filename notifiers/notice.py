@@ -20,11 +20,14 @@ def utc_rfc3339(value: datetime | None) -> str | None:
 
 class NoticeComposer:
     """``composer(job, now) -> bytes``; ``on_content`` sees every composed ``NoticeContent``
-    (the shell counts estimates that went by unresolved)."""
+    (the shell counts estimates that went by unresolved). ``reply_to`` (``OUTAGE_REPLY_TO``):
+    every notice's ``Reply-To``, and only then do the notices invite a reply; None: neither."""
 
-    def __init__(self, *, public_url: str, mail_from: str, signing_key: bytes, on_content=None) -> None:
+    def __init__(self, *, public_url: str, mail_from: str, signing_key: bytes, on_content=None,
+                 reply_to: str | None = None) -> None:
         self.public_url = public_url.rstrip("/")
         self.mail_from = mail_from
+        self.reply_to = reply_to.strip() if reply_to and reply_to.strip() else None
         self.key = signing_key
         self.on_content = on_content
         self.renderer = RenderCache()
@@ -33,7 +36,7 @@ class NoticeComposer:
         token = unsubscribe_token(self.key, job.customer_id, job.recipient)
         unsubscribe_url = f"{self.public_url}/unsubscribe/{token}"
         content = notice_content(job, now, status_url=f"{self.public_url}/status",
-                                 unsubscribe_url=unsubscribe_url)
+                                 unsubscribe_url=unsubscribe_url, replies=self.reply_to is not None)
         if job.kind == RESOLVED:
             content = dataclasses.replace(content, feedback_url=self.feedback_url(job, content))
         if self.on_content is not None:
@@ -49,7 +52,7 @@ class NoticeComposer:
         return build_message(
             rendered=self.renderer.render(content), mail_from=self.mail_from, to_email=job.email, to_name=job.contact_name,
             message_id=job.message_id, in_reply_to=job.in_reply_to, headers=headers,
-            list_unsubscribe_url=unsubscribe_url, date=now,
+            list_unsubscribe_url=unsubscribe_url, reply_to=self.reply_to, date=now,
         )
 
     def feedback_url(self, job, content) -> str:

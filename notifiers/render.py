@@ -133,14 +133,12 @@ def _view(c: NoticeContent) -> dict[str, Any]:
             return ""
         return format_time(when, tz, locale, now=c.now, with_date=with_date)
 
+    # The domain decided (domain/content.py): "passed" only for an estimate stated before.
     eta_state = c.eta_state
-    if c.eta is None:
-        eta_state = "passed" if eta_state == "passed" else "unknown"
-    elif eta_state != "passed" and c.eta <= c.now:
-        # Never show a time that has gone by as an estimate still ahead.
-        eta_state = "passed"
-    elif eta_state == "unknown":
-        eta_state = "future"
+    if eta_state != "passed":
+        # Never show a time that has gone by as an estimate still ahead; nor call it an earlier
+        # estimate, which only the domain knows was stated: it is no estimate.
+        eta_state = "future" if c.eta is not None and c.eta > c.now else "unknown"
 
     if c.kind in _ONGOING and c.next_update_at is None:
         raise ValueError(f"a {c.kind!r} notice must promise its next update (next_update_at is None)")
@@ -172,6 +170,7 @@ def _view(c: NoticeContent) -> dict[str, Any]:
         "status_url": (c.status_url or "").strip(),
         "unsubscribe_url": (c.unsubscribe_url or "").strip(),
         "feedback_url": (c.feedback_url or "").strip() if c.kind == RESOLVED else "",
+        "replies": bool(c.replies),
     }
 
 

@@ -31,7 +31,8 @@ PROMISE_MARGIN = Histogram("outage_promise_margin_seconds",
                            "Seconds between sending a notice and the time the previous notice promised "
                            "(negative: the promise was missed)", buckets=LEAD_BUCKETS, registry=REGISTRY)
 ETA_PASSED = Counter("outage_eta_passed_notices_total",
-                     "Notices composed after the recovery estimate went by unresolved", registry=REGISTRY)
+                     "Notices saying recovery takes longer than the estimate stated earlier (it went by unresolved)",
+                     registry=REGISTRY)
 ACTIVE_INCIDENTS = Gauge("outage_active_incidents", "Unresolved incidents held by this worker", registry=REGISTRY)
 CUSTOMERS = Gauge("outage_customers", "Customers held by this worker", registry=REGISTRY)
 PROMISES_STRETCHED = Counter("outage_promises_stretched_total",

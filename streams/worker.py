@@ -28,7 +28,8 @@ def notice_makers(settings: Settings) -> tuple[Callable[[NoticeJob, datetime], b
             M.ETA_PASSED.inc()
 
     composer = NoticeComposer(public_url=settings.public_url, mail_from=settings.mail_from,
-                              signing_key=settings.signing_key(), on_content=count_passed)
+                              signing_key=settings.signing_key(), on_content=count_passed,
+                              reply_to=settings.reply_to)
 
     def comment(job, now) -> str:
         return render_ticket_comment(notice_content(job, now))
@@ -53,7 +54,8 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
         from notifiers.delivery import DeliveryConfig, ProcessDelivery
 
         delivery = ProcessDelivery(DeliveryConfig(public_url=settings.public_url, mail_from=settings.mail_from,
-                                                  signing_key=settings.signing_key(), smtp=smtp),
+                                                  signing_key=settings.signing_key(), smtp=smtp,
+                                                  reply_to=settings.reply_to),
                                    processes=settings.delivery_helpers, on_eta_passed=M.ETA_PASSED.inc)
     if mailer is None:
         from notifiers.smtp import SmtpPool

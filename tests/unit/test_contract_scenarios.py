@@ -13,7 +13,12 @@ their timers run by a clock the test moves. Each scenario runs in well under a s
   (every affected contact reached, repeated only the sends under way at the kill); a worker
   joining mid round (a clean rebalance) repeats nothing;
 - a duplicate incident event changes nothing;
-- a bad record goes to the dead-letter topic with its reason, and the stream goes on;
+- a bad record goes to the dead-letter topic with its reason, and the stream goes on; so does an
+  event whose estimate or next update is not after its own time;
+- "taking longer than our earlier estimate" only after an estimate was given and went by; with
+  none ever given, the notices say there is none yet;
+- with ``OUTAGE_REPLY_TO`` every notice has that ``Reply-To`` and invites a reply; without it,
+  neither;
 - feedback: every resolved notice carries five signed links naming its contact; an answer given
   on one worker is recorded once per contact (a later one replaces it), and another worker's view
   of ``outage.feedback`` counts it.
@@ -22,6 +27,7 @@ their timers run by a clock the test moves. Each scenario runs in well under a s
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import Counter
 from datetime import timedelta
 
@@ -308,3 +314,86 @@ async def test_an_answer_to_the_resolved_notice_is_recorded_once_per_contact_and
     view.apply(record for part in broker.log(broker.names.name(T.FEEDBACK)) for record in part)
     assert view.summary("inc-1").as_dict() == {"answers": 2, "mean": 4.5}
     assert broker.read("dead-letters") == []
+
+
+async def test_an_estimate_or_next_update_already_past_is_dead_lettered_and_the_stream_goes_on(broker):
+    customers = audience(2)
+    await start(broker, customers)
+    declare(broker, "inc-1")
+    await broker.pump()
+    await broker.advance(5)
+    broker.produce("incident-events", "inc-1", updated("inc-1", "u-eta", at=broker.at(), status="identified",
+                                                       eta=broker.at(-60)))
+    broker.produce("incident-events", "inc-1", updated("inc-1", "u-next", at=broker.at(), status="identified",
+                                                       next_update_at=broker.at()))
+    eta = broker.clock() + timedelta(hours=2)
+    broker.produce("incident-events", "inc-1", updated("inc-1", "u-ok", at=broker.at(), status="identified",
+                                                       eta=eta.isoformat()))
+    await broker.pump()
+
+    letters = broker.read("dead-letters")
+    assert [(d["topic"], d["key"]) for d in letters] == [("t.incident-events", "inc-1")] * 2
+    assert [d["error"].split(":")[0] for d in letters] == ["eta", "next_update_at"]
+    assert all("must be later than the event's time" in d["error"] for d in letters)
+    assert [json.loads(d["value"])["event_id"] for d in letters] == ["u-eta", "u-next"]
+    # the stream went on: the valid update is round 2 for every contact, with its estimate
+    progress = [m for m in broker.relay.mails if m.kind == "progress"]
+    assert sorted(m.rcpt for m in progress) == contacts(*customers)
+    assert {(m.seq, m.header("X-Outage-ETA")) for m in progress} == {(2, eta.strftime("%Y-%m-%dT%H:%M:%SZ"))}
+
+
+def parts(mail) -> tuple[str, str]:
+    """The text and the HTML part of ``mail``."""
+    text = mail.message.get_body(("plain",)).get_content()
+    html = mail.message.get_body(("html",)).get_content()
+    return text, html
+
+
+async def test_taking_longer_than_our_estimate_only_after_one_was_given_and_went_by(broker):
+    given = [customer("c-ja", locale="ja", contacts=1, services=[("api", "ap-northeast-1")]),
+             customer("c-en", locale="en", contacts=1, services=[("api", "ap-northeast-1")])]
+    never = [customer("n-ja", locale="ja", contacts=1, services=[("db", "eu-west-1")]),
+             customer("n-en", locale="en", contacts=1, services=[("db", "eu-west-1")])]
+    await start(broker, given + never)
+    declare(broker, "inc-eta", components=("api",), eta=broker.at(30))
+    declare(broker, "inc-none", components=("db",))
+    await broker.pump()
+    await broker.advance(INTERVAL + 5)              # past the estimate: holding updates, no news
+
+    longer = {"en": "Recovery is taking longer than our earlier estimate",
+              "ja": "前回お知らせした見込みより時間を要しております"}
+    none_yet = {"en": "We don't have a recovery estimate yet",
+                "ja": "復旧の見込み時刻は、現時点では未定です。"}
+    for record, incident, says, never_says in [(c, "inc-eta", longer, none_yet) for c in given] + \
+                                             [(c, "inc-none", none_yet, longer) for c in never]:
+        locale = record["locale"]
+        (first, *later) = sorted(broker.relay.to(record["contacts"][0]["email"], incident=incident),
+                                 key=lambda m: m.at)
+        assert first.kind == "acknowledged" and later and {m.kind for m in later} == {"scheduled"}
+        for mail in later:
+            for part in parts(mail):
+                assert says[locale] in part and never_says[locale] not in part, (record["customer_id"], part)
+            assert mail.header("X-Outage-ETA") == "unknown"
+
+
+@pytest.mark.parametrize("reply_to", [None, "Support <support@example.com>"])
+async def test_reply_to_is_on_every_notice_and_invites_a_reply_only_when_set(reply_to):
+    async with Broker(reply_to=reply_to) as broker:
+        customers = [customer("c-ja", locale="ja", contacts=1, services=[API_TOKYO]),
+                     customer("c-en", locale="en", contacts=1, services=[API_TOKYO])]
+        await start(broker, customers)
+        declare(broker, "inc-1")
+        await broker.pump()
+        broker.produce("incident-events", "inc-1", updated("inc-1", "inc-1-u1", at=broker.at(), status="identified"))
+        await broker.pump()
+        broker.produce("incident-events", "inc-1", resolved("inc-1", "inc-1-r", at=broker.at(), message="Fixed."))
+        await broker.pump()
+
+        mails = broker.relay.mails
+        assert Counter(m.kind for m in mails) == {"acknowledged": 2, "progress": 2, "resolved": 2}
+        for mail in mails:
+            assert mail.header("Reply-To") == reply_to
+            for part in parts(mail):
+                invites = "reach our support team" in part or "サポート担当者に届" in part
+                assert invites == (reply_to is not None), (mail.kind, part)
+                assert ("reply to this email" in part.lower() or "ご返信ください" in part) == (reply_to is not None)
