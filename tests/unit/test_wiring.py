@@ -55,3 +55,14 @@ def test_the_worker_topics_are_declared_once_and_named_on_topics():
     from streams.faust_app import Topics
 
     assert list(Topics.__annotations__) == list(T.WORKER_TOPICS)
+
+
+def test_every_test_module_has_a_name_of_its_own():
+    # pytest imports test modules by their basename (tests/ has no packages of tests): a unit and an
+    # integration test file of one name stop the whole suite at collection
+    from collections import Counter
+    from pathlib import Path
+
+    tests = Path(__file__).resolve().parents[1]
+    names = Counter(path.name for path in tests.rglob("test_*.py"))
+    assert [name for name, n in names.items() if n > 1] == []
