@@ -304,12 +304,16 @@ class HoldingUpdates:
         if not known or known.get("due") != item.at:
             return None   # moved on meanwhile (the index is told of every record)
         rnd = self._round(p, item.incident_id)
-        if rnd is None or rnd.seq <= known.get("seq", 0) or rnd.trigger != "scheduled":
+        seq = known.get("seq", 0)
+        if rnd is None or rnd.seq < seq or rnd.trigger != "scheduled":
             # its next round is not decided yet, or it is news (or the end) that its plan brings: if
             # that plan reaches it, the deadline moves on; if a newer round comes first, it is due again
             return _WAIT
         customer = self.views.customer_lookup(p)(item.customer_id)
         job = holding_job(rnd, customer, entry, item.recipient, self.mail_domain) if customer else None
+        if job is None and rnd.seq == seq and customer is not None:
+            # this round's holding update went (or it may not have one): the next round decides
+            return _WAIT
         if job is None:
             idx.clear(item.customer_id, item.incident_id, item.recipient)
         return job
