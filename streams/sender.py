@@ -449,6 +449,9 @@ class Sender:
             M.NOTICE_FAILURES.labels("error").inc()
         heapq.heappop(self._sources)
         source.batch.finish_one()
+        # the gauge counted the plan's estimate of what was left (a candidate may yield nothing: a
+        # customer deleted since its last notice); it read 1 with nothing queued until the next send
+        M.SEND_QUEUE.set(self.depth)
         return None
 
     def _requeue(self, item: _Item) -> None:

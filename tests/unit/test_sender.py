@@ -397,6 +397,33 @@ async def test_a_plan_that_breaks_does_not_stop_the_sender():
     assert sorted(m.rcpt for m in h.mailer.sent) == ["a@x.example.com", "c@y.example.com"]
 
 
+async def test_the_queue_gauge_reads_zero_once_a_plan_that_estimated_more_is_exhausted():
+    """``outage_send_queue_depth`` counts a lazy plan's estimate of what is left; a candidate may
+    yield nothing (a customer deleted since its last notice): once the plan is found exhausted the
+    gauge reads 0, not the estimate left over (the integration tests wait for it to read 0)."""
+    from streams import metrics as M
+
+    h = Harness(concurrency=1)
+    jobs = jobs_for(customers(["a@x.example.com"]))
+    drawn = []
+
+    class Plan:                                    # two candidates, one notice
+        round = jobs[0].round
+
+        def __iter__(self):
+            for job in jobs:
+                drawn.append(job)
+                yield job
+
+    done = []
+    await h.sender.submit(Plan(), 0, on_done=lambda: done.append(True), size=lambda: 2 - len(drawn))
+    await wait_for(lambda: done)
+    gauge = M.REGISTRY.get_sample_value("outage_send_queue_depth")
+    await h.sender.stop()
+    assert [m.rcpt for m in h.mailer.sent] == ["a@x.example.com"]
+    assert h.sender.depth == 0 and gauge == 0
+
+
 def recording(h: Harness) -> list[tuple[str, str, int]]:
     """(email, kind, seq) of every notice ``h``'s sender records, in order."""
     sent: list[tuple[str, str, int]] = []
