@@ -507,16 +507,7 @@ async def test_one_domain_at_its_cap_is_not_drawn_whole_into_memory_and_its_noti
     n = PARK_LIMIT + 500
     jobs = jobs_for(customers([f"u{i}@one.example.com" for i in range(n)]))
     drawn = []
-
-    class Plan:
-        round = jobs[0].round
-
-        def __iter__(self):
-            for job in jobs:
-                drawn.append(job)
-                yield job
-
-    await h.sender.submit(Plan(), 0, size=lambda: n - len(drawn))
+    await h.sender.submit(lazy_plan(jobs, drawn), 0, size=lambda: n - len(drawn))
     await asyncio.sleep(0.1)
     assert len(drawn) <= PARK_LIMIT + 4          # the in-flight sends and the parked ones, not all
     assert h.sender.drawn_for("inc-1") == len(drawn) and h.sender.depth == n
