@@ -10,12 +10,15 @@ The variables are those of the contract (docs/contract.md), plus a few documente
 from __future__ import annotations
 
 import os
+import re
 import secrets
 import ssl
+from email.utils import formataddr, getaddresses
 from enum import Enum
 from pathlib import Path
 from typing import Literal
 
+import email_validator
 from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -37,6 +40,31 @@ def _kafka_error(template: str, **context) -> PydanticCustomError:
 
 def _and(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def mailbox(value: str) -> str:
+    """One email address, ``addr`` or ``Name <addr>``, checked (no DNS) and written with the
+    address in ASCII form (IDNA domain), as a header takes it; ``ValueError`` saying why not."""
+    if re.search(r"[\r\n\x00]", value):
+        raise ValueError("line breaks are not allowed")
+    found = getaddresses([value])
+    if len(found) > 1:
+        raise ValueError(f"one address only (addr or Name <addr>), got {value!r}")
+    if not found or not found[0][1]:
+        raise ValueError(f"not an email address (addr or Name <addr>): {value!r}")
+    display, addr = found[0]
+    try:
+        checked = email_validator.validate_email(addr, check_deliverability=False)
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"not an email address ({exc})") from None
+    if checked.ascii_email is None:
+        raise ValueError("addresses with non-ASCII characters before the @ are not supported")
+    if not display:
+        return checked.ascii_email
+    written = formataddr((display, checked.ascii_email)) if display.isascii() else f"{display} <{checked.ascii_email}>"
+    if getaddresses([written]) != [(display, checked.ascii_email)]:
+        raise ValueError(f"write the name in double quotes: {value!r}")
+    return written
 
 
 class Settings(BaseSettings):
@@ -77,6 +105,9 @@ class Settings(BaseSettings):
     # a notice that keeps failing temporarily (4xx, server down) stays owed this long, then is dead-lettered
     smtp_give_up_seconds: float = Field(default=6 * 3600, gt=0)
     mail_from: str = "status@localhost"
+    # Reply-To of every notice: where a customer's reply reaches a person (addr or Name <addr>);
+    # None: no Reply-To, and the notices invite no reply (a reply to OUTAGE_MAIL_FROM reaches nobody)
+    reply_to: str | None = None
     # helper processes that compose and send the notices (0: the worker itself does); one per
     # spare core lets a worker use more than one (composing and SMTP are most of a notice's CPU).
     # "auto": one per core beyond the first, at most 4 (one worker per machine); with several
@@ -88,6 +119,8 @@ class Settings(BaseSettings):
     web_host: str = "127.0.0.1"
     api_token: SecretStr | None = None
     secret: SecretStr | None = None
+    # earlier values of OUTAGE_SECRET, comma-separated: links they signed still verify (key rotation)
+    secret_previous: SecretStr | None = None
     data_dir: Path = Path("./var")
 
     # Schedule: how early a scheduled round starts before the promised time (seconds), on top of
@@ -105,9 +138,9 @@ class Settings(BaseSettings):
             raise ValueError("from 0 to 64, or auto")
         return n
 
-    @field_validator("api_token", "secret", "smtp_password", "smtp_username", "kafka_username",
+    @field_validator("api_token", "secret", "secret_previous", "smtp_password", "smtp_username", "kafka_username",
                      "kafka_password", "kafka_sasl_mechanism", "kafka_ca_file", "replication_factor",
-                     "broker_session_timeout_seconds", "smtp_rate", mode="before")
+                     "broker_session_timeout_seconds", "smtp_rate", "reply_to", mode="before")
     @classmethod
     def _blank_is_unset(cls, v):
         return None if isinstance(v, str) and not v.strip() else v
@@ -164,6 +197,11 @@ class Settings(BaseSettings):
                 raise ValueError(f"expected host:port[,host:port], got {v!r}")
         return v.strip()
 
+    @field_validator("reply_to")
+    @classmethod
+    def _reply_to(cls, v: str | None) -> str | None:
+        return None if v is None else mailbox(v.strip())
+
     @field_validator("public_url")
     @classmethod
     def _strip_slash(cls, v: str) -> str:
@@ -200,3 +238,14 @@ class Settings(BaseSettings):
             path.write_text(secrets.token_urlsafe(32))
             path.chmod(0o600)
         return path.read_text().strip().encode()
+
+    def verification_keys(self) -> tuple[bytes, ...]:
+        """The keys a signed link may have been made with: the signing key first, then each
+        earlier value of OUTAGE_SECRET in OUTAGE_SECRET_PREVIOUS (blank entries ignored)."""
+        current = self.signing_key()
+        earlier = self.secret_previous.get_secret_value().split(",") if self.secret_previous else []
+        keys = [current]
+        for value in (v.strip().encode() for v in earlier):
+            if value and value not in keys:
+                keys.append(value)
+        return tuple(keys)

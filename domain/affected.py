@@ -56,6 +56,9 @@ class CustomerIndex:
     def __contains__(self, customer_id: str) -> bool:
         return customer_id in self._ids
 
+    def ids(self) -> list[str]:
+        return list(self._ids)
+
     def put(self, customer_id: str, services: Iterable[tuple[str, str]],
             previous: Iterable[tuple[str, str]] = ()) -> None:
         """Index ``customer_id`` under ``services``, replacing the ``previous`` ones."""

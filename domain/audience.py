@@ -107,9 +107,12 @@ def holding_job(rnd: Round, customer: CustomerLike, entry: dict | None, recipien
                 domain: str) -> NoticeJob | None:
     """The holding update (``rnd``, a scheduled round) owed to ``recipient`` of ``customer`` now
     that its deadline is near; None when nothing is (it opted out, the conversation ended, it
-    got this round or a newer one, or it is no longer one of the customer's contacts)."""
+    got this round's holding update or a newer round, or it is no longer one of the customer's
+    contacts). A recipient whose latest notice is this round's acknowledgement (or ticket-ack)
+    gets this round's holding update: its deadline may come before the next round is decided,
+    and waiting for that round made the contacts reached late in a first pass leave together."""
     known = ledger.recipients(entry, rnd.incident_id).get(recipient)
-    if (not known or known.get("state") != ledger.ACTIVE or known.get("seq", 0) >= rnd.seq
+    if (not known or known.get("state") != ledger.ACTIVE or known.get("seq", 0) > rnd.seq
             or recipient in ledger.unsubscribed(entry)):
         return None
     if recipient.startswith(TICKET_PREFIX):
@@ -244,7 +247,8 @@ def refresh(job: NoticeJob, entry: dict | None, domain: str) -> NoticeJob | None
     """``job`` as it is owed now, given the customer's ledger ``entry``; None when nothing is.
 
     Nothing is owed when it was sent, the recipient opted out, or the recipient got this round
-    or a newer one (or the incident's end) since the job was worked out. An ``acknowledged``
+    or a newer one (or the incident's end) since the job was worked out; a holding update of a
+    round whose acknowledgement the recipient got is still owed (``holding_job``). An ``acknowledged``
     job for a recipient whom an earlier round acknowledged in the meantime becomes that round's
     own kind (``progress``/``scheduled``), threaded under the first notice.
     """
@@ -256,7 +260,8 @@ def refresh(job: NoticeJob, entry: dict | None, domain: str) -> NoticeJob | None
     if job.recipient in ledger.unsubscribed(entry):
         return None
     known = ledger.recipients(entry, rnd.incident_id).get(job.recipient, {})
-    if known.get("seq", 0) >= rnd.seq or known.get("state") == RESOLVED:
+    seq = known.get("seq", 0)
+    if seq > rnd.seq or (seq == rnd.seq and job.kind != SCHEDULED) or known.get("state") == RESOLVED:
         return None
     if job.kind == ACKNOWLEDGED and known.get("state") == ledger.ACTIVE:
         if by_deadline(rnd, known):

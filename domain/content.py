@@ -2,7 +2,17 @@
 
 ``NoticeContent`` is the interface between the domain and ``notifiers``: the renderer only
 turns it into words; every decision (which services, whether the estimate is still in the
-future, when the next update is due) is made here.
+future, when the next update is due, whether a reply reaches a person) is made here.
+
+The estimate, in one of three states (``eta_state``), each of them true when it is said:
+
+- ``future``: the round's estimate is still ahead: it is shown;
+- ``passed``: "recovery is taking longer than our earlier estimate": only when an estimate was
+  stated before (an earlier round of the incident had one, ``Round.earlier_eta``, and this
+  contact has had a notice of the incident before, so may have read it), that estimate has gone
+  by, and nothing newer is ahead;
+- ``unknown``: otherwise: "we don't have a recovery estimate yet". Never said as "taking longer"
+  when no estimate was ever given.
 """
 
 from __future__ import annotations
@@ -29,7 +39,7 @@ class NoticeContent:
     services: tuple[tuple[str, str], ...]   # the customer's own affected (component, region), sorted
     started_at: datetime           # when the incident was declared
     eta: datetime | None = None    # the recovery estimate, when known
-    eta_state: EtaState = "unknown"          # "passed": the estimate went by unresolved -> "being revised"
+    eta_state: EtaState = "unknown"          # "passed": an estimate stated before went by unresolved -> "being revised"
     next_update_at: datetime | None = None   # None only for resolved / unaffected
     resolved_at: datetime | None = None
     customer_name: str = ""
@@ -38,18 +48,26 @@ class NoticeContent:
     ticket_subject: str | None = None
     status_url: str = ""
     unsubscribe_url: str = ""
+    feedback_url: str = ""         # resolved notices: the signed feedback link, ``?score=N`` appended per answer
+    replies: bool = False          # a reply reaches a person (OUTAGE_REPLY_TO is set): the notice invites one
     extra: dict = field(default_factory=dict)
 
 
-def eta_state(eta: datetime | None, now: datetime) -> EtaState:
-    """An estimate that went by unresolved is never shown as a future time: it is 'passed'."""
-    if eta is None:
-        return "unknown"
-    return "future" if eta > now else "passed"
+def eta_state(eta: datetime | None, now: datetime, earlier: datetime | None = None) -> EtaState:
+    """``future`` when ``eta`` is still ahead; ``passed`` when no estimate is ahead and the one
+    stated before (``earlier``) has gone by; ``unknown`` otherwise. A time that has gone by is
+    never shown as ahead, and one never stated before is never called an earlier estimate."""
+    if eta is not None and eta > now:
+        return "future"
+    if earlier is not None and earlier <= now:
+        return "passed"
+    return "unknown"
 
 
-def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url: str = "") -> NoticeContent:
-    """What ``job`` (a ``domain.audience.NoticeJob``) says, composed at ``now``."""
+def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url: str = "",
+                   replies: bool = False) -> NoticeContent:
+    """What ``job`` (a ``domain.audience.NoticeJob``) says, composed at ``now``; ``replies``: a
+    reply to it reaches a person (``OUTAGE_REPLY_TO`` is set)."""
     from core.vocabulary import RESOLVED, UNAFFECTED
     from schemas.common import localize, normalize_locale
 
@@ -57,7 +75,10 @@ def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url:
     customer = job.customer
     locale = normalize_locale(customer.locale)
     final = job.kind in (RESOLVED, UNAFFECTED)
-    state = eta_state(rnd.eta, now)
+    # an estimate stated before: an earlier round had one, and this contact heard from us before
+    # (its first notice of the incident has no In-Reply-To)
+    stated = rnd.earlier_eta if job.in_reply_to else None
+    state = eta_state(rnd.eta, now, stated)
     return NoticeContent(
         kind=job.kind, locale=locale, timezone=customer.timezone, now=now,
         incident_id=rnd.incident_id, seq=rnd.seq, severity=rnd.severity, status=rnd.status,
@@ -67,5 +88,5 @@ def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url:
         next_update_at=None if final else rnd.next_update_at, resolved_at=rnd.resolved_at,
         customer_name=customer.name, contact_name=job.contact_name,
         ticket_id=job.ticket_id, ticket_subject=job.ticket_subject,
-        status_url=status_url, unsubscribe_url=unsubscribe_url,
+        status_url=status_url, unsubscribe_url=unsubscribe_url, replies=replies,
     )

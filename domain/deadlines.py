@@ -70,7 +70,7 @@ def capacity_ratio(send_rate: float | None, load: float) -> float | None:
 
 def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: datetime | None,
                    explicit: datetime | None = None, factor: float = 1.0,
-                   margin: timedelta = timedelta(0), early_round: bool = False) -> datetime:
+                   margin: timedelta = timedelta(0)) -> datetime:
     """The next-update time a notice of ``kind`` composed at ``now`` states.
 
     - An operator's explicit ``next_update_at`` (a news round's), while it is still ahead
@@ -78,18 +78,16 @@ def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: date
     - A holding update (``scheduled``) promises one interval after the promise it keeps
       (``keeps``, the contact's own deadline): the contact's cadence does not drift, and the
       queue that made it leave early is not charged to the next interval.
-    - Any other notice (news) promises one interval after it is sent. An acknowledgement sent by
-      a scheduled round before the promise that round keeps (``early_round``: the round is
-      decided a lead before it, and acknowledges at once the contacts new to the incident)
-      promises a third of an interval more: one interval after it would fall before the next
-      scheduled round is decided, and its holding update, which needs that round, would wait
-      for it and leave with the others waiting, about when they are due (bench row 8 at 1.15
-      times, a kill -9 mid fan-out: 978 holding updates released at once when the round came,
-      318 late by up to 1.4 s on Kafka). Stating the round's own promise instead gave all of
-      them one deadline, and 537 were late by up to 4.8 s on the embedded broker. A contact
-      reached a moment after its round promises one interval too: sharing the round's own
-      promise, a few seconds less than an interval ahead, its holding update came 39 s after
-      it at a 60 s interval.
+    - Any other notice (news, an acknowledgement) promises one interval after it is sent, so
+      the deadlines of notices sent together are no denser than the relay that sent them. (A
+      third of an interval more for an acknowledgement sent by a scheduled round before the
+      promise it keeps put those deadlines on top of the next ones: 53 promises missed with a
+      leader killed at 1.3 times, bench/history/2026-12-04-fault-tests.md. Its reason, a holding
+      update waiting for the next scheduled round, is gone: such a contact's holding update is
+      that same round's, ``domain.audience.holding_job``.) Stating the round's own promise
+      instead gave all of them one deadline, and 537 were late by up to 4.8 s on the embedded
+      broker; a contact reached a moment after its round, sharing the round's own promise a few
+      seconds less than an interval ahead, got its holding update 39 s later at a 60 s interval.
     The interval is stretched by ``factor`` when the relay cannot carry the audience once per
     interval. A late holding update promises one interval after it is sent: its own holding
     update, which may leave a third of an interval early, then still comes two thirds of an
@@ -102,8 +100,6 @@ def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: date
         return explicit.astimezone(timezone.utc)
     if kind == SCHEDULED and keeps is not None:
         return max(keeps.astimezone(timezone.utc), now) + step
-    if early_round:
-        return now + step + interval * EARLIEST_SHARE
     return now + step
 
 

@@ -44,6 +44,10 @@ class IncidentFacts(BaseModel):
     components: list[str]
     regions: list[str] = []
     eta: datetime | None = None
+    # the latest estimate in force at an earlier round than the current one: what customers may
+    # already have been told; None when no earlier round had one ("taking longer than our earlier
+    # estimate" is said only when this has passed, see domain/content.py)
+    earlier_eta: datetime | None = None
     started_at: datetime
     resolved_at: datetime | None = None
     scopes: list[ScopeRecord] = []            # every scope the incident has had, oldest first
@@ -65,7 +69,6 @@ class IncidentState(IncidentFacts):
     last_trigger_key: str = ""                # ... the event id, or "tick:<due>" for a kept promise
     last_round_at: datetime | None = None
     kept_promise: datetime | None = None      # what the latest round had to arrive by
-    partition: int | None = None              # partition of the incident's events (set by the shell)
 
     @property
     def resolved(self) -> bool:
@@ -121,6 +124,13 @@ def promise(base: datetime, interval: timedelta, now: datetime, explicit: dateti
     if candidate <= now:
         candidate = now + interval
     return candidate
+
+
+def _next_round(state: IncidentState) -> None:
+    """A new round starts: the estimate in force until now is one an earlier round stated."""
+    state.seq += 1
+    if state.eta is not None:
+        state.earlier_eta = state.eta
 
 
 def _remember(state: IncidentState, event_id: str, entry: dict) -> None:
@@ -192,6 +202,7 @@ _UPDATABLE = ("severity", "status", "title", "message", "components", "regions",
 
 def _update(state: IncidentState, event, now: datetime) -> Decision:
     keeps = state.promised_at
+    _next_round(state)
     changes = event.changes()
     for name in _UPDATABLE:
         if name in changes:
@@ -203,7 +214,6 @@ def _update(state: IncidentState, event, now: datetime) -> Decision:
             setattr(state, name, value)
     base = max(event.at, state.updated_at)
     state.updated_at = base
-    state.seq += 1
     state.promised_at = promise(base, state.interval(), now, changes.get("next_update_at"))
     state.promise_explicit = state.promised_at == changes.get("next_update_at")
     _add_scope(state)
@@ -214,6 +224,7 @@ def _update(state: IncidentState, event, now: datetime) -> Decision:
 
 def _resolve(state: IncidentState, event, now: datetime) -> Decision:
     keeps = state.promised_at
+    _next_round(state)
     changes = event.changes()
     if changes.get("message") is not None:
         state.message = changes["message"]
@@ -225,7 +236,6 @@ def _resolve(state: IncidentState, event, now: datetime) -> Decision:
     state.eta = None
     state.promised_at = None
     state.promise_explicit = False
-    state.seq += 1
     _remember(state, event.event_id, {"event_id": event.event_id, "type": RESOLVED, "at": event.at.isoformat(),
                                       "status": "resolved", "seq": state.seq})
     return Decision(state, _round(state, "resolved", now, event.event_id, keeps))
@@ -270,7 +280,7 @@ def keep_promise(state: IncidentState | None, due: datetime, now: datetime,
     if state.promised_at is None or state.promised_at != due:
         return Decision(state, ignored="promise superseded by a later update")
     state = state.model_copy(deep=True)
-    state.seq += 1
+    _next_round(state)
     cadence = promise(max(due, now.astimezone(timezone.utc)), state.interval(), now)
     floor = now.astimezone(timezone.utc) + send + lead
     state.promised_at = max(cadence, floor)

@@ -1,10 +1,19 @@
-"""Signed links in emails (unsubscribe): HMAC over what the link acts on, no address in clear.
+"""Signed links in emails (unsubscribe, feedback): HMAC over what the link acts on, no address in clear.
 
-A token is three fields of unpadded URL-safe base64 (RFC 4648 §5) joined by dots. Verification is
+An unsubscribe token is three fields of unpadded URL-safe base64 (RFC 4648 §5) joined by dots. Verification is
 strict, because a link arrives from anyone: a token with any character outside that alphabet
 (padding included), a field that is not the canonical encoding of its bytes, or a wrong length
 does not verify, and the signature is compared as bytes. So each (customer, recipient) has
 exactly one valid token, and a crafted token never raises.
+
+A feedback token (the five links of a ``resolved`` notice) is six fields, checked the same way:
+the incident and the customer (base64), the recipient key, the customer's locale and the
+incident's severity (so the page speaks the contact's language and the answer carries the
+severity, on any worker, without a lookup), and the signature over all of them.
+
+Key rotation: every ``verify_*`` takes one key or several (``Settings.verification_keys``: the
+current ``OUTAGE_SECRET`` first, then ``OUTAGE_SECRET_PREVIOUS``); a token any of them signed
+verifies. Tokens are always signed with the current key.
 """
 
 from __future__ import annotations
@@ -14,7 +23,10 @@ import binascii
 import hashlib
 import hmac
 import re
+from dataclasses import dataclass
+from typing import Iterable
 
+from core.vocabulary import LOCALES, SEVERITIES
 from domain.ids import TICKET_PREFIX
 
 SIGNATURE_BYTES = 16
@@ -50,13 +62,43 @@ def sign(key: bytes, *parts: str) -> str:
     return _b64(_mac(key, *parts))
 
 
+Keys = bytes | Iterable[bytes]
+"""One key, or several (the current one and earlier ones): a token any of them signed verifies."""
+
+
+def _signed(keys: Keys, signature: bytes, *parts: str) -> bool:
+    """Whether ``signature`` is one of ``keys``' over ``parts`` (each compared in constant time)."""
+    if isinstance(keys, (bytes, bytearray)):
+        keys = (bytes(keys),)
+    found = False
+    for key in keys:
+        found |= hmac.compare_digest(signature, _mac(key, *parts))
+    return found
+
+
+def _text(field: str) -> str | None:
+    """The UTF-8 text a base64 field encodes, or None."""
+    raw = _unb64(field)
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _signature(field: str) -> bytes | None:
+    raw = _unb64(field)
+    return raw if raw is not None and len(raw) == SIGNATURE_BYTES else None
+
+
 def unsubscribe_token(key: bytes, customer_id: str, recipient: str) -> str:
     """``<customer>.<recipient key>.<signature>``: verifiable, and names no address."""
     return f"{_b64(customer_id.encode())}.{recipient}.{sign(key, 'unsubscribe', customer_id, recipient)}"
 
 
-def verify_unsubscribe(key: bytes, token: str) -> tuple[str, str] | None:
-    """``(customer_id, recipient)`` of a token this key signed; None for anything else."""
+def verify_unsubscribe(keys: Keys, token: str) -> tuple[str, str] | None:
+    """``(customer_id, recipient)`` of a token one of ``keys`` signed; None for anything else."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
         return None
     fields = token.split(".")
@@ -65,13 +107,48 @@ def verify_unsubscribe(key: bytes, token: str) -> tuple[str, str] | None:
     cid_b64, recipient, signature_b64 = fields
     if not _RECIPIENT.fullmatch(recipient):
         return None
-    raw_cid, signature = _unb64(cid_b64), _unb64(signature_b64)
-    if raw_cid is None or signature is None or len(signature) != SIGNATURE_BYTES:
+    customer_id, signature = _text(cid_b64), _signature(signature_b64)
+    if customer_id is None or signature is None:
         return None
-    try:
-        customer_id = raw_cid.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    if not hmac.compare_digest(signature, _mac(key, "unsubscribe", customer_id, recipient)):
+    if not _signed(keys, signature, "unsubscribe", customer_id, recipient):
         return None
     return customer_id, recipient
+
+
+@dataclass(frozen=True, slots=True)
+class FeedbackLink:
+    """What a feedback token names: whose answer about which incident, and how to speak to them."""
+
+    incident_id: str
+    customer_id: str
+    recipient: str    # the contact key (or ``ticket:<key>``) of ``domain/ids.py``
+    locale: str       # the customer's locale: the page's language
+    severity: str     # the incident's severity when it was resolved
+
+
+def feedback_token(key: bytes, incident_id: str, customer_id: str, recipient: str, locale: str,
+                   severity: str) -> str:
+    """``<incident>.<customer>.<recipient key>.<locale>.<severity>.<signature>``; names no address."""
+    if locale not in LOCALES or severity not in SEVERITIES or not _RECIPIENT.fullmatch(recipient):
+        raise ValueError("a feedback token needs a known locale and severity and a recipient key")
+    parts = ("feedback", incident_id, customer_id, recipient, locale, severity)
+    return ".".join((_b64(incident_id.encode()), _b64(customer_id.encode()), recipient, locale, severity,
+                     sign(key, *parts)))
+
+
+def verify_feedback(keys: Keys, token: str) -> FeedbackLink | None:
+    """What a feedback token one of ``keys`` signed names; None for anything else (never raises)."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    fields = token.split(".")
+    if len(fields) != 6:
+        return None
+    iid_b64, cid_b64, recipient, locale, severity, signature_b64 = fields
+    if not _RECIPIENT.fullmatch(recipient) or locale not in LOCALES or severity not in SEVERITIES:
+        return None
+    incident_id, customer_id, signature = _text(iid_b64), _text(cid_b64), _signature(signature_b64)
+    if incident_id is None or customer_id is None or signature is None:
+        return None
+    if not _signed(keys, signature, "feedback", incident_id, customer_id, recipient, locale, severity):
+        return None
+    return FeedbackLink(incident_id, customer_id, recipient, locale, severity)

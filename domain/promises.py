@@ -1,8 +1,8 @@
 """Promise bookkeeping: which next-update time each notice states.
 
 A promised time belongs to the contact it was stated to (``domain/deadlines.py``): a notice
-states one interval after it is sent (a third more when a scheduled round acknowledges a contact
-before the promise it keeps; a holding update: one interval after the deadline it keeps), the
+states one interval after it is sent (a holding update: one interval after the deadline it
+keeps), the
 operator's explicit time when given, stretched when this worker's send rate cannot
 carry its audience once per interval. The book works that out when a notice is composed and
 remembers it until the notice is recorded (the ``notices`` record and the ledger's deadline
@@ -15,7 +15,7 @@ import dataclasses
 from datetime import datetime, timedelta, timezone
 
 from domain.deadlines import stated_promise
-from core.vocabulary import RESOLVED, SCHEDULED, SEVERITY_CADENCE_SECONDS, UNAFFECTED
+from core.vocabulary import RESOLVED, SEVERITY_CADENCE_SECONDS, UNAFFECTED
 
 
 def interval_of(rnd) -> timedelta:
@@ -37,8 +37,7 @@ class PromiseBook:
         keeps = datetime.fromtimestamp(job.due, timezone.utc) if job.due is not None else None
         shown = stated_promise(job.kind, now=now, interval=interval_of(rnd), keeps=keeps,
                                explicit=rnd.next_update_at if rnd.explicit else None, factor=self.factor,
-                               margin=self.margin,
-                               early_round=rnd.trigger == SCHEDULED and rnd.keeps is not None and now < rnd.keeps)
+                               margin=self.margin)
         self._stated[job.message_id] = shown
         if shown == rnd.next_update_at:
             return job

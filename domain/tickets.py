@@ -79,7 +79,7 @@ def comment_job(kind: str, rnd: Round, customer, ticket_id: str, subject: str | 
 
 
 # -- the lifecycle of a linked ticket (the entry kept per ticket on its customer's partition) ------
-# {"p", "customer_id", "incident_id", "state": "open"|"closed", "seq": newest round posted,
+# {"customer_id", "incident_id", "state": "open"|"closed", "seq": newest round posted,
 #  "subject", "ack_owed": {"email", "name"} while its ticket-ack is owed, else None}
 OPEN = "open"
 CLOSED = "closed"
@@ -92,12 +92,12 @@ def on_closed(linked: dict | None) -> dict | None:
     return None
 
 
-def on_opened(linked: dict | None, *, p: int, customer_id: str, rnd: Round, subject: str | None,
+def on_opened(linked: dict | None, *, customer_id: str, rnd: Round, subject: str | None,
               requester: dict) -> tuple[dict, bool]:
     """A ticket opened about ``rnd``'s incident: (its entry, whether it is newly linked to it).
     A ticket opened again is answered again (the ledger says whether the answer went out)."""
     if linked is None or linked.get("incident_id") != rnd.incident_id:
-        return ({"p": p, "customer_id": customer_id, "incident_id": rnd.incident_id, "state": OPEN, "seq": rnd.seq,
+        return ({"customer_id": customer_id, "incident_id": rnd.incident_id, "state": OPEN, "seq": rnd.seq,
                  "subject": subject, "ack_owed": requester}, True)
     if linked.get("ack_owed") is None:
         return {**linked, "ack_owed": requester}, False
@@ -111,11 +111,11 @@ def on_acked(linked: dict | None) -> dict | None:
     return None
 
 
-def on_round(linked: dict | None, p: int, rnd: Round) -> tuple[dict, str, str] | None:
-    """A round of the ticket's incident on its partition: (the new entry, the ticket-update
-    action, the kind of comment to post), or None when it means nothing for this ticket."""
+def on_round(linked: dict | None, rnd: Round) -> tuple[dict, str, str] | None:
+    """A round on the ticket's partition: (the new entry, the ticket-update action, the kind of
+    comment to post), or None when it means nothing for this ticket."""
     action = ticket_action(rnd)
-    if (action is None or not linked or linked["p"] != p or linked["incident_id"] != rnd.incident_id
+    if (action is None or not linked or linked["incident_id"] != rnd.incident_id
             or linked["state"] != OPEN or linked["seq"] >= rnd.seq):
         return None
     closing = action == INCIDENT_RESOLVED

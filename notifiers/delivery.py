@@ -55,6 +55,7 @@ class DeliveryConfig:
     mail_from: str
     signing_key: bytes
     smtp: dict[str, Any]          # SmtpPool keyword arguments; ``concurrency``: all helpers' connections together
+    reply_to: str | None = None   # OUTAGE_REPLY_TO: every notice's Reply-To (and its invitation to reply)
 
 
 @dataclass(frozen=True, slots=True)
@@ -243,7 +244,7 @@ async def _serve() -> None:
         passed[0] = content.eta_state == "passed"
 
     composer = NoticeComposer(public_url=config.public_url, mail_from=config.mail_from,
-                              signing_key=config.signing_key, on_content=on_content)
+                              signing_key=config.signing_key, on_content=on_content, reply_to=config.reply_to)
     pool = SmtpPool(**config.smtp)
     rounds: dict[int, Any] = {}
     tasks: set[asyncio.Task] = set()

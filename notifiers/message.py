@@ -53,7 +53,7 @@ _WORD = re.compile(r"[ \t]*[^ \t]+")  # a word with the whitespace before it: fo
 _OWN = frozenset(
     h.lower()
     for h in (
-        "From", "To", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
+        "From", "To", "Reply-To", "Subject", "Date", "Message-ID", "In-Reply-To", "References",
         "Auto-Submitted", "List-Unsubscribe", "List-Unsubscribe-Post", "MIME-Version",
         "Content-Type", "Content-Transfer-Encoding",
     )
@@ -235,6 +235,7 @@ def build_message(
     headers: Mapping[str, str],
     list_unsubscribe_url: str,
     list_unsubscribe_mailto: str | None = None,
+    reply_to: str | None = None,
     date: datetime,
 ) -> bytes:
     """One notice as the bytes of an RFC 5322 message (CRLF line endings).
@@ -242,6 +243,8 @@ def build_message(
     ``message_id`` / ``in_reply_to`` are taken with or without angle brackets. ``headers`` are
     extra fields (the ``X-Outage-*`` ones), added in the order given; they may not repeat a
     field set here. ``list_unsubscribe_mailto`` may be given with or without ``mailto:``.
+    ``reply_to`` (``addr`` or ``Name <addr>``, like ``mail_from``): the ``Reply-To`` field, where a
+    reply reaches a person; None or blank: no such field.
     Raises ``ValueError`` on any header value with CR/LF/NUL, a naive ``date``, or a malformed
     address or id.
     """
@@ -254,6 +257,10 @@ def build_message(
     lines = [
         _line("From", _mailbox("From", mail_from)),
         _line("To", _address("To", to_name, to_email)),
+    ]
+    if reply_to and reply_to.strip():
+        lines.append(_line("Reply-To", _mailbox("Reply-To", reply_to.strip())))
+    lines += [
         _subject(rendered.subject),
         _line("Date", format_datetime(date)) if date.utcoffset() else _date(int(date.timestamp())),
         _line("Message-ID", _msg_id("Message-ID", message_id)),

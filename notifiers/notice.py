@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import datetime, timezone
 
+from core.vocabulary import RESOLVED
 from domain.content import notice_content
-from domain.links import unsubscribe_token
+from domain.links import feedback_token, unsubscribe_token
 from notifiers.message import build_message
 from notifiers.render import RenderCache
 
@@ -18,11 +20,14 @@ def utc_rfc3339(value: datetime | None) -> str | None:
 
 class NoticeComposer:
     """``composer(job, now) -> bytes``; ``on_content`` sees every composed ``NoticeContent``
-    (the shell counts estimates that went by unresolved)."""
+    (the shell counts estimates that went by unresolved). ``reply_to`` (``OUTAGE_REPLY_TO``):
+    every notice's ``Reply-To``, and only then do the notices invite a reply; None: neither."""
 
-    def __init__(self, *, public_url: str, mail_from: str, signing_key: bytes, on_content=None) -> None:
+    def __init__(self, *, public_url: str, mail_from: str, signing_key: bytes, on_content=None,
+                 reply_to: str | None = None) -> None:
         self.public_url = public_url.rstrip("/")
         self.mail_from = mail_from
+        self.reply_to = reply_to.strip() if reply_to and reply_to.strip() else None
         self.key = signing_key
         self.on_content = on_content
         self.renderer = RenderCache()
@@ -31,7 +36,9 @@ class NoticeComposer:
         token = unsubscribe_token(self.key, job.customer_id, job.recipient)
         unsubscribe_url = f"{self.public_url}/unsubscribe/{token}"
         content = notice_content(job, now, status_url=f"{self.public_url}/status",
-                                 unsubscribe_url=unsubscribe_url)
+                                 unsubscribe_url=unsubscribe_url, replies=self.reply_to is not None)
+        if job.kind == RESOLVED:
+            content = dataclasses.replace(content, feedback_url=self.feedback_url(job, content))
         if self.on_content is not None:
             self.on_content(content)
         headers = {
@@ -45,5 +52,15 @@ class NoticeComposer:
         return build_message(
             rendered=self.renderer.render(content), mail_from=self.mail_from, to_email=job.email, to_name=job.contact_name,
             message_id=job.message_id, in_reply_to=job.in_reply_to, headers=headers,
-            list_unsubscribe_url=unsubscribe_url, date=now,
+            list_unsubscribe_url=unsubscribe_url, reply_to=self.reply_to, date=now,
         )
+
+    def feedback_url(self, job, content) -> str:
+        """The signed feedback link of a resolved notice (``?score=N`` is added per answer); none
+        when the token cannot name what it must (the notice still goes, without the question)."""
+        try:
+            token = feedback_token(self.key, job.incident_id, job.customer_id, job.recipient, content.locale,
+                                   content.severity)
+        except ValueError:
+            return ""
+        return f"{self.public_url}/feedback/{token}"

@@ -133,14 +133,12 @@ def _view(c: NoticeContent) -> dict[str, Any]:
             return ""
         return format_time(when, tz, locale, now=c.now, with_date=with_date)
 
+    # The domain decided (domain/content.py): "passed" only for an estimate stated before.
     eta_state = c.eta_state
-    if c.eta is None:
-        eta_state = "passed" if eta_state == "passed" else "unknown"
-    elif eta_state != "passed" and c.eta <= c.now:
-        # Never show a time that has gone by as an estimate still ahead.
-        eta_state = "passed"
-    elif eta_state == "unknown":
-        eta_state = "future"
+    if eta_state != "passed":
+        # Never show a time that has gone by as an estimate still ahead; nor call it an earlier
+        # estimate, which only the domain knows was stated: it is no estimate.
+        eta_state = "future" if c.eta is not None and c.eta > c.now else "unknown"
 
     if c.kind in _ONGOING and c.next_update_at is None:
         raise ValueError(f"a {c.kind!r} notice must promise its next update (next_update_at is None)")
@@ -171,6 +169,8 @@ def _view(c: NoticeContent) -> dict[str, Any]:
         "ticket_subject": _one_line(c.ticket_subject or ""),
         "status_url": (c.status_url or "").strip(),
         "unsubscribe_url": (c.unsubscribe_url or "").strip(),
+        "feedback_url": (c.feedback_url or "").strip() if c.kind == RESOLVED else "",
+        "replies": bool(c.replies),
     }
 
 
@@ -199,7 +199,9 @@ def render_ticket_comment(content: NoticeContent) -> str:
 # where the personal values go, and put the values in afterwards (escaped for HTML exactly as
 # the template would have). Private-use characters cannot come from the templates or survive
 # a value's normalisation, so a mark is never confused with text.
-_PERSONAL = {"customer_name": "\ue000c\ue001", "contact_name": "\ue000p\ue001", "unsubscribe_url": "\ue000u\ue001"}
+_PERSONAL = {"customer_name": "\ue000c\ue001", "contact_name": "\ue000p\ue001", "unsubscribe_url": "\ue000u\ue001",
+             "feedback_url": "\ue000f\ue001"}
+_LINKS = ("unsubscribe_url", "feedback_url")
 _SHAPE_FIELDS = tuple(f.name for f in dataclasses.fields(NoticeContent)
                       if f.name not in _PERSONAL and f.name not in ("now", "extra"))
 
@@ -225,7 +227,7 @@ class RenderCache:
         text, html, subject = shape.text, shape.html, shape.subject
         for name, mark in _PERSONAL.items():
             if mark in text or mark in html or mark in subject:
-                plain = values[name].strip() if name == "unsubscribe_url" else _one_line(values[name])
+                plain = values[name].strip() if name in _LINKS else _one_line(values[name])
                 text = text.replace(mark, plain)
                 subject = subject.replace(mark, plain)
                 html = html.replace(mark, str(escape(plain)))

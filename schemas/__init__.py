@@ -1,6 +1,7 @@
 """Pydantic models of every record on the pipeline's topics (see docs/contract.md), with parsing helpers."""
 
 from .common import (
+    Comment,
     Email,
     Id,
     Label,
@@ -26,6 +27,7 @@ from .customer import Contact, Customer, Service
 from .export import RECORD_MODELS, export_json_schemas
 from .limits import (
     LIMITS,
+    MAX_COMMENT_CHARS,
     MAX_ID_BYTES,
     MAX_LABEL_CHARS,
     MAX_MESSAGE_CHARS,
@@ -43,12 +45,13 @@ from .incident import (
     Severity,
     Status,
 )
-from .outputs import DeadLetter, NoticeKind, NoticeRecord, TicketAction, TicketUpdate
+from .outputs import DeadLetter, FeedbackRecord, NoticeKind, NoticeRecord, TicketAction, TicketUpdate
 from .parse import MAX_RECORD_BYTES, parse_record, to_json_bytes
 from .ticket import TicketEvent, TicketEventType
 
 __all__ = [
     "LIMITS",
+    "MAX_COMMENT_CHARS",
     "MAX_ID_BYTES",
     "MAX_LABEL_CHARS",
     "MAX_MESSAGE_CHARS",
@@ -57,11 +60,13 @@ __all__ = [
     "MAX_SUBJECT_CHARS",
     "MAX_TITLE_CHARS",
     "RECORD_MODELS",
+    "Comment",
     "Contact",
     "Customer",
     "DeadLetter",
     "Email",
     "EventType",
+    "FeedbackRecord",
     "Id",
     "IncidentDeclare",
     "IncidentEvent",

@@ -33,9 +33,10 @@ from pydantic_core import PydanticCustomError
 
 from core.vocabulary import DEFAULT_LOCALE, LOCALES  # the records' locales (re-exported)
 
-from .limits import MAX_ID_BYTES, MAX_LABEL_CHARS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_TITLE_CHARS
+from .limits import MAX_COMMENT_CHARS, MAX_ID_BYTES, MAX_LABEL_CHARS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_TITLE_CHARS
 
 __all__ = [
+    "Comment",
     "Email",
     "Id",
     "Label",
@@ -63,6 +64,8 @@ NAIVE_TIMESTAMP_MESSAGE = "timestamp needs a UTC offset, e.g. 2026-11-25T10:00:0
 
 # C0 and C1 controls, DEL and the Unicode line/paragraph separators.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+# the same, but line feeds and tabs (a comment may span lines)
+_CONTROL_IN_TEXT = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 class Record(BaseModel):
@@ -168,6 +171,19 @@ Subject = Annotated[Line, *_max_chars(MAX_SUBJECT_CHARS)]
 
 Text = Annotated[str, Strict(), AfterValidator(_not_blank)]
 """Free text that may span lines (messages, comments), shown as written; must not be blank."""
+
+
+def _lines_only(value: str) -> str:
+    if _CONTROL_IN_TEXT.search(value):
+        raise PydanticCustomError("control_characters", "control characters other than line feeds and tabs "
+                                  "are not allowed")
+    return value
+
+
+Comment = Annotated[str, Strict(), StringConstraints(strip_whitespace=True, min_length=1),
+                    AfterValidator(_lines_only), *_max_chars(MAX_COMMENT_CHARS)]
+"""A feedback comment: text that may span lines (``\\n``, no ``\\r``), stripped, non-empty, at most
+``MAX_COMMENT_CHARS`` characters."""
 
 
 # --- localized text ------------------------------------------------------------------------

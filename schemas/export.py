@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from .customer import Customer
 from .incident import IncidentDeclare, IncidentEvent
-from .outputs import DeadLetter, NoticeRecord, TicketUpdate
+from .outputs import DeadLetter, FeedbackRecord, NoticeRecord, TicketUpdate
 from .ticket import TicketEvent
 
 RECORD_MODELS: dict[str, type[BaseModel]] = {
@@ -19,6 +19,7 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "notice": NoticeRecord,
     "ticket-update": TicketUpdate,
     "dead-letter": DeadLetter,
+    "feedback": FeedbackRecord,
     "incident-declare": IncidentDeclare,
 }
 

@@ -15,6 +15,14 @@ Rules, by event type:
   most ``MAX_MESSAGE_CHARS`` per locale (``schemas/limits.py``).
 * For every type, ``components`` cannot be an empty list; empty or null ``regions`` means
   every region. ``update_interval_seconds`` is a whole number of seconds, 1 to 30 days.
+* For every type, ``eta`` and ``next_update_at`` are promises: each must be later than the
+  event's own time ``at`` (``promise_is_ahead``). An estimate already past when it is given would
+  tell every customer something untrue, and a next update promised for a time already past cannot
+  be kept. The API bodies check it against their ``at`` when they give one, and their event
+  (``to_event``, with ``at`` generated as now) checks it again; so the HTTP API (400), the topic
+  (dead letter) and the command line (exit 2) refuse the same records with the same reason. The
+  reference is ``at``, never the clock of whoever reads the record, so a record is valid or not
+  once and for all (a replay decides the same).
 
 Serializing an ``IncidentEvent`` writes only the fields that were given (``model_fields_set``),
 so the absent-versus-null distinction survives a round trip through Kafka.
@@ -22,7 +30,7 @@ so the absent-versus-null distinction survives a round trip through Kafka.
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, Strict, ValidationError, model_serializer, model_validator
@@ -37,6 +45,20 @@ IntervalSeconds = Annotated[int, Strict(), Field(gt=0, le=MAX_UPDATE_INTERVAL_SE
 
 _DECLARED_REQUIRED = ("severity", "title", "components")
 _NOT_CLEARABLE = ("severity", "status", "title", "components")
+# the fields that promise something about a time to come, and what a past one would break
+PROMISES = {
+    "eta": "a recovery estimate already past is no estimate to give customers",
+    "next_update_at": "an update promised for a time already past cannot be kept",
+}
+
+
+def promise_is_ahead(value: datetime | None, at: datetime) -> bool:
+    """The rule of ``eta`` and ``next_update_at``: none, or later than the event's time ``at``."""
+    return value is None or value > at
+
+
+def _instant(value: datetime) -> str:
+    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class IncidentFields(Record):
@@ -57,13 +79,14 @@ class IncidentFields(Record):
         given = self.model_fields_set
         return {name: getattr(self, name) for name in IncidentFields.model_fields if name in given}
 
-    def _apply_rules(self, event_type: str) -> None:
-        """Check the per-type rules of the module docstring; fill the default ``status``."""
+    def _apply_rules(self, event_type: str, at: datetime | None) -> None:
+        """Check the per-type rules of the module docstring, and the promises against ``at`` (the
+        event's time; None: not known yet, checked again by the event); fill the default ``status``."""
         given = self.model_fields_set
         errors: list[InitErrorDetails] = []
 
-        def fail(field: str, kind: str, message: str) -> None:
-            errors.append(InitErrorDetails(type=PydanticCustomError(kind, message), loc=(field,),
+        def fail(field: str, kind: str, message: str, **context: str) -> None:
+            errors.append(InitErrorDetails(type=PydanticCustomError(kind, message, context or None), loc=(field,),
                                            input=getattr(self, field)))
 
         if self.components == []:
@@ -82,6 +105,11 @@ class IncidentFields(Record):
                 fail("status", "status", "an update cannot resolve: send a resolved event")
         elif event_type == "resolved" and self.status not in (None, "resolved"):
             fail("status", "status", "a resolved event has status 'resolved'")
+        if at is not None:
+            for field, why in PROMISES.items():
+                if not promise_is_ahead(getattr(self, field), at):
+                    fail(field, "not_ahead", "must be later than the event's time ({at}): {why}",
+                         at=_instant(at), why=why)
         if errors:
             raise ValidationError.from_exception_data(type(self).__name__, errors)
 
@@ -101,7 +129,7 @@ class IncidentEvent(IncidentFields, _EventHead):  # this base order puts the _Ev
 
     @model_validator(mode="after")
     def _rules(self) -> IncidentEvent:
-        self._apply_rules(self.type)
+        self._apply_rules(self.type, self.at)
         return self
 
     @model_serializer(mode="wrap")
@@ -126,7 +154,7 @@ class IncidentDeclare(IncidentFields):
 
     @model_validator(mode="after")
     def _rules(self) -> IncidentDeclare:
-        self._apply_rules("declared")
+        self._apply_rules("declared", self.at)
         return self
 
     def to_event(self, *, event_id: str, incident_id: str, at: datetime) -> IncidentEvent:
@@ -143,7 +171,7 @@ class IncidentUpdateBody(IncidentFields):
 
     @model_validator(mode="after")
     def _rules(self) -> IncidentUpdateBody:
-        self._apply_rules("updated")
+        self._apply_rules("updated", self.at)
         return self
 
     def to_event(self, *, incident_id: str, event_id: str, at: datetime) -> IncidentEvent:
@@ -160,7 +188,7 @@ class IncidentResolveBody(IncidentFields):
 
     @model_validator(mode="after")
     def _rules(self) -> IncidentResolveBody:
-        self._apply_rules("resolved")
+        self._apply_rules("resolved", self.at)
         return self
 
     def to_event(self, *, incident_id: str, event_id: str, at: datetime) -> IncidentEvent:

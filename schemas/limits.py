@@ -29,6 +29,9 @@ MAX_SUBJECT_CHARS = 500
 MAX_LABEL_CHARS = 200
 """A component, region or tier name."""
 
+MAX_COMMENT_CHARS = 2_000
+"""A feedback comment (the optional comment box of the feedback page)."""
+
 LIMITS = {
     "ids (bytes of UTF-8)": MAX_ID_BYTES,
     "incident title, per locale": MAX_TITLE_CHARS,
@@ -36,5 +39,6 @@ LIMITS = {
     "customer, contact and requester names": MAX_NAME_CHARS,
     "ticket subject": MAX_SUBJECT_CHARS,
     "component, region and tier names": MAX_LABEL_CHARS,
+    "feedback comment": MAX_COMMENT_CHARS,
 }
 """Every limit above by what it bounds (for documentation and tests)."""

@@ -1,4 +1,4 @@
-"""Records the project writes: notices, ticket updates and dead letters.
+"""Records the project writes: notices, ticket updates, feedback and dead letters.
 
 Timestamps are aware and serialize as RFC 3339 with their offset (``Z`` for UTC).
 """
@@ -10,13 +10,14 @@ from typing import Annotated, Literal
 
 from pydantic import Field, Strict
 
-from core.vocabulary import NoticeKind, TicketAction
+from core.vocabulary import NoticeKind, Severity, TicketAction
 
-from .common import Email, Id, Line, Record, Text, Timestamp
+from .common import Comment, Email, Id, Line, Record, Text, Timestamp
 
 
 Seq = Annotated[int, Strict(), Field(ge=1)]
 KafkaPosition = Annotated[int, Strict(), Field(ge=0)]
+Score = Annotated[int, Strict(), Field(ge=1, le=5)]
 
 # A dead letter repeats the bad value; cut it so that the dead letter itself stays well
 # under the broker's default 1 MB message limit.
@@ -47,6 +48,21 @@ class TicketUpdate(Record):
     action: TicketAction
     at: Timestamp
     comment: Text
+
+
+class FeedbackRecord(Record):
+    """A contact's answer to a resolved notice's question (topic ``outage.feedback``, compacted, key
+    ``feedback_id``: one per contact per incident, a later answer replaces the earlier).
+    ``score`` 1 (very hard to stay informed) to 5 (very easy); ``severity`` is the incident's
+    when it was resolved."""
+
+    feedback_id: Id
+    incident_id: Id
+    customer_id: Id
+    severity: Severity
+    score: Score
+    comment: Comment | None = None
+    at: Timestamp
 
 
 class DeadLetter(Record):

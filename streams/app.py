@@ -1,49 +1,34 @@
-"""The faust-streaming app: topics, tables, the wiring of the agents, rebalancing and sending.
-
-Agents are thin: they parse a record (bad input goes to the dead-letter topic, the stream goes
-on), call the domain, and move the result on. Data flow (docs/design.md):
-
-  customers ─▶ customers reader (streams/customers.py) ─▶ local store + per-partition index
-  incident-events, ticks ─▶ incident agent (streams/incidents.py) ─▶ incidents table; a round to
-      every partition of rounds; the schedule timer ticks when a promised time is near
-  rounds (partition p) ─▶ audience agent (here) ─▶ owed on p ─▶ sender (SMTP) ─▶ ledger + notices
-  ledger deadlines (partition p) ─▶ holding updates (streams/holding.py), each by its contact's deadline
-  ticket-events ─▶ ticket agents (streams/tickets.py) ─▶ ticket-ack, ticket-updates
+"""The wiring of a worker: the faust app and its topics (streams/faust_app.py), the tables, and the
+components (streams/assembly.py: the agents, the sender, the rebalance callbacks, each handed only
+what it uses, never the whole pipeline) registered with the app. Agents are thin: they parse a
+record (bad input goes to the dead-letter topic, the stream goes on), call the domain, and move the
+result on. Where each part lives (each agent's module starts with its runtime contract) and the
+data flow: docs/design.md.
 """
 
 from __future__ import annotations
 
 import asyncio
-import logging
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from typing import Callable
 
 import faust
-from faust.types import TP
 
 from core.settings import Settings
 from domain.audience import NoticeJob
-from domain.promises import PromiseBook
-from domain.schedule import LatencyGauge
 from streams import topics as T
-from streams.audience import Audience, LatestRounds
+from streams.assembly import assemble
 from streams.customers import customers_of
-from streams.deadletter import DeadLetters
-from streams.deliveries import Deliveries
-from streams.holding import HoldingUpdates
-from streams.incidents import IncidentDesk
+from streams.faust_app import Topics, assigned, build_app
+from streams.feedback import FeedbackDesk, title_of
+from streams.feedback_view import FeedbackView
+from streams.incident_view import IncidentView
 from streams.kafka.broker import BrokerProfile
-from streams.kafka.tables import STORE_URL, PlacedTable, Table, TableManager
-from streams.preferences import Preferences
+from streams.kafka.tables import PartitionedTable
 from streams.reach import BrokerReach
-from streams.sender import Sender
-from streams.tickets import TicketDesk
-from streams.views import PartitionViews
-
-log = logging.getLogger(__name__)
+from streams.web import register_pages
 
 Clock = Callable[[], datetime]
-HOLDING_TICK_SECONDS = 0.25   # how often the contacts coming due are looked for
 
 
 def utc_now() -> datetime:
@@ -51,193 +36,53 @@ def utc_now() -> datetime:
 
 
 class Pipeline:
-    """Builds the faust app from settings and the injected outside world."""
+    """Builds the faust app from settings and the injected outside world, and wires it."""
 
     def __init__(self, settings: Settings, *, profile: BrokerProfile, partitions: int, mailer,
                  compose: Callable[[NoticeJob, datetime], bytes],
                  comment: Callable[[NoticeJob, datetime], str] | None = None, clock: Clock = utc_now,
                  delivery=None) -> None:
-        self.settings = settings
-        self.profile = profile
+        self.names = names = T.TopicNames(settings.topic_prefix)
         self.partitions = partitions
-        self.clock = clock
-        self.comment = comment or (lambda job, now: "")
-        self.delivery = delivery   # a ProcessDelivery: compose and send in helper processes
-        self.promises = PromiseBook(margin=timedelta(seconds=settings.schedule_lead_seconds))
-        self.names = T.TopicNames(settings.topic_prefix)
-        (settings.data_dir / "faust").mkdir(parents=True, exist_ok=True)
-        self.app = faust.App(
-            self.names.app_id,
-            broker=profile.faust_broker(settings),
-            store=STORE_URL,                 # memory, written through to RocksDB in the data dir (streams/kafka/tables.py)
-            TableManager=TableManager,       # starts the tables without faust's one-second pause
-            topic_partitions=partitions,
-            topic_replication_factor=1,
-            topic_allow_declare=False,       # ensure_topics() created them, with the right counts
-            topic_disable_leader=True,
-            web_enabled=True,
-            web_host=settings.web_host,
-            web_bind=settings.web_host,
-            web_port=settings.web_port,
-            web_in_thread=False,
-            # none of faust's own views: /table/* serves table data (customers and their
-            # contacts, the ledger's addresses), /router/* the cluster, / and /graph internals
-            web_tables_enabled=False,
-            web_router_enabled=False,
-            web_stats_enabled=False,
-            web_graph_enabled=False,
-            web_metrics_enabled=False,
-            datadir=str(settings.data_dir / "faust"),
-            autodiscover=False,
-            key_serializer="raw",
-            value_serializer="raw",
-            **profile.faust_config(settings),   # session timeout, credentials (streams/kafka/broker.py)
-        )
-        app = self.app
-        raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")
-        self.customers_topic = app.topic(self.names.name(T.CUSTOMERS), partitions=partitions, **raw)
-        self.incident_topic = app.topic(self.names.name(T.INCIDENT_EVENTS), self.names.name(T.TICKS),
-                                        partitions=partitions, **raw)
-        self.events_topic = app.topic(self.names.name(T.INCIDENT_EVENTS), partitions=partitions, **raw)
-        self.ticks_topic = app.topic(self.names.name(T.TICKS), partitions=partitions, **raw)
-        self.rounds_topic = app.topic(self.names.name(T.ROUNDS), partitions=partitions, **raw)
-        self.ticket_topic = app.topic(self.names.name(T.TICKET_EVENTS), partitions=partitions, **raw)
-        self.ticket_requests_topic = app.topic(self.names.name(T.TICKET_REQUESTS), partitions=partitions, **raw)
-        self.preferences_topic = app.topic(self.names.name(T.PREFERENCES), partitions=partitions, **raw)
-        self.ticket_updates_topic = app.topic(self.names.name(T.TICKET_UPDATES), partitions=partitions, **raw)
-        self.dlq = DeadLetters(app.topic(self.names.name(T.DEAD_LETTERS), partitions=1, **raw), clock)
-
-        table_kw = dict(default=None, partitions=partitions, key_type=str, value_type=None)
-        self.customers = customers_of(self)  # read straight from their topic, kept on disk (streams/customers.py)
-        self.incidents = self._table(Table, T.INCIDENTS_TABLE, table_kw)
-        self.ledger = self._table(PlacedTable, T.LEDGER_TABLE, table_kw)
-        self.tickets = self._table(PlacedTable, T.TICKETS_TABLE, table_kw)
-        self.latest = self._table(PlacedTable, T.LATEST_TABLE, table_kw)
-        self.rounds = LatestRounds(self.latest)   # the latest round of each incident per partition
-        self.views = PartitionViews(self.customers, self.ledger)
-
-        self.deliveries = Deliveries(
-            ledger=self.ledger, promises=self.promises, views=self.views, dlq=self.dlq, names=self.names,
-            mail_domain=settings.mail_domain, compose=compose, delivery=delivery,
-            produce=lambda *record: self.app.producer.send(*record),
-            noted=lambda *notice: self.holding.noted(*notice))
-        d = self.deliveries
-        self.sender = Sender(
-            mailer=mailer, mail_from=settings.mail_from, compose=d.compose, record=d.record_sent,
-            refresh=d.refresh, dead_letter=d.undeliverable, clock=clock,
-            concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
-            deliver=d.deliver_elsewhere if delivery is not None else None,
-            in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
-            rate_limit=settings.smtp_rate,   # OUTAGE_SMTP_RATE: sends spread over each second
-        )
-        self.holding = HoldingUpdates(self)   # each contact's holding update by its own deadline
-        self.latency = LatencyGauge()         # round decided -> seen by the audience agent, seconds
-        self.reach = BrokerReach.of(self)     # whether any broker answers (/readyz, the API, the latency)
-        app.service(self.reach)
-        self._rounds_partitions: set[int] = set()         # partitions of rounds this worker holds
+        self.app = app = build_app(settings, profile=profile, partitions=partitions, names=names)
+        self.topics = topics = Topics(app, names, partitions)
+        self.reach = BrokerReach.of(settings)   # whether any broker answers (/readyz, the API, the latency)
         self._background: set[asyncio.Task] = set()
-        self.joined = False      # joined the group once (stays True across later rebalances)
-        self.recovered = False   # the tables are recovered for the partitions assigned now
-        self.preferences = Preferences(topic=self.preferences_topic, ledger=self.ledger, dlq=self.dlq, clock=clock)
-        self.desk = TicketDesk(self)
-        self.incident_desk = IncidentDesk(self)
-        self.audience = Audience(
-            latest=self.rounds, sender=self.sender, views=self.views, holding=self.holding,
-            customers=self.customers, tickets=self.desk, dlq=self.dlq, latency=self.latency, reach=self.reach,
-            clock=clock, mail_domain=settings.mail_domain, held=self.rounds_partitions,
-            ledger_entry=d.ledger_entry, spawn=self.spawn, unplannable=d.unplannable)
-        self._register()
+        self.parts = parts = assemble(
+            settings, topics=topics, names=names, partitions=partitions, table=self._table,
+            # read straight from their topic, kept on disk (streams/customers.py)
+            customers=lambda dlq: customers_of(app, settings=settings, names=names, profile=profile,
+                                               partitions=partitions, dlq=dlq),
+            mailer=mailer, compose=compose, comment=comment, clock=clock, spawn=self.spawn,
+            produce=lambda *record: app.producer.send(*record), flush=lambda: app.producer.flush(),
+            owned=lambda: assigned(app, topics.events), reach=self.reach, delivery=delivery)
+        app.service(self.reach)
+        for topic, name, agent in parts.agents:
+            app.agent(topic, name=name)(agent)
+        app.task(parts.customers.serve)   # the customers reader: not a faust agent (streams/customers.py)
+        for seconds, name, timer in parts.timers:
+            app.timer(seconds, name=name)(timer)
+        parts.rebalance.wire(app)   # revoke, assign, recovered, shutdown
+        view = IncidentView.of(settings, names=names, partitions=partitions, profile=profile)
+        register_pages(app, settings=settings, reach=self.reach, events_topic=topics.events, view=view,
+                       readiness=parts.rebalance.readiness, clock=clock,
+                       unsubscribe=parts.preferences.request_unsubscribe,
+                       feedback=FeedbackDesk(keys=settings.verification_keys(), topic=topics.feedback,
+                                             title=title_of(view), reachable=lambda: self.reach.reachable,
+                                             clock=clock),
+                       feedback_view=FeedbackView.of(settings, names=names, partitions=partitions, profile=profile))
 
-    # -- wiring ------------------------------------------------------------------------------
-    def _table(self, cls: type[Table], name: str, kwargs: dict) -> Table:
-        return self.app.tables.add(cls(self.app, name=name, beacon=self.app.tables.beacon, **kwargs))
-
-    def _register(self) -> None:
-        app = self.app
-        app.agent(self.ticket_topic, name="tickets")(self.desk.ticket_agent)
-        app.agent(self.ticket_requests_topic, name="ticket-requests")(self.desk.request_agent)
-        app.agent(self.preferences_topic, name="preferences")(self.preferences.agent)
-        app.task(self._customer_agent)
-        app.agent(self.incident_topic, name="incidents")(self.incident_desk.agent)
-        app.agent(self.rounds_topic, name="audience")(self.audience.agent)
-        app.timer(self.settings.schedule_tick_seconds, name="schedule")(self.incident_desk.schedule_timer)
-        app.timer(HOLDING_TICK_SECONDS, name="holding")(self.holding.tick)
-        app.on_partitions_revoked.connect(self._on_revoked)
-        app.on_partitions_assigned.connect(self._on_assigned)
-        app.on_rebalance_complete.connect(self._on_rebalance_complete)
-        app.on_before_shutdown.connect(self._on_shutdown)
-        from streams.web import register_pages
-        register_pages(self)
-
-    async def _on_shutdown(self, sender, **kwargs) -> None:
-        """A clean stop finishes (and records) the sends under way and flushes them; what is still
-        owed stays in the owed-rounds table, for whoever holds the partitions next."""
-        await self.sender.stop(timeout=self.settings.smtp_timeout * 2)
-        if self.delivery is not None:
-            await self.delivery.close(timeout=self.settings.smtp_timeout * 2)
-        await self.app.producer.flush()
-
-    # -- rebalancing: nothing waits for a fan-out, nothing owed is lost ----------------------
-    # Round events are acknowledged as soon as the round is recorded as owed on its partition
-    # (the latest-rounds table), so faust's rebalance never waits for a fan-out. On revocation
-    # the sender sets the partitions' queued notices aside and waits only for the sends under
-    # way (recorded in the ledger and flushed before the partitions go); on assignment it drops
-    # what it set aside; once the tables are recovered, every round still owed on the partitions
-    # held now is submitted again, and the ledger skips what was sent.
-    async def _on_revoked(self, sender, revoked: set[TP], **kwargs) -> None:
-        mine = {tp.partition for tp in revoked if tp.topic == self.rounds_topic.get_topic_name()}
-        await self.sender.hold(mine, timeout=self.settings.smtp_timeout * 2)
-        await self.app.producer.flush()
-
-    async def _on_assigned(self, sender, assigned: set[TP], **kwargs) -> None:
-        now = {tp.partition for tp in assigned if tp.topic == self.rounds_topic.get_topic_name()}
-        self.recovered = False   # until the tables of the new assignment are recovered
-        # Every partition is taken up as a new one, those held before the rebalance too: a worker
-        # cut off from the group (its session expired in a broker outage) gets back the partitions
-        # it held, but another worker may have held them in between, taken rounds off ``rounds``
-        # and sent part of them. Its own queue, views and deadlines of them are stale; what the
-        # tables say is not (measured: 17 contacts of a round the other worker took up and left
-        # half-sent never got it, tests/integration/test_kafka_faults.py). The ledger skips what
-        # was sent, so nothing goes twice.
-        self.sender.drop(self.sender.held())
-        self.views.drop()
-        self.holding.drop(self._rounds_partitions | now)
-        # every partition, kept ones too: a rebalance pauses the reading of all, so a round decided
-        # before it says nothing of latency (measured: one held 10 s by the rebalance after a broker
-        # outage made the next round start 19 s before its time and overtake the late one)
-        self.audience.assigned(now)
-        self._rounds_partitions = now
-
-    async def _on_rebalance_complete(self, sender, **kwargs) -> None:
-        """The tables are recovered: take up what is owed on the partitions held now."""
-        self.joined = self.recovered = True
-        self.spawn(self.audience.resume(set(self._rounds_partitions)))
+    def _table(self, name: str) -> PartitionedTable:
+        return self.app.tables.add(PartitionedTable(
+            self.app, name=name, beacon=self.app.tables.beacon, default=None,
+            partitions=self.partitions, key_type=str, value_type=None))
 
     def spawn(self, coro) -> None:
         task = asyncio.get_running_loop().create_task(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def rounds_partitions(self) -> set[int]:
-        """The partitions of ``rounds`` (and so of the customers and the ledger) held here."""
-        return set(self._rounds_partitions)
-
-    def assigned(self, topic) -> set[int]:
-        name = topic.get_topic_name()
-        return {tp.partition for tp in self.app.assignor.assigned_actives() if tp.topic == name}
-
-    # -- customers ---------------------------------------------------------------------------
-    async def _customer_agent(self) -> None:
-        """The customers' reader (``streams/customers.py``): not a faust agent, which handles one
-        event at a time; it reads the customers partitions this worker holds in bulk, validates
-        each record (a bad one is dead-lettered with the reason), keeps them on local disk and
-        indexes them. Faust's rebalance waits for it, so rounds see every customer."""
-        await self.customers.serve()
-
-    # -- readiness ---------------------------------------------------------------------------
-    def readiness(self) -> tuple[bool, str]:
-        """Ready once joined to the group, the tables recovered, and every customer of the
-        partitions held read from the customers topic (up to its end when they were assigned)."""
-        if not self.joined:
-            return False, "joining the consumer group"
-        return self.customers.readiness()
+    def worker(self, loglevel: str) -> faust.Worker:
+        """The faust worker that runs the app."""
+        self.parts.customers.begin_preload()   # a restart's index is rebuilt in a child process while faust starts
+        return faust.Worker(self.app, loglevel=loglevel)

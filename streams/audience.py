@@ -39,41 +39,37 @@ CUSTOMERS_CATCH_UP_SECONDS = 2.0
 
 class LatestRounds:
     """The latest round of each incident on each partition, and whether all its notices there are
-    finished (the ``latest-rounds`` table: changelogged, so what is owed survives a crash)."""
+    finished (the ``latest-rounds`` table, keyed by incident in each partition's store:
+    changelogged, so what is owed survives a crash)."""
 
     def __init__(self, table) -> None:
-        self.table = table
-
-    @staticmethod
-    def _key(p: int, incident_id: str) -> str:
-        return f"{p}/{incident_id}"
+        self.table = table   # a streams.state.PartitionedTable
 
     def known(self, p: int, incident_id: str) -> dict | None:
-        return self.table.get(self._key(p, incident_id))
+        return self.table.partition(p).get(incident_id)
 
     def round(self, p: int, incident_id: str) -> Round | None:
         known = self.known(p, incident_id)
         return Round.model_validate(known["round"]) if known is not None else None
 
     def rounds(self, p: int) -> list[Round]:
-        prefix = f"{p}/"
-        return [Round.model_validate(v["round"]) for k, v in list(self.table.items()) if v and k.startswith(prefix)]
+        return [Round.model_validate(v["round"]) for v in self.table.partition(p).values() if v]
 
     def record(self, p: int, rnd: Round) -> None:
-        self.table[self._key(p, rnd.incident_id)] = {"p": p, "round": rnd.model_dump(mode="json")}
+        self.table.partition(p).set(rnd.incident_id, {"round": rnd.model_dump(mode="json")})
 
     async def mark_done(self, p: int, rnd: Round) -> bool:
         """Mark ``rnd`` done on p if it is still the incident's latest there (True if it was)."""
         known = self.known(p, rnd.incident_id)
         if known is not None and known["round"]["seq"] == rnd.seq and not known.get("done"):
-            await self.table.put(self._key(p, rnd.incident_id), {**known, "done": True})
+            await self.table.partition(p).put(rnd.incident_id, {**known, "done": True})
             return True
         return False
 
     def owed(self, partitions: set[int]) -> list[tuple[int, Round]]:
         """The rounds not done on ``partitions``, earliest promise first."""
-        owed = [(value["p"], Round.model_validate(value["round"])) for value in list(self.table.values())
-                if value and value["p"] in partitions and not value.get("done")]
+        owed = [(p, Round.model_validate(value["round"])) for p in partitions
+                for value in self.table.partition(p).values() if value and not value.get("done")]
         owed.sort(key=lambda item: (item[1].keeps or item[1].at))
         return owed
 
@@ -81,7 +77,7 @@ class LatestRounds:
 class Audience:
     def __init__(self, *, latest: LatestRounds, sender, views, holding, customers, tickets, dlq, latency, reach,
                  clock: Callable[[], datetime], mail_domain: str, held: Callable[[], set[int]],
-                 ledger_entry: Callable[[str], dict | None], spawn: Callable,
+                 ledger_entries: Callable[[int], Callable[[str], dict | None]], spawn: Callable,
                  unplannable: Callable[[Round, str, Exception], None]) -> None:
         self.latest = latest
         self.sender = sender
@@ -95,7 +91,7 @@ class Audience:
         self.clock = clock
         self.mail_domain = mail_domain
         self.held = held                # the partitions of ``rounds`` held now
-        self.ledger_entry = ledger_entry   # a customer's ledger entry (what was sent)
+        self.ledger_entries = ledger_entries   # partition p's ledger entries by customer (what was sent)
         self.spawn = spawn
         self.unplannable = unplannable
         self.started_at = clock()
@@ -143,7 +139,7 @@ class Audience:
     async def submit(self, p: int, rnd: Round) -> RoundPlan:
         """Queue the notices ``rnd`` owes on partition p (returns at once: the plan is drawn from
         as connections free up, earliest deadline first); it replaces the incident's older round."""
-        plan = RoundPlan(rnd, self.views.index(p), self.views.customer_lookup(p), self.ledger_entry,
+        plan = RoundPlan(rnd, self.views.index(p), self.views.customer_lookup(p), self.ledger_entries(p),
                          self.views.notified(p, rnd.incident_id), self.mail_domain,
                          on_error=lambda cid, exc, rnd=rnd: self.unplannable(rnd, cid, exc))
         await self.sender.submit(plan, p, on_done=lambda: self.spawn(self.round_done(p, rnd)),

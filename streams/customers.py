@@ -91,10 +91,12 @@ def check_many(items: list[tuple[bytes | None, bytes | None]]) -> list[tuple]:
 
 
 class Partition:
-    """One customers partition: its database, its index and how far it has been read."""
+    """One customers partition: its database, its index and how far it has been read. Its reads
+    are those of ``streams.state.ReadablePartition`` (a customer by id, from disk; the ids held,
+    from the index; the offset of the last customers record read)."""
 
     def __init__(self, p: int, path: Path) -> None:
-        self.p = p
+        self.p = self.partition = p
         from streams.kafka.tables import open_db
 
         self.db = open_db(path)
@@ -103,6 +105,27 @@ class Partition:
         self.target: int | None = None           # the topic's end when assigned: loaded once reached
         self.loaded = asyncio.Event()
         self.index = CustomerIndex()
+
+    def get(self, customer_id: str, default=None) -> "StoredCustomer | None":
+        if customer_id not in self.index:
+            return default
+        raw = self.db.get(CUSTOMER + customer_id.encode())
+        from streams.views import customer_of_json
+
+        return customer_of_json(raw) if raw else default
+
+    def keys(self):
+        return iter(self.index.ids())
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def __contains__(self, customer_id: object) -> bool:
+        return customer_id in self.index
+
+    @property
+    def changelog_offset(self) -> int | None:
+        return self.position - 1 if self.position else None
 
     async def build_index(self) -> int:
         """The index from what the database holds (a restart reads nothing else for it). The
@@ -168,12 +191,7 @@ class CustomerStore:
     def lookup(self, p: int, customer_id: str) -> StoredCustomer | None:
         """A customer of partition p (None for another partition's or an unknown one)."""
         part = self._parts.get(p)
-        if part is None or customer_id not in part.index:
-            return None
-        raw = part.db.get(CUSTOMER + customer_id.encode())
-        from streams.views import customer_of_json
-
-        return customer_of_json(raw) if raw else None
+        return part.get(customer_id) if part is not None else None
 
     def services(self, p: int, customer_id: str) -> list[tuple[str, str]]:
         part = self._parts.get(p)
@@ -277,7 +295,11 @@ class CustomerStore:
         return self._task
 
     async def serve(self) -> None:
-        """Run the reader until cancelled (then it closes the databases)."""
+        """Run the reader until cancelled (then it closes the databases): a faust task of the
+        worker (``streams/app.py``), not a faust agent, which handles one event at a time; it reads
+        the customers partitions this worker holds in bulk, validates each record (a bad one is
+        dead-lettered with the reason), keeps them on local disk and indexes them. Faust's
+        rebalance waits for it, so rounds see every customer."""
         task = self.start()
         try:
             await asyncio.shield(task)
@@ -543,26 +565,28 @@ def _text(raw: bytes | None) -> str | None:
     return None if raw is None else raw.decode("utf-8", errors="replace")[:MAX_DEAD_LETTER_CHARS]
 
 
-def customers_of(pipe) -> CustomerStore:
-    """The pipeline's customer store, and the hook that ties its loading into faust's rebalance."""
+def customers_of(app, *, settings, names: T.TopicNames, profile, partitions: int, dlq) -> CustomerStore:
+    """The customer store of the faust ``app``, and the hook that ties its loading into faust's
+    rebalance: the customers topic (named by ``names``) on the brokers of ``settings``, read with the
+    broker ``profile``'s end offsets; a bad record goes to the dead letters ``dlq``."""
     from streams.kafka.broker import FETCH_MAX_WAIT_MS, aiokafka_options, bootstrap
     from streams.kafka.tables import RebalanceHook, state_dir
 
     async def dead_letter(**kwargs) -> None:
-        await pipe.dlq.send_raw(**kwargs)
+        await dlq.send_raw(**kwargs)
 
-    store = CustomerStore(bootstrap_servers=bootstrap(pipe.settings), topic=pipe.names.name(T.CUSTOMERS),
-                          state_dir=state_dir(pipe.app) / "customers", dead_letter=dead_letter,
-                          end_offsets=pipe.profile.end_offsets,
+    store = CustomerStore(bootstrap_servers=bootstrap(settings), topic=names.name(T.CUSTOMERS),
+                          state_dir=state_dir(app) / "customers", dead_letter=dead_letter,
+                          end_offsets=profile.end_offsets,
                           # a short fetch wait on every broker: Kafka answers one connection's requests
                           # in order, so the ListOffsets of ``caught_up`` waited behind a waiting fetch
                           # (aiokafka's 500 ms): a round reached its partitions one after another, 0.5 s
                           # apart, and a scheduled update missed its promise (test_schedule on Kafka)
-                          consumer_options={**aiokafka_options(pipe.settings),
+                          consumer_options={**aiokafka_options(settings),
                                             "fetch_max_wait_ms": FETCH_MAX_WAIT_MS})
-    hook = RebalanceHook(pipe.app, name=T.CUSTOMERS_TABLE, beacon=pipe.app.tables.beacon, default=None,
-                         partitions=pipe.partitions, key_type=str, value_type=None)
+    hook = RebalanceHook(app, name=T.CUSTOMERS_TABLE, beacon=app.tables.beacon, default=None,
+                         partitions=partitions, key_type=str, value_type=None)
     hook.on_assigned = store.rebalance
     hook.when_started = store.start    # with the tables, before the group is joined
-    pipe.app.tables.add(hook)
+    app.tables.add(hook)
     return store

@@ -6,7 +6,7 @@ Runtime contract:
 - ``compose``/``deliver_elsewhere``: the notice's bytes, stating the next-update time the
   promise book works out for that contact now (``domain.promises``); the book remembers it until
   the notice is recorded or dead-lettered.
-- ``refresh``: the notice still owed according to the customer's ledger entry, or None (sent
+- ``refresh``: the notice still owed according to the customer's ledger entry on its partition, or None (sent
   meanwhile, by this worker or another): checked before each send, so a retry or a takeover
   never sends a Message-ID twice.
 - ``record_sent``: right after the SMTP acceptance, the ledger entry (on the customer's
@@ -23,7 +23,7 @@ import asyncio
 import json
 import time
 from datetime import datetime
-from typing import Awaitable, Callable, MutableMapping
+from typing import Awaitable, Callable
 
 from core.vocabulary import RESOLVED, UNAFFECTED
 from domain import ledger as L
@@ -33,10 +33,11 @@ from domain.promises import PromiseBook, interval_of
 from schemas import NoticeRecord
 from streams import metrics as M
 from streams import topics as T
+from streams.state import PartitionedTable
 
 
 class Deliveries:
-    def __init__(self, *, ledger: MutableMapping, promises: PromiseBook, views, dlq, names: T.TopicNames,
+    def __init__(self, *, ledger: PartitionedTable, promises: PromiseBook, views, dlq, names: T.TopicNames,
                  mail_domain: str, compose: Callable[[NoticeJob, datetime], bytes], delivery=None,
                  produce: Callable[..., Awaitable], noted: Callable[..., None]) -> None:
         self.ledger = ledger
@@ -61,22 +62,28 @@ class Deliveries:
         finally:
             M.SMTP_SECONDS.observe(time.perf_counter() - started)
 
-    def ledger_entry(self, customer_id: str) -> dict | None:
-        return self.ledger.get(customer_id)
+    def ledger_entries(self, p: int) -> Callable[[str], dict | None]:
+        """Partition p's ledger entries by customer id (what was sent to each customer)."""
+        ledger = self.ledger
 
-    def refresh(self, job: NoticeJob) -> NoticeJob | None:
-        return refresh(job, self.ledger.get(job.customer_id), self.mail_domain)
+        def entry(customer_id: str) -> dict | None:
+            return ledger.partition(p).get(customer_id)
+
+        return entry
+
+    def refresh(self, job: NoticeJob, p: int) -> NoticeJob | None:
+        return refresh(job, self.ledger.partition(p).get(job.customer_id), self.mail_domain)
 
     async def record_sent(self, job: NoticeJob, p: int, sent_at: datetime) -> None:
         final = job.kind in (RESOLVED, UNAFFECTED)
         stated = None if final else self.promises.stated(job)
         due = stated.timestamp() if stated is not None else None
         every = interval_of(job.round).total_seconds()
-        entry = L.record_sent(self.ledger.get(job.customer_id), incident_id=job.incident_id,
+        ledger = self.ledger.partition(p)
+        entry = L.record_sent(ledger.get(job.customer_id), incident_id=job.incident_id,
                               recipient=job.recipient, email=job.email, message_id=job.message_id,
                               kind=job.kind, seq=job.seq, due=due, every=every, sent=sent_at.timestamp())
-        entry["p"] = p
-        await self.ledger.put(job.customer_id, entry)
+        await ledger.put(job.customer_id, entry)
         self.views.mark_notified(p, job.incident_id, job.customer_id)
         self.noted(p, job, due, every, sent_at.timestamp())
         if stated is not None and self.promises.factor > 1.0:

@@ -32,16 +32,14 @@ from __future__ import annotations
 import heapq
 import logging
 import time
-from typing import TYPE_CHECKING
+from datetime import datetime
+from typing import Callable, Mapping
 
 from domain import ledger as L
 from domain.audience import holding_job
 from domain.deadlines import EARLIEST_SHARE, DeadlineIndex, capacity_ratio, latest_start, release_at, stretch
 from domain.incident import Round
 from streams import metrics as M
-
-if TYPE_CHECKING:  # pragma: no cover
-    from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -61,8 +59,19 @@ EXPECTED_SECONDS = 10.0
 
 
 class HoldingUpdates:
-    def __init__(self, pipe: "Pipeline") -> None:
-        self.pipe = pipe
+    def __init__(self, *, ledger: Mapping, views, latest, sender, promises, clock: Callable[[], datetime],
+                 held: Callable[[], set[int]], recovered: Callable[[], bool], lead_seconds: float,
+                 mail_domain: str) -> None:
+        self.ledger = ledger           # the deliveries ledger: each contact's deadline is in its entry
+        self.views = views
+        self.latest = latest           # the latest round of each incident per partition (LatestRounds)
+        self.sender = sender
+        self.promises = promises       # the PromiseBook whose stretch ``reckon`` sets
+        self.clock = clock
+        self.held = held               # the partitions of ``rounds`` held now
+        self.recovered = recovered     # whether the tables are recovered for the partitions assigned now
+        self.lead_seconds = lead_seconds   # the schedule's base lead (OUTAGE_SCHEDULE_LEAD_SECONDS)
+        self.mail_domain = mail_domain
         self._indexes: dict[int, DeadlineIndex] = {}
         self._rounds: dict[tuple[int, str], Round] = {}       # (partition, incident) -> newest round there
         self._waiting: dict[tuple[int, str], list] = {}       # contacts due before their round was decided
@@ -78,8 +87,8 @@ class HoldingUpdates:
         idx = self._indexes.get(p)
         if idx is None:
             idx = self._indexes[p] = DeadlineIndex()
-            for cid, entry in list(self.pipe.ledger.items()):
-                if entry and entry.get("p") == p:
+            for cid, entry in self.ledger.partition(p).items():
+                if entry:
                     for incident_id, recipient, due, every, sent in L.deadlines(entry):
                         idx.set(cid, incident_id, recipient, due, every, sent)
         return idx
@@ -135,8 +144,8 @@ class HoldingUpdates:
         key = (rnd.incident_id, rnd.seq)
         if key in self._expected or rnd.trigger != "declared" or not rnd.interval_seconds:
             return   # a later round reaches contacts mostly in the index already
-        views = self.pipe.views
-        others = {q: len(views.index(q).affected(rnd.scope())) for q in self.pipe.rounds_partitions() - {p}
+        views = self.views
+        others = {q: len(views.index(q).affected(rnd.scope())) for q in self.held() - {p}
                   if (q, rnd.incident_id) not in self._rounds}
         self._expected[key] = {q: n for q, n in others.items() if n}
         self._expected_at[key] = time.monotonic()
@@ -153,7 +162,7 @@ class HoldingUpdates:
     def _round(self, p: int, incident_id: str) -> Round | None:
         rnd = self._rounds.get((p, incident_id))
         if rnd is None:
-            rnd = self.pipe.rounds.round(p, incident_id)
+            rnd = self.latest.round(p, incident_id)
             if rnd is not None:
                 self._rounds[(p, incident_id)] = rnd
         return rnd
@@ -161,7 +170,7 @@ class HoldingUpdates:
     # -- the work ----------------------------------------------------------------------------
     def send_rate(self) -> float | None:
         """The rate to plan with: the measured one (None while unknown), within the configured cap."""
-        sender = self.pipe.sender
+        sender = self.sender
         cap = sender.rate_cap
         measured = sender.rate.value if sender.rate.measured else None
         if measured is None:
@@ -170,8 +179,7 @@ class HoldingUpdates:
 
     async def tick(self) -> None:
         """Release the holding updates whose time has come (a timer; never raises)."""
-        pipe = self.pipe
-        if not pipe.recovered:
+        if not self.recovered():
             return   # an index built from a ledger still being restored would miss contacts
         try:
             await self._release()
@@ -180,15 +188,15 @@ class HoldingUpdates:
             log.debug("traceback", exc_info=True)
 
     async def _release(self) -> None:
-        pipe, sender = self.pipe, self.pipe.sender
+        sender = self.sender
         began = time.perf_counter()
-        now = pipe.clock().timestamp()
+        now = self.clock().timestamp()
         rate = self.send_rate()
         plan_rate = rate or sender.rate.value
-        base = pipe.settings.schedule_lead_seconds
+        base = self.lead_seconds
         ahead = sender.depth
-        held = sender.held()
-        mine = sorted(pipe.rounds_partitions() - held)
+        set_aside = sender.held()   # revoked: their queued notices are set aside
+        mine = sorted(self.held() - set_aside)
         indexes = {p: self.index(p) for p in mine}
         # the latest the holding updates coming due may start leaving, all partitions together
         # (they share the sender): up to the furthest any may leave early, a third of an interval
@@ -260,9 +268,9 @@ class HoldingUpdates:
     def reckon(self) -> float:
         """Set this worker's promise stretch from its send rate and its load; also called as soon
         as a round is queued, so the first notices of a big round are already honest."""
-        pipe, sender = self.pipe, self.pipe.sender
+        sender = self.sender
         rate = self.send_rate()
-        mine = pipe.rounds_partitions()
+        mine = self.held()
         held = [idx for p, idx in self._indexes.items() if p in mine]
         load = sum(idx.load for idx in held)
         # what is queued for contacts not in the index yet counts too (a first round's recipients
@@ -279,7 +287,7 @@ class HoldingUpdates:
         ratio = capacity_ratio(rate, load)
         M.CAPACITY_RATIO.set(ratio if ratio is not None else 0)
         factor = stretch(rate, load)
-        pipe.promises.factor = factor
+        self.promises.factor = factor
         if abs(factor - self._factor_logged) > 0.1 * self._factor_logged:
             if factor > 1.0:
                 log.warning("the send rate (%.1f/s) carries this worker's audience %.2f times per "
@@ -291,18 +299,21 @@ class HoldingUpdates:
 
     def _job(self, p: int, idx: DeadlineIndex, item):
         """The holding update owed for ``item`` now, ``_WAIT``, or None (nothing is owed)."""
-        pipe = self.pipe
-        entry = pipe.ledger.get(item.customer_id)
+        entry = self.ledger.partition(p).get(item.customer_id)
         known = L.recipients(entry, item.incident_id).get(item.recipient)
         if not known or known.get("due") != item.at:
             return None   # moved on meanwhile (the index is told of every record)
         rnd = self._round(p, item.incident_id)
-        if rnd is None or rnd.seq <= known.get("seq", 0) or rnd.trigger != "scheduled":
+        seq = known.get("seq", 0)
+        if rnd is None or rnd.seq < seq or rnd.trigger != "scheduled":
             # its next round is not decided yet, or it is news (or the end) that its plan brings: if
             # that plan reaches it, the deadline moves on; if a newer round comes first, it is due again
             return _WAIT
-        customer = pipe.views.customer_lookup(p)(item.customer_id)
-        job = holding_job(rnd, customer, entry, item.recipient, pipe.settings.mail_domain) if customer else None
+        customer = self.views.customer_lookup(p)(item.customer_id)
+        job = holding_job(rnd, customer, entry, item.recipient, self.mail_domain) if customer else None
+        if job is None and rnd.seq == seq and customer is not None:
+            # this round's holding update went (or it may not have one): the next round decides
+            return _WAIT
         if job is None:
             idx.clear(item.customer_id, item.incident_id, item.recipient)
         return job

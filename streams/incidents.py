@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from typing import Callable, MutableMapping
 
 from domain.incident import IncidentState, Round, Tick, current_round, decide, keep_promise, schedule_due
 from domain.schedule import round_lead
@@ -35,25 +35,35 @@ from schemas import IncidentEvent, RecordError, parse_record
 from streams import metrics as M
 from streams.deadletter import record_key
 
-if TYPE_CHECKING:  # pragma: no cover
-    from streams.app import Pipeline
-
 log = logging.getLogger(__name__)
 
 
 class IncidentDesk:
-    def __init__(self, pipe: "Pipeline") -> None:
-        self.pipe = pipe
+    def __init__(self, *, incidents: MutableMapping, ticks_topic, rounds_topic, partitions: int, dlq,
+                 clock: Callable[[], datetime], joined: Callable[[], bool], owned: Callable[[], set[int]],
+                 lead_seconds: float, latency, rate) -> None:
+        self.incidents = incidents         # the incidents table: incident_id -> its state
+        self.ticks_topic = ticks_topic
+        self.rounds_topic = rounds_topic
+        self.partitions = partitions       # how many partitions ``rounds`` has
+        self.dlq = dlq
+        self.clock = clock
+        self.joined = joined               # whether the worker joined its group once
+        self.owned = owned                 # the partitions of ``incident-events`` held now
+        self.lead_seconds = lead_seconds   # the schedule's base lead (OUTAGE_SCHEDULE_LEAD_SECONDS)
+        self.latency = latency             # round decided -> seen by the audience agent (LatencyGauge)
+        self.rate = rate                   # the sender's measured send rate (SendRate)
         self._ticked: dict[str, tuple[datetime, datetime]] = {}   # incident -> (slot, when its tick was sent)
 
     async def agent(self, stream) -> None:
         async for event in stream.events():
             source = event.message.topic
-            async with self.pipe.dlq.guard(event, source):
-                now = self.pipe.clock()
-                if source == self.pipe.ticks_topic.get_topic_name():
+            async with self.dlq.guard(event, source):
+                now = self.clock()
+                p = event.message.partition
+                if source == self.ticks_topic.get_topic_name():
                     tick = Tick.model_validate_json(event.value)
-                    state = self.state(tick.incident_id)
+                    state = self.state(p, tick.incident_id)
                     decision = keep_promise(state, tick.due, now, timedelta(seconds=tick.lead_seconds),
                                             timedelta(seconds=tick.send_seconds))
                     key = tick.incident_id
@@ -74,7 +84,7 @@ class IncidentDesk:
                     if key is not None and key != ev.incident_id:
                         # the key decides the partition, and so which worker holds the incident
                         raise RecordError(f"record key {key!r} differs from incident_id", field="incident_id")
-                    state = self.state(ev.incident_id)
+                    state = self.state(p, ev.incident_id)
                     decision = decide(state, ev, now)
                     key = ev.incident_id
                 if decision.error:
@@ -84,16 +94,14 @@ class IncidentDesk:
                     if decision.resend and state is not None:
                         await self.fan_out(current_round(state))  # a crash may have cut it short
                     continue
-                new = decision.state
-                new.partition = event.message.partition
-                self.pipe.incidents[key] = new.model_dump(mode="json")
+                self.incidents.partition(p).set(key, decision.state.model_dump(mode="json"))
                 await self.fan_out(decision.round)
                 M.ROUNDS.labels(decision.round.trigger).inc()
                 log.info("round %s #%d (%s) decided; next update promised for %s", key, decision.round.seq,
                          decision.round.trigger, decision.round.next_update_at)
 
-    def state(self, incident_id: str) -> IncidentState | None:
-        raw = self.pipe.incidents.get(incident_id)
+    def state(self, p: int, incident_id: str) -> IncidentState | None:
+        raw = self.incidents.partition(p).get(incident_id)
         return IncidentState.model_validate(raw) if raw else None
 
     async def fan_out(self, rnd: Round | None) -> None:
@@ -102,8 +110,8 @@ class IncidentDesk:
             return
         value = rnd.model_dump_json().encode()
         key = rnd.incident_id.encode()
-        for p in range(self.pipe.partitions):
-            await self.pipe.rounds_topic.send(key=key, value=value, partition=p)
+        for p in range(self.partitions):
+            await self.rounds_topic.send(key=key, value=value, partition=p)
 
     async def schedule_timer(self) -> None:
         """Every worker, for the incidents it owns: tick when a promised time is near.
@@ -112,27 +120,27 @@ class IncidentDesk:
         One incident that cannot be judged is logged and skipped: the timer goes on for the others
         (an exception escaping a faust timer stops the whole worker).
         """
-        pipe = self.pipe
-        if not pipe.joined:
+        if not self.joined():
             return
-        now = pipe.clock()
-        mine = pipe.assigned(pipe.events_topic)
+        now = self.clock()
         active = 0
-        for incident_id, raw in list(pipe.incidents.items()):
-            if not raw or raw.get("resolved_at") or raw.get("partition") not in mine:
+        held = [(p, incident_id, raw) for p in sorted(self.owned())
+                for incident_id, raw in self.incidents.partition(p).items()]
+        for p, incident_id, raw in held:
+            if not raw or raw.get("resolved_at"):
                 continue
             active += 1
             try:
                 state = IncidentState.model_validate(raw)
                 tick = self._tick(state, now)
                 if tick is not None:
-                    await pipe.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
-                                                partition=state.partition)
+                    await self.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
+                                                partition=p)
             except Exception as exc:  # noqa: BLE001 - see the docstring
                 log.error("schedule: incident %s skipped this time (%s)", incident_id, type(exc).__name__)
                 log.debug("traceback", exc_info=True)
         M.ACTIVE_INCIDENTS.set(active)
-        M.SEND_RATE.set(pipe.sender.rate.value if pipe.sender.rate.measured else 0)
+        M.SEND_RATE.set(self.rate.value if self.rate.measured else 0)
 
     def _tick(self, state: IncidentState, now: datetime) -> Tick | None:
         """The tick to send now for ``state``'s promise, if its scheduled round must be decided.
@@ -140,11 +148,9 @@ class IncidentDesk:
         The round is only decided here: each contact's holding update leaves by its own deadline
         (``streams/holding.py``), so the round is decided a little before the earliest of them
         can come due (``domain.schedule.round_lead``), whatever the audience's size."""
-        pipe = self.pipe
         if state.promised_at is None:
             return None
-        lead = round_lead(state.interval(), base=timedelta(seconds=pipe.settings.schedule_lead_seconds),
-                          latency=pipe.latency.value)
+        lead = round_lead(state.interval(), base=timedelta(seconds=self.lead_seconds), latency=self.latency.value)
         due = schedule_due(state, now, lead)
         if due is None:
             return None

@@ -11,6 +11,7 @@ REGISTRY = CollectorRegistry(auto_describe=True)
 
 SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 LEAD_BUCKETS = (-60, -10, -1, 0, 1, 5, 10, 30, 60, 300, 900, 3600)
+SCORE_BUCKETS = (1, 2, 3, 4, 5)
 
 EVENTS = Counter("outage_events_total", "Input records processed, by topic and result",
                  ["topic", "result"], registry=REGISTRY)
@@ -30,7 +31,8 @@ PROMISE_MARGIN = Histogram("outage_promise_margin_seconds",
                            "Seconds between sending a notice and the time the previous notice promised "
                            "(negative: the promise was missed)", buckets=LEAD_BUCKETS, registry=REGISTRY)
 ETA_PASSED = Counter("outage_eta_passed_notices_total",
-                     "Notices composed after the recovery estimate went by unresolved", registry=REGISTRY)
+                     "Notices saying recovery takes longer than the estimate stated earlier (it went by unresolved)",
+                     registry=REGISTRY)
 ACTIVE_INCIDENTS = Gauge("outage_active_incidents", "Unresolved incidents held by this worker", registry=REGISTRY)
 CUSTOMERS = Gauge("outage_customers", "Customers held by this worker", registry=REGISTRY)
 PROMISES_STRETCHED = Counter("outage_promises_stretched_total",
@@ -52,3 +54,13 @@ CAPACITY_RATIO = Gauge("outage_capacity_ratio",
                        registry=REGISTRY)
 NOTICES_LATE = Counter("outage_notices_late_total",
                        "Notices sent after the time the contact's previous notice promised", registry=REGISTRY)
+# feedback: observed once, by the worker whose web page recorded the answer (the broker took it),
+# never by the views that every worker keeps, so the workers' sums count each answer once
+FEEDBACK_SCORE = Histogram("outage_feedback_score",
+                           "Answers to the resolved notices' question (1 = very hard to stay informed, 5 = very "
+                           "easy), by the incident's severity; a contact's later answer is counted again",
+                           ["severity"], buckets=SCORE_BUCKETS, registry=REGISTRY)
+FEEDBACK_ANSWERS = Counter("outage_feedback_answers_total",
+                           "Feedback answers posted, by result: recorded, refused (a forged or altered link), "
+                           "invalid (a bad score or comment, a body too large), unavailable (the broker did not "
+                           "take it)", ["result"], registry=REGISTRY)

@@ -16,21 +16,20 @@ from __future__ import annotations
 
 import json
 from datetime import datetime
-from typing import Callable, MutableMapping
+from typing import Callable
 
 from domain import ledger as L
 from streams import topics as T
+from streams.state import PartitionedTable
 
 
-def apply(entry: dict | None, request: dict, p: int) -> dict:
+def apply(entry: dict | None, request: dict) -> dict:
     """The customer's ledger entry with ``request`` applied (a plain function: no I/O)."""
-    entry = L.record_unsubscribe(entry, request["recipient"])
-    entry["p"] = p
-    return entry
+    return L.record_unsubscribe(entry, request["recipient"])
 
 
 class Preferences:
-    def __init__(self, *, topic, ledger: MutableMapping, dlq, clock: Callable[[], datetime]) -> None:
+    def __init__(self, *, topic, ledger: PartitionedTable, dlq, clock: Callable[[], datetime]) -> None:
         self.topic = topic
         self.ledger = ledger
         self.dlq = dlq
@@ -47,4 +46,5 @@ class Preferences:
             async with self.dlq.guard(event, T.PREFERENCES):
                 request = json.loads(event.value)
                 customer_id = request["customer_id"]
-                self.ledger[customer_id] = apply(self.ledger.get(customer_id), request, event.message.partition)
+                entries = self.ledger.partition(event.message.partition)
+                entries.set(customer_id, apply(entries.get(customer_id), request))

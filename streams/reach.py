@@ -18,17 +18,15 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
 from aiokafka.client import AIOKafkaClient
 from aiokafka.errors import KafkaError
 from aiokafka.protocol.metadata import MetadataRequest
 from mode import Service
 
+from core.settings import Settings
 from streams.kafka.broker import aiokafka_options, bootstrap
-
-if TYPE_CHECKING:  # pragma: no cover
-    from streams.app import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -53,8 +51,9 @@ class BrokerReach(Service):
         self._up_at: float | None = None        # when the last outage ended
 
     @classmethod
-    def of(cls, pipe: "Pipeline", **kwargs) -> "BrokerReach":
-        return cls(bootstrap_servers=bootstrap(pipe.settings), security=aiokafka_options(pipe.settings), **kwargs)
+    def of(cls, settings: Settings, **kwargs) -> "BrokerReach":
+        """The brokers and the credentials of ``settings``."""
+        return cls(bootstrap_servers=bootstrap(settings), security=aiokafka_options(settings), **kwargs)
 
     # -- what the web answers from ---------------------------------------------------------------
     def silent_for(self) -> float:

@@ -20,7 +20,7 @@ Runtime contract (what the agents and the tests may rely on):
 - A job whose Message-ID is pending is not queued again: the call that offered it again is
   finished only when that job is (so a replayed round is not done while its notices wait in
   the queue, and not done at all if they are dropped). Right before each send
-  ``refresh(job)`` says what is owed now (None: nothing, e.g. the ledger shows it sent or a
+  ``refresh(job, partition)`` says what is owed now (None: nothing, e.g. the ledger shows it sent or a
   newer round reached the recipient; or the job as it must be sent).
 - After each SMTP acceptance, ``record(job, partition, sent_at)`` runs before the job counts
   as finished: it writes the ledger and the notices topic.
@@ -165,7 +165,7 @@ class _Listed:
 class Sender:
     def __init__(self, *, mailer, mail_from: str, compose: Callable[[NoticeJob, datetime], bytes],
                  record: Callable[[NoticeJob, int, datetime], Awaitable[None]],
-                 refresh: Callable[[NoticeJob], NoticeJob | None],
+                 refresh: Callable[[NoticeJob, int], NoticeJob | None],
                  dead_letter: Callable[[NoticeJob, str], Awaitable[None]],
                  clock: Callable[[], datetime], concurrency: int = 8, domain_concurrency: int | None = None,
                  retry: RetryPolicy = RetryPolicy(), give_up_seconds: float | None = None,
@@ -565,7 +565,7 @@ class Sender:
 
     async def _send_one(self, item: _Item) -> bool:
         """Send one job; True when it is finished (sent, skipped or dead-lettered)."""
-        job = self._refresh(item.job)
+        job = self._refresh(item.job, item.partition)
         if job is None:
             M.NOTICES_SKIPPED.inc()
             item.batch.outcomes["owed no more"] += 1

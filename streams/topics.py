@@ -11,6 +11,7 @@ TICKET_EVENTS = "ticket-events"
 NOTICES = "notices"
 TICKET_UPDATES = "ticket-updates"
 DEAD_LETTERS = "dead-letters"
+FEEDBACK = "feedback"                 # answers to the resolved notices' question, keyed by feedback_id
 # internal topics (co-partitioned with customers)
 ROUNDS = "rounds"
 TICKS = "ticks"
@@ -20,15 +21,32 @@ PREFERENCES = "preferences"           # unsubscribe requests, keyed by customer_
 # topics that must share the customers topic's partition count
 CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS,
                   TICKET_REQUESTS, PREFERENCES)
-ALL = CO_PARTITIONED + (DEAD_LETTERS,)
-COMPACTED = (CUSTOMERS,)
+# the feedback topic has the same count but is read whole (streams/feedback_view.py): no need to share it
+ALL = CO_PARTITIONED + (FEEDBACK, DEAD_LETTERS)
+COMPACTED = (CUSTOMERS, FEEDBACK)
+
+# what a worker's agents read and write: attribute -> the topics it reads (the incident agent
+# reads two); ``streams.faust_app.Topics`` and the in-memory test broker build their topics from it
+WORKER_TOPICS = {
+    "customers": (CUSTOMERS,),
+    "incident": (INCIDENT_EVENTS, TICKS),
+    "events": (INCIDENT_EVENTS,),
+    "ticks": (TICKS,),
+    "rounds": (ROUNDS,),
+    "tickets": (TICKET_EVENTS,),
+    "ticket_requests": (TICKET_REQUESTS,),
+    "preferences": (PREFERENCES,),
+    "ticket_updates": (TICKET_UPDATES,),
+    "dead_letters": (DEAD_LETTERS,),
+    "feedback": (FEEDBACK,),             # written by the web's feedback page (streams/feedback.py)
+}
 
 # faust tables (changelog topics are "<app id>-<table>-changelog")
 CUSTOMERS_TABLE = "customers"
 INCIDENTS_TABLE = "incidents"
 LEDGER_TABLE = "ledger"
 TICKETS_TABLE = "tickets"
-LATEST_TABLE = "latest-rounds"   # "<partition>/<incident>" -> the newest round seen on that partition
+LATEST_TABLE = "latest-rounds"   # per partition: incident -> the newest round seen on that partition
 TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE)
 
 

@@ -2,9 +2,9 @@
 
 A worker answers a round on partition p from partition p's customers only (docs/design.md). The
 customers are kept per partition by ``streams.customers.CustomerStore`` (its index in memory, the
-records on local disk); the ledger is a faust table holding every partition the worker has (and
-has had), so each entry carries its partition and the "notified" view is built per partition,
-lazily, from the table after (re)assignment, then kept up to date by the sender.
+records on local disk); the "notified" view is built per partition, lazily, from that
+partition's ledger store (``streams/state.py``) after (re)assignment, then kept up to date by the
+sender.
 
 Model objects are built only for the customers a round or a ticket touches.
 """
@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from dataclasses import dataclass
-from typing import Callable, Iterable, MutableMapping
+from typing import Callable, Iterable
 
 from domain import ledger as L
 from domain.affected import CustomerIndex
@@ -59,7 +59,7 @@ def customer_of_json(text: str | bytes) -> StoredCustomer:
 
 
 class PartitionViews:
-    def __init__(self, customers, ledger_table: MutableMapping) -> None:
+    def __init__(self, customers, ledger_table) -> None:
         self._customers = customers          # a streams.customers.CustomerStore
         self._ledger_table = ledger_table
         self._notified: dict[int, dict[str, set[str]]] = {}
@@ -78,8 +78,8 @@ class PartitionViews:
         notified = self._notified.get(p)
         if notified is None:
             notified = defaultdict(set)
-            for cid, entry in list(self._ledger_table.items()):
-                if entry and entry.get("p") == p:
+            for cid, entry in self._ledger_table.partition(p).items():
+                if entry:
                     for incident in L.incidents_in(entry):
                         notified[incident].add(cid)
             self._notified[p] = notified

@@ -1,7 +1,7 @@
 """HTTP on every worker (faust's web server): health, readiness, metrics, the ops API, status page.
 
 Every route the worker serves is declared in ``ROUTES`` with who may read it; faust's own web
-views that serve data or internals are turned off in the app's settings (``streams/app.py``), and
+views that serve data or internals are turned off in the app's settings (``streams/faust_app.py``), and
 ``served_routes`` lists what the web application really routes, so a test holds the two together.
 
 The write endpoints produce contract records to ``outage.incident-events``; the incident agent
@@ -10,8 +10,9 @@ decides what they mean. Every incident read, and every 404/409 judgement, comes 
 owns their partition, so every worker answers alike.
 
 Input is bounded: a body over 1 MiB gets 413, anything that is not a JSON object 400, a header
-or token that cannot be what it claims 401/404; an event the broker refuses for its size 413,
-a broker that does not take it 503. No input is answered with a 500.
+or token that cannot be what it claims 401/404 (403 for a feedback link: ``streams/feedback.py``);
+an event the broker refuses for its size 413, a broker that does not take it 503. No input is
+answered with a 500.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Mapping
+from typing import Awaitable, Callable, Mapping
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust import web
@@ -31,20 +32,23 @@ from faust.exceptions import ProducerSendError
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from pydantic import ValidationError
 
+from core.settings import Settings
 from domain.incident import IncidentState
 from domain.links import verify_unsubscribe
 from notifiers.timefmt import format_time
 from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, describe_validation_error
 from schemas.common import localize
 from streams import metrics as M
+from streams.feedback import FeedbackDesk
+from streams.feedback_view import FeedbackView
 from streams.incident_view import IncidentView
-
-if TYPE_CHECKING:  # pragma: no cover
-    from streams.app import Pipeline
+from streams.reach import BrokerReach
 
 log = logging.getLogger(__name__)
 
 MAX_BODY_BYTES = 1024 * 1024   # the contract: a body over 1 MiB gets 413
+# the feedback pages: never cached (a link is one contact's), never indexed
+PAGE_HEADERS = {"Cache-Control": "no-store", "X-Robots-Tag": "noindex, nofollow"}
 
 # who may call a route
 PUBLIC = "public"   # anyone: status, health, readiness, metrics
@@ -76,17 +80,20 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/incidents/{incident_id}/resolve", {"POST": TOKEN}, "a resolved event (202)"),
     Route("/unsubscribe/{token}", {"GET": SIGNED, "POST": SIGNED},
           "RFC 8058 one-click unsubscribe: GET shows a button, POST acts"),
+    Route("/feedback/{token}", {"GET": SIGNED, "POST": SIGNED},
+          "a resolved notice's feedback link: GET shows the question (records nothing), POST records the answer; "
+          "a token that does not verify: 403"),
     Route("/status", {"GET": PUBLIC}, "the public status page (HTML)"),
     Route("/status.json", {"GET": PUBLIC}, "the public status page (JSON)"),
 )
 
 
-def served_routes(pipe: "Pipeline") -> dict[str, frozenset[str]]:
-    """Path -> methods of every route the worker's aiohttp application serves.
+def served_routes(app) -> dict[str, frozenset[str]]:
+    """Path -> methods of every route the worker's aiohttp application (of the faust ``app``) serves.
 
     faust mounts its own blueprints when the server starts; this mounts them as that does
     (once: faust's blueprint manager applies them a single time), then reads the router."""
-    server = pipe.app.web
+    server = app.web
     server.blueprints.apply(server)
     served: dict[str, set[str]] = {}
     for resource in server.web_app.router.resources():
@@ -113,8 +120,8 @@ def answers(handler):
     return run
 
 
-async def json_object(request, limit: int = MAX_BODY_BYTES) -> dict:
-    """The request body as a JSON object: 413 over ``limit`` bytes, 400 for anything else but an object."""
+async def read_body(request, limit: int = MAX_BODY_BYTES) -> bytes:
+    """The request body: 413 over ``limit`` bytes, 400 when it cannot be read."""
     length = request.content_length
     if length is not None and length > limit:
         raise Refused(413, f"body is larger than {limit} bytes")
@@ -128,8 +135,14 @@ async def json_object(request, limit: int = MAX_BODY_BYTES) -> dict:
         raise
     except Exception as exc:  # noqa: BLE001 - a body cut short or badly chunked
         raise Refused(400, "body could not be read") from exc
+    return bytes(data)
+
+
+async def json_object(request, limit: int = MAX_BODY_BYTES) -> dict:
+    """The request body as a JSON object: 413 over ``limit`` bytes, 400 for anything else but an object."""
+    data = await read_body(request, limit)
     try:
-        value = json.loads(bytes(data))
+        value = json.loads(data)
     except (ValueError, RecursionError):   # not JSON, not UTF-8, too deep, a number too long
         raise Refused(400, "body must be a JSON object") from None
     if not isinstance(value, dict):
@@ -156,12 +169,18 @@ def invalid_body(exc: ValidationError) -> Refused:
         return Refused(400, "invalid body")
 
 
-def register_pages(pipe: "Pipeline") -> None:
-    app = pipe.app
-    settings = pipe.settings
-    view = IncidentView.of(pipe)
+def register_pages(app, *, settings: Settings, view: IncidentView, reach: BrokerReach, events_topic,
+                   readiness: Callable[[], tuple[bool, str]], clock: Callable[[], datetime],
+                   unsubscribe: Callable[[str, str], Awaitable], feedback: FeedbackDesk,
+                   feedback_view: FeedbackView) -> None:
+    """The routes of ``ROUTES`` on the faust ``app``: the write API produces to ``events_topic``,
+    reads come from ``view``; ``readiness`` is the worker's (``streams/rebalance.py``), ``reach``
+    says whether any broker answers (``streams/reach.py``), ``unsubscribe(customer_id, recipient)``
+    requests a one-click unsubscribe (``streams/preferences.py``), ``feedback`` answers the
+    feedback pages (``streams/feedback.py``) and ``feedback_view`` holds every answer
+    (``streams/feedback_view.py``: the ``feedback`` of ``GET /api/incidents/{id}``)."""
     app.service(view)   # started with the app, stopped with it
-    reach = pipe.reach   # whether any broker answers (streams/reach.py)
+    app.service(feedback_view)
 
     def authorized(request) -> bool:
         if settings.api_token is None:
@@ -206,8 +225,7 @@ def register_pages(pipe: "Pipeline") -> None:
         if not reach.reachable:   # refused now, rather than queued to go out after the client gave up
             raise Refused(503, "the broker is unreachable; try again", retry_after_seconds=5)
         try:
-            sent = await pipe.events_topic.send(key=event.incident_id.encode(),
-                                                value=event.model_dump_json().encode())
+            sent = await events_topic.send(key=event.incident_id.encode(), value=event.model_dump_json().encode())
             await sent
         except (ProducerSendError, KafkaError) as exc:
             if isinstance(exc, MessageSizeTooLargeError) or isinstance(exc.__cause__, MessageSizeTooLargeError):
@@ -223,7 +241,7 @@ def register_pages(pipe: "Pipeline") -> None:
     @app.page("/readyz")
     class Ready(web.View):
         async def get(self, request):
-            ready, why = pipe.readiness()
+            ready, why = readiness()
             if ready and not view.caught_up:
                 ready, why = False, "reading every incident"
             if ready and not reach.reachable:
@@ -247,7 +265,7 @@ def register_pages(pipe: "Pipeline") -> None:
             body = validated(IncidentDeclare, await json_object(request))
             try:
                 event = body.to_event(event_id=f"api-{uuid.uuid4().hex[:12]}",
-                                      incident_id=f"inc-{uuid.uuid4().hex[:8]}", at=pipe.clock())
+                                      incident_id=f"inc-{uuid.uuid4().hex[:8]}", at=clock())
             except ValidationError as exc:
                 raise invalid_body(exc) from None
             if body.incident_id is not None and await incident(event.incident_id, settled=True) is not None:
@@ -262,7 +280,8 @@ def register_pages(pipe: "Pipeline") -> None:
             state = await incident(incident_id, settled=True)
             if state is None:
                 raise Refused(404, f"unknown incident {incident_id}")
-            return self.json(public(state, history=True))
+            return self.json({**public(state, history=True),
+                              "feedback": feedback_view.summary(incident_id).as_dict()})
 
     def change_view(model, event_type: str, status: int):
         class Change(web.View):
@@ -277,7 +296,7 @@ def register_pages(pipe: "Pipeline") -> None:
                     raise Refused(409, f"incident {incident_id} is resolved")
                 try:
                     event = body.to_event(incident_id=incident_id, event_id=f"api-{uuid.uuid4().hex[:12]}",
-                                          at=pipe.clock())
+                                          at=clock())
                 except ValidationError as exc:
                     raise invalid_body(exc) from None
                 await produce(event)
@@ -292,11 +311,11 @@ def register_pages(pipe: "Pipeline") -> None:
         states = view.states()
         active = sorted((s for s in states if not s.resolved), key=lambda s: s.started_at)
         recent = sorted((s for s in states if s.resolved), key=lambda s: s.resolved_at, reverse=True)[:10]
-        return {"generated_at": _iso(pipe.clock()),
+        return {"generated_at": _iso(clock()),
                 "active": [public(s, history=False) for s in active],
                 "recently_resolved": [public(s, history=False) for s in recent]}
 
-    key = settings.signing_key()
+    keys = settings.verification_keys()   # OUTAGE_SECRET, then OUTAGE_SECRET_PREVIOUS
     invalid = _page("This link is not valid.", "")
 
     @app.page("/unsubscribe/{token}")
@@ -304,22 +323,42 @@ def register_pages(pipe: "Pipeline") -> None:
         """RFC 8058: GET only shows a button (mail scanners prefetch links); POST acts."""
 
         async def get(self, request, token):
-            if verify_unsubscribe(key, token) is None:
+            if verify_unsubscribe(keys, token) is None:
                 return self.html(invalid, status=404)
             form = (f'<form method=post action="/unsubscribe/{html.escape(token)}">'
                     '<button type=submit>Stop these emails</button></form>')
             return self.html(_page("Stop incident notices to this address?", form))
 
         async def post(self, request, token):
-            found = verify_unsubscribe(key, token)
+            found = verify_unsubscribe(keys, token)
             if found is None:
                 return self.html(invalid, status=404)
             try:
-                await pipe.preferences.request_unsubscribe(*found)
+                await unsubscribe(*found)
             except (ProducerSendError, KafkaError) as exc:
                 log.warning("the broker did not take an unsubscribe request: %s", type(exc.__cause__ or exc).__name__)
                 return self.html(_page("Please try again in a minute.", ""), status=503)
             return self.html(_page("You will receive no more incident notices at this address.", ""))
+
+    @app.page("/feedback/{token}")
+    class Feedback(web.View):
+        """GET only shows the question (link scanners fetch every link); POST records the answer."""
+
+        async def get(self, request, token):
+            page = feedback.show(token, request.query.get("score"))
+            return self.html(page.html, status=page.status, headers=dict(PAGE_HEADERS))
+
+        async def post(self, request, token):
+            if feedback.verify(token) is None:   # 403 before the body is read
+                page = feedback.refused()
+            else:
+                try:
+                    body = await read_body(request)
+                except Refused as refused:   # 413 over 1 MiB, 400 unreadable
+                    page = feedback.unreadable(token, refused.status)
+                else:
+                    page = await feedback.record(token, body)
+            return self.html(page.html, status=page.status, headers=dict(PAGE_HEADERS))
 
     @app.page("/status.json")
     class StatusJson(web.View):

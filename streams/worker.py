@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
+from typing import Callable
 
-import faust
-
+from domain.audience import NoticeJob
 from domain.content import notice_content
 from notifiers.notice import NoticeComposer
 from notifiers.render import render_ticket_comment
@@ -15,6 +16,25 @@ from streams.app import Pipeline
 from streams.kafka.broker import admin, detect_profile, ensure_topics
 
 log = logging.getLogger(__name__)
+
+
+def notice_makers(settings: Settings) -> tuple[Callable[[NoticeJob, datetime], bytes],
+                                                Callable[[NoticeJob, datetime], str]]:
+    """What composes a notice's bytes, and what renders a ticket comment (the in-memory test
+    broker, tests/inmemory/, uses these too)."""
+
+    def count_passed(content) -> None:
+        if content.eta_state == "passed":
+            M.ETA_PASSED.inc()
+
+    composer = NoticeComposer(public_url=settings.public_url, mail_from=settings.mail_from,
+                              signing_key=settings.signing_key(), on_content=count_passed,
+                              reply_to=settings.reply_to)
+
+    def comment(job, now) -> str:
+        return render_ticket_comment(notice_content(job, now))
+
+    return composer, comment
 
 
 def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
@@ -34,22 +54,15 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
         from notifiers.delivery import DeliveryConfig, ProcessDelivery
 
         delivery = ProcessDelivery(DeliveryConfig(public_url=settings.public_url, mail_from=settings.mail_from,
-                                                  signing_key=settings.signing_key(), smtp=smtp),
+                                                  signing_key=settings.signing_key(), smtp=smtp,
+                                                  reply_to=settings.reply_to),
                                    processes=settings.delivery_helpers, on_eta_passed=M.ETA_PASSED.inc)
     if mailer is None:
         from notifiers.smtp import SmtpPool
 
         mailer = SmtpPool(**smtp)  # not used when helpers deliver (it connects only when used)
 
-    def count_passed(content) -> None:
-        if content.eta_state == "passed":
-            M.ETA_PASSED.inc()
-
-    composer = NoticeComposer(public_url=settings.public_url, mail_from=settings.mail_from,
-                              signing_key=settings.signing_key(), on_content=count_passed)
-    def comment(job, now) -> str:
-        return render_ticket_comment(notice_content(job, now))
-
+    composer, comment = notice_makers(settings)
     kwargs = {} if clock is None else {"clock": clock}
     return Pipeline(settings, profile=profile, partitions=partitions, mailer=mailer, compose=composer,
                     comment=comment, delivery=delivery, **kwargs)
@@ -58,7 +71,4 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
     logging.basicConfig(level=getattr(logging, loglevel.upper(), logging.INFO),
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    pipe = build_pipeline(settings)
-    pipe.customers.begin_preload()   # a restart's index is rebuilt in a child process while faust starts
-    worker = faust.Worker(pipe.app, loglevel=loglevel)
-    worker.execute_from_commandline()
+    build_pipeline(settings).worker(loglevel).execute_from_commandline()

@@ -305,7 +305,7 @@ def ensure_topics(settings: Settings, client=None) -> int:
                 existing[name] = len(meta.get("partitions") or [])
                 replicas[name] = min((len(p.get("replica_nodes") or []) for p in meta.get("partitions") or []), default=0)
         partitions = existing.get(names.name(T.CUSTOMERS)) or settings.partitions
-        wanted = {names.name(base): partitions for base in T.CO_PARTITIONED}
+        wanted = {names.name(base): partitions for base in T.ALL}
         wanted[names.name(T.DEAD_LETTERS)] = 1
         for table in T.TABLES:
             wanted[names.changelog(table)] = partitions

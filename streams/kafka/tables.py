@@ -1,12 +1,13 @@
 """The worker's faust tables and their store: the one place that reads faust's table internals.
 
-Store (``outage-rocksdb://``, ``PersistedStore``): faust's memory store — a dict of decoded
-values that ``Table.get`` reads directly (the fan-out reads the ledger several times a notice) —
-written through to RocksDB (``rocksdict``), one database per table partition, which also keeps
-the offset of the last changelog record it holds (faust's "persisted offset"). At start a
-partition is loaded from its database and faust's recovery reads only the changelog records
-written after that offset. ``PlacedTable`` writes each value's changelog record to the partition
-the value names (``"p"``), from any task.
+Tables (``PartitionedTable``) are read and written one partition at a time, through the
+interface of ``streams/state.py``: ``table.partition(p)`` is a ``Partition``, whose values are
+kept in memory (the fan-out reads the ledger several times a notice) and written through to
+RocksDB (``rocksdict``, store ``outage-rocksdb://``, ``PersistedStore``), one database per table
+partition, which also keeps the offset of the last changelog record it holds (faust's
+"persisted offset"). At start a partition is loaded from its database and faust's recovery reads
+only the changelog records written after that offset. A write's changelog record goes to the
+partition it was written to, from any task.
 
 The state lives under the worker's data dir (``OUTAGE_DATA_DIR/faust/state/<slot>``). A worker
 process claims a slot with a lock that the kernel releases when it ends (even on ``kill -9``),
@@ -20,7 +21,7 @@ import json
 import logging
 import shutil
 from pathlib import Path
-from typing import Any, Awaitable, Callable, Iterable
+from typing import Any, Awaitable, Callable, Iterable, Iterator
 
 import faust
 import faust.tables
@@ -63,13 +64,86 @@ def open_db(path: Path):
     return Rdict(str(path), options=options)
 
 
+class Partition:
+    """One partition of a table (``streams.state.StorePartition``): its values in memory, written
+    through to its own RocksDB database, changelogged to the same partition of the table's
+    changelog topic."""
+
+    def __init__(self, store: "PersistedStore", p: int) -> None:
+        self.partition = p
+        self._store = store
+        self.data: dict[str, Any] = {}
+
+    # -- reads -------------------------------------------------------------------------------
+    def get(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        return iter(list(self.data.items()))   # a snapshot: callers write while they iterate
+
+    def keys(self) -> Iterator[str]:
+        return iter(list(self.data))
+
+    def values(self) -> Iterator[Any]:
+        return iter(list(self.data.values()))
+
+    def __len__(self) -> int:
+        return len(self.data)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self.data
+
+    # -- writes ------------------------------------------------------------------------------
+    def set(self, key: str, value: Any) -> None:
+        """Applied now; the changelog record is queued on faust's buffered producer path."""
+        table = self._store.table
+        self._store.write(self.partition, key, value)
+        table.send_changelog(self.partition, key, value)
+
+    def delete(self, key: str) -> None:
+        table = self._store.table
+        self._store.write(self.partition, key, None)
+        table.send_changelog(self.partition, key, None, value_serializer="raw")
+
+    async def put(self, key: str, value: Any) -> None:
+        """Applied now, the changelog record handed straight to the producer (serialised as faust
+        would: faust's buffered ``send_soon`` costs futures and callbacks for nothing we use),
+        with the same bytes in the local database. Returns once the record is queued; its offset
+        is recorded as persisted when the broker acknowledges it."""
+        store = self._store
+        table = store.table
+        topic = table.changelog_topic
+        key_bytes, _ = topic.prepare_key(key, table.key_serializer)
+        value_bytes, _ = topic.prepare_value(value, table.value_serializer)
+        store.persist(self.partition, key, key_bytes, value, value_bytes)
+        fut = await table.app.producer.send(topic.get_topic_name(), key_bytes, value_bytes, self.partition,
+                                            None, None)
+        fut.add_done_callback(store.on_put_sent)
+
+    # -- the changelog -----------------------------------------------------------------------
+    @property
+    def changelog_offset(self) -> int | None:
+        return self._store.offset_of(self.partition)
+
+    def recover(self, changes: Iterable[tuple[str, Any]], offset: int) -> None:
+        """Changelog records read from the broker (value None: deleted), up to ``offset``."""
+        store = self._store
+        for key, value in changes:
+            store.write(self.partition, key, value)
+        store.set_persisted_offset(TP(store.table.changelog_topic_name, self.partition), offset)
+
+
 class PersistedStore(memory.Store):
-    """faust's memory store, written through to one RocksDB database per partition."""
+    """The store of a ``PartitionedTable``: one ``Partition`` per table partition, each kept in
+    memory and written through to its own RocksDB database, which also keeps the offset of the
+    last changelog record it holds (faust's "persisted offset"). faust's own flat ``data`` dict
+    stays empty: a value's partition is the partition it is stored in."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
         self._dbs: dict[int, Any] = {}
-        self._loaded: set[int] = set()     # partitions whose database is in ``data``
+        self._parts: dict[int, Partition] = {}
+        self._loaded: set[int] = set()     # partitions whose database is in memory
         self._offsets: dict[int, int] = {}  # persisted offsets written by this process
 
     @property
@@ -82,39 +156,56 @@ class PersistedStore(memory.Store):
             db = self._dbs[p] = open_db(self._dir / f"{self.table_name}-{p}.db")
         return db
 
+    def partition(self, p: int) -> Partition:
+        part = self._parts.get(p)
+        if part is None:
+            part = self._parts[p] = Partition(self, p)
+        return part
+
     # -- writes -----------------------------------------------------------------------------
+    def write(self, p: int, key: str, value: Any) -> None:
+        """``key`` set to ``value`` (None: deleted) on partition p, encoded as the changelog is."""
+        self.persist(p, key, self._encode_key(key), value, None if value is None else self._encode_value(value))
+
     def persist(self, p: int, key: Any, key_bytes: bytes, value: Any, value_bytes: bytes | None) -> None:
         """``key`` set to ``value`` (None: deleted) on partition p: in memory and on disk.
         The bytes are the changelog record's, so recovery and a live write store the same."""
+        data = self.partition(p).data
         if value_bytes is None:
-            self.data.pop(key, None)
-            self._key_partition.pop(key, None)
+            data.pop(key, None)
             self._db(p).delete(key_bytes)
         else:
-            self.data[key] = value
-            self._key_partition[key] = p
+            data[key] = value
             self._db(p).put(key_bytes, value_bytes)
 
-    def persisted_offset(self, tp: TP) -> int | None:
-        raw = self._db(tp.partition).get(OFFSET_KEY)
+    def on_put_sent(self, fut) -> None:
+        if fut.cancelled() or fut.exception() is not None:
+            return
+        md = fut.result()
+        self.set_persisted_offset(TP(md.topic, md.partition), md.offset)
+
+    def offset_of(self, p: int) -> int | None:
+        raw = self._db(p).get(OFFSET_KEY)
         return int(raw) if raw is not None else None
+
+    def persisted_offset(self, tp: TP) -> int | None:
+        return self.offset_of(tp.partition)
 
     def set_persisted_offset(self, tp: TP, offset: int) -> None:
         p = tp.partition
         known = self._offsets.get(p)
         if known is None:
-            known = self.persisted_offset(tp)
+            known = self.offset_of(p)
         if known is None or known < offset:
             self._db(p).put(OFFSET_KEY, str(offset).encode())
             self._offsets[p] = offset
 
     def apply_changelog_batch(self, batch: Iterable, to_key: Callable, to_value: Callable) -> None:
-        """Recovery: each record into memory and into its partition's database, with the offset."""
+        """Recovery: each record into its partition, in memory and on disk, with the offset."""
         from rocksdict import WriteBatch
 
         batches: dict[int, Any] = {}
         offsets: dict[int, int] = {}
-        data, partitions = self.data, self._key_partition
         for event in batch:
             msg = event.message
             p = msg.partition
@@ -122,14 +213,13 @@ class PersistedStore(memory.Store):
             if wb is None:
                 wb = batches[p] = WriteBatch(raw_mode=True)
             key = to_key(event.key)
+            data = self.partition(p).data
             if msg.value is None:
                 wb.delete(msg.key)
                 data.pop(key, None)
-                partitions.pop(key, None)
             else:
                 wb.put(msg.key, msg.value)
                 data[key] = to_value(event.value)
-                partitions[key] = p
             offsets[p] = max(offsets.get(p, -1), msg.offset)
         for p, wb in batches.items():
             db = self._db(p)
@@ -147,25 +237,26 @@ class PersistedStore(memory.Store):
                 self._load(tp.partition)
 
     def _load(self, p: int) -> None:
-        db = self._db(p)
-        data, partitions, n = self.data, self._key_partition, 0
-        for key_bytes, value_bytes in db.items():
+        data = self.partition(p).data
+        n = 0
+        for key_bytes, value_bytes in self._db(p).items():
             if key_bytes == OFFSET_KEY:
                 continue
-            key = json.loads(key_bytes)
-            data[key] = json.loads(value_bytes)
-            partitions[key] = p
+            data[json.loads(key_bytes)] = json.loads(value_bytes)
             n += 1
         self._loaded.add(p)
         if n:
             log.info("table %s partition %d: %d keys from local state", self.table_name, p, n)
 
     async def on_recovery_completed(self, active_tps, standby_tps) -> None:
-        await super().on_recovery_completed(active_tps, standby_tps)  # drops the partitions not held
+        """The partitions not held any more are dropped from memory (read from disk again if
+        they come back)."""
+        await super().on_recovery_completed(active_tps, standby_tps)
         held = {tp.partition for tp in active_tps}
-        for p in self._loaded - held:
-            self._loaded.discard(p)           # read from disk again if it comes back
+        for p in (self._loaded | set(self._parts)) - held:
+            self._loaded.discard(p)
             self._offsets.pop(p, None)
+            self._parts.pop(p, None)
             db = self._dbs.pop(p, None)
             if db is not None:
                 db.close()
@@ -174,6 +265,7 @@ class PersistedStore(memory.Store):
         for db in self._dbs.values():
             db.close()
         self._dbs.clear()
+        self._parts.clear()
         self._loaded.clear()
         self._offsets.clear()
         self.data.clear()
@@ -205,72 +297,25 @@ class TableManager(faust.tables.TableManager):
 
 
 class Table(faust.Table):
-    """A faust table whose ``get`` reads the store's dict directly: the fan-out reads the ledger
-    and the customers several times a notice, and faust's path (sensors, then ``__missing__`` for
-    the default) was a visible share of its CPU. Writes reach the local database too."""
+    """A faust table (the base of the two below)."""
 
-    def get(self, key, default=None):
-        return self.data.data.get(key, default)
 
-    def _persist(self, partition: int, key, value) -> None:
-        store = self.data
-        if isinstance(store, PersistedStore):
-            store.persist(partition, key, store._encode_key(key), value,
-                          None if value is None else store._encode_value(value))
+class PartitionedTable(Table):
+    """A table read and written one partition at a time (``streams.state.PartitionedTable``):
+    ``table.partition(p)`` is partition p's ``Partition``. Writes go to that partition's
+    changelog, from any task (the sender writes the ledger outside stream iteration), so a
+    customer's ledger entry lives on the customer's partition whatever partitioner produced the
+    customer record. faust's mapping interface (``table[key]``) is not used: it would place a
+    value by the current event's partition, and look it up without one."""
+
+    def partition(self, p: int) -> Partition:
+        return self.data.partition(p)
 
     def on_key_set(self, key, value) -> None:
-        fut = self.send_changelog(self.partition_for_key(key), key, value)
-        partition = fut.message.partition
-        self._persist(partition, key, value)
-        self._maybe_set_key_ttl(key, partition)
-        self._sensor_on_set(self, key, value)
+        raise TypeError(f"table {self.name}: write through table.partition(p)")
 
     def on_key_del(self, key) -> None:
-        fut = self.send_changelog(self.partition_for_key(key), key, value=None, value_serializer="raw")
-        partition = fut.message.partition
-        self._persist(partition, key, None)
-        self._maybe_del_key_ttl(key, partition)
-        self._sensor_on_del(self, key)
-
-
-class PlacedTable(Table):
-    """A table whose values carry their partition as ``"p"``.
-
-    Changelog writes go to that partition, from any task (the sender writes the ledger outside
-    stream iteration), so the ledger entry of a customer lives on the customer's partition
-    whatever partitioner produced the customer record.
-    """
-
-    def on_key_set(self, key, value) -> None:
-        partition = value["p"]
-        self.send_changelog(partition, key, value)
-        self._persist(partition, key, value)
-        self._maybe_set_key_ttl(key, partition)
-        self._sensor_on_set(self, key, value)
-
-    async def put(self, key, value) -> None:
-        """``table[key] = value``, with the changelog record handed straight to the producer
-        (serialised as faust would: faust's buffered ``send_soon`` costs futures and callbacks
-        for nothing we use) and the same bytes written to the local database. Returns once the
-        record is queued; its offset is recorded as persisted when the broker acknowledges it."""
-        topic = self.changelog_topic
-        key_bytes, _ = topic.prepare_key(key, self.key_serializer)
-        value_bytes, _ = topic.prepare_value(value, self.value_serializer)
-        p = value["p"]
-        store = self.data
-        if isinstance(store, PersistedStore):
-            store.persist(p, key, key_bytes, value, value_bytes)
-        else:
-            store[key] = value
-        fut = await self.app.producer.send(topic.get_topic_name(), key_bytes, value_bytes, p, None, None)
-        if isinstance(store, PersistedStore):
-            fut.add_done_callback(self._on_put_sent)
-
-    def _on_put_sent(self, fut) -> None:
-        if fut.cancelled() or fut.exception() is not None:
-            return
-        md = fut.result()
-        self.data.set_persisted_offset(TP(md.topic, md.partition), md.offset)
+        raise TypeError(f"table {self.name}: delete through table.partition(p)")
 
 
 class RebalanceHook(Table):

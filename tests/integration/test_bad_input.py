@@ -200,6 +200,13 @@ BAD: list[Bad] = [
         j(declared("inc-feb30", ["core"], at="2026-02-30T10:00:00+09:00")), ("at", "invalid timestamp")),
     Bad("incident-numeric-eta", "incident-events", "inc-epoch",
         j(declared("inc-epoch", ["core"], eta=1795000000)), ("eta",)),
+    # an estimate, or a next update, not after the event's own time: a promise already broken
+    Bad("incident-eta-already-past", "incident-events", "inc-pasteta",
+        j(declared("inc-pasteta", ["core"], at="2026-11-25T10:00:00+09:00", eta="2026-11-25T09:30:00+09:00")),
+        ("eta: must be later than the event's time", "2026-11-25T01:00:00Z")),
+    Bad("incident-next-update-already-past", "incident-events", "inc-pastnext",
+        j(declared("inc-pastnext", ["core"], at="2026-11-25T10:00:00+09:00",
+                   next_update_at="2026-11-25T10:00:00+09:00")), ("next_update_at: must be later",)),
     Bad("incident-empty-components", "incident-events", "inc-nocomp", j(declared("inc-nocomp", [])),
         ("components", "empty")),
     Bad("incident-components-is-a-string", "incident-events", "inc-compstr", j(declared("inc-compstr", "core")),

@@ -1,6 +1,6 @@
 """HTTP input bounds on a real worker: every path answers 4xx, never 500, to any header, token or
 body. A body over 1 MiB gets 413, a malformed one 400, a non-UTF-8 Authorization header 401, a
-crafted unsubscribe token 404."""
+crafted unsubscribe token 404, a crafted feedback token 403."""
 
 from __future__ import annotations
 
@@ -155,6 +155,19 @@ def test_crafted_unsubscribe_tokens_get_404(worker):
                 b"Content-Length: 0\r\n\r\n"
             status, answer = raw(worker, request)
             assert status in (400, 404), (method, token, status, answer[:200])
+
+
+def test_crafted_feedback_tokens_get_403(worker):
+    for token in CRAFTED_TOKENS + ["YWJj.YWJj.3f9a1c2b04de.en.major.AAAAAAAAAAAAAAAAAAAAAA", "a.b.c.d.e.f"]:
+        for method in ("GET", "POST"):
+            status, answer = send(worker, method, "/feedback/" + token + "?score=5")
+            assert status in (400, 403), (method, token[:60], status, answer[:200])
+    for token in (b"\xc3\xa9.\xc3\xa9.\xc3\xa9", b"\xff\xfe.\xff.\xff.en.major.\xff"):
+        for method in (b"GET", b"POST"):   # raw bytes in the path, as no client would send them
+            request = method + b" /feedback/" + token + b" HTTP/1.1\r\nHost: x\r\nConnection: close\r\n" \
+                b"Content-Length: 0\r\n\r\n"
+            status, answer = raw(worker, request)
+            assert status in (400, 403), (method, token, status, answer[:200])
 
 
 async def test_an_unsubscribe_token_with_altered_padding_does_not_verify(workers, produce, smtp):

@@ -60,7 +60,7 @@ def wired(held=frozenset({0, 1})):
         latest=LatestRounds(table), sender=rec, views=views, holding=rec, customers=SimpleNamespace(caught_up=caught_up),
         tickets=rec, dlq=DeadLetters(Topic("t.dead-letters"), clock), latency=LatencyGauge(),
         reach=SimpleNamespace(outage_within=lambda s: False), clock=clock, mail_domain="example.com",
-        held=lambda: set(held), ledger_entry=lambda cid: None, spawn=spawned.append,
+        held=lambda: set(held), ledger_entries=lambda p: (lambda cid: None), spawn=spawned.append,
         unplannable=lambda rnd, cid, exc: None)
     return audience, table, rec, clock, spawned
 
@@ -75,13 +75,15 @@ async def test_a_round_is_recorded_as_owed_and_queued_once_and_a_replay_only_whi
     await audience.agent(topic.stream())
     assert [c for c in rec.calls if c[0] == "submit"] == [("submit", 1, ("inc-1", 1))] * 2
     assert [c[0] for c in rec.calls if c[0] != "submit"].count("on_round") == 1   # the tickets see it once
-    assert table["1/inc-1"]["round"]["seq"] == 1 and not table["1/inc-1"].get("done")
+    assert table.partition(1).get("inc-1")["round"]["seq"] == 1 and not table.partition(1).get("inc-1").get("done")
     # its notices finished: done, and a replay queues nothing more
     for callback in rec.done_callbacks:
         callback()
     for coro in spawned:
         await coro
-    assert table["1/inc-1"]["done"] is True
+    assert table.partition(1).get("inc-1")["done"] is True
+    assert table.recovered(1).get("inc-1")["done"] is True      # changelogged: a takeover sees it done
+    assert table.partition(0).get("inc-1") is None             # nothing on another partition
     rec.calls.clear()
     await audience.on_round(1, declared)
     assert rec.calls == []
@@ -93,7 +95,7 @@ async def test_an_older_round_changes_nothing():
     await audience.on_round(0, scheduled)
     rec.calls.clear()
     await audience.on_round(0, declared)
-    assert rec.calls == [] and table["0/inc-1"]["round"]["seq"] == scheduled.seq
+    assert rec.calls == [] and table.partition(0).get("inc-1")["round"]["seq"] == scheduled.seq
 
 
 async def test_after_a_rebalance_exactly_the_rounds_owed_on_the_partitions_held_are_taken_up():
@@ -103,10 +105,10 @@ async def test_after_a_rebalance_exactly_the_rounds_owed_on_the_partitions_held_
     late, _ = rounds("inc-late", clock)
     gone, _ = rounds("inc-gone", clock)
     finished, _ = rounds("inc-finished", clock)
-    table["1/inc-late"] = {"p": 1, "round": late.model_dump(mode="json")}
-    table["0/inc-early"] = {"p": 0, "round": early.model_dump(mode="json")}
-    table["2/inc-gone"] = {"p": 2, "round": gone.model_dump(mode="json")}                   # not held here
-    table["0/inc-finished"] = {"p": 0, "round": finished.model_dump(mode="json"), "done": True}
+    table.partition(1).set("inc-late", {"round": late.model_dump(mode="json")})
+    table.partition(0).set("inc-early", {"round": early.model_dump(mode="json")})
+    table.partition(2).set("inc-gone", {"round": gone.model_dump(mode="json")})                   # not held here
+    table.partition(0).set("inc-finished", {"round": finished.model_dump(mode="json"), "done": True})
     await audience.resume({0, 1, 2})
     assert [c for c in rec.calls if c[0] == "submit"] == [("submit", 0, ("inc-early", 1)), ("submit", 1, ("inc-late", 1))]
     assert rec.calls[-1] == ("resume", {0, 1, 2})    # then the tickets' owed notices

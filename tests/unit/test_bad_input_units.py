@@ -250,6 +250,32 @@ def test_the_cli_refuses_over_long_texts_with_exit_2_and_one_line(argv, field, m
     assert err.count("\n") == 1 and f"{field}: too long" in err, err
 
 
+@pytest.mark.parametrize("argv,field", [
+    (["incident", "declare", "--title", "API", "--severity", "major", "--components", "api",
+      "--eta", "2020-01-01T00:00:00Z"], "eta"),
+    (["incident", "update", "inc-1", "--status", "identified", "--eta", "2020-01-01T09:00:00+09:00"], "eta"),
+    (["incident", "update", "inc-1", "--next-update-at", "2020-01-01T00:00:00Z"], "next_update_at"),
+])
+def test_the_cli_refuses_a_promise_already_past_with_exit_2_and_one_line(argv, field, monkeypatch, capsys):
+    from outage.cli import main
+
+    monkeypatch.delenv("OUTAGE_BROKER", raising=False)   # validation comes first: no broker is needed
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("outage: ") and f"{field}: must be later than" in err, err
+
+
+def test_the_cli_measures_a_files_estimate_against_the_files_at(tmp_path, monkeypatch, capsys):
+    from outage.cli import main
+
+    monkeypatch.delenv("OUTAGE_BROKER", raising=False)
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps({"at": "2026-11-25T10:00:00+09:00", "eta": "2026-11-25T10:00:00+09:00"}))
+    assert main(["incident", "update", "inc-1", "--file", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "eta: must be later than the event's time (2026-11-25T01:00:00Z)" in err, err
+
+
 def test_the_cli_refuses_a_customer_file_with_a_contact_name_over_the_limit(tmp_path, monkeypatch, capsys):
     from outage.cli import main
 

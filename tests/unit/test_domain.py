@@ -9,7 +9,7 @@ import pytest
 
 from domain import ledger as L
 from domain.affected import CustomerIndex, Scope, affected_services, is_affected
-from domain.audience import RoundPlan, plan_round
+from domain.audience import RoundPlan, holding_job, plan_round
 from domain.content import eta_state, notice_content
 from domain.ids import contact_key, message_id
 from domain.incident import current_round, decide, keep_promise, promise, schedule_due
@@ -252,11 +252,87 @@ def test_content_never_shows_a_past_eta_as_future():
     before = notice_content(job, T0)
     assert (before.eta_state, before.eta) == ("future", T0 + timedelta(minutes=30))
     after = notice_content(job, T0 + timedelta(minutes=31))
-    assert (after.eta_state, after.eta) == ("passed", None)
+    # gone by before this contact was told it: no estimate, never "longer than our earlier estimate"
+    assert (after.eta_state, after.eta) == ("unknown", None)
     assert eta_state(None, T0) == "unknown"
     assert before.locale == "ja" and before.title == "APIのエラー"
     assert before.services == (("api", "ap-northeast-1"),)
     assert before.next_update_at == d1.state.promised_at
+
+
+# -- the estimate: "taking longer than our earlier estimate" only when one was stated ------------
+def test_eta_state_says_passed_only_for_an_estimate_stated_before_that_went_by():
+    past, ahead = T0 - timedelta(minutes=1), T0 + timedelta(minutes=1)
+    assert eta_state(ahead, T0) == "future"
+    assert eta_state(ahead, T0, earlier=past) == "future"       # a new estimate ahead wins
+    assert eta_state(past, T0) == "unknown"                      # never stated before: no estimate
+    assert eta_state(None, T0) == "unknown"
+    assert eta_state(None, T0, earlier=past) == "passed"         # stated, gone by, none newer
+    assert eta_state(past, T0, earlier=past) == "passed"
+    assert eta_state(None, T0, earlier=ahead) == "unknown"       # withdrawn before it went by
+    assert eta_state(T0, T0, earlier=T0) == "passed"             # "by 10:00" at 10:00 has gone by
+
+
+def test_each_round_remembers_the_estimate_an_earlier_round_stated():
+    eta = T0 + timedelta(minutes=30)
+    d1 = decide(None, ev(), T0)
+    assert d1.round.earlier_eta is None
+    d2 = decide(d1.state, ev(type="updated", event_id="e-2", eta=eta.isoformat()), T0 + timedelta(minutes=5))
+    assert (d2.round.eta, d2.round.earlier_eta) == (eta, None)   # stated by this round, not before
+    d3 = keep_promise(d2.state, d2.state.promised_at, d2.state.promised_at)
+    assert (d3.round.trigger, d3.round.eta, d3.round.earlier_eta) == ("scheduled", eta, eta)
+    d4 = decide(d3.state, ev(type="updated", event_id="e-4", at=(T0 + timedelta(hours=2)).isoformat(), eta=None),
+                T0 + timedelta(hours=2))
+    assert (d4.round.eta, d4.round.earlier_eta) == (None, eta)   # cleared: what was stated is kept
+    d5 = decide(d4.state, ev(type="updated", event_id="e-5", at=(T0 + timedelta(hours=3)).isoformat(),
+                             status="monitoring"), T0 + timedelta(hours=3))
+    assert d5.round.earlier_eta == eta                            # the latest one any earlier round had
+    d6 = decide(d5.state, ev(type="resolved", event_id="e-6"), T0 + timedelta(hours=4))
+    assert d6.round.earlier_eta == eta and d6.round.eta is None
+
+
+def test_no_estimate_ever_given_is_never_called_an_earlier_estimate():
+    a = customer("a", [("api", "ap-northeast-1")])
+    w = World(a)
+    d1 = decide(None, ev(), T0)
+    w.send(d1.round)
+    due = d1.state.promised_at
+    held = keep_promise(d1.state, due, due).round
+    job = holding_job(held, a, w.ledger["a"], contact_key("ops@example.jp"), "example.com")
+    assert job.kind == "scheduled" and job.in_reply_to is not None
+    assert notice_content(job, due + timedelta(hours=5)).eta_state == "unknown"
+    # an estimate given by this very round (valid at its event's time) that has gone by when the
+    # notice is composed was never stated to anyone: no estimate, not "longer than our estimate"
+    at = due + timedelta(minutes=1)
+    d2 = decide(d1.state, ev(type="updated", event_id="e-2", at=at.isoformat(),
+                             eta=(at + timedelta(minutes=1)).isoformat()), at)
+    (progress,) = w.plan(d2.round)
+    assert progress.kind == "progress" and progress.in_reply_to is not None
+    content = notice_content(progress, at + timedelta(minutes=2))
+    assert (content.eta_state, content.eta) == ("unknown", None)
+
+
+def test_an_estimate_stated_in_an_earlier_round_that_went_by_is_being_revised():
+    w = World(customer("a", [("api", "ap-northeast-1")]))
+    eta = T0 + timedelta(minutes=30)
+    d1 = decide(None, ev(eta=eta.isoformat()), T0)
+    w.send(d1.round)
+    after = eta + timedelta(minutes=1)
+    d2 = decide(d1.state, ev(type="updated", event_id="e-2", at=after.isoformat(), status="identified"), after)
+    job = w.plan(d2.round)[0]
+    assert job.kind == "progress" and job.in_reply_to is not None
+    content = notice_content(job, after)
+    assert (content.eta_state, content.eta) == ("passed", None)
+    # a contact hearing of the incident for the first time was told no estimate: it has none
+    newcomer = World(customer("b", [("api", "ap-northeast-1")]))
+    first = newcomer.plan(d2.round)[0]
+    assert first.kind == "acknowledged" and first.in_reply_to is None
+    assert notice_content(first, after).eta_state == "unknown"
+    # a new estimate ahead is shown as such
+    later = eta + timedelta(hours=2)
+    d3 = decide(d2.state, ev(type="updated", event_id="e-3", at=after.isoformat(), eta=later.isoformat()), after)
+    w.send(d2.round)
+    assert (notice_content(w.plan(d3.round)[0], after).eta_state) == "future"
 
 
 def test_unsubscribed_recipients_get_nothing_more():
@@ -380,19 +456,18 @@ def test_a_linked_tickets_lifecycle():
     resolved = decide(d2.state, ev(type="resolved", event_id="e-3"), T0).round
     requester = {"email": "dev@example.jp", "name": "Suzuki"}
 
-    entry, new = TK.on_opened(None, p=2, customer_id="c-1", rnd=declared, subject="503s", requester=requester)
+    entry, new = TK.on_opened(None, customer_id="c-1", rnd=declared, subject="503s", requester=requester)
     assert new and entry["state"] == TK.OPEN and entry["ack_owed"] == requester and entry["seq"] == 1
     acked = TK.on_acked(entry)
     assert acked["ack_owed"] is None and TK.on_acked(acked) is None            # nothing more owed
-    again, new = TK.on_opened(acked, p=2, customer_id="c-1", rnd=declared, subject="503s", requester=requester)
+    again, new = TK.on_opened(acked, customer_id="c-1", rnd=declared, subject="503s", requester=requester)
     assert not new and again["ack_owed"] == requester                          # opened again: answered again
-    assert TK.on_round(acked, 1, update) is None                               # another partition's round
-    assert TK.on_round(acked, 2, declared) is None                             # nothing newer
-    changed, action, kind = TK.on_round(acked, 2, update)
+    assert TK.on_round(acked, declared) is None                             # nothing newer
+    changed, action, kind = TK.on_round(acked, update)
     assert (action, kind, changed["seq"], changed["state"]) == (TK.INCIDENT_UPDATED, "progress", 2, TK.OPEN)
-    closed, action, kind = TK.on_round(changed, 2, resolved)
+    closed, action, kind = TK.on_round(changed, resolved)
     assert (action, kind, closed["state"]) == (TK.INCIDENT_RESOLVED, "resolved", TK.CLOSED)
-    assert TK.on_round(closed, 2, resolved) is None                            # closed: nothing more
+    assert TK.on_round(closed, resolved) is None                            # closed: nothing more
     assert TK.on_closed(entry)["state"] == TK.CLOSED and TK.on_closed(closed) is None
 
 

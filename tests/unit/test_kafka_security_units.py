@@ -264,7 +264,7 @@ def test_new_topics_get_min_3_brokers_replicas_and_min_2_in_sync(brokers, factor
     for name, topic in by_name.items():
         assert topic.replication_factor == factor
         assert topic.topic_configs["min.insync.replicas"] == isr
-        compacted = name == names.name(T.CUSTOMERS) or name.endswith("-changelog")
+        compacted = name in (names.name(T.CUSTOMERS), names.name(T.FEEDBACK)) or name.endswith("-changelog")
         assert topic.topic_configs.get("cleanup.policy") == ("compact" if compacted else None), name
 
 

@@ -89,3 +89,62 @@ def test_non_ascii_in_each_field_is_refused():
     for altered in (f"{cid}é.{recipient}.{signature}", f"{cid}.{recipient}é.{signature}",
                     f"{cid}.{recipient}.{signature[:-1]}é", f"{cid}.{recipient}.{signature}\u200b"):
         assert verify_unsubscribe(KEY, altered) is None
+
+
+# -- feedback links and key rotation ---------------------------------------------------------------
+
+from domain.ids import TICKET_PREFIX  # noqa: E402
+from domain.links import FeedbackLink, feedback_token, verify_feedback  # noqa: E402
+
+
+def feedback_for(incident_id: str = "inc-7", customer_id: str = "c-42", recipient: str = RECIPIENT,
+                 locale: str = "ja", severity: str = "major", key: bytes = KEY) -> str:
+    return feedback_token(key, incident_id, customer_id, recipient, locale, severity)
+
+
+@pytest.mark.parametrize("incident_id,customer_id,recipient", [
+    ("inc-7", "c-42", RECIPIENT), ("障害-1", "顧客-1", RECIPIENT), ("i" * 256, "c" * 256, RECIPIENT),
+    ("inc-7", "c-42", TICKET_PREFIX + RECIPIENT),
+])
+def test_a_feedback_token_names_the_incident_the_customer_the_contact_its_language_and_severity(
+        incident_id, customer_id, recipient):
+    token = feedback_for(incident_id, customer_id, recipient, "en", "critical")
+    assert verify_feedback(KEY, token) == FeedbackLink(incident_id, customer_id, recipient, "en", "critical")
+    assert "@" not in token and "/" not in token and "?" not in token and "&" not in token   # a path segment
+    assert verify_unsubscribe(KEY, token) is None   # one kind of link never passes for the other
+
+
+def test_an_altered_or_forged_feedback_token_does_not_verify():
+    token = feedback_for()
+    iid, cid, recipient, locale, severity, signature = token.split(".")
+    assert verify_feedback(b"other-key", token) is None
+    other_incident = base64.urlsafe_b64encode(b"inc-8").decode().rstrip("=")
+    for altered in (f"{other_incident}.{cid}.{recipient}.{locale}.{severity}.{signature}",
+                    f"{cid}.{iid}.{recipient}.{locale}.{severity}.{signature}",          # fields swapped
+                    f"{iid}.{cid}.{contact_key('x@example.jp')}.{locale}.{severity}.{signature}",
+                    f"{iid}.{cid}.{recipient}.en.{severity}.{signature}",               # another language
+                    f"{iid}.{cid}.{recipient}.{locale}.minor.{signature}",              # another severity
+                    f"{iid}.{cid}.{recipient}.fr.{severity}.{signature}",
+                    f"{iid}.{cid}.{recipient}.{locale}.{severity}.{signature}=",
+                    f"{iid}.{cid}.{recipient}.{locale}.{severity}.{signature[:-1]}{'B' if signature[-1] != 'B' else 'C'}",
+                    f"{iid}.{cid}.{recipient}.{locale}.{severity}",
+                    f"{iid}.{cid}.{recipient}.{locale}.{severity}.{signature}.x",
+                    token + "é", "", ".....", "a.b.c.d.e.f", "A" * 100_000, "\udcff" * 6):
+        assert verify_feedback(KEY, altered) is None, altered
+    # an unsubscribe token is no feedback token
+    assert verify_feedback(KEY, token_for()) is None
+
+
+def test_a_feedback_token_is_made_only_for_a_known_locale_severity_and_recipient_key():
+    for bad in (dict(locale="fr"), dict(severity="P1"), dict(recipient="ops@example.jp")):
+        with pytest.raises(ValueError):
+            feedback_for(**bad)
+
+
+def test_links_signed_with_an_earlier_secret_still_verify():
+    old, new = b"old-secret", b"new-secret"
+    feedback, unsubscribe = feedback_for(key=old), unsubscribe_token(old, "c-42", RECIPIENT)
+    assert verify_feedback(new, feedback) is None and verify_unsubscribe(new, unsubscribe) is None
+    assert verify_feedback((new, old), feedback) == FeedbackLink("inc-7", "c-42", RECIPIENT, "ja", "major")
+    assert verify_unsubscribe([new, old], unsubscribe) == ("c-42", RECIPIENT)
+    assert verify_feedback((), feedback) is None and verify_unsubscribe([], unsubscribe) is None

@@ -393,3 +393,80 @@ def test_short_values_skip_the_folder(monkeypatch):
     monkeypatch.setattr(message.Header, "__init__", refuse)
     data = build(rendered=rendered(), to_name="Sato")
     assert b"\r\nSubject: " in data and b"\r\nTo: Sato <" in data
+
+
+# --- Reply-To: where a reply reaches a person --------------------------------------------------
+
+
+def test_reply_to_is_written_when_given():
+    msg = parse(build(reply_to="Support <support@example.com>"))
+    assert msg["Reply-To"] == "Support <support@example.com>"
+    assert len(msg.get_all("Reply-To")) == 1
+    assert parse(build(reply_to="support@example.com"))["Reply-To"] == "support@example.com"
+    japanese = parse(build(reply_to="サポート <support@example.jp>"))["Reply-To"]
+    assert japanese.addresses[0].display_name == "サポート" and japanese.addresses[0].addr_spec == "support@example.jp"
+
+
+@pytest.mark.parametrize("reply_to", [None, "", "  "])
+def test_no_reply_to_without_one(reply_to):
+    assert "Reply-To" not in parse(build(reply_to=reply_to))
+    assert b"\r\nReply-To:" not in build(reply_to=reply_to)   # (In-Reply-To is there)
+
+
+@pytest.mark.parametrize("value", ["support@example.com\r\nBcc: victim@example.net", "s@x\nBcc: v@example.net"])
+def test_cr_or_lf_in_reply_to_is_refused(value):
+    with pytest.raises(ValueError):
+        build(reply_to=value)
+
+
+def test_reply_to_cannot_come_in_through_the_extra_headers():
+    with pytest.raises(ValueError, match="Reply-To"):
+        build(headers={**X_HEADERS, "Reply-To": "x@example.com"})
+
+
+def composed(kind: str, locale: str, reply_to: str | None) -> email.message.EmailMessage:
+    """A notice of ``kind`` composed as a worker composes it (``NoticeComposer``), parsed."""
+    from domain.audience import NoticeJob
+    from domain.incident import decide
+    from notifiers.notice import NoticeComposer
+    from schemas import Customer, IncidentEvent
+
+    declared = IncidentEvent.model_validate({
+        "event_id": "e-1", "incident_id": "inc-7", "type": "declared", "at": NOW.isoformat(), "severity": "major",
+        "title": {"en": "API errors", "ja": "APIのエラー"}, "components": ["api"]})
+    d = decide(None, declared, NOW)
+    if kind == "resolved":
+        d = decide(d.state, IncidentEvent.model_validate({"event_id": "e-2", "incident_id": "inc-7", "type": "resolved",
+                                                          "at": NOW.isoformat(), "message": "Fixed."}), NOW)
+    customer = Customer.model_validate({"customer_id": "c-42", "name": "Example KK", "locale": locale,
+                                        "timezone": "Asia/Tokyo", "contacts": [{"email": "ops@example.jp"}],
+                                        "services": [{"component": "api", "region": "ap-northeast-1"}]})
+    job = NoticeJob(kind=kind, round=d.round, customer=customer, recipient="k", email="ops@example.jp",
+                    contact_name="Sato", message_id=f"<inc-7.{d.round.seq}.{kind}.c-42.k@example.com>",
+                    in_reply_to=None if kind == "acknowledged" else "<inc-7.1.acknowledged.c-42.k@example.com>",
+                    services=(("api", "ap-northeast-1"),))
+    composer = NoticeComposer(public_url="https://status.example.com", mail_from="status@example.com",
+                              signing_key=b"k", reply_to=reply_to)
+    return parse(composer(job, NOW))
+
+
+INVITATION = {"en": "reply to this email to reach our support team", "ja": "このメールにご返信ください。サポート担当者に届"}
+
+
+@pytest.mark.parametrize("locale", ["en", "ja"])
+@pytest.mark.parametrize("kind", ["acknowledged", "progress", "scheduled", "resolved"])
+def test_a_notice_with_reply_to_has_the_header_and_invites_a_reply_in_both_parts(kind, locale):
+    msg = composed(kind, locale, "Support <support@example.com>")
+    assert msg["Reply-To"] == "Support <support@example.com>"
+    for part in ("plain", "html"):
+        assert INVITATION[locale] in msg.get_body((part,)).get_content().lower(), (kind, locale, part)
+
+
+@pytest.mark.parametrize("locale", ["en", "ja"])
+@pytest.mark.parametrize("kind", ["acknowledged", "progress", "scheduled", "resolved"])
+def test_a_notice_without_reply_to_has_no_header_and_invites_no_reply(kind, locale):
+    msg = composed(kind, locale, None)
+    assert "Reply-To" not in msg
+    for part in ("plain", "html"):
+        body = msg.get_body((part,)).get_content()
+        assert "reply" not in body.lower() and "返信" not in body, (kind, locale, part)

@@ -9,11 +9,11 @@ import json
 from domain import ledger as L
 from streams.deadletter import DeadLetters
 from streams.preferences import Preferences
-from tests.inmemory import Clock, Topic
+from tests.inmemory import Clock, Table, Topic
 
 
 def wired():
-    clock, ledger = Clock(), {}
+    clock, ledger = Clock(), Table()
     topic, dead = Topic("t.preferences"), Topic("t.dead-letters", partitions=1)
     return Preferences(topic=topic, ledger=ledger, dlq=DeadLetters(dead, clock), clock=clock), topic, dead, ledger
 
@@ -24,8 +24,9 @@ async def test_an_unsubscribe_from_the_web_reaches_the_ledger_once():
     await prefs.request_unsubscribe("c-1", "r-1")      # clicked twice, or replayed
     assert [key for key, _, _ in topic.sent] == [b"c-1", b"c-1"]   # keyed by the customer: its partition
     await prefs.agent(topic.stream(partition_of=lambda key: 3))
-    assert L.unsubscribed(ledger["c-1"]) == frozenset({"r-1"})
-    assert ledger["c-1"]["p"] == 3 and dead.sent == []
+    assert L.unsubscribed(ledger.partition(3).get("c-1")) == frozenset({"r-1"})
+    assert list(ledger.parts) == [3] and dead.sent == []               # on the customer's partition only
+    assert L.unsubscribed(ledger.recovered(3).get("c-1")) == frozenset({"r-1"})   # changelogged
 
 
 async def test_bad_input_is_dead_lettered_and_the_stream_goes_on():
@@ -36,4 +37,4 @@ async def test_bad_input_is_dead_lettered_and_the_stream_goes_on():
     await prefs.agent(topic.stream())
     assert [json.loads(v)["topic"] for _, v, _ in dead.sent] == ["t.preferences", "t.preferences"]
     assert "KeyError" in json.loads(dead.sent[1][1])["error"]
-    assert list(ledger) == ["c-3"]
+    assert list(ledger.partition(0).keys()) == ["c-3"]

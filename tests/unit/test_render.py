@@ -267,9 +267,81 @@ def test_passed_estimate_is_being_revised_and_never_shown(kind, locale):
 
 
 def test_an_estimate_already_gone_by_is_never_shown_as_ahead():
-    # Even if a caller says "future" for a time that has passed.
+    # Even if a caller says "future" for a time that has passed: only the domain knows whether it
+    # was stated before, so the renderer calls it no estimate rather than an earlier one.
     r = render(content("progress", "en", eta=NOW - timedelta(minutes=1), eta_state="future"))
-    assert "9:59" not in r.text and "We are revising it" in r.text
+    assert "9:59" not in r.text and "We are revising it" not in r.text
+    assert "We don't have a recovery estimate yet" in r.text
+
+
+LONGER = {"en": "Recovery is taking longer than our earlier estimate.",
+          "ja": "復旧に、前回お知らせした見込みより時間を要しております。"}
+NONE_YET = {"en": "We don't have a recovery estimate yet; we will share one as soon as we do.",
+            "ja": "復旧の見込み時刻は、現時点では未定です。判明しだいお知らせいたします。"}
+
+
+def holding_update(locale: str, eta: datetime | None, composed_at: datetime, update_eta: datetime | None = None
+                   ) -> RenderedNotice:
+    """The words of the holding update a contact gets after a first notice, as the domain decides
+    them (domain/incident.py, domain/audience.py, domain/content.py) and the renderer words them;
+    ``update_eta``: instead, the progress notice of an update (at ``update_eta`` less a minute)
+    that gives that estimate."""
+    from domain import ledger
+    from domain.audience import holding_job, plan_round
+    from domain.affected import CustomerIndex
+    from domain.content import notice_content
+    from domain.incident import decide, keep_promise
+    from schemas import Customer, IncidentEvent
+
+    customer = Customer.model_validate({
+        "customer_id": "c-42", "name": "Example KK", "locale": locale, "timezone": "Asia/Tokyo",
+        "contacts": [{"email": "ops@example.jp", "name": "Sato"}],
+        "services": [{"component": "api", "region": "ap-northeast-1"}]})
+    index = CustomerIndex()
+    index.put("c-42", [("api", "ap-northeast-1")])
+    declared = decide(None, IncidentEvent.model_validate({
+        "event_id": "e-1", "incident_id": "inc-7", "type": "declared", "at": NOW.isoformat(), "severity": "major",
+        "title": {"en": "API errors", "ja": "APIのエラー"}, "components": ["api"], "update_interval_seconds": 1800,
+        "eta": eta.isoformat() if eta else None}), NOW)
+    (first,) = plan_round(declared.round, index, {"c-42": customer}.get, {}.get, [], "example.com")
+    entry = ledger.record_sent(None, incident_id="inc-7", recipient=first.recipient, email=first.email,
+                               message_id=first.message_id, kind=first.kind, seq=first.seq)
+    if update_eta is not None:
+        at = (update_eta - timedelta(minutes=1)).isoformat()
+        updated = decide(declared.state, IncidentEvent.model_validate({
+            "event_id": "e-2", "incident_id": "inc-7", "type": "updated", "at": at, "eta": update_eta.isoformat()}),
+            update_eta - timedelta(minutes=1))
+        (job,) = plan_round(updated.round, index, {"c-42": customer}.get, {"c-42": entry}.get, ["c-42"],
+                            "example.com")
+        assert job.kind == "progress"
+    else:
+        due = declared.state.promised_at
+        held = keep_promise(declared.state, due, due).round
+        job = holding_job(held, customer, entry, first.recipient, "example.com")
+    return render(notice_content(job, composed_at))
+
+
+@pytest.mark.parametrize("locale", ["en", "ja"])
+def test_an_estimate_given_earlier_that_went_by_is_taking_longer_in_text_and_html(locale):
+    eta = NOW + timedelta(minutes=20)
+    r = holding_update(locale, eta, NOW + timedelta(minutes=30))
+    for part in (r.text, plain(r.html)):
+        assert LONGER[locale] in part and NONE_YET[locale] not in part
+        assert "10:20" not in part and "10:20 AM" not in part          # the passed time is not shown
+    ahead = holding_update(locale, NOW + timedelta(hours=2), NOW + timedelta(minutes=30))
+    for part in (ahead.text, plain(ahead.html)):
+        assert LONGER[locale] not in part and NONE_YET[locale] not in part
+
+
+@pytest.mark.parametrize("locale", ["en", "ja"])
+def test_with_no_estimate_ever_given_the_notice_says_there_is_none_yet_in_text_and_html(locale):
+    r = holding_update(locale, None, NOW + timedelta(minutes=30))
+    # an estimate given only by this very notice's update, gone by before the notice is composed
+    # (a late record): never stated, so no "earlier estimate" either
+    late = holding_update(locale, None, NOW + timedelta(minutes=30), update_eta=NOW + timedelta(minutes=10))
+    for part in (r.text, plain(r.html), late.text, plain(late.html)):
+        assert NONE_YET[locale] in part and LONGER[locale] not in part
+        assert "見込みより" not in part and "longer than" not in part
 
 
 def test_unknown_estimate_wording():
@@ -375,7 +447,8 @@ def test_unaffected_ends_the_notices(locale):
     ("Australia/Sydney", "9:55 AM AEDT on 25 Nov", "12:00 PM AEDT on 25 Nov"),
 ])
 def test_resolved_is_the_one_remembered(tz, started, ended):
-    r = render(content("resolved", "en", tz, message="A configuration change caused errors; we rolled it back."))
+    r = render(content("resolved", "en", tz, message="A configuration change caused errors; we rolled it back.",
+                       replies=True))
     text = r.text
     assert in_order(text, "This incident is resolved", "What happened",
                     "A configuration change caused errors; we rolled it back.",
@@ -389,7 +462,7 @@ def test_resolved_is_the_one_remembered(tz, started, ended):
 
 
 def test_resolved_in_japanese():
-    text = render(content("resolved", "ja")).text
+    text = render(content("resolved", "ja", replies=True)).text
     assert in_order(text, "障害「APIのエラー」は復旧いたしました。", "発生：11月25日 7:55（日本時間）",
                     "復旧：11月25日 10:00（日本時間）", "影響時間：2時間5分",
                     "通常、お客様側でのご対応は不要です。", "このメールにご返信ください",
@@ -408,7 +481,8 @@ def test_resolved_spanning_a_dst_change_counts_real_time():
 
 
 def test_japanese_reads_naturally():
-    r = render(content("progress", "ja", status="identified", eta=NOW + timedelta(hours=2), eta_state="future"))
+    r = render(content("progress", "ja", status="identified", eta=NOW + timedelta(hours=2), eta_state="future",
+                       replies=True))
     for phrase in ("次回は", "ご連絡いたします", "見込んでおります", "ご不便をおかけしており、申し訳ございません。",
                    "ご返信ください", "■ 現在の状況"):
         assert phrase in r.text
@@ -453,7 +527,8 @@ def test_render_cache_says_exactly_what_render_says():
             [(names[i], names[(i + 2) % len(names)]) for i in range(len(names))]):
         base = content(kind=kind, locale=locale)
         c = dataclasses.replace(base, contact_name=contact, customer_name=customer,
-                                unsubscribe_url=f"https://status.example.com/unsubscribe/t{len(contact)}?a=1&b=2")
+                                unsubscribe_url=f"https://status.example.com/unsubscribe/t{len(contact)}?a=1&b=2",
+                                feedback_url=f"https://status.example.com/feedback/f{len(contact)}.x&y")
         assert cache.render(c) == render_one(c), (kind, locale, contact, customer)
     assert len(cache._shapes) < 6 * 2 * len(names)  # shapes were shared
 
@@ -465,3 +540,30 @@ def test_a_customer_name_ending_in_a_full_stop_gets_no_second_one(name):
     for text in (out.text, plain(out.html)):
         assert stated in text
         assert f"{name}." not in text or not name.endswith("."), text
+
+
+FEEDBACK_URL = "https://status.example.com/feedback/aW5jLTc.Yy00Mg.3f9a1c2b04de.en.critical.sig"
+
+
+@pytest.mark.parametrize("locale,question,apology", [
+    ("en", "How easy was it to stay informed during this incident? (1 = very hard … 5 = very easy)",
+     "We're sorry for the disruption this caused."),
+    ("ja", "今回の障害について、状況を把握しやすかったでしょうか。（1: 分かりにくかった 〜 5: 分かりやすかった）",
+     "ご不便をおかけし、誠に申し訳ございませんでした。"),
+])
+def test_the_resolved_notice_ends_with_the_feedback_question_and_five_links(locale, question, apology):
+    r = render(content("resolved", locale, feedback_url=FEEDBACK_URL))
+    links = [f"{FEEDBACK_URL}?score={n}" for n in range(1, 6)]
+    assert in_order(r.text, apology, question, *links)
+    assert r.text.count(question) == 1 and r.text.count("/feedback/") == 5
+    assert in_order(plain(r.html), apology, question)
+    assert re.findall(r'href="([^"]*/feedback/[^"]*)"', r.html) == links
+    assert [re.sub(r"<[^>]+>", "", a) for a in re.findall(r'<a href="[^"]*/feedback/[^"]*"[^>]*>.*?</a>', r.html)] == [
+        "1", "2", "3", "4", "5"]
+
+
+@pytest.mark.parametrize("kind", [k for k in NOTICE_KINDS if k != "resolved"])
+def test_only_the_resolved_notice_asks_for_feedback(kind):
+    r = render(content(kind, "en", feedback_url=FEEDBACK_URL))
+    assert "/feedback/" not in r.text and "/feedback/" not in r.html and "stay informed" not in r.text
+    assert "/feedback/" not in render(content("resolved", "en")).text   # and only with a link to give

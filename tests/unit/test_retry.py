@@ -149,7 +149,7 @@ async def _send_with_failures(policy, failures: int, *, rng_value: float = 0.0):
         dead.append(reason)
 
     sender = Sender(mailer=mailer, mail_from="s@example.com", compose=compose, record=record,
-                    refresh=lambda job: job, dead_letter=dead_letter, clock=clock, concurrency=1,
+                    refresh=lambda job, p: job, dead_letter=dead_letter, clock=clock, concurrency=1,
                     retry=policy, rng=_Rand(rng_value))
     await sender.submit(jobs_for(customers(["flaky@example.com"])), 0, on_done=lambda: done.append(True))
     for _ in range(1000):

@@ -10,6 +10,7 @@ import pytest
 
 from schemas import (
     LIMITS,
+    MAX_COMMENT_CHARS,
     MAX_ID_BYTES,
     MAX_LABEL_CHARS,
     MAX_MESSAGE_CHARS,
@@ -309,7 +310,7 @@ BOUNDED = {
 def test_the_limits_are_the_documented_ones():
     assert (MAX_TITLE_CHARS, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_SUBJECT_CHARS, MAX_LABEL_CHARS,
             MAX_ID_BYTES) == (200, 5_000, 200, 500, 200, 256)
-    assert sorted(LIMITS.values()) == sorted([200, 5_000, 200, 500, 200, 256])
+    assert sorted(LIMITS.values()) == sorted([200, 5_000, 200, 500, 200, 256, 2_000])
 
 
 def test_the_readme_states_the_limits_of_schemas_limits():
@@ -320,7 +321,7 @@ def test_the_readme_states_the_limits_of_schemas_limits():
     bullet = " ".join(bullet.split())
     for text in (f"title {MAX_TITLE_CHARS} per locale", f"message {MAX_MESSAGE_CHARS:,} per locale",
                  f"name {MAX_NAME_CHARS}", f"ticket subject {MAX_SUBJECT_CHARS}", f"tier {MAX_LABEL_CHARS}",
-                 f"{MAX_ID_BYTES} bytes"):
+                 f"{MAX_ID_BYTES} bytes", f"feedback comment {MAX_COMMENT_CHARS:,}"):
         assert text in bullet, text
 
 
@@ -462,6 +463,62 @@ def test_api_bodies_make_events():
         IncidentUpdateBody.model_validate({"components": []})
 
 
+# --- promises: an estimate or a next update already past when given ---------------------------
+
+AT = "2026-11-25T10:00:00+09:00"
+
+
+def event_of(event_type: str, **fields) -> dict:
+    base = {"event_id": "e-2", "incident_id": "inc-7", "type": event_type, "at": AT}
+    if event_type == "declared":
+        base.update(severity="major", title="API errors", components=["api"])
+    return {**base, **fields}
+
+
+@pytest.mark.parametrize("event_type", ["declared", "updated", "resolved"])
+@pytest.mark.parametrize("field", ["eta", "next_update_at"])
+@pytest.mark.parametrize("when", ["2026-11-25T09:59:59+09:00", AT, "2026-11-25T01:00:00Z"])  # before, at, at
+def test_a_promise_not_after_the_events_time_is_refused_naming_the_field(event_type, field, when):
+    with pytest.raises(RecordError) as info:
+        parse_record(IncidentEvent, json.dumps(event_of(event_type, **{field: when})))
+    assert info.value.field == field
+    message = str(info.value)
+    assert message.startswith(f"{field}: must be later than the event's time (2026-11-25T01:00:00Z)"), message
+    assert "\n" not in message
+
+
+@pytest.mark.parametrize("event_type", ["declared", "updated", "resolved"])
+def test_a_promise_after_the_events_time_or_null_is_accepted(event_type):
+    later = "2026-11-25T10:00:01+09:00"
+    event = parse_record(IncidentEvent, json.dumps(event_of(event_type, eta=later, next_update_at=later)))
+    assert event.eta == event.next_update_at == datetime(2026, 11, 25, 1, 0, 1, tzinfo=timezone.utc)
+    event = parse_record(IncidentEvent, json.dumps(event_of(event_type, eta=None, next_update_at=None)))
+    assert event.eta is None and event.next_update_at is None
+
+
+@pytest.mark.parametrize("body_model,fields", [
+    (IncidentDeclare, {"severity": "minor", "title": "Slow", "components": ["api"]}),
+    (IncidentUpdateBody, {"status": "identified"}),
+    (IncidentResolveBody, {"message": "Fixed."}),
+])
+@pytest.mark.parametrize("field", ["eta", "next_update_at"])
+def test_api_bodies_refuse_a_promise_already_past_against_their_at_or_now(body_model, fields, field):
+    past = "2026-11-25T09:00:00+09:00"
+    # a body with its own time: refused at once, naming the field
+    with pytest.raises(pydantic.ValidationError) as info:
+        body_model.model_validate({**fields, "at": AT, field: past})
+    assert [e["loc"] for e in info.value.errors()] == [(field,)]
+    # without one, the time is generated (now) and the event refuses it the same way
+    body = body_model.model_validate({**fields, field: past})
+    now = datetime(2026, 11, 25, 10, 0, tzinfo=JST)
+    ids = {"event_id": "e-1", "incident_id": "inc-1"}
+    with pytest.raises(pydantic.ValidationError) as info:
+        body.to_event(**ids, at=now)
+    assert [e["loc"] for e in info.value.errors()] == [(field,)]
+    assert describe_validation_error(info.value).startswith(f"{field}: must be later than the event's time")
+    assert getattr(body.to_event(**ids, at=now - timedelta(hours=2)), field) is not None  # earlier: fine
+
+
 # --- outputs -------------------------------------------------------------------------------
 
 
@@ -507,7 +564,7 @@ def test_export_writes_json_schemas(tmp_path):
     paths = export_json_schemas(tmp_path / "schemas")
     names = sorted(path.name for path in paths)
     assert names == sorted(f"{name}.schema.json" for name in (
-        "customer", "incident-event", "ticket-event", "notice", "ticket-update", "dead-letter", "incident-declare"))
+        "customer", "incident-event", "ticket-event", "notice", "ticket-update", "dead-letter", "incident-declare", "feedback"))
     for path in paths:
         schema = json.loads(path.read_text(encoding="utf-8"))
         assert "properties" in schema

@@ -43,6 +43,21 @@ def jobs_for(cs: list[Customer], incident: str = "inc-1", scheduled: bool = Fals
     return plan_round(rnd, index, lookup, lambda cid: None, [], "example.com")
 
 
+def lazy_plan(jobs, drawn: list):
+    """What a RoundPlan offers the sender: ``jobs`` one at a time, each noted in ``drawn`` as it
+    is drawn."""
+
+    class Plan:
+        round = jobs[0].round
+
+        def __iter__(self):
+            for job in jobs:
+                drawn.append(job)
+                yield job
+
+    return Plan()
+
+
 class Harness:
     def __init__(self, mailer=None, **kw):
         self.mailer = mailer or MemoryMailer()
@@ -57,7 +72,7 @@ class Harness:
                                                      recipient=job.recipient, email=job.email,
                                                      message_id=job.message_id, kind=job.kind, seq=job.seq)
 
-    def refresh(self, job):
+    def refresh(self, job, p=0):
         return refresh(job, self.ledger.get(job.customer_id), "example.com")
 
     async def dead_letter(self, job, reason):
@@ -287,17 +302,8 @@ async def test_a_lazy_plan_is_drawn_from_only_as_connections_free_up():
     h, gate = gated_harness(concurrency=2)
     jobs = jobs_for(customers([f"u{i}@d{i}.example.com" for i in range(1000)]))
     drawn = []
-
-    class Plan:                                    # what a RoundPlan offers the sender
-        round = jobs[0].round
-
-        def __iter__(self):
-            for job in jobs:
-                drawn.append(job)
-                yield job
-
     done = []
-    await h.sender.submit(Plan(), 0, on_done=lambda: done.append(True), size=lambda: len(jobs) - len(drawn))
+    await h.sender.submit(lazy_plan(jobs, drawn), 0, on_done=lambda: done.append(True), size=lambda: len(jobs) - len(drawn))
     await wait_for(lambda: len(drawn) == 2)
     await asyncio.sleep(0.05)
     assert len(drawn) == 2, "the sender drew more jobs than it had connections for"
@@ -405,18 +411,9 @@ async def test_the_queue_gauge_reads_zero_once_a_plan_that_estimated_more_is_exh
 
     h = Harness(concurrency=1)
     jobs = jobs_for(customers(["a@x.example.com"]))
-    drawn = []
-
-    class Plan:                                    # two candidates, one notice
-        round = jobs[0].round
-
-        def __iter__(self):
-            for job in jobs:
-                drawn.append(job)
-                yield job
-
+    drawn = []                                     # two candidates (the size below), one notice
     done = []
-    await h.sender.submit(Plan(), 0, on_done=lambda: done.append(True), size=lambda: 2 - len(drawn))
+    await h.sender.submit(lazy_plan(jobs, drawn), 0, on_done=lambda: done.append(True), size=lambda: 2 - len(drawn))
     await wait_for(lambda: done)
     gauge = M.REGISTRY.get_sample_value("outage_send_queue_depth")
     await h.sender.stop()
@@ -510,16 +507,7 @@ async def test_one_domain_at_its_cap_is_not_drawn_whole_into_memory_and_its_noti
     n = PARK_LIMIT + 500
     jobs = jobs_for(customers([f"u{i}@one.example.com" for i in range(n)]))
     drawn = []
-
-    class Plan:
-        round = jobs[0].round
-
-        def __iter__(self):
-            for job in jobs:
-                drawn.append(job)
-                yield job
-
-    await h.sender.submit(Plan(), 0, size=lambda: n - len(drawn))
+    await h.sender.submit(lazy_plan(jobs, drawn), 0, size=lambda: n - len(drawn))
     await asyncio.sleep(0.1)
     assert len(drawn) <= PARK_LIMIT + 4          # the in-flight sends and the parked ones, not all
     assert h.sender.drawn_for("inc-1") == len(drawn) and h.sender.depth == n

@@ -58,3 +58,47 @@ def test_outage_dev_without_the_dev_extra_says_what_to_install(monkeypatch, caps
     assert main(["dev"]) == 2
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "outage-pipeline[dev]" in err
+
+
+def test_earlier_secrets_verify_links_and_the_current_one_signs(tmp_path):
+    s = Settings(secret="new", secret_previous=" old , older,,new ", data_dir=tmp_path)
+    assert s.signing_key() == b"new"
+    assert s.verification_keys() == (b"new", b"old", b"older")
+    assert Settings(secret="new", secret_previous="  ", data_dir=tmp_path).verification_keys() == (b"new",)
+    generated = Settings(data_dir=tmp_path, secret_previous="old")
+    assert generated.verification_keys() == (generated.signing_key(), b"old")
+
+
+@pytest.mark.parametrize("value, reply_to", [
+    ("support@example.com", "support@example.com"),
+    (" Support <support@Example.COM> ", "Support <support@example.com>"),
+    ('"Support, Tokyo" <support@example.jp>', '"Support, Tokyo" <support@example.jp>'),
+    ("サポート <support@example.jp>", "サポート <support@example.jp>"),
+    ("help@bücher.example", "help@xn--bcher-kva.example"),
+    ("", None), ("  ", None),
+])
+def test_reply_to_is_one_address_written_as_a_header_takes_it(value, reply_to, monkeypatch):
+    monkeypatch.setenv("OUTAGE_REPLY_TO", value)
+    assert Settings.from_env().reply_to == reply_to
+
+
+def test_reply_to_defaults_to_none(monkeypatch):
+    monkeypatch.delenv("OUTAGE_REPLY_TO", raising=False)
+    assert Settings.from_env().reply_to is None
+
+
+@pytest.mark.parametrize("value, says", [
+    ("support", "not an email address"), ("support@", "not an email address"),
+    ("a@example.com, b@example.com", "one address"), ("Support, Tokyo <s@example.jp>", "one address"),
+    ("support@example.com\r\nBcc: victim@example.net", "line breaks"),
+    ("サポート@example.jp", "non-ASCII"),
+])
+def test_a_bad_reply_to_stops_every_command_with_exit_2_and_one_line(value, says, monkeypatch, capsys):
+    from outage.cli import main
+
+    monkeypatch.setenv("OUTAGE_REPLY_TO", value)
+    with pytest.raises(ValidationError):
+        Settings.from_env()
+    assert main(["incident", "list"]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("outage: invalid settings: reply_to: ") and says in err, err

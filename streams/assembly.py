@@ -1,0 +1,131 @@
+"""The components of a worker, built and wired to each other in one place: the faust worker
+(``streams/app.py``) and the in-memory test broker (``tests/inmemory/``) both use ``assemble``.
+
+``assemble`` is handed the outside world it needs, and nothing of faust: the topics (an object
+with the attributes of ``streams.faust_app.Topics``), a function that makes a table by name
+(``streams/state.py``), one that makes the customers store given the dead letters, the mailer,
+the functions that compose a notice and a ticket comment, the clock, ``spawn`` (a background
+task), ``produce`` and ``flush`` (the producer), ``owned`` (the partitions of the incident
+events held now), ``reach`` (whether any broker answers) and the delivery helpers (or None).
+It returns the components, and which agent reads which topic and which timer runs how often:
+the caller registers those with its runtime (faust's app, or the in-memory broker).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Awaitable, Callable
+
+from core.settings import Settings
+from domain.audience import NoticeJob
+from domain.promises import PromiseBook
+from domain.schedule import LatencyGauge
+from streams import topics as T
+from streams.audience import Audience, LatestRounds
+from streams.deadletter import DeadLetters
+from streams.deliveries import Deliveries
+from streams.holding import HoldingUpdates
+from streams.incidents import IncidentDesk
+from streams.preferences import Preferences
+from streams.rebalance import Membership, Rebalance
+from streams.sender import Sender
+from streams.state import PartitionedTable
+from streams.tickets import TicketDesk
+from streams.views import PartitionViews
+
+Clock = Callable[[], datetime]
+HOLDING_TICK_SECONDS = 0.25   # how often the contacts coming due are looked for
+
+
+@dataclass
+class Components:
+    """A worker's components, wired; ``agents``: (topic, name, agent) for each stream read;
+    ``timers``: (seconds, name, timer) for each periodic task."""
+
+    dlq: DeadLetters
+    promises: PromiseBook
+    membership: Membership
+    customers: Any
+    incidents: PartitionedTable
+    ledger: PartitionedTable
+    tickets: PartitionedTable
+    latest: PartitionedTable
+    rounds: LatestRounds
+    views: PartitionViews
+    deliveries: Deliveries
+    sender: Sender
+    holding: HoldingUpdates
+    latency: LatencyGauge
+    preferences: Preferences
+    desk: TicketDesk
+    incident_desk: IncidentDesk
+    audience: Audience
+    rebalance: Rebalance
+    agents: list[tuple[Any, str, Callable]]
+    timers: list[tuple[float, str, Callable[[], Awaitable]]]
+
+
+def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int,
+             table: Callable[[str], PartitionedTable], customers: Callable[[DeadLetters], Any], mailer,
+             compose: Callable[[NoticeJob, datetime], bytes],
+             comment: Callable[[NoticeJob, datetime], str] | None, clock: Clock, spawn: Callable,
+             produce: Callable[..., Awaitable], flush: Callable[[], Awaitable], owned: Callable[[], set[int]],
+             reach, delivery=None) -> Components:
+    comment = comment or (lambda job, now: "")
+    promises = PromiseBook(margin=timedelta(seconds=settings.schedule_lead_seconds))
+    membership = Membership()   # the partitions held, joined, recovered (streams/rebalance.py)
+    dlq = DeadLetters(topics.dead_letters, clock)
+    store = customers(dlq)      # the customers, per partition (streams/customers.py)
+    incidents = table(T.INCIDENTS_TABLE)
+    ledger = table(T.LEDGER_TABLE)
+    tickets = table(T.TICKETS_TABLE)
+    latest = table(T.LATEST_TABLE)
+    rounds = LatestRounds(latest)   # the latest round of each incident per partition
+    views = PartitionViews(store, ledger)
+
+    deliveries = d = Deliveries(
+        ledger=ledger, promises=promises, views=views, dlq=dlq, names=names, mail_domain=settings.mail_domain,
+        compose=compose, delivery=delivery, produce=produce, noted=lambda *notice: holding.noted(*notice))
+    sender = Sender(
+        mailer=mailer, mail_from=settings.mail_from, compose=d.compose, record=d.record_sent,
+        refresh=d.refresh, dead_letter=d.undeliverable, clock=clock,
+        concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
+        deliver=d.deliver_elsewhere if delivery is not None else None,
+        in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
+        rate_limit=settings.smtp_rate)   # OUTAGE_SMTP_RATE: sends spread over each second
+    holding = HoldingUpdates(   # each contact's holding update by its own deadline
+        ledger=ledger, views=views, latest=rounds, sender=sender, promises=promises,
+        clock=clock, held=membership.held, recovered=membership.is_recovered,
+        lead_seconds=settings.schedule_lead_seconds, mail_domain=settings.mail_domain)
+    latency = LatencyGauge()   # round decided -> seen by the audience agent, seconds
+    preferences = Preferences(topic=topics.preferences, ledger=ledger, dlq=dlq, clock=clock)
+    desk = TicketDesk(
+        tickets=tickets, ledger=ledger, latest=rounds, views=views, sender=sender,
+        requests_topic=topics.ticket_requests, updates_topic=topics.ticket_updates, dlq=dlq,
+        clock=clock, comment=comment, mail_domain=settings.mail_domain, spawn=spawn)
+    incident_desk = IncidentDesk(
+        incidents=incidents, ticks_topic=topics.ticks, rounds_topic=topics.rounds, partitions=partitions,
+        dlq=dlq, clock=clock, joined=membership.is_joined, owned=owned,
+        lead_seconds=settings.schedule_lead_seconds, latency=latency, rate=sender.rate)
+    audience = Audience(
+        latest=rounds, sender=sender, views=views, holding=holding,
+        customers=store, tickets=desk, dlq=dlq, latency=latency, reach=reach,
+        clock=clock, mail_domain=settings.mail_domain, held=membership.held,
+        ledger_entries=d.ledger_entries, spawn=spawn, unplannable=d.unplannable)
+    rebalance = Rebalance(
+        membership=membership, rounds_topic=topics.rounds.get_topic_name(), sender=sender,
+        views=views, holding=holding, audience=audience, spawn=spawn, flush=flush,
+        customers_ready=store.readiness, timeout=settings.smtp_timeout * 2, delivery=delivery)
+    agents = [(topics.tickets, "tickets", desk.ticket_agent),
+              (topics.ticket_requests, "ticket-requests", desk.request_agent),
+              (topics.preferences, "preferences", preferences.agent),
+              (topics.incident, "incidents", incident_desk.agent),
+              (topics.rounds, "audience", audience.agent)]
+    timers = [(settings.schedule_tick_seconds, "schedule", incident_desk.schedule_timer),
+              (HOLDING_TICK_SECONDS, "holding", holding.tick)]
+    return Components(
+        dlq=dlq, promises=promises, membership=membership, customers=store, incidents=incidents, ledger=ledger,
+        tickets=tickets, latest=latest, rounds=rounds, views=views, deliveries=deliveries, sender=sender,
+        holding=holding, latency=latency, preferences=preferences, desk=desk, incident_desk=incident_desk,
+        audience=audience, rebalance=rebalance, agents=agents, timers=timers)

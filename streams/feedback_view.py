@@ -1,0 +1,82 @@
+"""The answers to the resolved notices' question, for every worker's ``GET /api/incidents/{id}``.
+
+An answer is recorded by whichever worker's web page received it (``streams/feedback.py``), on
+``outage.feedback``, keyed by its ``feedback_id`` (one per contact per incident). This view reads
+that topic whole on every worker (``streams/topic_view.py``: a plain consumer with no group,
+every partition, from the beginning, then following) and keeps the latest answer of each
+``feedback_id`` (``domain.feedback.FeedbackTally``): per incident, how many answers there are and
+their mean. A later answer replaces the earlier, on the compacted topic as here; a tombstone
+removes one; a record that is not a valid answer, or whose key is not its ``feedback_id``, is
+skipped with a warning. Reads are eventually consistent, like the incident view's.
+
+It counts no metric: every worker keeps this view, so the metrics are observed once, where an
+answer is recorded.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Iterable
+
+from core.settings import Settings
+from domain.feedback import FeedbackTally, Summary
+from schemas import FeedbackRecord, RecordError, parse_record
+from streams import topics as T
+from streams.kafka.broker import KAFKA, BrokerProfile, aiokafka_options, bootstrap
+from streams.topic_view import TopicView
+
+log = logging.getLogger(__name__)
+
+
+class FeedbackView(TopicView):
+    """feedback_id -> the latest answer; per incident the number of answers and their mean."""
+
+    label = "feedback view"
+
+    def __init__(self, *, bootstrap_servers: list[str], topic: str, partitions: int,
+                 profile: BrokerProfile = KAFKA, client_id: str = "outage-feedback-view",
+                 security: dict | None = None, **kwargs) -> None:
+        super().__init__(bootstrap_servers=bootstrap_servers, topic=topic, partitions=partitions, profile=profile,
+                         client_id=client_id, security=security, **kwargs)
+        self.tally = FeedbackTally()
+        self._skipped = 0
+
+    @classmethod
+    def of(cls, settings: Settings, *, names: T.TopicNames, partitions: int, profile: BrokerProfile,
+           **kwargs) -> "FeedbackView":
+        """The view of ``outage.feedback`` (named by ``names``) on the brokers of ``settings``."""
+        return cls(bootstrap_servers=bootstrap(settings), topic=names.name(T.FEEDBACK), partitions=partitions,
+                   profile=profile, security=aiokafka_options(settings), **kwargs)
+
+    def summary(self, incident_id: str) -> Summary:
+        return self.tally.summary(incident_id)
+
+    def size(self) -> int:
+        return len(self.tally)
+
+    def apply(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
+        """Apply records of ``outage.feedback`` (raw key, raw value) in offset order."""
+        for raw_key, raw_value in records:
+            try:
+                key = raw_key.decode("utf-8") if raw_key is not None else None
+            except UnicodeDecodeError:
+                key = None
+            if key is None:
+                self._skip("a record without a UTF-8 key")
+                continue
+            if raw_value is None:
+                self.tally.remove(key)
+                continue
+            try:
+                answer = parse_record(FeedbackRecord, raw_value)
+            except RecordError as exc:
+                self._skip(f"not an answer ({exc.field or 'record'})")
+                continue
+            if answer.feedback_id != key:
+                self._skip("a key that is not the record's feedback_id")
+                continue
+            self.tally.put(answer.feedback_id, answer.incident_id, answer.score)
+
+    def _skip(self, why: str) -> None:
+        self._skipped += 1
+        log.warning("feedback view: skipped %s (%d skipped so far)", why, self._skipped)
