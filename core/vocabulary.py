@@ -38,6 +38,16 @@ SEVERITIES: Final = get_args(Severity)
 # Default cadence of updates by severity, in seconds (docs/contract.md: critical 30 min, major 60, minor 120)
 SEVERITY_CADENCE_SECONDS: Final = {"critical": 30 * 60, "major": 60 * 60, "minor": 120 * 60}
 
+# What a contact chose to receive (the preferences page, the ops API; domain/preferences.py):
+# every notice, only the start and the end of an incident, or nothing
+Receive = Literal["all", "start-and-end", "none"]
+RECEIVE_CHOICES: Final = get_args(Receive)
+RECEIVE_ALL, RECEIVE_START_AND_END, RECEIVE_NONE = RECEIVE_CHOICES
+# the kinds a start-and-end contact gets: the start, the end, and maintenance notices (any kind
+# named maintenance-*); a ticket-ack answers the contact's own ticket, so it is kept too
+START_AND_END_KINDS: Final = ("acknowledged", "resolved", "unaffected", "ticket-ack")
+MAINTENANCE_KIND_PREFIX: Final = "maintenance-"
+
 Locale = Literal["en", "ja"]
 LOCALES: Final = get_args(Locale)
 DEFAULT_LOCALE: Final = "en"

@@ -15,7 +15,8 @@ A ``scheduled`` round sends nothing at once to a contact with a deadline: that c
 update (``holding_job``) is released by its own deadline (``domain/deadlines.py``); the round
 plan of a scheduled round acknowledges only the contacts new to the incident.
 A recipient that already got this round or a newer one gets nothing (stale replays), and one
-who unsubscribed gets nothing at all.
+who unsubscribed, or chose ``none``, gets nothing at all; one who chose ``start-and-end`` gets only
+the kinds ``domain/preferences.py`` names (no ``progress`` or ``scheduled``).
 
 A job is worked out when the sender draws it and checked once more (``refresh``) right before
 it is sent, with the ledger as it is then: a newer round may have reached the recipient in
@@ -31,10 +32,12 @@ from dataclasses import dataclass
 from typing import Callable, Iterable, Iterator, Protocol
 
 from domain import ledger
+from domain import preferences
 from domain.affected import CustomerIndex, affected_services
 from domain.ids import TICKET_PREFIX, contact_key, message_id
 from domain.incident import Round
-from core.vocabulary import ACKNOWLEDGED, PROGRESS, RESOLVED, SCHEDULED, TICKET_ACK, UNAFFECTED
+from core.vocabulary import (ACKNOWLEDGED, PROGRESS, RECEIVE_ALL, RECEIVE_START_AND_END, RESOLVED, SCHEDULED,
+                             TICKET_ACK, UNAFFECTED)
 
 
 class ContactLike(Protocol):
@@ -67,10 +70,16 @@ class NoticeJob:
     ticket_id: str | None = None
     ticket_subject: str | None = None
     due: float | None = None  # the recipient's deadline (epoch s): the next update its last notice stated
+    receive: str = RECEIVE_ALL  # what the recipient chose (domain/preferences.py): start-and-end promises no update
 
     @property
     def incident_id(self) -> str:
         return self.round.incident_id
+
+    @property
+    def start_and_end(self) -> bool:
+        """The recipient gets only the start and the end: this notice promises no next update."""
+        return self.receive == RECEIVE_START_AND_END
 
     @property
     def seq(self) -> int:
@@ -88,13 +97,19 @@ def services_of(customer: CustomerLike) -> list[tuple[str, str]]:
 
 def _job(kind: str, rnd: Round, customer: CustomerLike, recipient: str, email: str, name: str | None,
          known: dict, services: tuple, domain: str, ticket_id: str | None = None,
-         ticket_subject: str | None = None) -> NoticeJob:
+         ticket_subject: str | None = None, receive: str = RECEIVE_ALL) -> NoticeJob:
     mid = message_id(rnd.incident_id, rnd.seq, kind, customer.customer_id,
                      ticket_id if kind == TICKET_ACK else recipient, domain)
     return NoticeJob(kind=kind, round=rnd, customer=customer, recipient=recipient, email=email,
                      contact_name=name, message_id=mid, in_reply_to=known.get("first"),
                      services=services, ticket_id=ticket_id, ticket_subject=ticket_subject,
-                     due=known.get("due"))
+                     due=_due(known, receive), receive=receive)
+
+
+def _due(known: dict, receive: str) -> float | None:
+    """The deadline a notice to this recipient keeps: none for one owed no holding update (it
+    chose start-and-end, so no promise of its is counted as kept or missed)."""
+    return known.get("due") if preferences.wants_kind(receive, SCHEDULED) else None
 
 
 def by_deadline(rnd: Round, known: dict) -> bool:
@@ -113,7 +128,7 @@ def holding_job(rnd: Round, customer: CustomerLike, entry: dict | None, recipien
     and waiting for that round made the contacts reached late in a first pass leave together."""
     known = ledger.recipients(entry, rnd.incident_id).get(recipient)
     if (not known or known.get("state") != ledger.ACTIVE or known.get("seq", 0) > rnd.seq
-            or recipient in ledger.unsubscribed(entry)):
+            or not preferences.wants(entry, recipient, SCHEDULED)):
         return None
     if recipient.startswith(TICKET_PREFIX):
         email, name = known["email"], known.get("name")
@@ -195,9 +210,10 @@ class RoundPlan:
 
     def _owe(self, kind: str, customer: CustomerLike, entry: dict | None, key: str, email: str,
              name: str | None, known: dict, services: tuple, out: list[NoticeJob]) -> None:
-        if key in ledger.unsubscribed(entry):
-            return  # the recipient opted out
-        job = _job(kind, self.round, customer, key, email, name, known, services, self._domain)
+        receive = preferences.receive_of(entry, key)
+        if not preferences.wants_kind(receive, kind):
+            return  # the recipient opted out of this kind (start-and-end, none, unsubscribed)
+        job = _job(kind, self.round, customer, key, email, name, known, services, self._domain, receive=receive)
         if not ledger.was_sent(entry, self.round.incident_id, job.message_id):
             out.append(job)
 
@@ -255,10 +271,14 @@ def refresh(job: NoticeJob, entry: dict | None, domain: str) -> NoticeJob | None
     rnd = job.round
     if ledger.was_sent(entry, rnd.incident_id, job.message_id):
         return None
+    receive = preferences.receive_of(entry, job.recipient)
+    if not preferences.wants_kind(receive, job.kind):
+        return None   # opted out meanwhile (a ticket-ack too, when it chose none)
+    if job.receive != receive:
+        job = dataclasses.replace(job, receive=receive, due=_due(ledger.recipients(entry, rnd.incident_id).get(
+            job.recipient, {}), receive))
     if job.kind == TICKET_ACK:
         return job
-    if job.recipient in ledger.unsubscribed(entry):
-        return None
     known = ledger.recipients(entry, rnd.incident_id).get(job.recipient, {})
     seq = known.get("seq", 0)
     if seq > rnd.seq or (seq == rnd.seq and job.kind != SCHEDULED) or known.get("state") == RESOLVED:
@@ -266,11 +286,14 @@ def refresh(job: NoticeJob, entry: dict | None, domain: str) -> NoticeJob | None
     if job.kind == ACKNOWLEDGED and known.get("state") == ledger.ACTIVE:
         if by_deadline(rnd, known):
             return None   # acknowledged meanwhile by an earlier round: its holding update keeps its deadline
-        again = _job(following_kind(rnd), rnd, job.customer, job.recipient, job.email, job.contact_name, known,
-                     job.services, domain)
+        kind = following_kind(rnd)
+        if not preferences.wants_kind(receive, kind):
+            return None
+        again = _job(kind, rnd, job.customer, job.recipient, job.email, job.contact_name, known,
+                     job.services, domain, receive=receive)
         return None if ledger.was_sent(entry, rnd.incident_id, again.message_id) else again
-    if known.get("due") != job.due:   # the deadline it keeps is the one the ledger shows now
-        return dataclasses.replace(job, due=known.get("due"))
+    if _due(known, receive) != job.due:   # the deadline it keeps is the one the ledger shows now
+        return dataclasses.replace(job, due=_due(known, receive))
     return job
 
 

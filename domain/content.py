@@ -40,7 +40,9 @@ class NoticeContent:
     started_at: datetime           # when the incident was declared
     eta: datetime | None = None    # the recovery estimate, when known
     eta_state: EtaState = "unknown"          # "passed": an estimate stated before went by unresolved -> "being revised"
-    next_update_at: datetime | None = None   # None only for resolved / unaffected
+    next_update_at: datetime | None = None   # None only for resolved / unaffected, and start-and-end notices
+    start_and_end: bool = False    # the recipient chose only the start and the end: no next update is promised;
+                                   # the notice says the next email comes when the incident is resolved
     resolved_at: datetime | None = None
     customer_name: str = ""
     contact_name: str | None = None
@@ -48,6 +50,7 @@ class NoticeContent:
     ticket_subject: str | None = None
     status_url: str = ""
     unsubscribe_url: str = ""
+    preferences_url: str = ""      # the signed link to the contact's preferences page
     feedback_url: str = ""         # resolved notices: the signed feedback link, ``?score=N`` appended per answer
     replies: bool = False          # a reply reaches a person (OUTAGE_REPLY_TO is set): the notice invites one
     extra: dict = field(default_factory=dict)
@@ -65,7 +68,7 @@ def eta_state(eta: datetime | None, now: datetime, earlier: datetime | None = No
 
 
 def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url: str = "",
-                   replies: bool = False) -> NoticeContent:
+                   preferences_url: str = "", replies: bool = False) -> NoticeContent:
     """What ``job`` (a ``domain.audience.NoticeJob``) says, composed at ``now``; ``replies``: a
     reply to it reaches a person (``OUTAGE_REPLY_TO`` is set)."""
     from core.vocabulary import RESOLVED, UNAFFECTED
@@ -75,6 +78,7 @@ def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url:
     customer = job.customer
     locale = normalize_locale(customer.locale)
     final = job.kind in (RESOLVED, UNAFFECTED)
+    quiet = bool(getattr(job, "start_and_end", False)) and not final
     # an estimate stated before: an earlier round had one, and this contact heard from us before
     # (its first notice of the incident has no In-Reply-To)
     stated = rnd.earlier_eta if job.in_reply_to else None
@@ -85,8 +89,9 @@ def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url:
         title=localize(rnd.title, locale), message=localize(rnd.message, locale),
         services=tuple(job.services), started_at=rnd.started_at,
         eta=rnd.eta if state == "future" else None, eta_state=state if not final else "unknown",
-        next_update_at=None if final else rnd.next_update_at, resolved_at=rnd.resolved_at,
+        next_update_at=None if final or quiet else rnd.next_update_at, start_and_end=quiet,
+        resolved_at=rnd.resolved_at,
         customer_name=customer.name, contact_name=job.contact_name,
         ticket_id=job.ticket_id, ticket_subject=job.ticket_subject,
-        status_url=status_url, unsubscribe_url=unsubscribe_url, replies=replies,
+        status_url=status_url, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url, replies=replies,
     )

@@ -15,6 +15,7 @@ safe to repeat. Pure functions over plain dicts (the JSON kept in the changelogg
 from __future__ import annotations
 
 from core.vocabulary import RESOLVED, UNAFFECTED
+from domain import preferences as P
 
 ACTIVE = "active"
 
@@ -55,6 +56,9 @@ def record_sent(entry: dict | None, *, incident_id: str, recipient: str, email: 
     contact["state"] = RESOLVED if kind == RESOLVED else UNAFFECTED if kind == UNAFFECTED else ACTIVE
     if due is not None and contact["state"] == ACTIVE and seq >= contact.get("seq_due", 0):
         contact["due"], contact["every"], contact["seq_due"] = due, every, seq
+    elif due is None and contact["state"] == ACTIVE and not P.owed_holding(entry, recipient):
+        for name in ("due", "every", "seq_due"):   # start-and-end: its notice promised no update
+            contact.pop(name, None)
     if contact["state"] == ACTIVE and sent is not None:
         contact["sent_at"] = max(sent, contact.get("sent_at", sent))
     elif contact["state"] != ACTIVE:
@@ -70,19 +74,19 @@ def record_sent(entry: dict | None, *, incident_id: str, recipient: str, email: 
 
 def deadlines(entry: dict | None):
     """(incident, recipient, due, every, sent) of each recipient of this customer that is owed a
-    notice by a stated time (``sent``: when its latest notice was accepted, None if not recorded)."""
+    notice by a stated time (``sent``: when its latest notice was accepted, None if not recorded).
+    A recipient who chose start-and-end or none (or unsubscribed) is owed no holding update: it
+    has no deadline here, whatever its last notice stated before it chose."""
     for incident_id, inc in (entry or {}).get("incidents", {}).items():
         for recipient, contact in inc.get("contacts", {}).items():
-            if contact.get("state") == ACTIVE and contact.get("due") is not None:
+            if contact.get("state") == ACTIVE and contact.get("due") is not None and P.owed_holding(entry, recipient):
                 yield incident_id, recipient, contact["due"], contact.get("every") or 0.0, contact.get("sent_at")
 
 
 def unsubscribed(entry: dict | None) -> frozenset[str]:
     """Recipient keys that opted out of this customer's notices (one-click unsubscribe)."""
-    return frozenset((entry or {}).get("unsubscribed", ()))
+    return P.unsubscribed(entry)
 
 
 def record_unsubscribe(entry: dict | None, recipient: str) -> dict:
-    entry = dict(entry or {})
-    entry["unsubscribed"] = sorted(set(entry.get("unsubscribed", ())) | {recipient})
-    return entry
+    return P.apply_request(entry, {"recipient": recipient, "action": P.UNSUBSCRIBE})

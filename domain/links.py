@@ -11,6 +11,14 @@ the incident and the customer (base64), the recipient key, the customer's locale
 incident's severity (so the page speaks the contact's language and the answer carries the
 severity, on any worker, without a lookup), and the signature over all of them.
 
+A contact token (the preferences page, and the unsubscribe link of notices composed since that page
+exists) is five fields: the customer (base64), the recipient key, the customer's locale, the
+contact's address (base64) and the signature over the link's purpose and all of them. It carries
+the address so that the page, on any worker and without reading the customer (customers are held
+per partition), can say which address it is about; the link is only ever sent to that address.
+The three-field unsubscribe token of earlier notices still verifies (``verify_contact`` reads it,
+without a locale or an address).
+
 Key rotation: every ``verify_*`` takes one key or several (``Settings.verification_keys``: the
 current ``OUTAGE_SECRET`` first, then ``OUTAGE_SECRET_PREVIOUS``); a token any of them signed
 verifies. Tokens are always signed with the current key.
@@ -152,3 +160,49 @@ def verify_feedback(keys: Keys, token: str) -> FeedbackLink | None:
     if not _signed(keys, signature, "feedback", incident_id, customer_id, recipient, locale, severity):
         return None
     return FeedbackLink(incident_id, customer_id, recipient, locale, severity)
+
+
+PREFERENCES = "preferences"
+UNSUBSCRIBE = "unsubscribe"
+PURPOSES = (PREFERENCES, UNSUBSCRIBE)
+
+
+@dataclass(frozen=True, slots=True)
+class ContactLink:
+    """What a contact token names: one recipient of one customer, and how to speak to it."""
+
+    customer_id: str
+    recipient: str            # the contact key (or ``ticket:<key>``) of ``domain/ids.py``
+    locale: str = "en"        # the customer's locale: the page's language
+    email: str | None = None  # the address the link was sent to (None: an earlier unsubscribe token)
+
+
+def contact_token(key: bytes, purpose: str, customer_id: str, recipient: str, locale: str, email: str) -> str:
+    """``<customer>.<recipient key>.<locale>.<address>.<signature>`` for ``purpose``
+    (``preferences`` or ``unsubscribe``): a token for one purpose does not verify for the other."""
+    if purpose not in PURPOSES or locale not in LOCALES or not _RECIPIENT.fullmatch(recipient):
+        raise ValueError("a contact token needs a known purpose and locale and a recipient key")
+    return ".".join((_b64(customer_id.encode()), recipient, locale, _b64(email.encode()),
+                     sign(key, purpose, customer_id, recipient, locale, email)))
+
+
+def verify_contact(keys: Keys, purpose: str, token: str) -> ContactLink | None:
+    """What a contact token for ``purpose`` one of ``keys`` signed names; for ``unsubscribe``
+    also an earlier three-field token. None for anything else (never raises)."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    fields = token.split(".")
+    if purpose == UNSUBSCRIBE and len(fields) == 3:
+        found = verify_unsubscribe(keys, token)
+        return ContactLink(*found) if found is not None else None
+    if len(fields) != 5:
+        return None
+    cid_b64, recipient, locale, email_b64, signature_b64 = fields
+    if not _RECIPIENT.fullmatch(recipient) or locale not in LOCALES:
+        return None
+    customer_id, email, signature = _text(cid_b64), _text(email_b64), _signature(signature_b64)
+    if customer_id is None or email is None or signature is None:
+        return None
+    if not _signed(keys, signature, purpose, customer_id, recipient, locale, email):
+        return None
+    return ContactLink(customer_id, recipient, locale, email)

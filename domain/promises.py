@@ -6,7 +6,8 @@ keeps), the
 operator's explicit time when given, stretched when this worker's send rate cannot
 carry its audience once per interval. The book works that out when a notice is composed and
 remembers it until the notice is recorded (the ``notices`` record and the ledger's deadline
-state what the email said). Pure: no I/O, the time is passed in.
+state what the email said). A notice to a recipient who chose start-and-end states no next update
+at all (``domain/preferences.py``). Pure: no I/O, the time is passed in.
 """
 
 from __future__ import annotations
@@ -34,6 +35,11 @@ class PromiseBook:
         rnd = job.round
         if job.kind in (RESOLVED, UNAFFECTED) or rnd.next_update_at is None:
             return job
+        if getattr(job, "start_and_end", False):
+            # the recipient chose only the start and the end: this notice promises no update (the
+            # next email comes with the resolution), and it leaves no deadline in the ledger
+            self._stated[job.message_id] = None
+            return dataclasses.replace(job, round=rnd.model_copy(update={"next_update_at": None}))
         keeps = datetime.fromtimestamp(job.due, timezone.utc) if job.due is not None else None
         shown = stated_promise(job.kind, now=now, interval=interval_of(rnd), keeps=keeps,
                                explicit=rnd.next_update_at if rnd.explicit else None, factor=self.factor,
@@ -44,7 +50,7 @@ class PromiseBook:
         return dataclasses.replace(job, round=rnd.model_copy(update={"next_update_at": shown}))
 
     def stated(self, job) -> datetime | None:
-        """What the sent notice ``job`` stated as its next update (and forget it)."""
+        """What the sent notice ``job`` stated as its next update, None for none (and forget it)."""
         return self._stated.pop(job.message_id, job.round.next_update_at)
 
     def forget(self, job) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from domain import ledger as L
+from domain import preferences as P
 from domain.affected import Scope, affected_services
 from domain.audience import NoticeJob, _job, services_of
 from domain.ids import TICKET_PREFIX, contact_key
@@ -53,11 +54,12 @@ def ticket_ack_job(*, ticket_id: str, subject: str | None, requester_email: str,
     """The ticket-ack owed to the requester, or None if it was sent already."""
     key = requester_key(customer, requester_email)
     known = L.recipients(entry, rnd.incident_id).get(key, {})
-    if known.get("state") == "resolved" or key in L.unsubscribed(entry):
-        return None
+    receive = P.receive_of(entry, key)
+    if known.get("state") == "resolved" or not P.wants_kind(receive, TICKET_ACK):
+        return None   # a ticket-ack is a reply: kept for start-and-end, not for none or unsubscribed
     services = affected_services(services_of(customer), Scope.of(rnd.components, rnd.regions))
     job = _job(TICKET_ACK, rnd, customer, key, requester_email, requester_name, known, services, domain,
-               ticket_id=ticket_id, ticket_subject=subject)
+               ticket_id=ticket_id, ticket_subject=subject, receive=receive)
     return None if L.was_sent(entry, rnd.incident_id, job.message_id) else job
 
 

@@ -7,7 +7,8 @@ from datetime import datetime, timezone
 
 from core.vocabulary import RESOLVED
 from domain.content import notice_content
-from domain.links import feedback_token, unsubscribe_token
+from domain.links import PREFERENCES, UNSUBSCRIBE, contact_token, feedback_token, unsubscribe_token
+from schemas.common import normalize_locale
 from notifiers.message import build_message
 from notifiers.render import RenderCache
 
@@ -33,10 +34,10 @@ class NoticeComposer:
         self.renderer = RenderCache()
 
     def __call__(self, job, now: datetime) -> bytes:
-        token = unsubscribe_token(self.key, job.customer_id, job.recipient)
-        unsubscribe_url = f"{self.public_url}/unsubscribe/{token}"
+        unsubscribe_url, preferences_url = self.contact_urls(job)
         content = notice_content(job, now, status_url=f"{self.public_url}/status",
-                                 unsubscribe_url=unsubscribe_url, replies=self.reply_to is not None)
+                                 unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
+                                 replies=self.reply_to is not None)
         if job.kind == RESOLVED:
             content = dataclasses.replace(content, feedback_url=self.feedback_url(job, content))
         if self.on_content is not None:
@@ -54,6 +55,20 @@ class NoticeComposer:
             message_id=job.message_id, in_reply_to=job.in_reply_to, headers=headers,
             list_unsubscribe_url=unsubscribe_url, reply_to=self.reply_to, date=now,
         )
+
+    def contact_urls(self, job) -> tuple[str, str]:
+        """The signed unsubscribe and preferences links of ``job``'s recipient: they name its
+        address and its customer's language, so their pages speak to it on any worker. A
+        recipient key that a contact token cannot carry gets the earlier unsubscribe token and
+        no preferences link."""
+        locale = normalize_locale(job.customer.locale)
+        try:
+            return (f"{self.public_url}/unsubscribe/"
+                    f"{contact_token(self.key, UNSUBSCRIBE, job.customer_id, job.recipient, locale, job.email)}",
+                    f"{self.public_url}/preferences/"
+                    f"{contact_token(self.key, PREFERENCES, job.customer_id, job.recipient, locale, job.email)}")
+        except ValueError:
+            return f"{self.public_url}/unsubscribe/{unsubscribe_token(self.key, job.customer_id, job.recipient)}", ""
 
     def feedback_url(self, job, content) -> str:
         """The signed feedback link of a resolved notice (``?score=N`` is added per answer); none

@@ -140,7 +140,7 @@ def _view(c: NoticeContent) -> dict[str, Any]:
         # estimate, which only the domain knows was stated: it is no estimate.
         eta_state = "future" if c.eta is not None and c.eta > c.now else "unknown"
 
-    if c.kind in _ONGOING and c.next_update_at is None:
+    if c.kind in _ONGOING and c.next_update_at is None and not c.start_and_end:
         raise ValueError(f"a {c.kind!r} notice must promise its next update (next_update_at is None)")
 
     ended = c.resolved_at or (c.now if c.kind == RESOLVED else None)
@@ -160,6 +160,7 @@ def _view(c: NoticeContent) -> dict[str, Any]:
         "eta_state": eta_state,
         "eta": at(c.eta) if eta_state == "future" else "",
         "next_update": at(c.next_update_at) if c.kind not in (RESOLVED, UNAFFECTED) else "",
+        "start_and_end": bool(c.start_and_end) and c.kind not in (RESOLVED, UNAFFECTED),
         "started": at(c.started_at, with_date=True),
         "ended": at(ended, with_date=True) if ended else "",
         "duration": format_duration(ended - c.started_at, locale) if ended else "",
@@ -169,6 +170,7 @@ def _view(c: NoticeContent) -> dict[str, Any]:
         "ticket_subject": _one_line(c.ticket_subject or ""),
         "status_url": (c.status_url or "").strip(),
         "unsubscribe_url": (c.unsubscribe_url or "").strip(),
+        "preferences_url": (c.preferences_url or "").strip(),
         "feedback_url": (c.feedback_url or "").strip() if c.kind == RESOLVED else "",
         "replies": bool(c.replies),
     }
@@ -200,8 +202,8 @@ def render_ticket_comment(content: NoticeContent) -> str:
 # the template would have). Private-use characters cannot come from the templates or survive
 # a value's normalisation, so a mark is never confused with text.
 _PERSONAL = {"customer_name": "\ue000c\ue001", "contact_name": "\ue000p\ue001", "unsubscribe_url": "\ue000u\ue001",
-             "feedback_url": "\ue000f\ue001"}
-_LINKS = ("unsubscribe_url", "feedback_url")
+             "feedback_url": "\ue000f\ue001", "preferences_url": "\ue000r\ue001"}
+_LINKS = ("unsubscribe_url", "feedback_url", "preferences_url")
 _SHAPE_FIELDS = tuple(f.name for f in dataclasses.fields(NoticeContent)
                       if f.name not in _PERSONAL and f.name not in ("now", "extra"))
 

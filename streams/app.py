@@ -22,8 +22,12 @@ from streams.customers import customers_of
 from streams.faust_app import Topics, assigned, build_app
 from streams.feedback import FeedbackDesk, title_of
 from streams.feedback_view import FeedbackView
+from streams.customer_finder import CustomerFinder
 from streams.incident_view import IncidentView
-from streams.kafka.broker import BrokerProfile
+from streams.kafka.broker import BrokerProfile, aiokafka_options, bootstrap
+from streams.preferences_view import PreferencesView
+from streams.preferences_web import PreferencesDesk
+from streams.suppression_view import SuppressionView
 from streams.kafka.tables import PartitionedTable
 from streams.reach import BrokerReach
 from streams.web import register_pages
@@ -48,6 +52,9 @@ class Pipeline:
         self.topics = topics = Topics(app, names, partitions)
         self.reach = BrokerReach.of(settings)   # whether any broker answers (/readyz, the API, the latency)
         self._background: set[asyncio.Task] = set()
+        # read whole by every worker: the suppressed addresses (the sender skips them) and the choices
+        suppressed = SuppressionView.of(settings, names=names, partitions=partitions, profile=profile)
+        choices = PreferencesView.of(settings, names=names, partitions=partitions, profile=profile)
         self.parts = parts = assemble(
             settings, topics=topics, names=names, partitions=partitions, table=self._table,
             # read straight from their topic, kept on disk (streams/customers.py)
@@ -55,8 +62,11 @@ class Pipeline:
                                                partitions=partitions, dlq=dlq),
             mailer=mailer, compose=compose, comment=comment, clock=clock, spawn=self.spawn,
             produce=lambda *record: app.producer.send(*record), flush=lambda: app.producer.flush(),
-            owned=lambda: assigned(app, topics.events), reach=self.reach, delivery=delivery)
+            owned=lambda: assigned(app, topics.events), reach=self.reach, delivery=delivery,
+            suppression_book=suppressed.book, suppression_sync=suppressed.sync)
         app.service(self.reach)
+        app.service(suppressed)
+        app.service(choices)
         for topic, name, agent in parts.agents:
             app.agent(topic, name=name)(agent)
         app.task(parts.customers.serve)   # the customers reader: not a faust agent (streams/customers.py)
@@ -66,7 +76,12 @@ class Pipeline:
         view = IncidentView.of(settings, names=names, partitions=partitions, profile=profile)
         register_pages(app, settings=settings, reach=self.reach, events_topic=topics.events, view=view,
                        readiness=parts.rebalance.readiness, clock=clock,
-                       unsubscribe=parts.preferences.request_unsubscribe,
+                       preferences=PreferencesDesk(
+                           keys=settings.verification_keys(), requests=parts.preferences, book=choices.book,
+                           sync=choices.sync, suppressions=parts.suppressions,
+                           find=CustomerFinder(bootstrap_servers=bootstrap(settings), topic=names.name(T.CUSTOMERS),
+                                               partitions=partitions, profile=profile, local=parts.customers.lookup,
+                                               security=aiokafka_options(settings)).find),
                        feedback=FeedbackDesk(keys=settings.verification_keys(), topic=topics.feedback,
                                              title=title_of(view), reachable=lambda: self.reach.reachable,
                                              clock=clock),

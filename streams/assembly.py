@@ -6,7 +6,9 @@ with the attributes of ``streams.faust_app.Topics``), a function that makes a ta
 (``streams/state.py``), one that makes the customers store given the dead letters, the mailer,
 the functions that compose a notice and a ticket comment, the clock, ``spawn`` (a background
 task), ``produce`` and ``flush`` (the producer), ``owned`` (the partitions of the incident
-events held now), ``reach`` (whether any broker answers) and the delivery helpers (or None).
+events held now), ``reach`` (whether any broker answers), the book of suppressed addresses that
+the caller keeps up to date (``streams/suppression_view.py``; ``suppression_sync`` waits for it)
+and the delivery helpers (or None).
 It returns the components, and which agent reads which topic and which timer runs how often:
 the caller registers those with its runtime (faust's app, or the in-memory broker).
 """
@@ -31,6 +33,7 @@ from streams.preferences import Preferences
 from streams.rebalance import Membership, Rebalance
 from streams.sender import Sender
 from streams.state import PartitionedTable
+from streams.suppressions import Suppressions
 from streams.tickets import TicketDesk
 from streams.views import PartitionViews
 
@@ -58,6 +61,7 @@ class Components:
     holding: HoldingUpdates
     latency: LatencyGauge
     preferences: Preferences
+    suppressions: Suppressions
     desk: TicketDesk
     incident_desk: IncidentDesk
     audience: Audience
@@ -71,7 +75,7 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
              compose: Callable[[NoticeJob, datetime], bytes],
              comment: Callable[[NoticeJob, datetime], str] | None, clock: Clock, spawn: Callable,
              produce: Callable[..., Awaitable], flush: Callable[[], Awaitable], owned: Callable[[], set[int]],
-             reach, delivery=None) -> Components:
+             reach, suppression_book, suppression_sync=None, delivery=None) -> Components:
     comment = comment or (lambda job, now: "")
     promises = PromiseBook(margin=timedelta(seconds=settings.schedule_lead_seconds))
     membership = Membership()   # the partitions held, joined, recovered (streams/rebalance.py)
@@ -83,17 +87,21 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
     latest = table(T.LATEST_TABLE)
     rounds = LatestRounds(latest)   # the latest round of each incident per partition
     views = PartitionViews(store, ledger)
+    # addresses refused for good: the book is the view every worker keeps of their topic
+    suppressions = Suppressions(topic=topics.suppressions, book=suppression_book, clock=clock, sync=suppression_sync)
 
     deliveries = d = Deliveries(
         ledger=ledger, promises=promises, views=views, dlq=dlq, names=names, mail_domain=settings.mail_domain,
-        compose=compose, delivery=delivery, produce=produce, noted=lambda *notice: holding.noted(*notice))
+        compose=compose, delivery=delivery, produce=produce, noted=lambda *notice: holding.noted(*notice),
+        suppressed=suppressions.suppressed)
     sender = Sender(
         mailer=mailer, mail_from=settings.mail_from, compose=d.compose, record=d.record_sent,
         refresh=d.refresh, dead_letter=d.undeliverable, clock=clock,
         concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
         deliver=d.deliver_elsewhere if delivery is not None else None,
         in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
-        rate_limit=settings.smtp_rate)   # OUTAGE_SMTP_RATE: sends spread over each second
+        rate_limit=settings.smtp_rate,   # OUTAGE_SMTP_RATE: sends spread over each second
+        refused=suppressions.refused)    # a 5xx suppresses the address
     holding = HoldingUpdates(   # each contact's holding update by its own deadline
         ledger=ledger, views=views, latest=rounds, sender=sender, promises=promises,
         clock=clock, held=membership.held, recovered=membership.is_recovered,
@@ -127,5 +135,5 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
     return Components(
         dlq=dlq, promises=promises, membership=membership, customers=store, incidents=incidents, ledger=ledger,
         tickets=tickets, latest=latest, rounds=rounds, views=views, deliveries=deliveries, sender=sender,
-        holding=holding, latency=latency, preferences=preferences, desk=desk, incident_desk=incident_desk,
+        holding=holding, latency=latency, preferences=preferences, suppressions=suppressions, desk=desk, incident_desk=incident_desk,
         audience=audience, rebalance=rebalance, agents=agents, timers=timers)

@@ -64,3 +64,15 @@ FEEDBACK_ANSWERS = Counter("outage_feedback_answers_total",
                            "Feedback answers posted, by result: recorded, refused (a forged or altered link), "
                            "invalid (a bad score or comment, a body too large), unavailable (the broker did not "
                            "take it)", ["result"], registry=REGISTRY)
+# preferences and suppression (streams/preferences_web.py, streams/suppressions.py)
+PREFERENCE_REQUESTS = Counter("outage_preference_requests_total",
+                              "Contacts' choices recorded (the preferences page, the unsubscribe link, the ops API), "
+                              "by what they chose: all, start-and-end, none, unsubscribe", ["receive"],
+                              registry=REGISTRY)
+ADDRESSES_SUPPRESSED = Counter("outage_addresses_suppressed_total",
+                               "Addresses suppressed after a permanent SMTP refusal (5xx): no later notice tries them",
+                               registry=REGISTRY)
+SUPPRESSIONS_LIFTED = Counter("outage_suppressions_lifted_total", "Suppressed addresses lifted by ops",
+                              registry=REGISTRY)
+NOTICES_SUPPRESSED = Counter("outage_notices_suppressed_total",
+                             "Notices not tried because their address is suppressed", registry=REGISTRY)

@@ -25,7 +25,8 @@ Runtime contract (what the agents and the tests may rely on):
 - After each SMTP acceptance, ``record(job, partition, sent_at)`` runs before the job counts
   as finished: it writes the ledger and the notices topic.
 - Temporary failures (4xx, connection errors, timeouts; the pool tries once) keep the job owed: it is retried with growing, jittered delays until ``give_up_seconds``
-  after its first try, then dead-lettered. Permanent failures (5xx) are dead-lettered at once.
+  after its first try, then dead-lettered. Permanent failures (5xx) are dead-lettered at once, and
+  ``refused(job, result)`` is told first (it suppresses the address: ``streams/suppressions.py``).
 - ``hold(partitions)``: set the queued jobs (and the rest of the submitted iterables) of those
   partitions aside and wait for their in-flight sends (on revocation); ``resume(partitions)``
   takes them up again (the partitions came back), ``drop(partitions)`` forgets them (they went
@@ -171,7 +172,8 @@ class Sender:
                  retry: RetryPolicy = RetryPolicy(), give_up_seconds: float | None = None,
                  retry_max_delay: float | None = None, rng: random.Random | None = None,
                  deliver: Callable[[NoticeJob, datetime], Awaitable[SendResult]] | None = None,
-                 in_flight: int | None = None, rate_limit: float | None = None) -> None:
+                 in_flight: int | None = None, rate_limit: float | None = None,
+                 refused: Callable[[NoticeJob, SendResult], Awaitable[None]] | None = None) -> None:
         self._mailer = mailer
         # compose and send, in one call (e.g. in helper processes); else compose here, then mailer.send
         self._deliver = deliver or self._compose_and_send
@@ -180,6 +182,7 @@ class Sender:
         self._record = record
         self._refresh = refresh
         self._dead_letter = dead_letter
+        self._refused = refused
         self._clock = clock
         # sends under way at once: the SMTP connections, or more when ``deliver`` hands jobs to
         # helper processes (jobs wait there for a connection, so the pipe's latency is covered)
@@ -590,6 +593,11 @@ class Sender:
         if result.permanent:
             M.NOTICE_FAILURES.labels("permanent").inc()
             log.warning("sender: %s notice refused for good: %s", job.kind, scrub(result.describe()))
+            if self._refused is not None:
+                try:
+                    await self._refused(job, result)
+                except Exception as exc:  # noqa: BLE001 - the notice is dead-lettered all the same
+                    log.warning("sender: the refused address could not be suppressed (%s)", type(exc).__name__)
             await self._dead_letter(job, f"SMTP permanent failure: {result.describe()}")
             return True
         M.NOTICE_FAILURES.labels("temporary").inc()

@@ -12,18 +12,22 @@ NOTICES = "notices"
 TICKET_UPDATES = "ticket-updates"
 DEAD_LETTERS = "dead-letters"
 FEEDBACK = "feedback"                 # answers to the resolved notices' question, keyed by feedback_id
+SUPPRESSIONS = "suppressions"         # addresses refused for good (SMTP 5xx), keyed by the address; a tombstone lifts
 # internal topics (co-partitioned with customers)
 ROUNDS = "rounds"
 TICKS = "ticks"
 TICKET_REQUESTS = "ticket-requests"   # ticket events re-keyed by customer_id
-PREFERENCES = "preferences"           # unsubscribe requests, keyed by customer_id
+PREFERENCES = "preferences"           # contacts' choices and unsubscribes, keyed by customer_id; kept whole
 
 # topics that must share the customers topic's partition count
 CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS,
                   TICKET_REQUESTS, PREFERENCES)
 # the feedback topic has the same count but is read whole (streams/feedback_view.py): no need to share it
-ALL = CO_PARTITIONED + (FEEDBACK, DEAD_LETTERS)
-COMPACTED = (CUSTOMERS, FEEDBACK)
+# so is the suppressions topic (streams/suppressions.py)
+ALL = CO_PARTITIONED + (FEEDBACK, SUPPRESSIONS, DEAD_LETTERS)
+COMPACTED = (CUSTOMERS, FEEDBACK, SUPPRESSIONS)
+# kept whole (retention.ms=-1): the view of the preferences (streams/preferences_view.py) reads it from the start
+RETAINED = (PREFERENCES,)
 
 # what a worker's agents read and write: attribute -> the topics it reads (the incident agent
 # reads two); ``streams.faust_app.Topics`` and the in-memory test broker build their topics from it
@@ -39,6 +43,7 @@ WORKER_TOPICS = {
     "ticket_updates": (TICKET_UPDATES,),
     "dead_letters": (DEAD_LETTERS,),
     "feedback": (FEEDBACK,),             # written by the web's feedback page (streams/feedback.py)
+    "suppressions": (SUPPRESSIONS,),     # written by the sender on a 5xx, and by the ops API (lifting)
 }
 
 # faust tables (changelog topics are "<app id>-<table>-changelog")

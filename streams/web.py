@@ -24,7 +24,7 @@ import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Awaitable, Callable, Mapping
+from typing import Callable, Mapping
 
 from aiokafka.errors import KafkaError, MessageSizeTooLargeError
 from faust import web
@@ -34,7 +34,6 @@ from pydantic import ValidationError
 
 from core.settings import Settings
 from domain.incident import IncidentState
-from domain.links import verify_unsubscribe
 from notifiers.timefmt import format_time
 from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, describe_validation_error
 from schemas.common import localize
@@ -42,6 +41,8 @@ from streams import metrics as M
 from streams.feedback import FeedbackDesk
 from streams.feedback_view import FeedbackView
 from streams.incident_view import IncidentView
+from streams import preferences_web
+from streams.preferences_web import PreferencesDesk
 from streams.reach import BrokerReach
 
 log = logging.getLogger(__name__)
@@ -79,7 +80,16 @@ ROUTES: tuple[Route, ...] = (
     Route("/api/incidents/{incident_id}/updates", {"POST": TOKEN}, "an updated event (202)"),
     Route("/api/incidents/{incident_id}/resolve", {"POST": TOKEN}, "a resolved event (202)"),
     Route("/unsubscribe/{token}", {"GET": SIGNED, "POST": SIGNED},
-          "RFC 8058 one-click unsubscribe: GET shows a button, POST acts"),
+          "RFC 8058 one-click unsubscribe: GET shows a button, POST acts (with a receive field: undo); "
+          "in the contact's language, naming its address (streams/preferences_web.py)"),
+    Route("/preferences/{token}", {"GET": SIGNED, "POST": SIGNED},
+          "a contact's choice of notices (all, start-and-end, none) and undo: GET shows it (changes nothing), "
+          "POST records it"),
+    Route("/api/customers/{customer_id}/preferences", {"GET": TOKEN, "PUT": TOKEN},
+          "each contact's address, choice, unsubscribed and suppressed (GET); set one contact's choice, "
+          "lifting an unsubscribe (PUT, 202)"),
+    Route("/api/suppressions", {"GET": TOKEN}, "addresses refused for good (SMTP 5xx): email, at, reason"),
+    Route("/api/suppressions/{email}", {"DELETE": TOKEN}, "lift a suppression (202; 404 if not suppressed)"),
     Route("/feedback/{token}", {"GET": SIGNED, "POST": SIGNED},
           "a resolved notice's feedback link: GET shows the question (records nothing), POST records the answer; "
           "a token that does not verify: 403"),
@@ -171,12 +181,13 @@ def invalid_body(exc: ValidationError) -> Refused:
 
 def register_pages(app, *, settings: Settings, view: IncidentView, reach: BrokerReach, events_topic,
                    readiness: Callable[[], tuple[bool, str]], clock: Callable[[], datetime],
-                   unsubscribe: Callable[[str, str], Awaitable], feedback: FeedbackDesk,
+                   preferences: PreferencesDesk, feedback: FeedbackDesk,
                    feedback_view: FeedbackView) -> None:
     """The routes of ``ROUTES`` on the faust ``app``: the write API produces to ``events_topic``,
     reads come from ``view``; ``readiness`` is the worker's (``streams/rebalance.py``), ``reach``
-    says whether any broker answers (``streams/reach.py``), ``unsubscribe(customer_id, recipient)``
-    requests a one-click unsubscribe (``streams/preferences.py``), ``feedback`` answers the
+    says whether any broker answers (``streams/reach.py``), ``preferences`` answers the preferences
+    and unsubscribe pages and the ops API of preferences and suppressions
+    (``streams/preferences_web.py``), ``feedback`` answers the
     feedback pages (``streams/feedback.py``) and ``feedback_view`` holds every answer
     (``streams/feedback_view.py``: the ``feedback`` of ``GET /api/incidents/{id}``)."""
     app.service(view)   # started with the app, stopped with it
@@ -315,30 +326,8 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
                 "active": [public(s, history=False) for s in active],
                 "recently_resolved": [public(s, history=False) for s in recent]}
 
-    keys = settings.verification_keys()   # OUTAGE_SECRET, then OUTAGE_SECRET_PREVIOUS
-    invalid = _page("This link is not valid.", "")
-
-    @app.page("/unsubscribe/{token}")
-    class Unsubscribe(web.View):
-        """RFC 8058: GET only shows a button (mail scanners prefetch links); POST acts."""
-
-        async def get(self, request, token):
-            if verify_unsubscribe(keys, token) is None:
-                return self.html(invalid, status=404)
-            form = (f'<form method=post action="/unsubscribe/{html.escape(token)}">'
-                    '<button type=submit>Stop these emails</button></form>')
-            return self.html(_page("Stop incident notices to this address?", form))
-
-        async def post(self, request, token):
-            found = verify_unsubscribe(keys, token)
-            if found is None:
-                return self.html(invalid, status=404)
-            try:
-                await unsubscribe(*found)
-            except (ProducerSendError, KafkaError) as exc:
-                log.warning("the broker did not take an unsubscribe request: %s", type(exc.__cause__ or exc).__name__)
-                return self.html(_page("Please try again in a minute.", ""), status=503)
-            return self.html(_page("You will receive no more incident notices at this address.", ""))
+    preferences_web.register(app, preferences, web=web, headers=PAGE_HEADERS, require_token=require_token,
+                             read_body=read_body, json_object=json_object, refused_type=Refused, answers=answers)
 
     @app.page("/feedback/{token}")
     class Feedback(web.View):
@@ -369,13 +358,6 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
     class StatusPage(web.View):
         async def get(self, request):
             return self.html(render_status(status_document()))
-
-
-def _page(title: str, body: str) -> str:
-    return (f"<!doctype html><html><head><meta charset=utf-8><title>{html.escape(title)}</title>"
-            "<style>body{font-family:system-ui,sans-serif;max-width:560px;margin:3rem auto;padding:0 1rem}"
-            "button{font-size:1rem;padding:.6rem 1.2rem}</style></head>"
-            f"<body><h1>{html.escape(title)}</h1>{body}</body></html>")
 
 
 def _iso(value) -> str | None:

@@ -324,6 +324,8 @@ def ensure_topics(settings: Settings, client=None) -> int:
                 continue
             compacted = name in {names.name(base) for base in T.COMPACTED} or name.endswith("-changelog")
             configs = {"cleanup.policy": "compact"} if compacted else {}
+            if name in {names.name(base) for base in T.RETAINED}:
+                configs["retention.ms"] = "-1"
             configs.update(replicated)
             new.append(NewTopic(name=name, num_partitions=count, replication_factor=factor, topic_configs=configs))
         for topic in new:

@@ -50,6 +50,7 @@ from faust.types import TP
 
 from core.settings import Settings
 from domain.affected import CustomerIndex
+from domain.suppression import SuppressionBook
 from notifiers.smtp import ACCEPTED, PERMANENT, SendResult
 from streams import topics as T
 from streams.assembly import Components, assemble
@@ -397,7 +398,8 @@ class Worker:
             settings, topics=WorkerTopics(self, broker.names), names=broker.names, partitions=broker.partitions,
             table=self.table, customers=lambda dlq: Customers(self, dlq), mailer=self.mailer,
             compose=compose, comment=comment, clock=broker.clock, spawn=self.spawn, produce=self.produce,
-            flush=self.flush, owned=lambda: set(self.held), reach=Reach())
+            flush=self.flush, owned=lambda: set(self.held), reach=Reach(),
+            suppression_book=broker.suppressions, suppression_sync=broker.read_suppressions)
         self.streams = [(AgentStream(self, topic.names), agent) for topic, _, agent in self.parts.agents]
         for stream, agent in self.streams:
             self.spawn(agent(stream))
@@ -540,6 +542,10 @@ class Broker:
         self.relay = Relay(self.clock)
         self.workers: list[Worker] = []      # the group's members
         self.activity = 0                    # anything moved (pump waits until nothing does)
+        # the view of outage.suppressions every worker keeps (streams/suppression_view.py): one
+        # book, read up to the topic's end at each step of ``pump`` (and by ``read_suppressions``)
+        self.suppressions = SuppressionBook()
+        self._suppressions_read: dict[int, int] = {}
 
     def moved(self) -> None:
         self.activity += 1
@@ -559,6 +565,14 @@ class Broker:
         log[p].append((key, value))
         self.moved()
         return p
+
+    async def read_suppressions(self) -> None:
+        """The suppressions view reads what the topic holds now."""
+        for p, records in enumerate(self.log(self.names.name(T.SUPPRESSIONS))):
+            start = self._suppressions_read.get(p, 0)
+            if start < len(records):
+                self.suppressions.apply(records[start:])
+                self._suppressions_read[p] = len(records)
 
     def changelog(self, table: str, p: int) -> list[tuple[str, Any]]:
         return self.changelogs[(table, p)]
@@ -626,6 +640,7 @@ class Broker:
         while quiet < QUIET_STEPS:
             before = self.activity
             moved = self._step()
+            await self.read_suppressions()
             for w in self.workers:
                 for p in sorted(w.parts.customers.parts):
                     moved |= await w.parts.customers.read(p)

@@ -209,7 +209,7 @@ async def web(tmp_path):
     desk = FeedbackDesk(keys=settings.verification_keys(), topic=topic, title=title_of(view),
                         reachable=lambda: reach.reachable, clock=clock)
     register_pages(app, settings=settings, view=view, reach=reach, events_topic=None,
-                   readiness=lambda: (True, "ok"), clock=clock, unsubscribe=None, feedback=desk, feedback_view=answers)
+                   readiness=lambda: (True, "ok"), clock=clock, preferences=None, feedback=desk, feedback_view=answers)
     app.web.blueprints.apply(app.web)
     async with TestClient(TestServer(app.web.web_app)) as client:
         yield Web(client, topic, view, answers, reach)

@@ -91,7 +91,7 @@ def api():
     app, topic = App(), Topic()
     register_pages(app, settings=Settings(api_token=TOKEN, secret="s"), view=View(),
                    reach=SimpleNamespace(reachable=True), events_topic=topic, readiness=lambda: (True, "ok"),
-                   clock=lambda: NOW, unsubscribe=None, feedback=None, feedback_view=None)
+                   clock=lambda: NOW, preferences=None, feedback=None, feedback_view=None)
 
     async def post(path: str, body: dict, **kwargs):
         view = app.pages[path](app, Web())

@@ -1,0 +1,77 @@
+"""Suppressed addresses, on every worker: recorded on a 5xx, skipped by every later notice, listed
+and lifted by ops.
+
+Runtime contract:
+- ``refused(job, result)`` (the sender, on a permanent failure): a 5xx reply suppresses the
+  address: a record keyed by the address (``domain/suppression.py``) goes to the compacted
+  ``outage.suppressions`` topic, and this worker's view holds it at once (the others' when they
+  read it, typically within a fetch wait). Counted in ``outage_addresses_suppressed_total`` (no
+  label names an address); the reason keeps the code and the reply text with addresses scrubbed.
+  A refusal without a code (an address the message builder cannot use) is only dead-lettered.
+- ``suppressed(email)``: checked right before each send (``streams/deliveries.py``): a notice to a
+  suppressed address is not tried (``outage_notices_suppressed_total``); it stays unsent in the
+  ledger, so once the address is lifted the next round reaches it. The customer's other contacts
+  are unaffected.
+- ``lift(email)`` (ops, ``DELETE /api/suppressions/{email}``): a tombstone for the address; False
+  when it is not suppressed. ``listed()``: every suppression, newest first.
+- The book is the one of ``streams/suppression_view.py`` (the topic read whole by every worker),
+  so every worker skips, lists and lifts the same addresses.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Callable
+
+from domain.suppression import Suppression, SuppressionBook, address_key, is_permanent_refusal, reason_of
+from notifiers.smtp import scrub
+from streams import metrics as M
+
+log = logging.getLogger(__name__)
+
+
+class Suppressions:
+    """The suppressions of a worker: ``book`` is its view's (or, in tests, any book kept up to date)."""
+
+    def __init__(self, *, topic, book: SuppressionBook, clock: Callable[[], datetime],
+                 sync: Callable | None = None) -> None:
+        self.topic = topic
+        self.book = book
+        self.clock = clock
+        self._sync = sync   # waits until the view read what the topic holds now (ops reads)
+
+    def suppressed(self, email: str) -> bool:
+        return self.book.suppressed(email)
+
+    async def sync(self) -> None:
+        if self._sync is not None:
+            await self._sync()
+
+    def listed(self) -> list[dict]:
+        return [s.public() for s in self.book.all()]
+
+    async def refused(self, job, result) -> None:
+        """The SMTP server refused ``job``'s address for good: suppress it (a 5xx only)."""
+        if not is_permanent_refusal(result.code):
+            return
+        suppression = Suppression(email=job.email, at=self.clock().isoformat(), code=result.code,
+                                  reason=reason_of(result.code, scrub(result.message or "")))
+        self.book.put(suppression)   # this worker skips it at once
+        M.ADDRESSES_SUPPRESSED.inc()
+        log.warning("an address was suppressed after a permanent refusal: %s", suppression.reason)
+        await self._send(address_key(job.email), suppression.to_json())
+
+    async def lift(self, email: str) -> bool:
+        """Lift the suppression of ``email``; False when it is not suppressed."""
+        if not self.book.suppressed(email):
+            return False
+        await self._send(address_key(email), None)
+        self.book.remove(email)
+        M.SUPPRESSIONS_LIFTED.inc()
+        return True
+
+    async def _send(self, key: str, value: bytes | None) -> None:
+        sent = await self.topic.send(key=key.encode(), value=value)
+        if sent is not None and hasattr(sent, "__await__"):
+            await sent   # faust: the broker's acknowledgement
