@@ -145,12 +145,14 @@ class Mail:
 
 class Relay:
     """The SMTP server every worker hands its notices to: ``mails`` holds what it received, in
-    order; ``refuse(address)`` answers 550 for an address (nothing is received)."""
+    order; ``refuse(address)`` answers 550 for an address (nothing is received); ``tried`` lists
+    every address tried, refused or not."""
 
     def __init__(self, clock: Clock) -> None:
         self.clock = clock
         self.mails: list[Mail] = []
         self.refused: dict[str, SendResult] = {}
+        self.tried: list[str] = []   # every address a worker tried, refused or not, in order
 
     def refuse(self, address: str, code: int = 550, message: str = "5.1.1 Mailbox unavailable") -> None:
         self.refused[address.lower()] = SendResult(PERMANENT, code, message)
@@ -195,6 +197,7 @@ class WorkerMailer:
         if not worker.alive:
             await asyncio.Future()   # a killed worker sends nothing (its task is cancelled)
         worker.broker.moved()
+        self.relay.tried.append(rcpt)
         refused = self.relay.refused.get(rcpt.lower())
         if refused is not None:
             return refused
