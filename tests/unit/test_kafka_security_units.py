@@ -264,8 +264,11 @@ def test_new_topics_get_min_3_brokers_replicas_and_min_2_in_sync(brokers, factor
     for name, topic in by_name.items():
         assert topic.replication_factor == factor
         assert topic.topic_configs["min.insync.replicas"] == isr
-        compacted = name in (names.name(T.CUSTOMERS), names.name(T.FEEDBACK)) or name.endswith("-changelog")
+        compacted = name in (names.name(T.CUSTOMERS), names.name(T.FEEDBACK), names.name(T.SUPPRESSIONS)) \
+            or name.endswith("-changelog")
         assert topic.topic_configs.get("cleanup.policy") == ("compact" if compacted else None), name
+        # the preferences topic is kept whole: the view of the choices reads it from the start
+        assert topic.topic_configs.get("retention.ms") == ("-1" if name == names.name(T.PREFERENCES) else None), name
 
 
 def test_the_replication_factor_setting_wins_and_is_checked_against_the_brokers():
