@@ -188,7 +188,7 @@ class ProcessDelivery:
         c = job.customer
         out.append(_frame(("job", req, known[1], now, job.kind, c.customer_id, c.name, c.locale, c.timezone,
                            job.recipient, job.email, job.contact_name, job.message_id, job.in_reply_to,
-                           tuple(job.services), job.ticket_id, job.ticket_subject)))
+                           tuple(job.services), job.ticket_id, job.ticket_subject, job.receive)))
         fut = asyncio.get_running_loop().create_future()
         child.pending[req] = fut
         child.proc.stdin.write(b"".join(out))
@@ -269,11 +269,11 @@ async def _serve() -> None:
                 rounds.clear()
                 continue
             (_, req, key, now, kind, cid, name, locale, tz, recipient, email, contact_name, message_id,
-             in_reply_to, services, ticket_id, ticket_subject) = frame
+             in_reply_to, services, ticket_id, ticket_subject, receive) = frame
             job = NoticeJob(kind=kind, round=rounds[key], customer=_Customer(cid, name, locale, tz),
                             recipient=recipient, email=email, contact_name=contact_name, message_id=message_id,
                             in_reply_to=in_reply_to, services=services, ticket_id=ticket_id,
-                            ticket_subject=ticket_subject)
+                            ticket_subject=ticket_subject, receive=receive)
             passed[0] = False
             try:
                 data = composer(job, now)

@@ -79,6 +79,7 @@ class Pipeline:
                        preferences=PreferencesDesk(
                            keys=settings.verification_keys(), requests=parts.preferences, book=choices.book,
                            sync=choices.sync, suppressions=parts.suppressions,
+                           reachable=lambda: self.reach.reachable,
                            find=CustomerFinder(bootstrap_servers=bootstrap(settings), topic=names.name(T.CUSTOMERS),
                                                partitions=partitions, profile=profile, local=parts.customers.lookup,
                                                security=aiokafka_options(settings)).find),

@@ -22,6 +22,7 @@ Runtime contract:
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import datetime
 from typing import Callable
@@ -58,7 +59,7 @@ class Preferences:
     async def _send(self, request: dict) -> dict:
         P.check_request(request)
         sent = await self.topic.send(key=request["customer_id"].encode(), value=json.dumps(request).encode())
-        if sent is not None and hasattr(sent, "__await__"):
+        if inspect.isawaitable(sent):
             await sent   # faust: the broker's acknowledgement
         return request
 

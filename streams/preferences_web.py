@@ -38,9 +38,6 @@ from dataclasses import dataclass
 from typing import Awaitable, Callable
 from urllib.parse import parse_qsl, quote
 
-from aiokafka.errors import KafkaError
-from faust.exceptions import ProducerSendError
-
 from core.vocabulary import RECEIVE_ALL, RECEIVE_CHOICES, RECEIVE_NONE
 from domain import preferences as P
 from domain.ids import contact_key
@@ -52,7 +49,6 @@ from streams.customer_finder import FinderUnavailable
 log = logging.getLogger(__name__)
 
 MAX_FORM_FIELDS = 16
-_UNAVAILABLE_ERRORS = (ProducerSendError, KafkaError, OSError)
 
 
 @dataclass(frozen=True, slots=True)
@@ -91,13 +87,15 @@ class PreferencesDesk:
     customer (``CustomerFinder.find``)."""
 
     def __init__(self, *, keys: Keys, requests, book: P.PreferenceBook, suppressions,
-                 find: Callable[[str], Awaitable], sync: Callable[[], Awaitable] | None = None) -> None:
+                 find: Callable[[str], Awaitable], sync: Callable[[], Awaitable] | None = None,
+                 reachable: Callable[[], bool] = lambda: True) -> None:
         self.keys = tuple(keys) if not isinstance(keys, (bytes, bytearray)) else (bytes(keys),)
         self.requests = requests
         self.book = book
         self.suppressions = suppressions
         self.find = find
         self._sync = sync
+        self.reachable = reachable   # whether any broker answers: refused at once (503) rather than held
 
     async def sync(self) -> None:
         if self._sync is not None:
@@ -184,15 +182,25 @@ class PreferencesDesk:
         except ValueError:
             return ""
 
+    async def _produced(self, send: Callable[[], Awaitable], what: str):
+        """``send()``'s result once the broker took it; None when no broker answers or it did not take it."""
+        if not self.reachable():
+            return None
+        try:
+            return await send()
+        except Exception as exc:  # noqa: BLE001 - never a 500: the caller answers 503
+            log.warning("the broker did not take %s: %s", what, type(exc.__cause__ or exc).__name__)
+            return None
+
     async def _request(self, link: ContactLink, receive: str | None) -> bool:
         """The choice (None: unsubscribe) on the preferences topic; False when the broker did not take it."""
-        try:
-            if receive is None:
-                request = await self.requests.request_unsubscribe(link.customer_id, link.recipient)
-            else:
-                request = await self.requests.request(link.customer_id, link.recipient, receive)
-        except _UNAVAILABLE_ERRORS as exc:
-            log.warning("the broker did not take a preferences request: %s", type(exc.__cause__ or exc).__name__)
+        if receive is None:
+            request = await self._produced(
+                lambda: self.requests.request_unsubscribe(link.customer_id, link.recipient), "an unsubscribe")
+        else:
+            request = await self._produced(
+                lambda: self.requests.request(link.customer_id, link.recipient, receive), "a preferences request")
+        if request is None:
             return False
         self.book.put(request)   # this worker shows it at once; the view reads the same record later
         M.PREFERENCE_REQUESTS.labels(receive or P.UNSUBSCRIBE).inc()
@@ -227,10 +235,8 @@ class PreferencesDesk:
         contact = next((c for c in customer.contacts if contact_key(c.email) == key), None)
         if contact is None:
             return Answer(404, body={"error": f"that address is not a contact of customer {customer_id}"})
-        try:
-            await self.requests.request(customer_id, key, body["receive"])
-        except _UNAVAILABLE_ERRORS as exc:
-            log.warning("the broker did not take a preferences request: %s", type(exc.__cause__ or exc).__name__)
+        if await self._produced(lambda: self.requests.request(customer_id, key, body["receive"]),
+                                "a preferences request") is None:
             return Answer(503, body={"error": "the broker did not take the request; try again",
                                      "retry_after_seconds": 5})
         self.book.put({"customer_id": customer_id, "recipient": key, "action": P.RECEIVE, "receive": body["receive"]})
@@ -255,14 +261,11 @@ class PreferencesDesk:
     async def lift(self, email: str) -> Answer:
         """DELETE /api/suppressions/{email}."""
         await self.suppressions.sync()
-        try:
-            lifted = await self.suppressions.lift(email)
-        except _UNAVAILABLE_ERRORS as exc:
-            log.warning("the broker did not take a lift: %s", type(exc.__cause__ or exc).__name__)
+        if not self.suppressions.suppressed(email):
+            return Answer(404, body={"error": "that address is not suppressed"})
+        if not await self._produced(lambda: self.suppressions.lift(email), "a lift"):
             return Answer(503, body={"error": "the broker did not take the request; try again",
                                      "retry_after_seconds": 5})
-        if not lifted:
-            return Answer(404, body={"error": "that address is not suppressed"})
         return Answer(202, body={"email": email, "suppressed": False})
 
 

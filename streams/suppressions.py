@@ -20,6 +20,7 @@ Runtime contract:
 
 from __future__ import annotations
 
+import inspect
 import logging
 from datetime import datetime
 from typing import Callable
@@ -60,7 +61,8 @@ class Suppressions:
         self.book.put(suppression)   # this worker skips it at once
         M.ADDRESSES_SUPPRESSED.inc()
         log.warning("an address was suppressed after a permanent refusal: %s", suppression.reason)
-        await self._send(address_key(job.email), suppression.to_json())
+        # handed to the producer, not waited for: a sender's runner must not wait on the broker
+        await self._send(address_key(job.email), suppression.to_json(), acknowledged=False)
 
     async def lift(self, email: str) -> bool:
         """Lift the suppression of ``email``; False when it is not suppressed."""
@@ -71,7 +73,7 @@ class Suppressions:
         M.SUPPRESSIONS_LIFTED.inc()
         return True
 
-    async def _send(self, key: str, value: bytes | None) -> None:
+    async def _send(self, key: str, value: bytes | None, acknowledged: bool = True) -> None:
         sent = await self.topic.send(key=key.encode(), value=value)
-        if sent is not None and hasattr(sent, "__await__"):
+        if acknowledged and inspect.isawaitable(sent):
             await sent   # faust: the broker's acknowledgement

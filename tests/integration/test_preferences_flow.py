@@ -1,8 +1,10 @@
-"""Issue 16's "done when", on real workers, a real broker and an SMTP server: two workers; a
-contact unsubscribed with the one-click link (on one worker) and one who chose ``none`` on the
-preferences page (on the other) get nothing more while the customers' other contacts get the
-update; an address the server refuses with 550 is tried once and not again; ops undo both (the
-preferences API and the suppressions API, on either worker) and the next round reaches all three."""
+"""Issue 16's "done when", on real workers, a real broker and an SMTP server: two workers (each
+composing in a delivery helper process); a contact unsubscribed with the one-click link (on one
+worker) and one who chose ``none`` on the preferences page (on the other) get nothing more while
+the customers' other contacts get the update; an address the server refuses with 550 is tried once
+and not again; ops undo both (the preferences API and the suppressions API, on either worker) and
+the next round reaches all three. A contact set to ``start-and-end`` through the API gets the
+acknowledgement (promising no next update) and the resolution only."""
 
 from __future__ import annotations
 
@@ -20,16 +22,19 @@ from streams import topics as T
 from tests.conftest import API_TOKEN, http
 from tests.factories import customer, load_customers
 from tests.integration.faults_kit import (  # noqa: F401 - faulty is a fixture
-    declare_event, faulty, ready, smtp_env, until)
+    declare_event, faulty, ready, settle, smtp_env, until)
 
 pytestmark = pytest.mark.integration
 
 UNSUB, STAYS0 = "unsub@pf0.example.com", "stays@pf0.example.com"
 NONE, STAYS1, BAD = "none@pf1.example.com", "stays@pf1.example.com", "bad@pf1.example.com"
+QUIET, LOUD = "quiet@pf2.example.com", "loud@pf2.example.com"
 CUSTOMERS = [customer("c-pf-0", locale="en", contacts=[UNSUB, STAYS0], services=[("api", "ap-northeast-1")]),
-             customer("c-pf-1", locale="ja", contacts=[NONE, STAYS1, BAD], services=[("api", "ap-northeast-1")])]
+             customer("c-pf-1", locale="ja", contacts=[NONE, STAYS1, BAD], services=[("api", "ap-northeast-1")]),
+             customer("c-pf-2", locale="en", contacts=[QUIET, LOUD], services=[("api", "ap-northeast-1")])]
 SECRET = b"test-secret"   # the workers' OUTAGE_SECRET (tests/conftest.py): the links the notices carry
 WAIT = 40.0
+WHO = {"unsub": ("c-pf-0", UNSUB), "none": ("c-pf-1", NONE), "quiet": ("c-pf-2", QUIET)}
 
 
 def post_form(url: str, fields: dict[str, str]) -> tuple[int, str]:
@@ -75,13 +80,25 @@ def update(worker, incident: str, n: int) -> None:
 async def test_choices_and_suppressions_hold_across_workers_until_ops_undo_them(workers, faulty, broker, prefix):
     load_customers(broker.bootstrap, prefix, CUSTOMERS)
     server = faulty(refuse=(BAD,))
-    env = smtp_env(server.serve())
+    env = {**smtp_env(server.serve()), "OUTAGE_DELIVERY_PROCESSES": "1"}   # the helpers compose too
     one, other = workers(env, ready=False), workers(env, ready=False)
     await ready(one, other)
+
+    def ledger_says(**wanted: str) -> bool:   # the choices reached the customers' ledger entries
+        entries = ledger(broker.bootstrap, prefix)
+        return all(P.receive_of(entries.get(cid), contact_key(email)) == receive
+                   for (cid, email), receive in ((WHO[name], r) for name, r in wanted.items()))
+
+    status, body = http("PUT", other.url + "/api/customers/c-pf-2/preferences",
+                        {"email": QUIET, "receive": "start-and-end"}, token=API_TOKEN)
+    assert status == 202, body
+    assert await until(lambda: ledger_says(quiet="start-and-end"), WAIT)
     incident = declare_event(one)["incident_id"]
     assert await until(lambda: all(kinds(server, incident, e) == ["acknowledged"]
-                                   for e in (UNSUB, STAYS0, NONE, STAYS1)), WAIT)
+                                   for e in (UNSUB, STAYS0, NONE, STAYS1, QUIET, LOUD)), WAIT)
     assert server.rcpt_attempts[BAD] == 1
+    first = {m.rcpt: m for m in server.received(incident)}
+    assert first[QUIET].next_update is None and first[LOUD].next_update is not None   # no promise to start-and-end
 
     # the refusal is suppressed and listed by both workers; the links open their pages (a GET changes nothing)
     def listed(worker) -> bool:
@@ -100,11 +117,7 @@ async def test_choices_and_suppressions_hold_across_workers_until_ops_undo_them(
     status, page = post_form(one.url + link(PREFERENCES, "c-pf-1", NONE, "ja"), {"receive": "none"})
     assert status == 200 and "設定を保存しました。" in page
 
-    def ledger_says(gone: bool) -> bool:   # the choices reached the customers' ledger entries (their partitions)
-        entries = ledger(broker.bootstrap, prefix)
-        return (P.receive_of(entries.get("c-pf-0"), contact_key(UNSUB)) == ("none" if gone else "all")
-                and P.receive_of(entries.get("c-pf-1"), contact_key(NONE)) == ("none" if gone else "all"))
-    assert await until(lambda: ledger_says(True), WAIT)
+    assert await until(lambda: ledger_says(unsub="none", none="none"), WAIT)
 
     def answered(worker) -> bool:   # the ops view of the choices, the same on both workers
         status, body = http("GET", worker.url + "/api/customers/c-pf-1/preferences", token=API_TOKEN)
@@ -115,10 +128,12 @@ async def test_choices_and_suppressions_hold_across_workers_until_ops_undo_them(
     assert await until(lambda: answered(one) and answered(other), WAIT)
 
     update(one, incident, 1)
-    assert await until(lambda: kinds(server, incident, STAYS0)[-1:] == ["progress"]
-                       and kinds(server, incident, STAYS1)[-1:] == ["progress"], WAIT)
-    # the others' update is out: nothing for the two who opted out, no second try of the refused address
-    assert kinds(server, incident, UNSUB) == kinds(server, incident, NONE) == ["acknowledged"]
+    assert await until(lambda: all(kinds(server, incident, e)[-1:] == ["progress"] for e in (STAYS0, STAYS1, LOUD)),
+                       WAIT)
+    await settle(server, quiet=1.5, limit=10)   # the round is over: nothing more arrives
+    # nothing for the two who opted out nor the start-and-end contact, no second try of the refused address
+    assert kinds(server, incident, UNSUB) == kinds(server, incident, NONE) == kinds(server, incident, QUIET) == [
+        "acknowledged"]
     assert server.rcpt_attempts[BAD] == 1
 
     # ops undo: the choices on one worker, the suppression lifted on the other
@@ -130,7 +145,7 @@ async def test_choices_and_suppressions_hold_across_workers_until_ops_undo_them(
     status, body = http("DELETE", other.url + f"/api/suppressions/{BAD}", token=API_TOKEN)
     assert status == 202, body
     assert http("DELETE", other.url + f"/api/suppressions/{BAD}", token=API_TOKEN)[0] == 404
-    assert await until(lambda: ledger_says(False), WAIT)
+    assert await until(lambda: ledger_says(unsub="all", none="all"), WAIT)
     assert await until(lambda: all(http("GET", w.url + "/api/suppressions", token=API_TOKEN)[1] == {"suppressions": []}
                                    for w in (one, other)), WAIT)
 
@@ -138,4 +153,11 @@ async def test_choices_and_suppressions_hold_across_workers_until_ops_undo_them(
     assert await until(lambda: kinds(server, incident, UNSUB)[-1:] == ["progress"]
                        and kinds(server, incident, NONE)[-1:] == ["progress"]
                        and kinds(server, incident, BAD) == ["acknowledged"], WAIT)
-    assert server.rcpt_attempts[BAD] == 2 and server.duplicates(incident) == 0
+    assert server.rcpt_attempts[BAD] == 2
+    status, body = http("POST", other.url + f"/api/incidents/{incident}/resolve", {"message": "Fixed."},
+                        token=API_TOKEN)
+    assert status == 202, body
+    everyone = (UNSUB, STAYS0, NONE, STAYS1, BAD, QUIET, LOUD)
+    assert await until(lambda: all(kinds(server, incident, e)[-1:] == ["resolved"] for e in everyone), WAIT)
+    assert kinds(server, incident, QUIET) == ["acknowledged", "resolved"]
+    assert server.duplicates(incident) == 0

@@ -55,15 +55,19 @@ class RecordingTopic:
 
 class Web:
     def __init__(self, client, requests: RecordingTopic, suppressions: RecordingTopic, book: PreferenceBook,
-                 suppressed: SuppressionBook, finder) -> None:
+                 suppressed: SuppressionBook, finder, reach) -> None:
         self.client, self.requests, self.suppressions = client, requests, suppressions
-        self.book, self.suppressed, self.finder = book, suppressed, finder
+        self.book, self.suppressed, self.finder, self.reach = book, suppressed, finder, reach
 
     async def call(self, method: str, path: str, token: str | None = TOKEN, **kw):
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         response = await self.client.request(method, path, headers=headers, **kw)
         text = await response.text()
         return response.status, (json.loads(text) if response.content_type == "application/json" else text)
+
+
+class Reach:
+    reachable = True
 
 
 class Finder:
@@ -85,17 +89,18 @@ async def web(tmp_path):
                     web_stats_enabled=False, web_graph_enabled=False, web_metrics_enabled=False)
     requests, suppressions = RecordingTopic(), RecordingTopic()
     book, suppressed, finder = PreferenceBook(), SuppressionBook(), Finder()
+    reach = Reach()
     desk = PreferencesDesk(keys=settings.verification_keys(),
                            requests=Preferences(topic=requests, ledger=None, dlq=None, clock=lambda: T0),
                            book=book, suppressions=Suppressions(topic=suppressions, book=suppressed, clock=lambda: T0),
-                           find=finder.find)
+                           find=finder.find, reachable=lambda: reach.reachable)
     view = IncidentView(bootstrap_servers=["127.0.0.1:9"], topic="t.incidents-changelog", partitions=1)
     answers = FeedbackView(bootstrap_servers=["127.0.0.1:9"], topic="t.feedback", partitions=1)
     register_pages(app, settings=settings, view=view, reach=None, events_topic=None, readiness=lambda: (True, "ok"),
                    clock=lambda: T0, preferences=desk, feedback=None, feedback_view=answers)
     app.web.blueprints.apply(app.web)
     async with TestClient(TestServer(app.web.web_app)) as client:
-        yield Web(client, requests, suppressions, book, suppressed, finder)
+        yield Web(client, requests, suppressions, book, suppressed, finder, reach)
 
 
 def token(purpose: str = PREFERENCES, locale: str = "ja", email: str = A, key: bytes = b"new-secret") -> str:
@@ -230,3 +235,21 @@ def test_every_new_route_is_declared_with_who_may_read_it():
     assert access["/api/customers/{customer_id}/preferences"] == {"GET": "token", "PUT": "token"}
     assert access["/api/suppressions"] == {"GET": "token"}
     assert access["/api/suppressions/{email}"] == {"DELETE": "token"}
+
+
+async def test_no_broker_or_a_refusing_one_is_a_503_and_nothing_is_recorded_as_done(web):
+    web.suppressed.put(Suppression(A, "2026-11-25T01:00:00+00:00", 550, "550 5.1.1 gone"))
+    web.reach.reachable = False                       # refused at once, not held until the broker is back
+    status, page = await web.call("POST", f"/preferences/{token()}", token=None, data={"receive": "none"})
+    assert status == 503 and checked(page) == ["all"]
+    status, page = await web.call("POST", f"/unsubscribe/{token(UNSUBSCRIBE)}", token=None)
+    assert status == 503 and "配信を停止する" in page                 # the button again
+    status, body = await web.call("PUT", "/api/customers/c-1/preferences", json={"email": A, "receive": "none"})
+    assert status == 503 and body["retry_after_seconds"] == 5
+    assert (await web.call("DELETE", f"/api/suppressions/{A}"))[0] == 503
+    assert web.requests.sent == [] and web.suppressions.sent == [] and web.book.entry("c-1") is None
+    web.reach.reachable = True
+    web.suppressions.fail = web.requests.fail = True  # reachable, but the broker does not take it
+    assert (await web.call("DELETE", f"/api/suppressions/{A}"))[0] == 503
+    assert (await web.call("PUT", "/api/customers/c-1/preferences", json={"email": A, "receive": "none"}))[0] == 503
+    assert web.suppressed.suppressed(A) and web.book.entry("c-1") is None
