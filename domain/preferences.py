@@ -70,7 +70,9 @@ def previous(entry: dict | None, recipient: str) -> str | None:
 
 def receive_of(entry: dict | None, recipient: str) -> str:
     """What the recipient receives now: ``none`` when unsubscribed, else its choice."""
-    if recipient in unsubscribed(entry):
+    if not entry:
+        return RECEIVE_ALL
+    if recipient in entry.get("unsubscribed", ()):
         return RECEIVE_NONE
     return choice(entry, recipient)
 

@@ -13,6 +13,9 @@ from notifiers.message import build_message
 from notifiers.render import RenderCache
 
 
+MAX_UNSUBSCRIBE_URL = 900   # List-Unsubscribe: <url> on one line of at most 998 characters
+
+
 def utc_rfc3339(value: datetime | None) -> str | None:
     if value is None:
         return None
@@ -62,13 +65,17 @@ class NoticeComposer:
         recipient key that a contact token cannot carry gets the earlier unsubscribe token and
         no preferences link."""
         locale = normalize_locale(job.customer.locale)
+        earlier = f"{self.public_url}/unsubscribe/{unsubscribe_token(self.key, job.customer_id, job.recipient)}"
         try:
-            return (f"{self.public_url}/unsubscribe/"
-                    f"{contact_token(self.key, UNSUBSCRIBE, job.customer_id, job.recipient, locale, job.email)}",
-                    f"{self.public_url}/preferences/"
-                    f"{contact_token(self.key, PREFERENCES, job.customer_id, job.recipient, locale, job.email)}")
+            unsubscribe = (f"{self.public_url}/unsubscribe/"
+                           f"{contact_token(self.key, UNSUBSCRIBE, job.customer_id, job.recipient, locale, job.email)}")
+            preferences = (f"{self.public_url}/preferences/"
+                           f"{contact_token(self.key, PREFERENCES, job.customer_id, job.recipient, locale, job.email)}")
         except ValueError:
-            return f"{self.public_url}/unsubscribe/{unsubscribe_token(self.key, job.customer_id, job.recipient)}", ""
+            return earlier, ""
+        # the List-Unsubscribe header must stay one mail line (998 characters): a very long customer id,
+        # address and public URL together get the shorter earlier token there (its page is in English)
+        return (unsubscribe if len(unsubscribe) <= MAX_UNSUBSCRIBE_URL else earlier), preferences
 
     def feedback_url(self, job, content) -> str:
         """The signed feedback link of a resolved notice (``?score=N`` is added per answer); none

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -234,3 +235,30 @@ def test_the_preferences_page_speaks_the_contacts_language_names_its_address_and
     assert "&lt;b&gt;@example.jp" in gone and '<input type="hidden" name="receive" value="all">' in gone
     assert 'href="../preferences/t"' in gone
     assert "This link is not valid." in render_preferences_page(PreferencesPage("invalid", locale))
+
+
+def test_every_notice_links_the_preferences_page_and_a_one_click_unsubscribe_that_name_the_contact():
+    import email
+    import email.policy
+
+    from domain.links import verify_contact as verify
+    from notifiers.notice import NoticeComposer
+
+    d1 = decide(None, event(), T0)
+    job = next(j for j in plan(d1.round, None) if j.email == A)
+    composer = NoticeComposer(public_url="https://status.example.com", mail_from="status@example.com",
+                              signing_key=b"k")
+    msg = email.message_from_bytes(composer(job, T0), policy=email.policy.default)
+    unsubscribe = msg["List-Unsubscribe"].strip("<>")
+    text = msg.get_body(("plain",)).get_content()
+    found = re.search(r"https://status\.example\.com/preferences/(\S+)", text)
+    assert found and verify(b"k", PREFERENCES, found.group(1)) == ContactLink("c-1", contact_key(A), "ja", A)
+    assert verify(b"k", UNSUBSCRIBE, unsubscribe.rpartition("/")[2]) == ContactLink("c-1", contact_key(A), "ja", A)
+    assert unsubscribe in text
+    # ids and an address long enough to break the header's one line: the earlier, shorter token there
+    long_job = dataclasses.replace(job, email="x" * 60 + "@" + "d" * 60 + ".example.com",
+                                   customer=customer().model_copy(update={"customer_id": "c" * 256}))
+    long_composer = NoticeComposer(public_url="https://" + "s" * 350 + ".example.com", mail_from="status@example.com",
+                                   signing_key=b"k")
+    header = email.message_from_bytes(long_composer(long_job, T0), policy=email.policy.default)["List-Unsubscribe"]
+    assert verify(b"k", UNSUBSCRIBE, header.strip("<>").rpartition("/")[2]).email is None
