@@ -160,8 +160,10 @@ def test_a_start_and_end_notice_promises_no_update_and_says_the_next_email_comes
     book = PromiseBook(margin=timedelta(seconds=5))
     composed = book.as_composed(job, T0)
     assert composed.round.next_update_at is None and book.stated(job) is None
-    for locale, words in (("en", "we will email you next when it is resolved"),
-                          ("ja", "次回は復旧時にご連絡いたします")):
+    for locale, words in (("en", "we will email you next when it is resolved. To receive every update instead, use "
+                                 "the “Choose which notices you receive” link at the end of this email."),
+                          ("ja", "次回は復旧時にご連絡いたします。すべての続報をご希望の場合は、このメール末尾の"
+                                 "「受け取る通知の設定」から変更いただけます。")):
         job_l = dataclasses.replace(composed, customer=customer(locale))
         content = notice_content(job_l, T0, preferences_url="https://s.example/preferences/tok")
         assert content.next_update_at is None and content.start_and_end
@@ -217,7 +219,7 @@ def test_only_a_5xx_suppresses_and_the_reason_is_one_short_line():
 # -- the pages --------------------------------------------------------------------------------------------
 @pytest.mark.parametrize("locale, title, choice_name", [
     ("en", "Which incident notices would you like to receive?", "Only the start and the end"),
-    ("ja", "障害のご連絡のうち、どれを受け取りますか。", "発生と復旧のみ"),
+    ("ja", "受け取るご連絡をお選びください。", "発生と復旧のみ"),
 ])
 def test_the_preferences_page_speaks_the_contacts_language_names_its_address_and_offers_undo(locale, title,
                                                                                               choice_name):
