@@ -180,12 +180,16 @@ async def test_an_unsubscribe_token_with_altered_padding_does_not_verify(workers
     path = "/" + link.split("/", 3)[3]
     assert path.startswith("/unsubscribe/")
     token = path.removeprefix("/unsubscribe/")
-    cid, recipient, signature = token.split(".")
+    # customer, recipient, locale, address, signature (domain/links.py contact_token)
+    cid, recipient, locale, address, signature = token.split(".")
+    middle = f"{recipient}.{locale}"
     assert send(w, "GET", path)[0] == 200   # the real link works
-    for altered in (f"{cid}=.{recipient}.{signature}", f"{cid}==.{recipient}.{signature}",
-                    f"{cid}.{recipient}.{signature}=", f"{cid}.{recipient}.{signature}==",
-                    f"{cid}%3D.{recipient}.{signature}", f"{cid[:2]}={cid[2:]}.{recipient}.{signature}",
-                    f"{cid}.{recipient}.{signature[:-1]}{'B' if signature[-1] == 'A' else 'A'}"):
+    for altered in (f"{cid}=.{middle}.{address}.{signature}", f"{cid}==.{middle}.{address}.{signature}",
+                    f"{cid}.{middle}.{address}=.{signature}", f"{cid}.{middle}.{address}.{signature}=",
+                    f"{cid}.{middle}.{address}.{signature}==", f"{cid}%3D.{middle}.{address}.{signature}",
+                    f"{cid[:2]}={cid[2:]}.{middle}.{address}.{signature}",
+                    f"{cid}.{recipient}.{'ja' if locale == 'en' else 'en'}.{address}.{signature}",
+                    f"{cid}.{middle}.{address}.{signature[:-1]}{'B' if signature[-1] == 'A' else 'A'}"):
         for method in ("GET", "POST"):
             status, answer = send(w, method, "/unsubscribe/" + altered)
             assert status == 404, (method, altered, status)
