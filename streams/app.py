@@ -48,6 +48,7 @@ class Pipeline:
         self.topics = topics = Topics(app, names, partitions)
         self.reach = BrokerReach.of(settings)   # whether any broker answers (/readyz, the API, the latency)
         self._background: set[asyncio.Task] = set()
+        view = IncidentView.of(settings, names=names, partitions=partitions, profile=profile)
         self.parts = parts = assemble(
             settings, topics=topics, names=names, partitions=partitions, table=self._table,
             # read straight from their topic, kept on disk (streams/customers.py)
@@ -55,7 +56,7 @@ class Pipeline:
                                                partitions=partitions, dlq=dlq),
             mailer=mailer, compose=compose, comment=comment, clock=clock, spawn=self.spawn,
             produce=lambda *record: app.producer.send(*record), flush=lambda: app.producer.flush(),
-            owned=lambda: assigned(app, topics.events), reach=self.reach, delivery=delivery)
+            owned=lambda: assigned(app, topics.events), reach=self.reach, delivery=delivery, incident_view=view)
         app.service(self.reach)
         for topic, name, agent in parts.agents:
             app.agent(topic, name=name)(agent)
@@ -63,7 +64,6 @@ class Pipeline:
         for seconds, name, timer in parts.timers:
             app.timer(seconds, name=name)(timer)
         parts.rebalance.wire(app)   # revoke, assign, recovered, shutdown
-        view = IncidentView.of(settings, names=names, partitions=partitions, profile=profile)
         register_pages(app, settings=settings, reach=self.reach, events_topic=topics.events, view=view,
                        readiness=parts.rebalance.readiness, clock=clock,
                        unsubscribe=parts.preferences.request_unsubscribe,

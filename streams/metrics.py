@@ -64,3 +64,7 @@ FEEDBACK_ANSWERS = Counter("outage_feedback_answers_total",
                            "Feedback answers posted, by result: recorded, refused (a forged or altered link), "
                            "invalid (a bad score or comment, a body too large), unavailable (the broker did not "
                            "take it)", ["result"], registry=REGISTRY)
+# ticket surges: counted by the worker that holds the component's mentions partition, once per signal
+POSSIBLE_INCIDENTS = Counter("outage_possible_incidents_total",
+                             "Possible incidents signalled on outage.signals: a surge of tickets about one component "
+                             "that no active incident covers", registry=REGISTRY)
