@@ -15,6 +15,8 @@ in-memory topics and tables, with a clock the test moves (issue 15; faststream's
   partitions it holds (``streams.customers.check`` judges each record; a bad one is dead-lettered);
   its agents read the partitions of their topics it holds from the committed offsets, and an
   event counts as processed (committed at the next step) when its agent asks for the next one.
+- The view of every incident (``Incidents``, what ``streams/incident_view.py`` gives the ticket
+  surges): the incidents table's changelog as the workers' producers delivered it.
 - ``pump()``: steps until nothing moves — deliver the producers' buffers, commit what was
   processed, read new customers, feed new records to the agents — the agents, the sender and
   the background tasks run between the steps; a send the relay holds (``WorkerMailer.stall``)
