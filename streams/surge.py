@@ -15,8 +15,10 @@ Runtime contract:
 - Per mentions partition, the ``surges`` table keeps per component the tickets counted in the
   window and when it was last signalled (``domain.surge.observe``); a mention is counted with the
   scopes of the active incidents of the view of every incident (``streams/incident_view.py``,
-  which every worker follows); before a signal goes, the view is synced once, so a signal is
-  judged against incidents no older than the mention.
+  which every worker follows); before a signal goes, the view is synced once (waiting at most a
+  second) and the mention judged again, so a signal is judged against incidents no older than the
+  mention unless the view cannot catch up that fast (a worker just started, a broker down): then
+  it goes with what the view has read.
 - Output: a ``SignalRecord`` on ``outage.signals``, keyed by the component, at most once per
   component per window; ``outage_possible_incidents_total`` counts it once (here, the one worker
   holding the component's partition). The signal is produced before the table is written, so a
@@ -83,7 +85,8 @@ class Surges:
         part = self.table.partition(p)
         before = part.get(mention.component)
         state, signal = self._observe(before, mention)
-        if signal is not None and self.sync is not None and await self.sync():
+        if signal is not None and self.sync is not None:
+            await self.sync()   # at most a second: the view read up to the incidents' changelog's end now
             state, signal = self._observe(before, mention)   # judged again against the view as it is now
         if signal is not None:
             record = SignalRecord(type=signal.type, component=signal.component, region=signal.region,
