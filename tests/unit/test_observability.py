@@ -265,3 +265,20 @@ async def test_the_lag_is_read_from_fausts_consumer_per_topic_an_agent_reads(fau
     assignment.state_value(tps[0]).highwater = 80                   # more written meanwhile
     assert M.REGISTRY.get_sample_value(gauge_name, {"topic": "rounds"}) == 45
     assert M.REGISTRY.get_sample_value(gauge_name, {"topic": "customers"}) is None   # not an agent's input
+
+
+def test_a_worker_exposes_the_lag_of_every_topic_its_agents_read(tmp_path):
+    """The Pipeline a worker builds (no broker needed to build it) sets the gauge per agent topic."""
+    from streams.app import Pipeline
+    from streams.kafka.broker import TANSU
+
+    settings = Settings(broker="127.0.0.1:9", data_dir=tmp_path, topic_prefix="outage.")
+    try:
+        pipe = Pipeline(settings, profile=TANSU, partitions=4, mailer=None, compose=lambda job, now: b"")
+        agents = {pipe.names.base(name) for topic, _, _ in pipe.parts.agents for name in topic.topics}
+        assert {T.INCIDENT_EVENTS, T.TICKS, T.ROUNDS, T.TICKET_EVENTS} <= agents
+        shown = {s.labels["topic"]: s.value for f in M.REGISTRY.collect() if f.name == "outage_consumer_lag_records"
+                 for s in f.samples}
+        assert shown == dict.fromkeys(agents, 0.0)      # nothing consumed: the consumer is not running
+    finally:
+        M.CONSUMER_LAG.clear()
