@@ -16,6 +16,7 @@ import faust
 
 from core.settings import Settings
 from domain.audience import NoticeJob
+from streams import metrics as M
 from streams import topics as T
 from streams.assembly import assemble
 from streams.customers import customers_of
@@ -23,6 +24,7 @@ from streams.faust_app import Topics, assigned, build_app
 from streams.feedback import FeedbackDesk, title_of
 from streams.feedback_view import FeedbackView
 from streams.incident_view import IncidentView
+from streams.kafka import lag
 from streams.kafka.broker import BrokerProfile
 from streams.kafka.tables import PartitionedTable
 from streams.reach import BrokerReach
@@ -60,6 +62,9 @@ class Pipeline:
         app.service(self.reach)
         for topic, name, agent in parts.agents:
             app.agent(topic, name=name)(agent)
+        # outage_consumer_lag_records{topic}: read from faust's consumer at each scrape
+        lag.expose(M.CONSUMER_LAG, app, names.base,
+                   {names.base(name) for topic, _, _ in parts.agents for name in topic.topics})
         app.task(parts.customers.serve)   # the customers reader: not a faust agent (streams/customers.py)
         for seconds, name, timer in parts.timers:
             app.timer(seconds, name=name)(timer)

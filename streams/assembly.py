@@ -80,7 +80,7 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
     comment = comment or (lambda job, now: "")
     promises = PromiseBook(margin=timedelta(seconds=settings.schedule_lead_seconds))
     membership = Membership()   # the partitions held, joined, recovered (streams/rebalance.py)
-    dlq = DeadLetters(topics.dead_letters, clock)
+    dlq = DeadLetters(topics.dead_letters, clock, names)   # metrics label topics without the prefix
     store = customers(dlq)      # the customers, per partition (streams/customers.py)
     incidents = table(T.INCIDENTS_TABLE)
     ledger = table(T.LEDGER_TABLE)

@@ -62,6 +62,10 @@ class TopicNames:
     def name(self, base: str) -> str:
         return self.prefix + base
 
+    def base(self, name: str) -> str:
+        """A topic's name without the prefix: the ``topic`` label of every metric (streams/metrics.py)."""
+        return name[len(self.prefix):] if self.prefix and name.startswith(self.prefix) else name
+
     @property
     def app_id(self) -> str:
         """Consumer group id and changelog prefix of the workers."""
