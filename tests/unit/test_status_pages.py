@@ -131,10 +131,10 @@ def test_a_resolved_incident_is_coloured_apart_from_one_investigated():
 
 def test_times_in_the_zone_the_reader_names_and_no_script_rewrites_them():
     page = render_status_page(DOC, Reader("en", "Asia/Tokyo", zone_named=True), NOW)
-    assert "3:50 PM JST on 4 Dec" in page and "Times are shown in: Asia/Tokyo" in page
+    assert "3:50 PM JST on 4 Dec" in page and "Times are shown in Asia/Tokyo time." in page
     assert "<script>" not in page
     ja = render_status_page(DOC, Reader("ja", "Asia/Tokyo", zone_named=True), NOW)
-    assert "12月4日 15:50（日本時間）" in ja
+    assert "12月4日 15:50（日本時間）" in ja and "時刻は日本時間で表示しています。" in ja
 
 
 def test_an_unknown_zone_is_said_and_utc_is_used():
