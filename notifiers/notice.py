@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import datetime, timezone
 
 from core.vocabulary import RESOLVED
@@ -62,9 +63,14 @@ class NoticeComposer:
         """The signed link to the customer's own status page (``GET /status/customer/{token}``):
         its locale, zone and services ride in the token; none when they do not fit in a link."""
         customer = job.customer
+        return self._customer_status_url(customer.customer_id, normalize_locale(customer.locale),
+                                         customer.timezone, tuple(services_of(customer)))
+
+    @functools.lru_cache(maxsize=4096)   # a round's notices: one link per customer, made once
+    def _customer_status_url(self, customer_id: str, locale: str, zone: str,
+                             services: tuple[tuple[str, str], ...]) -> str:
         try:
-            token = status_token(self.key, customer.customer_id, normalize_locale(customer.locale),
-                                 customer.timezone, services_of(customer))
+            token = status_token(self.key, customer_id, locale, zone, services)
         except ValueError:
             return ""
         return f"{self.public_url}/status/customer/{token}"
