@@ -27,7 +27,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any, Iterable, Mapping
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote, urlencode, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from core.vocabulary import DEFAULT_LOCALE, LOCALES
@@ -220,7 +220,10 @@ def page_view(doc: Mapping, reader: Reader, now: datetime, *,
     active = [i for i in doc.get("active") or () if _affects(i, services)]
     recent = [i for i in doc.get("recently_resolved") or () if _affects(i, services)]
     view: dict[str, Any] = {
-        "invalid": False, "locale": reader.locale, "zone": reader.zone, "zone_named": reader.zone_named,
+        "invalid": False, "locale": reader.locale, "zone": reader.zone,
+        # the other language's page, in the zone the reader named (a customer's zone is its link's)
+        "switch": "?" + urlencode({"lang": "ja" if reader.locale == "en" else "en",
+                                   **({"tz": reader.zone} if reader.zone_named and not customer else {})}), "zone_named": reader.zone_named,
         "zone_refused": reader.zone_refused, "customer": customer,
         "components": components_of({**doc, "active": active}, now, services),
         "active": [_incident(i, reader, at, services) for i in active],

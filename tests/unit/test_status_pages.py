@@ -133,6 +133,7 @@ def test_times_in_the_zone_the_reader_names_and_no_script_rewrites_them():
     page = render_status_page(DOC, Reader("en", "Asia/Tokyo", zone_named=True), NOW)
     assert "3:50 PM JST on 4 Dec" in page and "Times are shown in Asia/Tokyo time." in page
     assert "<script>" not in page
+    assert 'href="?lang=ja&amp;tz=Asia%2FTokyo"' in page   # the other language keeps the zone
     ja = render_status_page(DOC, Reader("ja", "Asia/Tokyo", zone_named=True), NOW)
     assert "12月4日 15:50（日本時間）" in ja and "時刻は日本時間で表示しています。" in ja
 
