@@ -17,7 +17,6 @@ answered with a 500.
 
 from __future__ import annotations
 
-import functools
 import hmac
 import html
 import json
@@ -371,9 +370,10 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
         async def get(self, request):
             return self.json(status_document())
 
+    description = openapi_document(ROUTES)   # made at start: a route without its operation fails here, not in a GET
     register_status_pages(app, settings=settings, document=status_document, clock=clock,
                           history=lambda incident_id: (view.get(incident_id).history if view.get(incident_id) else []),
-                          openapi=functools.cache(lambda: openapi_document(ROUTES)))
+                          openapi=lambda: description)
 
 
 def _page(title: str, body: str) -> str:
