@@ -16,6 +16,7 @@ import faust
 
 from core.settings import Settings
 from domain.audience import NoticeJob
+from streams import metrics as M
 from streams import topics as T
 from streams.assembly import assemble
 from streams.customers import customers_of
@@ -24,6 +25,7 @@ from streams.feedback import FeedbackDesk, title_of
 from streams.feedback_view import FeedbackView
 from streams.customer_finder import CustomerFinder
 from streams.incident_view import IncidentView
+from streams.kafka import lag
 from streams.kafka.broker import BrokerProfile, aiokafka_options, bootstrap
 from streams.preferences_view import PreferencesView
 from streams.preferences_web import PreferencesDesk
@@ -52,6 +54,7 @@ class Pipeline:
         self.topics = topics = Topics(app, names, partitions)
         self.reach = BrokerReach.of(settings)   # whether any broker answers (/readyz, the API, the latency)
         self._background: set[asyncio.Task] = set()
+        view = IncidentView.of(settings, names=names, partitions=partitions, profile=profile)
         # read whole by every worker: the suppressed addresses (the sender skips them) and the choices
         suppressed = SuppressionView.of(settings, names=names, partitions=partitions, profile=profile)
         choices = PreferencesView.of(settings, names=names, partitions=partitions, profile=profile)
@@ -62,18 +65,20 @@ class Pipeline:
                                                partitions=partitions, dlq=dlq),
             mailer=mailer, compose=compose, comment=comment, clock=clock, spawn=self.spawn,
             produce=lambda *record: app.producer.send(*record), flush=lambda: app.producer.flush(),
-            owned=lambda: assigned(app, topics.events), reach=self.reach, delivery=delivery,
+            owned=lambda: assigned(app, topics.events), reach=self.reach, delivery=delivery, incident_view=view,
             suppression_book=suppressed.book, suppression_sync=suppressed.sync)
         app.service(self.reach)
         app.service(suppressed)
         app.service(choices)
         for topic, name, agent in parts.agents:
             app.agent(topic, name=name)(agent)
+        # outage_consumer_lag_records{topic}: read from faust's consumer at each scrape
+        lag.expose(M.CONSUMER_LAG, app, names.base,
+                   {names.base(name) for topic, _, _ in parts.agents for name in topic.topics})
         app.task(parts.customers.serve)   # the customers reader: not a faust agent (streams/customers.py)
         for seconds, name, timer in parts.timers:
             app.timer(seconds, name=name)(timer)
         parts.rebalance.wire(app)   # revoke, assign, recovered, shutdown
-        view = IncidentView.of(settings, names=names, partitions=partitions, profile=profile)
         register_pages(app, settings=settings, reach=self.reach, events_topic=topics.events, view=view,
                        readiness=parts.rebalance.readiness, clock=clock,
                        preferences=PreferencesDesk(

@@ -13,18 +13,20 @@ TICKET_UPDATES = "ticket-updates"
 DEAD_LETTERS = "dead-letters"
 FEEDBACK = "feedback"                 # answers to the resolved notices' question, keyed by feedback_id
 SUPPRESSIONS = "suppressions"         # addresses refused for good (SMTP 5xx), keyed by the address; a tombstone lifts
+SIGNALS = "signals"                   # possible incidents (ticket surges), keyed by component
 # internal topics (co-partitioned with customers)
 ROUNDS = "rounds"
 TICKS = "ticks"
 TICKET_REQUESTS = "ticket-requests"   # ticket events re-keyed by customer_id
 PREFERENCES = "preferences"           # contacts' choices and unsubscribes, keyed by customer_id; kept whole
+MENTIONS = "component-mentions"       # opened tickets' components, keyed by component (streams/surge.py)
 
 # topics that must share the customers topic's partition count
 CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS,
-                  TICKET_REQUESTS, PREFERENCES)
+                  TICKET_REQUESTS, PREFERENCES, MENTIONS)
 # the feedback topic has the same count but is read whole (streams/feedback_view.py): no need to share it
 # so is the suppressions topic (streams/suppressions.py)
-ALL = CO_PARTITIONED + (FEEDBACK, SUPPRESSIONS, DEAD_LETTERS)
+ALL = CO_PARTITIONED + (FEEDBACK, SIGNALS, SUPPRESSIONS, DEAD_LETTERS)
 COMPACTED = (CUSTOMERS, FEEDBACK, SUPPRESSIONS)
 # kept whole (retention.ms=-1): the view of the preferences (streams/preferences_view.py) reads it from the start
 RETAINED = (PREFERENCES,)
@@ -43,6 +45,8 @@ WORKER_TOPICS = {
     "ticket_updates": (TICKET_UPDATES,),
     "dead_letters": (DEAD_LETTERS,),
     "feedback": (FEEDBACK,),             # written by the web's feedback page (streams/feedback.py)
+    "mentions": (MENTIONS,),
+    "signals": (SIGNALS,),
     "suppressions": (SUPPRESSIONS,),     # written by the sender on a 5xx, and by the ops API (lifting)
 }
 
@@ -52,7 +56,8 @@ INCIDENTS_TABLE = "incidents"
 LEDGER_TABLE = "ledger"
 TICKETS_TABLE = "tickets"
 LATEST_TABLE = "latest-rounds"   # per partition: incident -> the newest round seen on that partition
-TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE)
+SURGES_TABLE = "surges"          # per mentions partition: component -> the tickets counted (domain/surge.py)
+TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE, SURGES_TABLE)
 
 
 @dataclass(frozen=True)
@@ -61,6 +66,10 @@ class TopicNames:
 
     def name(self, base: str) -> str:
         return self.prefix + base
+
+    def base(self, name: str) -> str:
+        """A topic's name without the prefix: the ``topic`` label of every metric (streams/metrics.py)."""
+        return name[len(self.prefix):] if self.prefix and name.startswith(self.prefix) else name
 
     @property
     def app_id(self) -> str:
