@@ -59,13 +59,41 @@ class DeliveryConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class _Service:
+    component: str
+    region: str
+
+
+@dataclass(frozen=True, slots=True)
 class _Customer:
-    """What composing reads of a customer."""
+    """What composing reads of a customer (its services: the customer status link names them all)."""
 
     customer_id: str
     name: str
     locale: str
     timezone: str
+    services: tuple[_Service, ...] = ()
+
+
+def job_frame(req: int, round_key: int, now: datetime, job) -> tuple:
+    """What the worker sends a helper of one job (the round goes once, by its key): everything
+    composing reads, as plain values."""
+    c = job.customer
+    return ("job", req, round_key, now, job.kind, c.customer_id, c.name, c.locale, c.timezone,
+            tuple((s.component, s.region) for s in c.services), job.recipient, job.email, job.contact_name,
+            job.message_id, job.in_reply_to, tuple(job.services), job.ticket_id, job.ticket_subject, job.receive)
+
+
+def job_of(frame: tuple, rounds: dict):
+    """The helper's job from ``job_frame``'s tuple and the rounds it was sent (the inverse)."""
+    from domain.audience import NoticeJob
+
+    (_, _req, key, _now, kind, cid, name, locale, tz, customer_services, recipient, email, contact_name, message_id,
+     in_reply_to, services, ticket_id, ticket_subject, receive) = frame
+    customer = _Customer(cid, name, locale, tz, tuple(_Service(c, r) for c, r in customer_services))
+    return NoticeJob(kind=kind, round=rounds[key], customer=customer, recipient=recipient, email=email,
+                     contact_name=contact_name, message_id=message_id, in_reply_to=in_reply_to, services=services,
+                     ticket_id=ticket_id, ticket_subject=ticket_subject, receive=receive)
 
 
 def _frame(obj: Any) -> bytes:
@@ -185,10 +213,7 @@ class ProcessDelivery:
             out.append(_frame(("round", known[1], rnd)))
         self._ids += 1
         req = self._ids
-        c = job.customer
-        out.append(_frame(("job", req, known[1], now, job.kind, c.customer_id, c.name, c.locale, c.timezone,
-                           job.recipient, job.email, job.contact_name, job.message_id, job.in_reply_to,
-                           tuple(job.services), job.ticket_id, job.ticket_subject, job.receive)))
+        out.append(_frame(job_frame(req, known[1], now, job)))
         fut = asyncio.get_running_loop().create_future()
         child.pending[req] = fut
         child.proc.stdin.write(b"".join(out))
@@ -225,7 +250,6 @@ class ProcessDelivery:
 # -- the child's side ------------------------------------------------------------------------
 
 async def _serve() -> None:
-    from domain.audience import NoticeJob
     from notifiers.notice import NoticeComposer
     from notifiers.smtp import SmtpPool
 
@@ -268,19 +292,15 @@ async def _serve() -> None:
             if frame[0] == "forget":
                 rounds.clear()
                 continue
-            (_, req, key, now, kind, cid, name, locale, tz, recipient, email, contact_name, message_id,
-             in_reply_to, services, ticket_id, ticket_subject, receive) = frame
-            job = NoticeJob(kind=kind, round=rounds[key], customer=_Customer(cid, name, locale, tz),
-                            recipient=recipient, email=email, contact_name=contact_name, message_id=message_id,
-                            in_reply_to=in_reply_to, services=services, ticket_id=ticket_id,
-                            ticket_subject=ticket_subject, receive=receive)
+            req, now = frame[1], frame[3]
+            job = job_of(frame, rounds)
             passed[0] = False
             try:
                 data = composer(job, now)
             except ValueError as exc:
                 writer.write(_frame((req, ("compose", str(exc), False))))
                 continue
-            task = loop.create_task(send(req, data, email, passed[0]))
+            task = loop.create_task(send(req, data, job.email, passed[0]))
             tasks.add(task)
             task.add_done_callback(tasks.discard)
         if tasks:
