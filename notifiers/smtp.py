@@ -79,13 +79,15 @@ class SendResult:
     ``temporary`` (4xx replies, connection errors or timeouts: try again later, as the retry
     policy says). ``code`` is the last SMTP reply code (None when there was no reply:
     connection error, timeout); ``message`` the reply text or the error; ``attempts`` how many
-    tries it took (1 from the pool; the sender counts its own retries).
+    tries it took (1 from the pool; the sender counts its own retries); ``recipient_refused``: the
+    reply refused the recipient (to RCPT), not the sender (MAIL) or the message (DATA).
     """
 
     status: SendStatus
     code: int | None = None
     message: str = ""
     attempts: int = 1
+    recipient_refused: bool = False
 
     @property
     def accepted(self) -> bool:
@@ -155,8 +157,8 @@ async def _plain_transaction(client: aiosmtplib.SMTP, sender: bytes, recipient: 
         raise
 
 
-def _by_code(code: int, message: str) -> SendResult:
-    return SendResult(PERMANENT if 500 <= code < 600 else TEMPORARY, code, message)
+def _by_code(code: int, message: str, recipient: bool = False) -> SendResult:
+    return SendResult(PERMANENT if 500 <= code < 600 else TEMPORARY, code, message, recipient_refused=recipient)
 
 
 class _Slot:
@@ -305,13 +307,13 @@ class SmtpPool:
             if refused.code == SMTPStatus.domain_unavailable:  # 421: the server is closing
                 slot.discard()
                 return SendResult(TEMPORARY, refused.code, refused.message), True
-            return _by_code(refused.code, refused.message), False
+            return _by_code(refused.code, refused.message, recipient=True), False
         except SMTPResponseException as exc:  # MAIL, RCPT or DATA refused (RSET already sent)
             if exc.code == SMTPStatus.domain_unavailable:  # 421: the server is closing the connection
                 slot.discard()
                 return SendResult(TEMPORARY, exc.code, exc.message), True
             if isinstance(exc, SMTPRecipientRefused):
-                return _by_code(exc.code, exc.message), False
+                return _by_code(exc.code, exc.message, recipient=True), False
             if exc.code == 503 or not 400 <= exc.code < 600:
                 # The dialogue is out of step ("503 bad sequence") or the reply is no SMTP
                 # code: about the connection, not the address; the next try gets a fresh one.
@@ -464,7 +466,7 @@ class MemoryMailer:
         return result
 
     def refuse(self, rcpt: str, code: int = 550, message: str = "5.1.1 Mailbox unavailable") -> None:
-        self._refused[rcpt.lower()] = SendResult(PERMANENT, code, message)
+        self._refused[rcpt.lower()] = SendResult(PERMANENT, code, message, recipient_refused=True)
 
     def fail_next(self, rcpt: str, result: SendResult | None = None, times: int = 1) -> None:
         result = result or SendResult(TEMPORARY, 451, "4.3.0 Try again later")

@@ -2,7 +2,8 @@
 and lifted by ops.
 
 Runtime contract:
-- ``refused(job, result)`` (the sender, on a permanent failure): a 5xx reply suppresses the
+- ``refused(job, result)`` (the sender, on a permanent failure): a 5xx reply to RCPT (the
+  recipient refused, ``SendResult.recipient_refused``; not one to MAIL or DATA) suppresses the
   address: a record keyed by the address (``domain/suppression.py``) goes to the compacted
   ``outage.suppressions`` topic, and this worker's view holds it at once (the others' when they
   read it, typically within a fetch wait). Counted in ``outage_addresses_suppressed_total`` (no
@@ -53,8 +54,10 @@ class Suppressions:
         return [s.public() for s in self.book.all()]
 
     async def refused(self, job, result) -> None:
-        """The SMTP server refused ``job``'s address for good: suppress it (a 5xx only)."""
-        if not is_permanent_refusal(result.code):
+        """The SMTP server refused ``job``'s address for good: suppress it. Only a 5xx to RCPT
+        refuses the address: one to MAIL refuses the sender (a relay that refuses every notice
+        must not suppress every contact), one to DATA the message."""
+        if not (is_permanent_refusal(result.code) and getattr(result, "recipient_refused", False)):
             return
         suppression = Suppression(email=job.email, at=self.clock().isoformat(), code=result.code,
                                   reason=reason_of(result.code, scrub(result.message or "")))

@@ -158,7 +158,7 @@ class Relay:
         self.tried: list[str] = []   # every address a worker tried, refused or not, in order
 
     def refuse(self, address: str, code: int = 550, message: str = "5.1.1 Mailbox unavailable") -> None:
-        self.refused[address.lower()] = SendResult(PERMANENT, code, message)
+        self.refused[address.lower()] = SendResult(PERMANENT, code, message, recipient_refused=True)   # at RCPT
 
     def to(self, rcpt: str, *, incident: str | None = None) -> list[Mail]:
         return [m for m in self.mails if m.rcpt == rcpt and (incident is None or m.incident == incident)]

@@ -6,6 +6,7 @@ languages (notifiers/)."""
 from __future__ import annotations
 
 import dataclasses
+from dataclasses import dataclass
 import json
 import re
 from datetime import datetime, timedelta, timezone
@@ -264,3 +265,28 @@ def test_every_notice_links_the_preferences_page_and_a_one_click_unsubscribe_tha
                                    signing_key=b"k")
     header = email.message_from_bytes(long_composer(long_job, T0), policy=email.policy.default)["List-Unsubscribe"]
     assert verify(b"k", UNSUBSCRIBE, header.strip("<>").rpartition("/")[2]).email is None
+
+
+async def test_only_a_refusal_of_the_recipient_suppresses_it():
+    from notifiers.smtp import PERMANENT, SendResult
+    from streams.suppressions import Suppressions
+    from tests.inmemory import Topic
+
+    @dataclass(frozen=True)
+    class Job:
+        email: str
+
+    topic, book = Topic("t.suppressions"), SuppressionBook()
+    suppressions = Suppressions(topic=topic, book=book, clock=lambda: T0)
+    await suppressions.refused(Job("sender@x.jp"), SendResult(PERMANENT, 550, "5.7.1 sender refused"))   # MAIL
+    await suppressions.refused(Job("big@x.jp"), SendResult(PERMANENT, 552, "5.3.4 too big"))             # DATA
+    await suppressions.refused(Job("odd@x.jp"), SendResult(PERMANENT, None, "ValueError: no envelope"))
+    assert topic.sent == [] and len(book) == 0
+    await suppressions.refused(Job("Gone@X.jp"), SendResult(PERMANENT, 550, "5.1.1 <Gone@X.jp>: no such user",
+                                                            recipient_refused=True))
+    (key, value, _), = topic.sent
+    record = json.loads(value)
+    assert key == b"gone@x.jp" and record["code"] == 550 and "Gone@X.jp" not in record["reason"]
+    assert record["reason"] == "550 5.1.1 <<address>>: no such user" and book.suppressed("gone@x.jp")
+    assert await suppressions.lift("GONE@x.jp") is True and topic.sent[-1] == (b"gone@x.jp", None, None)
+    assert not book.suppressed("gone@x.jp") and await suppressions.lift("gone@x.jp") is False
