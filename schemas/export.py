@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from .customer import Customer
 from .incident import IncidentDeclare, IncidentEvent
+from .maintenance import MaintenanceEvent
 from .outputs import DeadLetter, FeedbackRecord, NoticeRecord, TicketUpdate
 from .ticket import TicketEvent
 
@@ -21,6 +22,7 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "dead-letter": DeadLetter,
     "feedback": FeedbackRecord,
     "incident-declare": IncidentDeclare,
+    "maintenance-event": MaintenanceEvent,
 }
 
 
