@@ -8,6 +8,7 @@ from datetime import datetime, timezone
 from core.vocabulary import RESOLVED
 from domain.content import notice_content
 from domain.links import feedback_token, unsubscribe_token
+from notifiers.maintenance import compose_maintenance, is_maintenance
 from notifiers.message import build_message
 from notifiers.render import RenderCache
 
@@ -35,6 +36,9 @@ class NoticeComposer:
     def __call__(self, job, now: datetime) -> bytes:
         token = unsubscribe_token(self.key, job.customer_id, job.recipient)
         unsubscribe_url = f"{self.public_url}/unsubscribe/{token}"
+        if is_maintenance(job):   # a planned maintenance's notice (notifiers/maintenance.py)
+            return compose_maintenance(job, now, public_url=self.public_url, mail_from=self.mail_from,
+                                       unsubscribe_url=unsubscribe_url, reply_to=self.reply_to)
         content = notice_content(job, now, status_url=f"{self.public_url}/status",
                                  unsubscribe_url=unsubscribe_url, replies=self.reply_to is not None)
         if job.kind == RESOLVED:
