@@ -27,6 +27,7 @@ from streams.deadletter import DeadLetters
 from streams.deliveries import Deliveries
 from streams.holding import HoldingUpdates
 from streams.incidents import IncidentDesk
+from streams.maintenance import TICK_SECONDS as MAINTENANCE_TICK_SECONDS, MaintenanceDesk, routed
 from streams.preferences import Preferences
 from streams.rebalance import Membership, Rebalance
 from streams.sender import Sender
@@ -64,6 +65,7 @@ class Components:
     rebalance: Rebalance
     agents: list[tuple[Any, str, Callable]]
     timers: list[tuple[float, str, Callable[[], Awaitable]]]
+    maintenance: MaintenanceDesk | None = None
 
 
 def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int,
@@ -87,9 +89,10 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
     deliveries = d = Deliveries(
         ledger=ledger, promises=promises, views=views, dlq=dlq, names=names, mail_domain=settings.mail_domain,
         compose=compose, delivery=delivery, produce=produce, noted=lambda *notice: holding.noted(*notice))
-    sender = Sender(
-        mailer=mailer, mail_from=settings.mail_from, compose=d.compose, record=d.record_sent,
-        refresh=d.refresh, dead_letter=d.undeliverable, clock=clock,
+    sender = Sender(   # a planned maintenance's notices are refreshed and recorded by its desk
+        mailer=mailer, mail_from=settings.mail_from, compose=d.compose,
+        record=routed(d.record_sent, lambda *a: maintenance.record_sent(*a)),
+        refresh=routed(d.refresh, lambda *a: maintenance.refresh(*a)), dead_letter=d.undeliverable, clock=clock,
         concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
         deliver=d.deliver_elsewhere if delivery is not None else None,
         in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
@@ -113,6 +116,12 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
         customers=store, tickets=desk, dlq=dlq, latency=latency, reach=reach,
         clock=clock, mail_domain=settings.mail_domain, held=membership.held,
         ledger_entries=d.ledger_entries, spawn=spawn, unplannable=d.unplannable)
+    maintenance = MaintenanceDesk(   # planned maintenance (streams/maintenance.py)
+        maintenance=table(T.MAINTENANCE_TABLE), plans=table(T.MAINTENANCE_PLANS_TABLE),
+        rounds_topic=topics.maintenance_rounds, partitions=partitions, ledger=ledger, views=views, sender=sender,
+        dlq=dlq, clock=clock, held=membership.held, recovered=membership.is_recovered,
+        assignment=lambda: membership.partitions, lead_seconds=settings.schedule_lead_seconds,
+        mail_domain=settings.mail_domain, produce=produce, names=names)
     rebalance = Rebalance(
         membership=membership, rounds_topic=topics.rounds.get_topic_name(), sender=sender,
         views=views, holding=holding, audience=audience, spawn=spawn, flush=flush,
@@ -121,11 +130,14 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
               (topics.ticket_requests, "ticket-requests", desk.request_agent),
               (topics.preferences, "preferences", preferences.agent),
               (topics.incident, "incidents", incident_desk.agent),
-              (topics.rounds, "audience", audience.agent)]
+              (topics.rounds, "audience", audience.agent),
+              (topics.maintenance, "maintenance", maintenance.agent),
+              (topics.maintenance_rounds, "maintenance-plans", maintenance.plan_agent)]
     timers = [(settings.schedule_tick_seconds, "schedule", incident_desk.schedule_timer),
-              (HOLDING_TICK_SECONDS, "holding", holding.tick)]
+              (HOLDING_TICK_SECONDS, "holding", holding.tick),
+              (MAINTENANCE_TICK_SECONDS, "maintenance", maintenance.tick)]
     return Components(
         dlq=dlq, promises=promises, membership=membership, customers=store, incidents=incidents, ledger=ledger,
         tickets=tickets, latest=latest, rounds=rounds, views=views, deliveries=deliveries, sender=sender,
         holding=holding, latency=latency, preferences=preferences, desk=desk, incident_desk=incident_desk,
-        audience=audience, rebalance=rebalance, agents=agents, timers=timers)
+        audience=audience, rebalance=rebalance, agents=agents, timers=timers, maintenance=maintenance)

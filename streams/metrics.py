@@ -54,6 +54,9 @@ CAPACITY_RATIO = Gauge("outage_capacity_ratio",
                        registry=REGISTRY)
 NOTICES_LATE = Counter("outage_notices_late_total",
                        "Notices sent after the time the contact's previous notice promised", registry=REGISTRY)
+MAINTENANCE_NOTICES_LATE = Counter("outage_maintenance_notices_late_total",
+                                   "Maintenance reminders and start notices sent after the time they were due by",
+                                   registry=REGISTRY)
 # feedback: observed once, by the worker whose web page recorded the answer (the broker took it),
 # never by the views that every worker keeps, so the workers' sums count each answer once
 FEEDBACK_SCORE = Histogram("outage_feedback_score",

@@ -12,15 +12,17 @@ NOTICES = "notices"
 TICKET_UPDATES = "ticket-updates"
 DEAD_LETTERS = "dead-letters"
 FEEDBACK = "feedback"                 # answers to the resolved notices' question, keyed by feedback_id
+MAINTENANCE_EVENTS = "maintenance-events"   # planned maintenance, keyed by maintenance_id
 # internal topics (co-partitioned with customers)
 ROUNDS = "rounds"
 TICKS = "ticks"
 TICKET_REQUESTS = "ticket-requests"   # ticket events re-keyed by customer_id
 PREFERENCES = "preferences"           # unsubscribe requests, keyed by customer_id
+MAINTENANCE_ROUNDS = "maintenance-rounds"   # a maintenance's state, sent to every partition when it changes
 
 # topics that must share the customers topic's partition count
 CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS,
-                  TICKET_REQUESTS, PREFERENCES)
+                  TICKET_REQUESTS, PREFERENCES, MAINTENANCE_EVENTS, MAINTENANCE_ROUNDS)
 # the feedback topic has the same count but is read whole (streams/feedback_view.py): no need to share it
 ALL = CO_PARTITIONED + (FEEDBACK, DEAD_LETTERS)
 COMPACTED = (CUSTOMERS, FEEDBACK)
@@ -39,6 +41,8 @@ WORKER_TOPICS = {
     "ticket_updates": (TICKET_UPDATES,),
     "dead_letters": (DEAD_LETTERS,),
     "feedback": (FEEDBACK,),             # written by the web's feedback page (streams/feedback.py)
+    "maintenance": (MAINTENANCE_EVENTS,),
+    "maintenance_rounds": (MAINTENANCE_ROUNDS,),
 }
 
 # faust tables (changelog topics are "<app id>-<table>-changelog")
@@ -47,7 +51,10 @@ INCIDENTS_TABLE = "incidents"
 LEDGER_TABLE = "ledger"
 TICKETS_TABLE = "tickets"
 LATEST_TABLE = "latest-rounds"   # per partition: incident -> the newest round seen on that partition
-TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE)
+MAINTENANCE_TABLE = "maintenance"              # maintenance_id -> its state, on its partition
+MAINTENANCE_PLANS_TABLE = "maintenance-plans"  # per partition: maintenance_id -> the newest state seen there
+TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE, MAINTENANCE_TABLE,
+          MAINTENANCE_PLANS_TABLE)
 
 
 @dataclass(frozen=True)
