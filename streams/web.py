@@ -83,6 +83,12 @@ ROUTES: tuple[Route, ...] = (
     Route("/feedback/{token}", {"GET": SIGNED, "POST": SIGNED},
           "a resolved notice's feedback link: GET shows the question (records nothing), POST records the answer; "
           "a token that does not verify: 403"),
+    Route("/api/maintenance", {"GET": PUBLIC, "POST": TOKEN},
+          "every planned maintenance (GET); schedule one (POST, 201) - streams/maintenance_api.py"),
+    Route("/api/maintenance/{maintenance_id}", {"GET": PUBLIC}, "one planned maintenance with its history"),
+    Route("/api/maintenance/{maintenance_id}/updates", {"POST": TOKEN}, "a maintenance's updated event (202)"),
+    Route("/api/maintenance/{maintenance_id}/cancel", {"POST": TOKEN}, "a maintenance's cancelled event (202)"),
+    Route("/api/maintenance/{maintenance_id}/complete", {"POST": TOKEN}, "a maintenance's completed event (202)"),
     Route("/status", {"GET": PUBLIC}, "the public status page (HTML)"),
     Route("/status.json", {"GET": PUBLIC}, "the public status page (JSON)"),
 )
@@ -172,13 +178,15 @@ def invalid_body(exc: ValidationError) -> Refused:
 def register_pages(app, *, settings: Settings, view: IncidentView, reach: BrokerReach, events_topic,
                    readiness: Callable[[], tuple[bool, str]], clock: Callable[[], datetime],
                    unsubscribe: Callable[[str, str], Awaitable], feedback: FeedbackDesk,
-                   feedback_view: FeedbackView) -> None:
+                   feedback_view: FeedbackView, maintenance_topic=None, maintenance_view=None) -> None:
     """The routes of ``ROUTES`` on the faust ``app``: the write API produces to ``events_topic``,
     reads come from ``view``; ``readiness`` is the worker's (``streams/rebalance.py``), ``reach``
     says whether any broker answers (``streams/reach.py``), ``unsubscribe(customer_id, recipient)``
     requests a one-click unsubscribe (``streams/preferences.py``), ``feedback`` answers the
     feedback pages (``streams/feedback.py``) and ``feedback_view`` holds every answer
-    (``streams/feedback_view.py``: the ``feedback`` of ``GET /api/incidents/{id}``)."""
+    (``streams/feedback_view.py``: the ``feedback`` of ``GET /api/incidents/{id}``); the planned
+    maintenance's routes produce to ``maintenance_topic`` and read ``maintenance_view``
+    (``streams/maintenance_api.py``)."""
     app.service(view)   # started with the app, stopped with it
     app.service(feedback_view)
 
@@ -220,12 +228,13 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
             out["history"] = state.history
         return out
 
-    async def produce(event) -> None:
-        """The event on ``incident-events``, acknowledged by the broker."""
+    async def produce(event, topic=None, key: str | None = None) -> None:
+        """The event on ``incident-events`` (or ``topic``, keyed by ``key``), acknowledged by the broker."""
         if not reach.reachable:   # refused now, rather than queued to go out after the client gave up
             raise Refused(503, "the broker is unreachable; try again", retry_after_seconds=5)
         try:
-            sent = await events_topic.send(key=event.incident_id.encode(), value=event.model_dump_json().encode())
+            sent = await (topic or events_topic).send(key=(key or event.incident_id).encode(),
+                                                      value=event.model_dump_json().encode())
             await sent
         except (ProducerSendError, KafkaError) as exc:
             if isinstance(exc, MessageSizeTooLargeError) or isinstance(exc.__cause__, MessageSizeTooLargeError):
@@ -307,13 +316,22 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
     app.page("/api/incidents/{incident_id}/updates")(change_view(IncidentUpdateBody, "updated", 202))
     app.page("/api/incidents/{incident_id}/resolve")(change_view(IncidentResolveBody, "resolved", 202))
 
+    if maintenance_view is not None:
+        from streams.maintenance_api import register_maintenance, status_section
+
+        register_maintenance(app, view=maintenance_view, require_token=require_token, clock=clock,
+                             produce_to=lambda key, event: produce(event, maintenance_topic, key))
+
     def status_document() -> dict:
         states = view.states()
         active = sorted((s for s in states if not s.resolved), key=lambda s: s.started_at)
         recent = sorted((s for s in states if s.resolved), key=lambda s: s.resolved_at, reverse=True)[:10]
-        return {"generated_at": _iso(clock()),
-                "active": [public(s, history=False) for s in active],
-                "recently_resolved": [public(s, history=False) for s in recent]}
+        doc = {"generated_at": _iso(clock()),
+               "active": [public(s, history=False) for s in active],
+               "recently_resolved": [public(s, history=False) for s in recent]}
+        if maintenance_view is not None:   # upcoming and running maintenance (streams/maintenance_api.py)
+            doc["maintenance"] = status_section(maintenance_view, clock())
+        return doc
 
     keys = settings.verification_keys()   # OUTAGE_SECRET, then OUTAGE_SECRET_PREVIOUS
     invalid = _page("This link is not valid.", "")
@@ -409,6 +427,18 @@ def render_status(doc: dict) -> str:
             rows.append(f"<p class=meta>Resolved at {e(_when(inc['resolved_at']))}</p>")
         return "<section>" + "".join(rows) + "</section>"
 
+    def planned(m: dict) -> str:
+        e = html.escape
+        scope = ", ".join(m["components"]) + (" in " + ", ".join(m["regions"]) if m["regions"] else "")
+        state = "In progress" if m["status"] == "running" else "Scheduled"
+        return (f"<section><h2>{e(localize(m['title'], 'en'))}</h2><p class=status>{state}</p>"
+                f"<p>{e(localize(m['message'], 'en'))}</p>"
+                f"<p class=meta>Affected: {e(scope)} · {e(_when(m['starts_at']))} to {e(_when(m['ends_at']))}</p>"
+                "</section>")
+
+    maintenance = doc.get("maintenance") or {}
+    planned_html = "".join(planned(m) for m in maintenance.get("in_progress", []) + maintenance.get("upcoming", []))
+    planned_html = f"<h3>Planned maintenance</h3>{planned_html}" if planned_html else ""
     active = "".join(card(i) for i in doc["active"]) or "<p class=ok>All systems operating normally.</p>"
     resolved = "".join(card(i) for i in doc["recently_resolved"]) or "<p class=meta>None.</p>"
     return f"""<!doctype html><html lang=en><head><meta charset=utf-8>
@@ -418,5 +448,5 @@ body{{font-family:system-ui,sans-serif;max-width:760px;margin:2rem auto;padding:
 section{{border:1px solid #d9e2ec;border-radius:8px;padding:1rem 1.25rem;margin:1rem 0}}
 h2{{margin:.2rem 0;font-size:1.15rem}} .status{{font-weight:600;color:#b44d12}} .meta{{color:#52606d;font-size:.9rem}}
 .ok{{padding:1rem;background:#e3f9e5;border-radius:8px}}</style></head><body>
-<h1>Service status</h1><h3>Current incidents</h3>{active}<h3>Recently resolved</h3>{resolved}
+<h1>Service status</h1><h3>Current incidents</h3>{active}{planned_html}<h3>Recently resolved</h3>{resolved}
 <p class=meta>Updated {html.escape(_when(doc['generated_at']))}</p></body></html>"""
