@@ -212,6 +212,21 @@ def _update(new: MaintenanceState, event, changes: dict) -> Decision:
     return Decision(new, changed=True)
 
 
+def overlaps(a: Scope, b: Scope) -> bool:
+    """Whether two scopes share a service: a component, and a region (no regions: every region)."""
+    return bool(set(a.components) & set(b.components)) and (
+        not a.regions or not b.regions or bool(set(a.regions) & set(b.regions)))
+
+
+def under_way(states: Iterable[MaintenanceState], scope: Scope, at: datetime) -> list[dict]:
+    """The maintenance running at ``at`` on a service of ``scope`` (what an incident's notices
+    mention), by start: maintenance_id, title, ends_at (RFC 3339), components, regions."""
+    found = sorted((m for m in states if m.phase(at) == "running" and overlaps(m.scope(), scope)),
+                   key=lambda m: m.starts_at)
+    return [{"maintenance_id": m.maintenance_id, "title": m.title, "ends_at": m.ends_at.isoformat(),
+             "components": list(m.components), "regions": list(m.regions)} for m in found]
+
+
 # -- what each contact is owed ---------------------------------------------------------------------
 
 @dataclass(frozen=True, slots=True)

@@ -110,7 +110,8 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
     incident_desk = IncidentDesk(
         incidents=incidents, ticks_topic=topics.ticks, rounds_topic=topics.rounds, partitions=partitions,
         dlq=dlq, clock=clock, joined=membership.is_joined, owned=owned,
-        lead_seconds=settings.schedule_lead_seconds, latency=latency, rate=sender.rate)
+        lead_seconds=settings.schedule_lead_seconds, latency=latency, rate=sender.rate,
+        maintenance=lambda p, rnd: maintenance.under_way(p, rnd))
     audience = Audience(
         latest=rounds, sender=sender, views=views, holding=holding,
         customers=store, tickets=desk, dlq=dlq, latency=latency, reach=reach,

@@ -225,6 +225,14 @@ class MaintenanceDesk:
                         or (seen.dirty and now_s - seen.at >= AGAIN_AFTER_RECORD_SECONDS)):
                     await self.evaluate(p, m, lead)
 
+    def under_way(self, p: int, rnd) -> list[dict]:
+        """The planned maintenance running on an incident round's scope, as partition p knows it (every
+        partition's plans hold every maintenance); nothing when p's plans are not held here."""
+        if p not in self.held():
+            return []
+        states = [m for mid in list(self.plans.partition(p).keys()) if (m := self.state(p, mid)) is not None]
+        return MR.under_way(states, rnd.scope(), rnd.at)
+
     # -- around each send ------------------------------------------------------------------------
     def refresh(self, job, p: int):
         """``job`` if still owed now (checked right before it is sent), else None."""

@@ -191,3 +191,22 @@ async def test_a_refused_maintenance_event_is_dead_lettered_with_its_reason(brok
     assert any("never scheduled" in e for e in errors) and any("differs from maintenance_id" in e for e in errors)
     assert any("ends_at" in e for e in errors)
     assert broker.relay.mails == []
+
+
+async def test_an_incident_on_a_scope_under_maintenance_says_so_to_the_customers_it_covers(broker):
+    from tests.factories import declared
+
+    tokyo, osaka = people(2), people(2, "o", (OSAKA,))
+    await start(broker, tokyo + osaka)
+    schedule(broker, start_in=10, length=600)
+    await broker.pump()
+    await broker.advance(20)                          # under way
+    broker.produce("incident-events", "inc-1", declared("inc-1", at=broker.at(), regions=None,
+                                                        update_interval_seconds=600))
+    await broker.pump()
+    acks = [m for m in broker.relay.mails if m.kind == "acknowledged"]
+    assert sorted(m.rcpt for m in acks) == contacts(*tokyo, *osaka)
+    for m in acks:
+        text = m.message.get_body(("plain",)).get_content()
+        said = "Planned maintenance is under way" in text or "計画メンテナンス" in text
+        assert said == (m.rcpt in contacts(*tokyo)), (m.rcpt, text)
