@@ -131,3 +131,18 @@ async def test_the_status_page_has_a_planned_maintenance_section():
                               "title": "DB <upgrade>", "message": "", "components": ["api"], "regions": [],
                               "starts_at": iso(60), "ends_at": iso(120), "status": "upcoming"}]}})
     assert "Planned maintenance" in page and "DB &lt;upgrade&gt;" in page
+
+
+def test_the_worker_serves_the_maintenance_routes_as_declared(tmp_path):
+    """The Pipeline a worker builds (in process, no broker reached): its router serves the maintenance
+    routes exactly as ROUTES declares them (tests/integration/test_routes.py checks every route)."""
+    from streams.app import Pipeline
+    from streams.kafka.broker import TANSU
+    from streams.web import ROUTES, served_routes
+
+    settings = Settings(broker="127.0.0.1:9", data_dir=tmp_path, api_token=TOKEN, secret="s")
+    pipe = Pipeline(settings, profile=TANSU, partitions=4, mailer=None, compose=lambda job, now: b"")
+    served = {path: methods - {"HEAD"} for path, methods in served_routes(pipe.app).items()
+              if path.startswith("/api/maintenance")}
+    declared = {r.path: r.methods for r in ROUTES if r.path.startswith("/api/maintenance")}
+    assert served == declared and len(declared) == 5

@@ -109,3 +109,22 @@ def test_the_composer_writes_the_maintenance_headers_and_threads():
     assert msg["In-Reply-To"] == "<mnt-1.1.maintenance-scheduled.c-2.k@x>"
     assert msg["Subject"] == "[Maintenance started] Database upgrade"
     assert msg["List-Unsubscribe"].startswith("<https://status.example.com/unsubscribe/")
+
+
+def test_a_delivery_helper_composes_a_maintenance_notice_from_what_the_pipe_carries():
+    """notifiers/delivery.py sends the round pickled once and the job's fields; the child rebuilds a
+    NoticeJob with a bare customer and composes it: the same headers come out."""
+    import pickle
+
+    from notifiers.delivery import _Customer
+
+    m = fold(scheduled())
+    original = job(m, M_STARTED)
+    rnd = pickle.loads(pickle.dumps(original.round, protocol=pickle.HIGHEST_PROTOCOL))
+    rebuilt = NoticeJob(kind=original.kind, round=rnd, customer=_Customer("c-2", "Example Ltd", "en", "UTC"),
+                        recipient="k", email=original.email, contact_name=None, message_id=original.message_id,
+                        in_reply_to=None, services=original.services)
+    composer = NoticeComposer(public_url="https://s", mail_from="status@example.com", signing_key=b"k" * 32)
+    msg = email.message_from_bytes(composer(rebuilt, at(120)), policy=email.policy.default)
+    assert msg["X-Outage-Maintenance"] == "mnt-1" and msg["X-Outage-Notice"] == M_STARTED
+    assert "api (tokyo)" in msg.get_body(("plain",)).get_content()
