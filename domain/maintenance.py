@@ -40,7 +40,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Iterable
+from typing import Iterable, Iterator
 
 from pydantic import BaseModel
 
@@ -376,7 +376,14 @@ def snapshot(m: MaintenanceState, owed: Owed, now: datetime, lead: float) -> Mai
 
 def plan(m: MaintenanceState, candidates: Iterable[str], customer_of, ledger_of, unsubscribed_of,
          now: datetime, lead: float, domain: str, job_type) -> list:
-    """The notices owed now on one partition: ``candidates`` the customer ids to look at (affected
+    """The notices owed now on one partition, all at once (see ``iter_plan``)."""
+    return list(iter_plan(m, candidates, customer_of, ledger_of, unsubscribed_of, now, lead, domain, job_type))
+
+
+def iter_plan(m: MaintenanceState, candidates: Iterable[str], customer_of, ledger_of, unsubscribed_of,
+              now: datetime, lead: float, domain: str, job_type) -> Iterator:
+    """The notices owed now on one partition, worked out one customer at a time as they are drawn
+    (each customer's ledger entry read then): ``candidates`` the customer ids to look at (affected
     now, or told before), ``customer_of(id)`` the record (None: gone, gets nothing),
     ``ledger_of(id)`` its ledger entry, ``unsubscribed_of(entry)`` the recipients who opted out;
     ``job_type`` builds a job (``domain.audience.NoticeJob``)."""
@@ -385,7 +392,6 @@ def plan(m: MaintenanceState, candidates: Iterable[str], customer_of, ledger_of,
 
     scope = m.scope()
     shared: dict[tuple[str, int], MaintenanceRound] = {}
-    jobs = []
     for cid in sorted(set(candidates)):
         customer = customer_of(cid)
         if customer is None:
@@ -406,10 +412,9 @@ def plan(m: MaintenanceState, candidates: Iterable[str], customer_of, ledger_of,
                 mid = maintenance_message_id(m.maintenance_id, owed.round, owed.kind, cid, key, domain)
                 if was_sent(entry, m.maintenance_id, mid):
                     continue
-                jobs.append(job_type(kind=owed.kind, round=rnd, customer=customer, recipient=key,
-                                     email=contact.email, contact_name=contact.name, message_id=mid,
-                                     in_reply_to=(known or {}).get("first"), services=services))
-    return jobs
+                yield job_type(kind=owed.kind, round=rnd, customer=customer, recipient=key,
+                               email=contact.email, contact_name=contact.name, message_id=mid,
+                               in_reply_to=(known or {}).get("first"), services=services)
 
 
 def still_owed(job, m: MaintenanceState | None, entry: dict | None, unsubscribed: frozenset[str],

@@ -92,7 +92,8 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
     sender = Sender(   # a planned maintenance's notices are refreshed and recorded by its desk
         mailer=mailer, mail_from=settings.mail_from, compose=d.compose,
         record=routed(d.record_sent, lambda *a: maintenance.record_sent(*a)),
-        refresh=routed(d.refresh, lambda *a: maintenance.refresh(*a)), dead_letter=d.undeliverable, clock=clock,
+        refresh=routed(d.refresh, lambda *a: maintenance.refresh(*a)),
+        dead_letter=routed(d.undeliverable, lambda *a: maintenance.dead_letter(*a)), clock=clock,
         concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
         deliver=d.deliver_elsewhere if delivery is not None else None,
         in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
@@ -122,7 +123,7 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
         rounds_topic=topics.maintenance_rounds, partitions=partitions, ledger=ledger, views=views, sender=sender,
         dlq=dlq, clock=clock, held=membership.held, recovered=membership.is_recovered,
         assignment=lambda: membership.partitions, lead_seconds=settings.schedule_lead_seconds,
-        mail_domain=settings.mail_domain, produce=produce, names=names)
+        mail_domain=settings.mail_domain, produce=produce, names=names, undeliverable=d.undeliverable)
     rebalance = Rebalance(
         membership=membership, rounds_topic=topics.rounds.get_topic_name(), sender=sender,
         views=views, holding=holding, audience=audience, spawn=spawn, flush=flush,

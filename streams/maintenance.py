@@ -20,8 +20,11 @@ Runtime contract:
   ``OUTAGE_SMTP_RATE``). ``maintenance-completed`` is released at the end, not before.
 - The timer (every ``TICK_SECONDS``), once the tables are recovered: works a maintenance out again
   on p when its round changed, when one of its checkpoints (the reminder's and the start's release,
-  the end) has passed since the last time, or, at most once a second, when one of its notices was
-  recorded since (the next notice of a contact is worked out once the last is recorded). After an
+  the end) has passed since the last time, or, once its last plan is finished and a second after
+  the last notice was recorded, when one was recorded (the next notice of a contact is worked out
+  once the last is recorded). A plan is worked out as the sender draws it (``domain.maintenance.
+  iter_plan``): a large audience never blocks the loop.
+- A notice given up (dead-lettered) is not planned again on this worker until its next assignment. After an
   assignment every maintenance held is worked out afresh: nothing it owes is kept only in memory.
 - Before each send ``refresh`` checks the notice is still owed with the state on p now
   (``domain.maintenance.still_owed``: a window moved or cancelled meanwhile makes its queued start
@@ -55,6 +58,35 @@ TICK_SECONDS = 0.5
 AGAIN_AFTER_RECORD_SECONDS = 1.0   # a contact's next notice is worked out at most this long after its last
 
 
+@dataclass(frozen=True)
+class _Order:
+    """Where a plan stands in the sender's queue (``streams.sender.deadline_of_round``): when it was made."""
+
+    at: datetime
+    keeps: datetime | None = None
+
+
+class _Plan:
+    """The notices owed on a partition at one evaluation, worked out as the sender draws them (a
+    fan-out to a large audience never blocks the loop)."""
+
+    def __init__(self, jobs, at: datetime, candidates: int) -> None:
+        self.round = _Order(at)
+        self._jobs = jobs
+        self.candidates = candidates
+        self.produced = 0
+        self.done = False
+
+    def __iter__(self):
+        for job in self._jobs:
+            self.produced += 1
+            yield job
+        self.done = True
+
+    def remaining(self) -> int:
+        return 0 if self.done else max(0, self.candidates - self.produced)
+
+
 @dataclass
 class _Seen:
     """What this worker last worked out for a maintenance on a partition."""
@@ -63,13 +95,14 @@ class _Seen:
     at: float            # epoch seconds
     passed: int          # checkpoints passed then
     dirty: bool = False  # a notice of it was recorded since
+    busy: bool = True    # its plan is still being drawn or sent
 
 
 class MaintenanceDesk:
     def __init__(self, *, maintenance: MutableMapping, plans: MutableMapping, rounds_topic, partitions: int,
                  ledger, views, sender, dlq, clock: Callable[[], datetime], held: Callable[[], set[int]],
                  recovered: Callable[[], bool], assignment: Callable[[], object], lead_seconds: float,
-                 mail_domain: str, produce, names: T.TopicNames) -> None:
+                 mail_domain: str, produce, names: T.TopicNames, undeliverable: Callable) -> None:
         self.maintenance = maintenance   # maintenance_id -> its state, on the maintenance's partition
         self.plans = plans               # per partition of the rounds: maintenance_id -> newest state there
         self.rounds_topic = rounds_topic
@@ -85,11 +118,13 @@ class MaintenanceDesk:
         self.lead_base = lead_seconds
         self.mail_domain = mail_domain
         self.produce = produce
+        self.undeliverable = undeliverable   # dead-letters a notice given up (streams/deliveries.py)
         self._notices_name = names.name(T.NOTICES)
         self._seen: dict[tuple[int, str], _Seen] = {}
         self._told: dict[int, dict[str, set[str]]] = {}          # p -> maintenance -> customers told
         self._contacts: dict[tuple[int, str, int], int] = {}     # (p, maintenance, round) -> contacts affected
         self._states: dict[tuple[int, str], tuple[dict, MR.MaintenanceState]] = {}
+        self._failed: set[str] = set()   # Message-IDs given up (dead-lettered) here: not planned again
         self._assigned: object = None
 
     # -- the maintenance agent -------------------------------------------------------------------
@@ -172,21 +207,26 @@ class MaintenanceDesk:
         contacts = sum(self.contacts(q, m) for q in self.held())
         return MR.lead_seconds(contacts, ahead=self.sender.depth, send_rate=self.send_rate(), base=self.lead_base)
 
-    async def evaluate(self, p: int, m: MR.MaintenanceState, lead: float | None = None) -> int:
-        """Queue the notices owed now on p for ``m``; returns how many."""
+    async def evaluate(self, p: int, m: MR.MaintenanceState, lead: float | None = None) -> None:
+        """Queue the notices owed now on p for ``m`` (worked out as the sender draws them)."""
+        self._current()
         now = self.clock()
         lead = self.lead(m) if lead is None else lead
         candidates = self.views.index(p).affected(m.scope()) | self.told(p).get(m.maintenance_id, set())
         ledger = self.ledger.partition(p)
-        jobs = MR.plan(m, candidates, self.views.customer_lookup(p), ledger.get, L.unsubscribed, now, lead,
-                       self.mail_domain, NoticeJob)
+        failed = self._failed
+        jobs = (job for job in MR.iter_plan(m, candidates, self.views.customer_lookup(p), ledger.get, L.unsubscribed,
+                                            now, lead, self.mail_domain, NoticeJob)
+                if job.message_id not in failed)
         passed = sum(t <= now for t in MR.checkpoints(m, lead))
-        self._seen[(p, m.maintenance_id)] = _Seen(m.round, now.timestamp(), passed)
-        if jobs:
-            await self.sender.submit(jobs, p)
-            log.info("maintenance %s on partition %d: %d notices queued (%s)", m.maintenance_id, p, len(jobs),
-                     ", ".join(sorted({j.kind for j in jobs})))
-        return len(jobs)
+        seen = self._seen[(p, m.maintenance_id)] = _Seen(m.round, now.timestamp(), passed)
+        plan = _Plan(jobs, now, len(candidates))
+
+        def finished() -> None:
+            seen.busy = False
+
+        await self.sender.submit(plan, p, on_done=finished, size=plan.remaining)
+        log.debug("maintenance %s on partition %d: %d customers to look at", m.maintenance_id, p, len(candidates))
 
     async def tick(self) -> None:
         """The timer: work out again what may have become owed (never raises)."""
@@ -198,14 +238,19 @@ class MaintenanceDesk:
             log.error("maintenance: this pass skipped (%s: %s)", type(exc).__name__, exc)
             log.debug("traceback", exc_info=True)
 
-    async def _tick(self) -> None:
+    def _current(self) -> None:
+        """After an assignment every partition is taken up afresh: what was kept in memory goes."""
         assignment = self.assignment()
-        if assignment is not self._assigned:   # every partition taken up afresh after an assignment
+        if assignment is not self._assigned:
             self._assigned = assignment
             self._seen.clear()
             self._told.clear()
             self._contacts.clear()
             self._states.clear()
+            self._failed.clear()
+
+    async def _tick(self) -> None:
+        self._current()
         now = self.clock()
         now_s = now.timestamp()
         set_aside = self.sender.held()
@@ -222,7 +267,7 @@ class MaintenanceDesk:
                 lead = self.lead(m)
                 passed = sum(t <= now for t in MR.checkpoints(m, lead))
                 if (seen is None or seen.round != m.round or seen.passed != passed
-                        or (seen.dirty and now_s - seen.at >= AGAIN_AFTER_RECORD_SECONDS)):
+                        or (seen.dirty and not seen.busy and now_s - seen.at >= AGAIN_AFTER_RECORD_SECONDS)):
                     await self.evaluate(p, m, lead)
 
     def under_way(self, p: int, rnd) -> list[dict]:
@@ -240,6 +285,12 @@ class MaintenanceDesk:
         m = self.state(p, job.round.maintenance_id)
         return job if MR.still_owed(job, m, entry, L.unsubscribed(entry), self.clock()) else None
 
+    async def dead_letter(self, job, reason: str) -> None:
+        """A notice given up (a permanent refusal, or temporary failures for too long): dead-lettered,
+        and not planned again on this worker (a re-evaluation would send it again and again)."""
+        self._failed.add(job.message_id)
+        await self.undeliverable(job, reason)
+
     async def record_sent(self, job, p: int, sent_at: datetime) -> None:
         r = job.round
         ledger = self.ledger.partition(p)
@@ -251,6 +302,7 @@ class MaintenanceDesk:
         seen = self._seen.get((p, r.maintenance_id))
         if seen is not None:
             seen.dirty = True
+            seen.at = max(seen.at, sent_at.timestamp())
         if job.kind in (M_REMINDER, M_STARTED) and r.keeps is not None and sent_at > r.keeps:
             M.MAINTENANCE_NOTICES_LATE.inc()
             log.warning("maintenance %s: a %s notice went %.1fs after its time", r.maintenance_id, job.kind,

@@ -12,6 +12,7 @@ the faust worker builds them, their timers run by a clock the test moves.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime, timedelta
 
 import pytest
@@ -210,3 +211,19 @@ async def test_an_incident_on_a_scope_under_maintenance_says_so_to_the_customers
         text = m.message.get_body(("plain",)).get_content()
         said = "Planned maintenance is under way" in text or "計画メンテナンス" in text
         assert said == (m.rcpt in contacts(*tokyo)), (m.rcpt, text)
+
+
+async def test_a_refused_address_is_dead_lettered_once_and_not_tried_again(broker):
+    customers = people(3)
+    await start(broker, customers)
+    refused = contacts(customers[0])[0]
+    broker.relay.refuse(refused)
+    schedule(broker, start_in=30, length=30, reminder=3600)
+    await broker.pump()
+    await broker.advance(90)
+    assert kinds(broker, refused) == []
+    for email in set(contacts(*customers)) - {refused}:
+        assert kinds(broker, email) == ["maintenance-scheduled", "maintenance-started", "maintenance-completed"]
+    letters = [d for d in broker.read("dead-letters") if d["topic"].endswith("notices")]
+    # one per notice it was owed (scheduled; then started, first reached when under way), none twice
+    assert [json.loads(d["value"])["kind"] for d in letters] == ["maintenance-scheduled", "maintenance-started"]
