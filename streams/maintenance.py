@@ -46,6 +46,7 @@ from core.vocabulary import M_REMINDER, M_STARTED
 from domain import ledger as L
 from domain import maintenance as MR
 from domain.audience import NoticeJob
+from domain.schedule import SendRate
 from notifiers.maintenance import is_maintenance
 from schemas import MaintenanceEvent, NoticeRecord, RecordError, parse_record
 from streams import metrics as M
@@ -55,6 +56,7 @@ from streams.deadletter import record_key
 log = logging.getLogger(__name__)
 
 TICK_SECONDS = 0.5
+PRIOR_RATE = SendRate().value   # the send rate planned with until one is measured
 AGAIN_AFTER_RECORD_SECONDS = 1.0   # a contact's next notice is worked out at most this long after its last
 
 
@@ -197,15 +199,21 @@ class MaintenanceDesk:
         return n
 
     def send_rate(self) -> float:
-        rate = self.sender.rate.value
+        """The rate to plan with: the measured one once it is measured (a first window alone is not:
+        one email in a busy window left open by an idle spell read 0.1/s, and every start went at
+        once), else the cautious prior; within ``OUTAGE_SMTP_RATE``."""
+        rate = self.sender.rate
+        value = rate.value if rate.measured else PRIOR_RATE
         cap = self.sender.rate_cap
-        return min(rate, cap) if cap else rate
+        return min(value, cap) if cap else value
 
     def lead(self, m: MR.MaintenanceState) -> float:
         """Seconds before a timed notice's time its audience starts leaving (all partitions held here
-        share the sender)."""
+        share the sender); never more than half the reminder's distance from the start, so a start
+        never overtakes its reminder whatever the rate reads."""
         contacts = sum(self.contacts(q, m) for q in self.held())
-        return MR.lead_seconds(contacts, ahead=self.sender.depth, send_rate=self.send_rate(), base=self.lead_base)
+        lead = MR.lead_seconds(contacts, ahead=self.sender.depth, send_rate=self.send_rate(), base=self.lead_base)
+        return min(lead, max(self.lead_base, m.reminder_seconds / 2))
 
     async def evaluate(self, p: int, m: MR.MaintenanceState, lead: float | None = None) -> None:
         """Queue the notices owed now on p for ``m`` (worked out as the sender draws them)."""
@@ -224,6 +232,9 @@ class MaintenanceDesk:
 
         def finished() -> None:
             seen.busy = False
+            if plan.produced == 0 and not self.sender.depth:
+                # nothing was owed: the busy window its submission opened says nothing of the rate
+                self.sender.rate.idle()
 
         await self.sender.submit(plan, p, on_done=finished, size=plan.remaining)
         log.debug("maintenance %s on partition %d: %d customers to look at", m.maintenance_id, p, len(candidates))

@@ -56,10 +56,14 @@ def register_maintenance(app, *, view, produce_to, require_token: Callable, cloc
     (the topic ``maintenance-events``; raises ``Refused`` 503/413), reads from ``view``."""
     app.service(view)
 
-    async def current(maintenance_id: str, *, settled: bool = True) -> MaintenanceState | None:
-        if settled:
+    async def current(maintenance_id: str) -> MaintenanceState | None:
+        """The maintenance from the view; when it is missing or over, first read what the changelog
+        holds now (so a 404 or 409 is no older than the request)."""
+        state = view.get(maintenance_id)
+        if state is None or state.status != "scheduled":
             await view.sync()
-        return view.get(maintenance_id)
+            state = view.get(maintenance_id)
+        return state
 
     @app.page("/api/maintenance")
     class MaintenanceList(web.View):

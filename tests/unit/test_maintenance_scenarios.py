@@ -227,3 +227,27 @@ async def test_a_refused_address_is_dead_lettered_once_and_not_tried_again(broke
     letters = [d for d in broker.read("dead-letters") if d["topic"].endswith("notices")]
     # one per notice it was owed (scheduled; then started, first reached when under way), none twice
     assert [json.loads(d["value"])["kind"] for d in letters] == ["maintenance-scheduled", "maintenance-started"]
+
+
+def test_the_lead_plans_with_the_prior_until_the_rate_is_measured_and_never_passes_the_reminder():
+    """One email in a busy window left open by an idle spell once read as 0.1/s: every start left at
+    once (measured on Tansu). The lead plans with the prior until the rate is measured, and is never
+    more than half the reminder's distance from the start."""
+    from types import SimpleNamespace
+
+    from domain.schedule import SendRate
+    from streams.maintenance import PRIOR_RATE, MaintenanceDesk
+    from tests.unit.test_maintenance_rules import fold, scheduled
+
+    rate = SendRate()
+    rate.value, rate.measured = 0.1, False          # a first window only
+    sender = SimpleNamespace(rate=rate, rate_cap=None, depth=0)
+    desk = MaintenanceDesk(maintenance=None, plans=None, rounds_topic=None, partitions=1, ledger=None, views=None,
+                           sender=sender, dlq=None, clock=None, held=lambda: {0}, recovered=lambda: True,
+                           assignment=lambda: None, lead_seconds=1.0, mail_domain="x", produce=None,
+                           names=SimpleNamespace(name=lambda base: base), undeliverable=None)
+    desk.contacts = lambda p, m: 40
+    m = fold(scheduled(reminder=60))
+    assert desk.lead(m) == pytest.approx(1 + 1.3 * 40 / PRIOR_RATE)
+    rate.measured = True                             # measured that slow: still no more than half the reminder
+    assert desk.lead(m) == 30
