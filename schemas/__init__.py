@@ -52,7 +52,7 @@ from .maintenance import (
     MaintenanceSchedule,
     MaintenanceUpdateBody,
 )
-from .outputs import DeadLetter, FeedbackRecord, NoticeKind, NoticeRecord, TicketAction, TicketUpdate
+from .outputs import DeadLetter, FeedbackRecord, NoticeKind, NoticeRecord, SignalRecord, TicketAction, TicketUpdate
 from .parse import MAX_RECORD_BYTES, parse_record, to_json_bytes
 from .ticket import TicketEvent, TicketEventType
 
@@ -96,6 +96,7 @@ __all__ = [
     "Record",
     "RecordError",
     "Service",
+    "SignalRecord",
     "Severity",
     "Status",
     "Subject",

@@ -10,7 +10,7 @@ from pydantic import BaseModel
 from .customer import Customer
 from .incident import IncidentDeclare, IncidentEvent
 from .maintenance import MaintenanceEvent
-from .outputs import DeadLetter, FeedbackRecord, NoticeRecord, TicketUpdate
+from .outputs import DeadLetter, FeedbackRecord, NoticeRecord, SignalRecord, TicketUpdate
 from .ticket import TicketEvent
 
 RECORD_MODELS: dict[str, type[BaseModel]] = {
@@ -21,6 +21,7 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "ticket-update": TicketUpdate,
     "dead-letter": DeadLetter,
     "feedback": FeedbackRecord,
+    "signal": SignalRecord,
     "incident-declare": IncidentDeclare,
     "maintenance-event": MaintenanceEvent,
 }

@@ -61,6 +61,8 @@ class Topics:
     ticket_updates: faust.TopicT
     dead_letters: faust.TopicT
     feedback: faust.TopicT
+    mentions: faust.TopicT
+    signals: faust.TopicT
     maintenance: faust.TopicT       # maintenance-events (streams/maintenance.py)
     maintenance_rounds: faust.TopicT
 

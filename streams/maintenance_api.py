@@ -43,12 +43,12 @@ def public(state: MaintenanceState, now: datetime, *, history: bool = False) -> 
     return out
 
 
-def status_section(view, now: datetime) -> dict:
-    """The status document's maintenance: ``upcoming`` (by start) and ``in_progress``."""
+def status_section(view, now: datetime) -> list[dict]:
+    """The status document's ``maintenance``: the upcoming and running ones, by start (the status
+    pages, ``notifiers/status_page.py``, show them and mark the components under maintenance)."""
     states = view.states() if view is not None else []
-    upcoming = sorted((s for s in states if s.phase(now) == "upcoming"), key=lambda s: s.starts_at)
-    running = sorted((s for s in states if s.phase(now) == "running"), key=lambda s: s.starts_at)
-    return {"upcoming": [public(s, now) for s in upcoming], "in_progress": [public(s, now) for s in running]}
+    return [public(s, now) for s in sorted(states, key=lambda s: s.starts_at)
+            if s.phase(now) in ("upcoming", "running")]
 
 
 def register_maintenance(app, *, view, produce_to, require_token: Callable, clock: Callable[[], datetime]) -> None:

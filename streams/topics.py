@@ -12,19 +12,21 @@ NOTICES = "notices"
 TICKET_UPDATES = "ticket-updates"
 DEAD_LETTERS = "dead-letters"
 FEEDBACK = "feedback"                 # answers to the resolved notices' question, keyed by feedback_id
+SIGNALS = "signals"                   # possible incidents (ticket surges), keyed by component
 MAINTENANCE_EVENTS = "maintenance-events"   # planned maintenance, keyed by maintenance_id
 # internal topics (co-partitioned with customers)
 ROUNDS = "rounds"
 TICKS = "ticks"
 TICKET_REQUESTS = "ticket-requests"   # ticket events re-keyed by customer_id
 PREFERENCES = "preferences"           # unsubscribe requests, keyed by customer_id
+MENTIONS = "component-mentions"       # opened tickets' components, keyed by component (streams/surge.py)
 MAINTENANCE_ROUNDS = "maintenance-rounds"   # a maintenance's state, sent to every partition when it changes
 
 # topics that must share the customers topic's partition count
 CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS,
-                  TICKET_REQUESTS, PREFERENCES, MAINTENANCE_EVENTS, MAINTENANCE_ROUNDS)
+                  TICKET_REQUESTS, PREFERENCES, MENTIONS, MAINTENANCE_EVENTS, MAINTENANCE_ROUNDS)
 # the feedback topic has the same count but is read whole (streams/feedback_view.py): no need to share it
-ALL = CO_PARTITIONED + (FEEDBACK, DEAD_LETTERS)
+ALL = CO_PARTITIONED + (FEEDBACK, SIGNALS, DEAD_LETTERS)
 COMPACTED = (CUSTOMERS, FEEDBACK)
 
 # what a worker's agents read and write: attribute -> the topics it reads (the incident agent
@@ -41,6 +43,8 @@ WORKER_TOPICS = {
     "ticket_updates": (TICKET_UPDATES,),
     "dead_letters": (DEAD_LETTERS,),
     "feedback": (FEEDBACK,),             # written by the web's feedback page (streams/feedback.py)
+    "mentions": (MENTIONS,),
+    "signals": (SIGNALS,),
     "maintenance": (MAINTENANCE_EVENTS,),
     "maintenance_rounds": (MAINTENANCE_ROUNDS,),
 }
@@ -51,9 +55,10 @@ INCIDENTS_TABLE = "incidents"
 LEDGER_TABLE = "ledger"
 TICKETS_TABLE = "tickets"
 LATEST_TABLE = "latest-rounds"   # per partition: incident -> the newest round seen on that partition
+SURGES_TABLE = "surges"          # per mentions partition: component -> the tickets counted (domain/surge.py)
 MAINTENANCE_TABLE = "maintenance"              # maintenance_id -> its state, on its partition
 MAINTENANCE_PLANS_TABLE = "maintenance-plans"  # per partition: maintenance_id -> the newest state seen there
-TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE, MAINTENANCE_TABLE,
+TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE, SURGES_TABLE, MAINTENANCE_TABLE,
           MAINTENANCE_PLANS_TABLE)
 
 
@@ -63,6 +68,10 @@ class TopicNames:
 
     def name(self, base: str) -> str:
         return self.prefix + base
+
+    def base(self, name: str) -> str:
+        """A topic's name without the prefix: the ``topic`` label of every metric (streams/metrics.py)."""
+        return name[len(self.prefix):] if self.prefix and name.startswith(self.prefix) else name
 
     @property
     def app_id(self) -> str:
