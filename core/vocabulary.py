@@ -6,10 +6,21 @@ from __future__ import annotations
 
 from typing import Final, Literal, get_args
 
-# Notice kinds (header X-Outage-Notice)
-NoticeKind = Literal["acknowledged", "progress", "scheduled", "resolved", "unaffected", "ticket-ack"]
-NOTICE_KINDS: Final = get_args(NoticeKind)
+# Notice kinds (header X-Outage-Notice): an incident's, then a planned maintenance's
+IncidentNoticeKind = Literal["acknowledged", "progress", "scheduled", "resolved", "unaffected", "ticket-ack"]
+NOTICE_KINDS: Final = get_args(IncidentNoticeKind)
 ACKNOWLEDGED, PROGRESS, SCHEDULED, RESOLVED, UNAFFECTED, TICKET_ACK = NOTICE_KINDS
+MaintenanceNoticeKind = Literal["maintenance-scheduled", "maintenance-changed", "maintenance-reminder",
+                                "maintenance-started", "maintenance-completed", "maintenance-cancelled"]
+MAINTENANCE_KINDS: Final = get_args(MaintenanceNoticeKind)
+(M_SCHEDULED, M_CHANGED, M_REMINDER, M_STARTED, M_COMPLETED, M_CANCELLED) = MAINTENANCE_KINDS
+NoticeKind = Literal[IncidentNoticeKind, MaintenanceNoticeKind]
+
+# Maintenance event types (topic maintenance-events)
+MaintenanceEventType = Literal["scheduled", "updated", "cancelled", "completed"]
+MAINTENANCE_EVENT_TYPES: Final = get_args(MaintenanceEventType)
+# how long before its start a maintenance's reminder is sent, unless the event says otherwise
+DEFAULT_REMINDER_SECONDS: Final = 3600
 
 # Incident event types (RESOLVED doubles as one)
 EventType = Literal["declared", "updated", "resolved"]

@@ -101,3 +101,17 @@ def ticket(ticket_id: str, customer_id: str, requester: str | Record | None, *, 
         record["components"] = components
     record.update(extra)
     return record
+
+
+def maintenance(maintenance_id: str, type: str = "scheduled", *, event_id: str | None = None, at: str | None = None,
+                **fields: Any) -> Record:
+    """A ``maintenance-events`` record (``fields``: title, message, components, regions, starts_at,
+    ends_at, reminder_seconds, as given); its event id "{maintenance_id}-{type}" and its ``at`` now
+    unless given. A ``scheduled`` one gets a title and the API component unless ``fields`` say."""
+    record: Record = {"event_id": event_id or f"{maintenance_id}-{type}", "maintenance_id": maintenance_id,
+                      "type": type, "at": at or now_iso()}
+    if type == "scheduled":
+        fields.setdefault("title", {"en": f"Maintenance {maintenance_id}", "ja": f"メンテナンス {maintenance_id}"})
+        fields.setdefault("components", ["api"])
+    record.update(fields)
+    return record

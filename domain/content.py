@@ -54,6 +54,8 @@ class NoticeContent:
     preferences_url: str = ""      # the signed link to the contact's preferences page
     feedback_url: str = ""         # resolved notices: the signed feedback link, ``?score=N`` appended per answer
     replies: bool = False          # a reply reaches a person (OUTAGE_REPLY_TO is set): the notice invites one
+    # planned maintenance under way on this customer's affected services: (title, its end), by start
+    maintenance: tuple[tuple[str, datetime], ...] = ()
     extra: dict = field(default_factory=dict)
 
 
@@ -96,4 +98,19 @@ def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url:
         ticket_id=job.ticket_id, ticket_subject=job.ticket_subject,
         status_url=status_url, unsubscribe_url=unsubscribe_url, preferences_url=preferences_url, replies=replies,
         customer_status_url=customer_status_url,
+        maintenance=() if final else maintenance_notes(getattr(rnd, "maintenance", ()), job.services, locale),
     )
+
+
+def maintenance_notes(notes, services, locale: str) -> tuple[tuple[str, datetime], ...]:
+    """(title, end) of the maintenance under way (``Round.maintenance``) that covers one of the
+    customer's own affected ``services``: only that maintenance is named in its notice."""
+    from domain.affected import Scope
+    from schemas.common import localize
+
+    out = []
+    for note in notes or ():
+        scope = Scope.of(note.get("components"), note.get("regions"))
+        if any(scope.covers(c, r) for c, r in services):
+            out.append((localize(note["title"], locale), datetime.fromisoformat(note["ends_at"])))
+    return tuple(out)

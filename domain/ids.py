@@ -41,3 +41,10 @@ def message_id(incident_id: str, seq: int, kind: str, customer_id: str, recipien
     """``<incident.seq.kind.customer.recipient@domain>``; ``recipient`` is a contact key, or
     the ticket id for a ``ticket-ack``."""
     return f"<{_atom(incident_id)}.{int(seq)}.{kind}.{_atom(customer_id)}.{_atom(recipient)}@{domain}>"
+
+
+def maintenance_message_id(maintenance_id: str, rnd: int, kind: str, customer_id: str, recipient: str,
+                           domain: str) -> str:
+    """``<maintenance.round.kind.customer.recipient@domain>`` for a maintenance notice (``kind`` is
+    one of the ``maintenance-*`` kinds, so it never equals an incident notice's id)."""
+    return f"<{_atom(maintenance_id)}.{int(rnd)}.{kind}.{_atom(customer_id)}.{_atom(recipient)}@{domain}>"

@@ -89,6 +89,10 @@ class Round(IncidentFacts):
     keeps: datetime | None = None             # the promise this round must arrive by (the previous round's)
     interval_seconds: float | None = None     # the incident's update interval (each notice promises one after it)
     explicit: bool = False                    # next_update_at is the operator's: every notice states it
+    # planned maintenance under way on the incident's scope when the round was decided (its notices
+    # say so to the customers whose affected services it covers): maintenance_id, title, ends_at,
+    # components, regions (``domain.maintenance.under_way``)
+    maintenance: list[dict] = []
 
 
 class Tick(BaseModel):

@@ -169,3 +169,12 @@ class PreferenceBook:
                 self.skipped += 1
                 continue
             self.put(request)
+
+
+def opted_out(entry: dict | None) -> frozenset[str]:
+    """Recipients who receive nothing (unsubscribed, or chose ``none``): what a plan that sends only
+    kinds every other choice receives (the maintenance notices) leaves out."""
+    if not entry:
+        return frozenset()
+    nothing = {r for r, record in entry.get("receive", {}).items() if (record or {}).get("receive") == RECEIVE_NONE}
+    return frozenset(entry.get("unsubscribed", ())) | nothing

@@ -10,6 +10,7 @@ from core.vocabulary import RESOLVED
 from domain.audience import services_of
 from domain.content import notice_content
 from domain.links import PREFERENCES, UNSUBSCRIBE, contact_token, feedback_token, status_token, unsubscribe_token
+from notifiers.maintenance import compose_maintenance, is_maintenance
 from notifiers.message import build_message
 from notifiers.render import RenderCache
 from schemas.common import normalize_locale
@@ -40,6 +41,10 @@ class NoticeComposer:
 
     def __call__(self, job, now: datetime) -> bytes:
         unsubscribe_url, preferences_url = self.contact_urls(job)
+        if is_maintenance(job):   # a planned maintenance's notice (notifiers/maintenance.py)
+            return compose_maintenance(job, now, public_url=self.public_url, mail_from=self.mail_from,
+                                       unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
+                                       reply_to=self.reply_to)
         content = notice_content(job, now, status_url=f"{self.public_url}/status",
                                  unsubscribe_url=unsubscribe_url, preferences_url=preferences_url,
                                  replies=self.reply_to is not None, customer_status_url=self.customer_status_url(job))

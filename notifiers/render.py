@@ -174,6 +174,7 @@ def _view(c: NoticeContent) -> dict[str, Any]:
         "preferences_url": (c.preferences_url or "").strip(),
         "feedback_url": (c.feedback_url or "").strip() if c.kind == RESOLVED else "",
         "replies": bool(c.replies),
+        "maintenance": [{"title": _one_line(title), "until": at(until)} for title, until in c.maintenance],
     }
 
 

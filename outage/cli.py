@@ -1,5 +1,5 @@
 """The ``outage`` command: dev, worker, customers import, incident declare|update|resolve|list|show,
-ticket open|close, schemas export. Records are validated with ``schemas`` before they are produced."""
+ticket open|close, maintenance schedule|update|cancel|complete|list (outage/maintenance_cli.py), schemas export. Records are validated with ``schemas`` before they are produced."""
 
 from __future__ import annotations
 
@@ -219,6 +219,9 @@ def _parser() -> argparse.ArgumentParser:
     tc.add_argument("ticket_id")
     tc.add_argument("--customer", required=True, help="customer_id")
 
+    from outage.maintenance_cli import add_parser as add_maintenance
+    add_maintenance(sub)   # outage maintenance schedule|update|cancel|complete|list
+
     schemas = sub.add_parser("schemas", help="record schemas").add_subparsers(dest="action", required=True)
     ex = schemas.add_parser("export", help="write a JSON Schema file per record")
     ex.add_argument("directory", type=Path)
@@ -293,6 +296,9 @@ def _run(args, settings: Settings) -> int:
     if args.command == "ticket":
         _print(_send_ticket_event(settings, args, "opened" if args.action == "open" else "closed"))
         return 0
+    if args.command == "maintenance":
+        from outage.maintenance_cli import run as run_maintenance
+        return run_maintenance(args, settings, _print)
     if args.command == "schemas":
         from schemas import export_json_schemas
         for path in export_json_schemas(args.directory):

@@ -45,6 +45,13 @@ from .incident import (
     Severity,
     Status,
 )
+from .maintenance import (
+    MaintenanceCancelBody,
+    MaintenanceCompleteBody,
+    MaintenanceEvent,
+    MaintenanceSchedule,
+    MaintenanceUpdateBody,
+)
 from .outputs import DeadLetter, FeedbackRecord, NoticeKind, NoticeRecord, SignalRecord, TicketAction, TicketUpdate
 from .parse import MAX_RECORD_BYTES, parse_record, to_json_bytes
 from .ticket import TicketEvent, TicketEventType
@@ -74,6 +81,11 @@ __all__ = [
     "IncidentResolveBody",
     "IncidentUpdateBody",
     "Label",
+    "MaintenanceCancelBody",
+    "MaintenanceCompleteBody",
+    "MaintenanceEvent",
+    "MaintenanceSchedule",
+    "MaintenanceUpdateBody",
     "Line",
     "LocalizedLine",
     "LocalizedText",

@@ -9,6 +9,7 @@ from pydantic import BaseModel
 
 from .customer import Customer
 from .incident import IncidentDeclare, IncidentEvent
+from .maintenance import MaintenanceEvent
 from .outputs import DeadLetter, FeedbackRecord, NoticeRecord, SignalRecord, TicketUpdate
 from .ticket import TicketEvent
 
@@ -22,6 +23,7 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "feedback": FeedbackRecord,
     "signal": SignalRecord,
     "incident-declare": IncidentDeclare,
+    "maintenance-event": MaintenanceEvent,
 }
 
 

@@ -27,10 +27,13 @@ DEAD_LETTER_VALUE_LIMIT = 100_000
 
 class NoticeRecord(Record):
     """One email handed to the SMTP server (topic ``outage.notices``, key ``customer_id``).
-    ``notice_id`` is the Message-ID; ``seq`` is the incident's round (1 = declared)."""
+    ``notice_id`` is the Message-ID; ``seq`` is the incident's round (1 = declared). A planned
+    maintenance's notice (a ``maintenance-*`` kind) has ``maintenance_id`` instead of ``incident_id``
+    (null), and ``seq`` is the maintenance's round."""
 
     notice_id: Line  # a Message-ID such as <inc-7.3.progress.c-42.0@example.com>; may exceed the id length cap
-    incident_id: Id
+    incident_id: Id | None
+    maintenance_id: Id | None = None
     ticket_id: Id | None = None
     customer_id: Id
     email: Email

@@ -31,6 +31,7 @@ from streams.preferences_view import PreferencesView
 from streams.preferences_web import PreferencesDesk
 from streams.suppression_view import SuppressionView
 from streams.kafka.tables import PartitionedTable
+from streams.maintenance_view import MaintenanceView
 from streams.reach import BrokerReach
 from streams.web import register_pages
 
@@ -91,7 +92,9 @@ class Pipeline:
                        feedback=FeedbackDesk(keys=settings.verification_keys(), topic=topics.feedback,
                                              title=title_of(view), reachable=lambda: self.reach.reachable,
                                              clock=clock),
-                       feedback_view=FeedbackView.of(settings, names=names, partitions=partitions, profile=profile))
+                       feedback_view=FeedbackView.of(settings, names=names, partitions=partitions, profile=profile),
+                       maintenance_topic=topics.maintenance,
+                       maintenance_view=MaintenanceView.of(settings, names=names, partitions=partitions, profile=profile))
 
     def _table(self, name: str) -> PartitionedTable:
         return self.app.tables.add(PartitionedTable(

@@ -32,6 +32,7 @@ from streams.deadletter import DeadLetters
 from streams.deliveries import Deliveries
 from streams.holding import HoldingUpdates
 from streams.incidents import IncidentDesk
+from streams.maintenance import TICK_SECONDS as MAINTENANCE_TICK_SECONDS, MaintenanceDesk, routed
 from streams.preferences import Preferences
 from streams.rebalance import Membership, Rebalance
 from streams.sender import Sender
@@ -74,6 +75,7 @@ class Components:
     surges: Surges
     agents: list[tuple[Any, str, Callable]]
     timers: list[tuple[float, str, Callable[[], Awaitable]]]
+    maintenance: MaintenanceDesk | None = None
 
 
 def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int,
@@ -99,11 +101,13 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
 
     deliveries = d = Deliveries(
         ledger=ledger, promises=promises, views=views, dlq=dlq, names=names, mail_domain=settings.mail_domain,
-        compose=compose, delivery=delivery, produce=produce, noted=lambda *notice: holding.noted(*notice),
-        suppressed=suppressions.suppressed)
-    sender = Sender(
-        mailer=mailer, mail_from=settings.mail_from, compose=d.compose, record=d.record_sent,
-        refresh=d.refresh, dead_letter=d.undeliverable, clock=clock,
+        compose=compose, delivery=delivery, produce=produce, noted=lambda *notice: holding.noted(*notice))
+    sender = Sender(   # a planned maintenance's notices are refreshed and recorded by its desk
+        mailer=mailer, mail_from=settings.mail_from, compose=d.compose,
+        record=routed(d.record_sent, lambda *a: maintenance.record_sent(*a)),
+        # a suppressed address is tried by no notice, an incident's or a maintenance's
+        refresh=suppressions.guard(routed(d.refresh, lambda *a: maintenance.refresh(*a))),
+        dead_letter=routed(d.undeliverable, lambda *a: maintenance.dead_letter(*a)), clock=clock,
         concurrency=settings.smtp_concurrency, give_up_seconds=settings.smtp_give_up_seconds,
         deliver=d.deliver_elsewhere if delivery is not None else None,
         in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
@@ -127,12 +131,19 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
     incident_desk = IncidentDesk(
         incidents=incidents, ticks_topic=topics.ticks, rounds_topic=topics.rounds, partitions=partitions,
         dlq=dlq, clock=clock, joined=membership.is_joined, owned=owned,
-        lead_seconds=settings.schedule_lead_seconds, latency=latency, rate=sender.rate)
+        lead_seconds=settings.schedule_lead_seconds, latency=latency, rate=sender.rate,
+        maintenance=lambda p, rnd: maintenance.under_way(p, rnd))
     audience = Audience(
         latest=rounds, sender=sender, views=views, holding=holding,
         customers=store, tickets=desk, dlq=dlq, latency=latency, reach=reach,
         clock=clock, mail_domain=settings.mail_domain, held=membership.held,
         ledger_entries=d.ledger_entries, spawn=spawn, unplannable=d.unplannable)
+    maintenance = MaintenanceDesk(   # planned maintenance (streams/maintenance.py)
+        maintenance=table(T.MAINTENANCE_TABLE), plans=table(T.MAINTENANCE_PLANS_TABLE),
+        rounds_topic=topics.maintenance_rounds, partitions=partitions, ledger=ledger, views=views, sender=sender,
+        dlq=dlq, clock=clock, held=membership.held, recovered=membership.is_recovered,
+        assignment=lambda: membership.partitions, lead_seconds=settings.schedule_lead_seconds,
+        mail_domain=settings.mail_domain, produce=produce, names=names, undeliverable=d.undeliverable)
     rebalance = Rebalance(
         membership=membership, rounds_topic=topics.rounds.get_topic_name(), sender=sender,
         views=views, holding=holding, audience=audience, spawn=spawn, flush=flush,
@@ -142,12 +153,15 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
               (topics.preferences, "preferences", preferences.agent),
               (topics.mentions, "surges", surges.agent),
               (topics.incident, "incidents", incident_desk.agent),
-              (topics.rounds, "audience", audience.agent)]
+              (topics.rounds, "audience", audience.agent),
+              (topics.maintenance, "maintenance", maintenance.agent),
+              (topics.maintenance_rounds, "maintenance-plans", maintenance.plan_agent)]
     timers = [(settings.schedule_tick_seconds, "schedule", incident_desk.schedule_timer),
-              (HOLDING_TICK_SECONDS, "holding", holding.tick)]
+              (HOLDING_TICK_SECONDS, "holding", holding.tick),
+              (MAINTENANCE_TICK_SECONDS, "maintenance", maintenance.tick)]
     return Components(
         dlq=dlq, promises=promises, membership=membership, customers=store, incidents=incidents, ledger=ledger,
         tickets=tickets, latest=latest, rounds=rounds, views=views, deliveries=deliveries, sender=sender,
         holding=holding, latency=latency, preferences=preferences, suppressions=suppressions, desk=desk,
         incident_desk=incident_desk, audience=audience, rebalance=rebalance, surges=surges, agents=agents,
-        timers=timers)
+        timers=timers, maintenance=maintenance)

@@ -38,7 +38,8 @@ def _text(raw: bytes | str | None) -> str | None:
 
 
 # The id that the key of each keyed input topic is (docs/contract.md), by the topic's base name.
-KEY_FIELDS = {T.CUSTOMERS: "customer_id", T.INCIDENT_EVENTS: "incident_id", T.TICKET_EVENTS: "ticket_id"}
+KEY_FIELDS = {T.CUSTOMERS: "customer_id", T.INCIDENT_EVENTS: "incident_id", T.TICKET_EVENTS: "ticket_id",
+              T.MAINTENANCE_EVENTS: "maintenance_id"}
 
 
 def key_field(topic: str) -> str | None:

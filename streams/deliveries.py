@@ -7,8 +7,8 @@ Runtime contract:
   promise book works out for that contact now (``domain.promises``); the book remembers it until
   the notice is recorded or dead-lettered.
 - ``refresh``: the notice still owed according to the customer's ledger entry on its partition, or None (sent
-  meanwhile, by this worker or another; the recipient opted out of its kind; its address is
-  suppressed): checked before each send, so a retry or a takeover never sends a Message-ID twice.
+  meanwhile, by this worker or another): checked before each send, so a retry or a takeover
+  never sends a Message-ID twice.
 - ``record_sent``: right after the SMTP acceptance, the ledger entry (on the customer's
   partition, changelogged) gets the Message-ID, the contact's new deadline and when it was
   accepted; then the ``notices`` record is produced on the same partition. The holding updates
@@ -39,8 +39,7 @@ from streams.state import PartitionedTable
 class Deliveries:
     def __init__(self, *, ledger: PartitionedTable, promises: PromiseBook, views, dlq, names: T.TopicNames,
                  mail_domain: str, compose: Callable[[NoticeJob, datetime], bytes], delivery=None,
-                 produce: Callable[..., Awaitable], noted: Callable[..., None],
-                 suppressed: Callable[[str], bool] = lambda email: False) -> None:
+                 produce: Callable[..., Awaitable], noted: Callable[..., None]) -> None:
         self.ledger = ledger
         self.promises = promises
         self.views = views
@@ -51,7 +50,6 @@ class Deliveries:
         self.delivery = delivery       # a ProcessDelivery: compose and send in helper processes
         self.produce = produce         # (topic, key, value, partition, timestamp, headers) to the producer
         self.noted = noted             # the holding updates are told of each notice recorded
-        self.suppressed = suppressed   # an address refused for good (streams/suppressions.py)
         self._notices_name = names.name(T.NOTICES)
 
     def compose(self, job: NoticeJob, now: datetime) -> bytes:
@@ -74,11 +72,7 @@ class Deliveries:
         return entry
 
     def refresh(self, job: NoticeJob, p: int) -> NoticeJob | None:
-        owed = refresh(job, self.ledger.partition(p).get(job.customer_id), self.mail_domain)
-        if owed is not None and self.suppressed(owed.email):
-            M.NOTICES_SUPPRESSED.inc()
-            return None   # not tried: still unsent in the ledger, so the next round after a lift reaches it
-        return owed
+        return refresh(job, self.ledger.partition(p).get(job.customer_id), self.mail_domain)
 
     async def record_sent(self, job: NoticeJob, p: int, sent_at: datetime) -> None:
         final = job.kind in (RESOLVED, UNAFFECTED)

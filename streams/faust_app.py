@@ -63,6 +63,8 @@ class Topics:
     feedback: faust.TopicT
     mentions: faust.TopicT
     signals: faust.TopicT
+    maintenance: faust.TopicT       # maintenance-events (streams/maintenance.py)
+    maintenance_rounds: faust.TopicT
     suppressions: faust.TopicT
 
     def __init__(self, app: faust.App, names: T.TopicNames, partitions: int) -> None:

@@ -16,6 +16,8 @@ Runtime contract:
   promise already kept) decides no new round; if the state shows the current round may have
   been cut short by a crash, it is sent to every partition again (the audience agents and the
   ledger make that safe).
+- A round on a scope under planned maintenance carries that maintenance (``Round.maintenance``, from
+  the maintenance plans held on the incident's partition): its notices say so.
 - Bad input (invalid JSON or fields, a key that is not the incident's id, an event the rules
   refuse) goes to the dead-letter topic with the reason; the stream goes on.
 - The timer, on every worker for the incidents whose partition it holds, sends at most one tick
@@ -41,7 +43,8 @@ log = logging.getLogger(__name__)
 class IncidentDesk:
     def __init__(self, *, incidents: MutableMapping, ticks_topic, rounds_topic, partitions: int, dlq,
                  clock: Callable[[], datetime], joined: Callable[[], bool], owned: Callable[[], set[int]],
-                 lead_seconds: float, latency, rate) -> None:
+                 lead_seconds: float, latency, rate,
+                 maintenance: Callable[[int, Round], list[dict]] | None = None) -> None:
         self.incidents = incidents         # the incidents table: incident_id -> its state
         self.ticks_topic = ticks_topic
         self.rounds_topic = rounds_topic
@@ -54,6 +57,7 @@ class IncidentDesk:
         self.latency = latency             # round decided -> seen by the audience agent (LatencyGauge)
         self.rate = rate                   # the sender's measured send rate (SendRate)
         self._ticked: dict[str, tuple[datetime, datetime]] = {}   # incident -> (slot, when its tick was sent)
+        self.maintenance = maintenance     # (p, round) -> the planned maintenance under way on its scope
 
     async def agent(self, stream) -> None:
         async for event in stream.events():
@@ -95,7 +99,10 @@ class IncidentDesk:
                         await self.fan_out(current_round(state))  # a crash may have cut it short
                     continue
                 self.incidents.partition(p).set(key, decision.state.model_dump(mode="json"))
-                await self.fan_out(decision.round)
+                rnd = decision.round
+                if self.maintenance is not None:   # its notices say so (streams/maintenance.py)
+                    rnd = rnd.model_copy(update={"maintenance": self.maintenance(p, rnd)})
+                await self.fan_out(rnd)
                 M.ROUNDS.labels(decision.round.trigger).inc()
                 log.info("round %s #%d (%s) decided; next update promised for %s", key, decision.round.seq,
                          decision.round.trigger, decision.round.next_update_at)

@@ -88,6 +88,9 @@ NOTICES_LATE = Counter("outage_notices_late_total",
 CONSUMER_LAG = Gauge("outage_consumer_lag_records",
                      "Records not yet handled (high watermark minus committed offset) on the partitions this "
                      "worker's agents read, by topic", ["topic"], registry=REGISTRY)
+MAINTENANCE_NOTICES_LATE = Counter("outage_maintenance_notices_late_total",
+                                   "Maintenance reminders and start notices sent after the time they were due by",
+                                   registry=REGISTRY)
 # feedback: observed once, by the worker whose web page recorded the answer (the broker took it),
 # never by the views that every worker keeps, so the workers' sums count each answer once
 FEEDBACK_SCORE = Histogram("outage_feedback_score",

@@ -17,7 +17,17 @@ from typing import Any, Iterable
 from pydantic import BaseModel
 
 from core.vocabulary import LOCALES, RECEIVE_CHOICES, SEVERITIES, STATUSES
-from schemas import IncidentDeclare, IncidentEvent, IncidentResolveBody, IncidentUpdateBody
+from schemas import (
+    IncidentDeclare,
+    IncidentEvent,
+    IncidentResolveBody,
+    IncidentUpdateBody,
+    MaintenanceCancelBody,
+    MaintenanceCompleteBody,
+    MaintenanceEvent,
+    MaintenanceSchedule,
+    MaintenanceUpdateBody,
+)
 
 TITLE = "Outage pipeline HTTP API"
 API_VERSION = "1"
@@ -49,12 +59,32 @@ _PUBLIC_INCIDENT = {
         "feedback": {"type": "object"},
     },
 }
+_TEXT = {"anyOf": [{"type": "string"}, {"type": "object", "additionalProperties": {"type": "string"}}]}
+_PUBLIC_MAINTENANCE = {   # streams/maintenance_api.py ``public``
+    "type": "object",
+    "required": ["maintenance_id", "title", "components", "starts_at", "ends_at", "status", "round"],
+    "properties": {
+        "maintenance_id": {"type": "string"}, "title": _TEXT, "message": _TEXT,
+        "components": {"type": "array", "items": {"type": "string"}},
+        "regions": {"type": "array", "items": {"type": "string"}},
+        "starts_at": {"type": "string", "format": "date-time"}, "ends_at": {"type": "string", "format": "date-time"},
+        "reminder_seconds": {"type": "integer"},
+        "status": {"enum": ["upcoming", "running", "completed", "cancelled"]},
+        "round": {"type": "integer"},
+        "scheduled_at": {"type": "string", "format": "date-time"},
+        "updated_at": {"type": "string", "format": "date-time"},
+        "completed_at": {"type": ["string", "null"], "format": "date-time"},
+        "cancelled_at": {"type": ["string", "null"], "format": "date-time"},
+        "history": {"type": "array", "items": {"type": "object"}},
+    },
+}
 _STATUS_DOCUMENT = {
     "type": "object", "required": ["generated_at", "active", "recently_resolved"],
     "properties": {"generated_at": {"type": "string", "format": "date-time"},
                    "active": {"type": "array", "items": {"$ref": REF + "PublicIncident"}},
                    "recently_resolved": {"type": "array", "items": {"$ref": REF + "PublicIncident"}},
-                   "maintenance": {"type": "array", "items": {"type": "object"}}},
+                   "maintenance": {"type": "array", "items": {"$ref": REF + "PublicMaintenance"},
+                                   "description": "the upcoming and running maintenance, by start"}},
 }
 
 _PREFERENCE_CHANGE = {"type": "object", "required": ["email", "receive"],
@@ -71,7 +101,9 @@ _SUPPRESSION = {"type": "object", "required": ["email", "at", "reason"],
                 "properties": {"email": {"type": "string"}, "at": {"type": "string", "format": "date-time"},
                                "reason": {"type": "string", "description": "the SMTP code and a short text"}}}
 
-_MODELS: tuple[type[BaseModel], ...] = (IncidentDeclare, IncidentUpdateBody, IncidentResolveBody, IncidentEvent)
+_MODELS: tuple[type[BaseModel], ...] = (IncidentDeclare, IncidentUpdateBody, IncidentResolveBody, IncidentEvent,
+                                        MaintenanceSchedule, MaintenanceUpdateBody, MaintenanceCancelBody,
+                                        MaintenanceCompleteBody, MaintenanceEvent)
 
 _LANG = {"name": "lang", "in": "query", "required": False, "schema": {"type": "string", "enum": list(LOCALES)},
          "description": "the page's language; otherwise Accept-Language, otherwise English"}
@@ -107,8 +139,26 @@ def _write(model: str, ok: int, what: str, *, declare: bool = False) -> dict:
             "responses": dict(sorted(responses.items()))}
 
 
+def _maintenance_write(model: str, ok: int, what: str, *, schedule: bool = False) -> dict:
+    """A maintenance write (streams/maintenance_api.py): a JSON body of ``model``, the event produced."""
+    responses = {
+        str(ok): _json({"$ref": REF + "MaintenanceEvent"}, f"{what}: the event produced to outage.maintenance-events"),
+        "400": _error("a body that is not a JSON object, or fails validation (the fields are named)"),
+        "401": _error("no bearer token, or a wrong one"),
+        "409": _error("the maintenance already exists" if schedule else
+                      "the maintenance is cancelled, completed or over, or it has not started (complete)"),
+        "413": _error("a body over 1 MiB, or an event larger than the broker accepts"),
+        "503": _error("the broker is unreachable or did not take the event; try again"),
+    }
+    if not schedule:
+        responses["404"] = _error("unknown maintenance")
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": REF + model}}}},
+            "responses": dict(sorted(responses.items()))}
+
+
 _ID = {"name": "incident_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _CUSTOMER = {"name": "customer_id", "in": "path", "required": True, "schema": {"type": "string"}}
+_MID = {"name": "maintenance_id", "in": "path", "required": True, "schema": {"type": "string"}}
 _TOKEN = {"name": "token", "in": "path", "required": True, "schema": {"type": "string"},
           "description": "the signed token of a link in a notice"}
 
@@ -138,6 +188,26 @@ _OPERATIONS: dict[str, dict[str, dict]] = {
                                                       **_write("IncidentUpdateBody", 202, "accepted")}},
     "/api/incidents/{incident_id}/resolve": {"post": {"summary": "resolve", "parameters": [_ID],
                                                       **_write("IncidentResolveBody", 202, "accepted")}},
+    "/api/maintenance": {
+        "get": {"summary": "every planned maintenance", "responses": {"200": _json(
+            {"type": "object", "required": ["maintenance"],
+             "properties": {"maintenance": {"type": "array", "items": {"$ref": REF + "PublicMaintenance"}}}},
+            "every maintenance, by start")}},
+        "post": {"summary": "schedule a maintenance",
+                 **_maintenance_write("MaintenanceSchedule", 201, "scheduled", schedule=True)}},
+    "/api/maintenance/{maintenance_id}": {"get": {
+        "summary": "one maintenance with its history", "parameters": [_MID],
+        "responses": {"200": _json({"$ref": REF + "PublicMaintenance"}, "the maintenance and its history"),
+                      "404": _error("unknown maintenance")}}},
+    "/api/maintenance/{maintenance_id}/updates": {"post": {
+        "summary": "change a maintenance's window, text, scope or reminder", "parameters": [_MID],
+        **_maintenance_write("MaintenanceUpdateBody", 202, "accepted")}},
+    "/api/maintenance/{maintenance_id}/cancel": {"post": {
+        "summary": "cancel a maintenance", "parameters": [_MID],
+        **_maintenance_write("MaintenanceCancelBody", 202, "accepted")}},
+    "/api/maintenance/{maintenance_id}/complete": {"post": {
+        "summary": "a maintenance ended early", "parameters": [_MID],
+        **_maintenance_write("MaintenanceCompleteBody", 202, "accepted")}},
     "/unsubscribe/{token}": {
         "get": {"summary": "RFC 8058 unsubscribe: the button", "parameters": [_TOKEN],
                 "responses": {"200": _html("a button that unsubscribes"), "404": _html("a link that does not verify")}},
@@ -225,7 +295,8 @@ def _schemas() -> dict[str, Any]:
         out[model.__name__] = schema
     out.update({"CustomerPreferences": _CUSTOMER_PREFERENCES, "PreferenceChange": _PREFERENCE_CHANGE,
                 "Suppression": _SUPPRESSION})
-    out.update({"Error": _ERROR, "PublicIncident": _PUBLIC_INCIDENT, "StatusDocument": _STATUS_DOCUMENT,
+    out.update({"Error": _ERROR, "PublicIncident": _PUBLIC_INCIDENT, "PublicMaintenance": _PUBLIC_MAINTENANCE,
+                "StatusDocument": _STATUS_DOCUMENT,
                 "Readiness": {"type": "object", "properties": {"ready": {"type": "boolean"},
                                                                "reason": {"type": "string"}}}})
     return dict(sorted(out.items()))

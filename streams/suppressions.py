@@ -9,8 +9,8 @@ Runtime contract:
   read it, typically within a fetch wait). Counted in ``outage_addresses_suppressed_total`` (no
   label names an address); the reason keeps the code and the reply text with addresses scrubbed.
   A refusal without a code (an address the message builder cannot use) is only dead-lettered.
-- ``suppressed(email)``: checked right before each send (``streams/deliveries.py``): a notice to a
-  suppressed address is not tried (``outage_notices_suppressed_total``); it stays unsent in the
+- ``guard(refresh)``: the sender's check right before each send, made to drop a notice to a
+  suppressed address (``suppressed(email)``): it is not tried (``outage_notices_suppressed_total``); it stays unsent in the
   ledger, so once the address is lifted the next round reaches it. The customer's other contacts
   are unaffected.
 - ``lift(email)`` (ops, ``DELETE /api/suppressions/{email}``): a tombstone for the address; False
@@ -45,6 +45,18 @@ class Suppressions:
 
     def suppressed(self, email: str) -> bool:
         return self.book.suppressed(email)
+
+    def guard(self, refresh: Callable) -> Callable:
+        """The sender's ``refresh(job, partition)`` that also drops a job whose address is suppressed
+        (an incident's notice or a maintenance's): it stays unsent in the ledger, so once the address
+        is lifted the next round reaches it."""
+        def refreshed(job, *args):
+            owed = refresh(job, *args)
+            if owed is not None and self.book.suppressed(owed.email):
+                M.NOTICES_SUPPRESSED.inc()
+                return None
+            return owed
+        return refreshed
 
     async def sync(self) -> None:
         if self._sync is not None:

@@ -14,16 +14,18 @@ DEAD_LETTERS = "dead-letters"
 FEEDBACK = "feedback"                 # answers to the resolved notices' question, keyed by feedback_id
 SUPPRESSIONS = "suppressions"         # addresses refused for good (SMTP 5xx), keyed by the address; a tombstone lifts
 SIGNALS = "signals"                   # possible incidents (ticket surges), keyed by component
+MAINTENANCE_EVENTS = "maintenance-events"   # planned maintenance, keyed by maintenance_id
 # internal topics (co-partitioned with customers)
 ROUNDS = "rounds"
 TICKS = "ticks"
 TICKET_REQUESTS = "ticket-requests"   # ticket events re-keyed by customer_id
 PREFERENCES = "preferences"           # contacts' choices and unsubscribes, keyed by customer_id; kept whole
 MENTIONS = "component-mentions"       # opened tickets' components, keyed by component (streams/surge.py)
+MAINTENANCE_ROUNDS = "maintenance-rounds"   # a maintenance's state, sent to every partition when it changes
 
 # topics that must share the customers topic's partition count
 CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS,
-                  TICKET_REQUESTS, PREFERENCES, MENTIONS)
+                  TICKET_REQUESTS, PREFERENCES, MENTIONS, MAINTENANCE_EVENTS, MAINTENANCE_ROUNDS)
 # the feedback topic has the same count but is read whole (streams/feedback_view.py): no need to share it
 # so is the suppressions topic (streams/suppressions.py)
 ALL = CO_PARTITIONED + (FEEDBACK, SIGNALS, SUPPRESSIONS, DEAD_LETTERS)
@@ -47,6 +49,8 @@ WORKER_TOPICS = {
     "feedback": (FEEDBACK,),             # written by the web's feedback page (streams/feedback.py)
     "mentions": (MENTIONS,),
     "signals": (SIGNALS,),
+    "maintenance": (MAINTENANCE_EVENTS,),
+    "maintenance_rounds": (MAINTENANCE_ROUNDS,),
     "suppressions": (SUPPRESSIONS,),     # written by the sender on a 5xx, and by the ops API (lifting)
 }
 
@@ -57,7 +61,10 @@ LEDGER_TABLE = "ledger"
 TICKETS_TABLE = "tickets"
 LATEST_TABLE = "latest-rounds"   # per partition: incident -> the newest round seen on that partition
 SURGES_TABLE = "surges"          # per mentions partition: component -> the tickets counted (domain/surge.py)
-TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE, SURGES_TABLE)
+MAINTENANCE_TABLE = "maintenance"              # maintenance_id -> its state, on its partition
+MAINTENANCE_PLANS_TABLE = "maintenance-plans"  # per partition: maintenance_id -> the newest state seen there
+TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE, SURGES_TABLE, MAINTENANCE_TABLE,
+          MAINTENANCE_PLANS_TABLE)
 
 
 @dataclass(frozen=True)

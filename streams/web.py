@@ -93,6 +93,12 @@ ROUTES: tuple[Route, ...] = (
     Route("/feedback/{token}", {"GET": SIGNED, "POST": SIGNED},
           "a resolved notice's feedback link: GET shows the question (records nothing), POST records the answer; "
           "a token that does not verify: 403"),
+    Route("/api/maintenance", {"GET": PUBLIC, "POST": TOKEN},
+          "every planned maintenance (GET); schedule one (POST, 201) - streams/maintenance_api.py"),
+    Route("/api/maintenance/{maintenance_id}", {"GET": PUBLIC}, "one planned maintenance with its history"),
+    Route("/api/maintenance/{maintenance_id}/updates", {"POST": TOKEN}, "a maintenance's updated event (202)"),
+    Route("/api/maintenance/{maintenance_id}/cancel", {"POST": TOKEN}, "a maintenance's cancelled event (202)"),
+    Route("/api/maintenance/{maintenance_id}/complete", {"POST": TOKEN}, "a maintenance's completed event (202)"),
     Route("/status", {"GET": PUBLIC}, "the public status page (HTML; ?lang=, Accept-Language, ?tz=)"),
     Route("/status.json", {"GET": PUBLIC}, "the public status page (JSON)"),
     Route("/status.atom", {"GET": PUBLIC}, "the status page's Atom feed: one entry per incident round"),
@@ -187,14 +193,16 @@ def invalid_body(exc: ValidationError) -> Refused:
 def register_pages(app, *, settings: Settings, view: IncidentView, reach: BrokerReach, events_topic,
                    readiness: Callable[[], tuple[bool, str]], clock: Callable[[], datetime],
                    preferences: PreferencesDesk, feedback: FeedbackDesk,
-                   feedback_view: FeedbackView) -> None:
+                   feedback_view: FeedbackView, maintenance_topic=None, maintenance_view=None) -> None:
     """The routes of ``ROUTES`` on the faust ``app``: the write API produces to ``events_topic``,
     reads come from ``view``; ``readiness`` is the worker's (``streams/rebalance.py``), ``reach``
     says whether any broker answers (``streams/reach.py``), ``preferences`` answers the preferences
     and unsubscribe pages and the ops API of preferences and suppressions
     (``streams/preferences_web.py``), ``feedback`` answers the
     feedback pages (``streams/feedback.py``) and ``feedback_view`` holds every answer
-    (``streams/feedback_view.py``: the ``feedback`` of ``GET /api/incidents/{id}``)."""
+    (``streams/feedback_view.py``: the ``feedback`` of ``GET /api/incidents/{id}``); the planned
+    maintenance's routes produce to ``maintenance_topic`` and read ``maintenance_view``
+    (``streams/maintenance_api.py``)."""
     app.service(view)   # started with the app, stopped with it
     app.service(feedback_view)
 
@@ -236,12 +244,13 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
             out["history"] = state.history
         return out
 
-    async def produce(event) -> None:
-        """The event on ``incident-events``, acknowledged by the broker."""
+    async def produce(event, topic=None, key: str | None = None) -> None:
+        """The event on ``incident-events`` (or ``topic``, keyed by ``key``), acknowledged by the broker."""
         if not reach.reachable:   # refused now, rather than queued to go out after the client gave up
             raise Refused(503, "the broker is unreachable; try again", retry_after_seconds=5)
         try:
-            sent = await events_topic.send(key=event.incident_id.encode(), value=event.model_dump_json().encode())
+            sent = await (topic or events_topic).send(key=(key or event.incident_id).encode(),
+                                                      value=event.model_dump_json().encode())
             await sent
         except (ProducerSendError, KafkaError) as exc:
             if isinstance(exc, MessageSizeTooLargeError) or isinstance(exc.__cause__, MessageSizeTooLargeError):
@@ -323,13 +332,22 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
     app.page("/api/incidents/{incident_id}/updates")(change_view(IncidentUpdateBody, "updated", 202))
     app.page("/api/incidents/{incident_id}/resolve")(change_view(IncidentResolveBody, "resolved", 202))
 
+    if maintenance_view is not None:
+        from streams.maintenance_api import register_maintenance, status_section
+
+        register_maintenance(app, view=maintenance_view, require_token=require_token, clock=clock,
+                             produce_to=lambda key, event: produce(event, maintenance_topic, key))
+
     def status_document() -> dict:
         states = view.states()
         active = sorted((s for s in states if not s.resolved), key=lambda s: s.started_at)
         recent = sorted((s for s in states if s.resolved), key=lambda s: s.resolved_at, reverse=True)[:10]
-        return {"generated_at": _iso(clock()),
-                "active": [public(s, history=False) for s in active],
-                "recently_resolved": [public(s, history=False) for s in recent]}
+        doc = {"generated_at": _iso(clock()),
+               "active": [public(s, history=False) for s in active],
+               "recently_resolved": [public(s, history=False) for s in recent]}
+        if maintenance_view is not None:   # upcoming and running maintenance (streams/maintenance_api.py)
+            doc["maintenance"] = status_section(maintenance_view, clock())
+        return doc
 
     preferences_web.register(app, preferences, web=web, headers=PAGE_HEADERS, require_token=require_token,
                              read_body=read_body, json_object=json_object, refused_type=Refused, answers=answers)

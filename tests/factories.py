@@ -10,7 +10,7 @@ from typing import Any, Iterable, Mapping
 
 from devtools import procs
 from devtools.records import (  # noqa: F401 - the tests' builders, from here
-    Record, contact, customer, declared, numbered_contacts, resolved, ticket, updated,
+    Record, contact, customer, declared, maintenance, numbered_contacts, resolved, ticket, updated,
 )
 
 ROOT = Path(__file__).resolve().parents[1]

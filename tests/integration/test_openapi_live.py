@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import feedparser
@@ -213,6 +213,44 @@ async def test_every_answer_is_documented_and_every_documented_status_occurs(wor
         assert f"tag:127.0.0.1,{day}:incident/{done}/round/1" in entries
         for bad in ("Mars/Olympus", "../../etc/passwd", "%00", "x" * 500):
             assert send(base, "GET", "/status", params={"tz": bad, "lang": "ja"}).status_code == 200
+        maintenance(big)
+
+    def maintenance(big: bytes) -> None:
+        """Every documented status of the planned-maintenance routes (streams/maintenance_api.py)."""
+        def at(seconds: float) -> str:
+            return (datetime.now(timezone.utc) + timedelta(seconds=seconds)).isoformat()
+
+        window = {"title": "Schema check", "components": ["api"], "starts_at": at(3600), "ends_at": at(7200)}
+        for mid, extra in (("mnt-schema", {}), ("mnt-schema-gone", {}), ("mnt-schema-run", {"starts_at": at(-60)})):
+            record("POST", "/api/maintenance", "/api/maintenance", 201, json={**window, **extra, "maintenance_id": mid},
+                   headers=AUTH)
+        for mid in ("mnt-schema", "mnt-schema-gone", "mnt-schema-run"):
+            wait_for(lambda: send(base, "GET", f"/api/maintenance/{mid}").status_code == 200, f"maintenance {mid}")
+        record("GET", "/api/maintenance", "/api/maintenance", 200)
+        record("GET", "/api/maintenance/{maintenance_id}", "/api/maintenance/mnt-schema", 200)
+        record("GET", "/api/maintenance/{maintenance_id}", "/api/maintenance/mnt-nowhere", 404)
+        record("POST", "/api/maintenance", "/api/maintenance", 409, json={**window, "maintenance_id": "mnt-schema"},
+               headers=AUTH)
+        record("POST", "/api/maintenance", "/api/maintenance", 401, json=window)
+        record("POST", "/api/maintenance", "/api/maintenance", 400, json={**window, "ends_at": at(1800)}, headers=AUTH)
+        record("POST", "/api/maintenance", "/api/maintenance", 413, data=big,
+               headers={**AUTH, "Content-Type": "application/json"})
+        record("POST", "/api/maintenance/{maintenance_id}/cancel", "/api/maintenance/mnt-schema-gone/cancel", 202,
+               json={}, headers=AUTH)
+        wait_for(lambda: send(base, "GET", "/api/maintenance/mnt-schema-gone").json().get("status") == "cancelled",
+                 "the cancellation")
+        for path in ("/api/maintenance/{maintenance_id}/updates", "/api/maintenance/{maintenance_id}/cancel",
+                     "/api/maintenance/{maintenance_id}/complete"):
+            record("POST", path, path.replace("{maintenance_id}", "mnt-schema-gone"), 409, json={}, headers=AUTH)
+            concrete = path.replace("{maintenance_id}", "mnt-schema")
+            record("POST", path, concrete, 401, json={})
+            record("POST", path, concrete, 400, data=b"[1]", headers={**AUTH, "Content-Type": "application/json"})
+            record("POST", path, concrete, 413, data=big, headers={**AUTH, "Content-Type": "application/json"})
+            record("POST", path, path.replace("{maintenance_id}", "mnt-nowhere"), 404, json={}, headers=AUTH)
+        record("POST", "/api/maintenance/{maintenance_id}/updates", "/api/maintenance/mnt-schema/updates", 202,
+               json={"message": "Reads pause too."}, headers=AUTH)
+        record("POST", "/api/maintenance/{maintenance_id}/complete", "/api/maintenance/mnt-schema-run/complete", 202,
+               json={}, headers=AUTH)
 
     await asyncio.to_thread(targeted)
     await asyncio.to_thread(fuzz, base, active["incident_id"], tokens, seen)

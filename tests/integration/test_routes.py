@@ -91,8 +91,9 @@ def request(url: str, method: str, path: str, headers: dict | None = None, body:
         conn.close()
 
 
-def sample(path: str, incident_id: str) -> str:
-    return path.replace("{incident_id}", incident_id).replace("{token}", "not.a.token")
+def sample(path: str, incident_id: str, maintenance_id: str = "mnt-routes") -> str:
+    return (path.replace("{incident_id}", incident_id).replace("{maintenance_id}", maintenance_id)
+            .replace("{token}", "not.a.token"))
 
 
 async def test_a_worker_with_data_serves_nothing_private_without_a_token(workers, produce, smtp):
@@ -107,6 +108,11 @@ async def test_a_worker_with_data_serves_nothing_private_without_a_token(workers
                                      "type": "opened", "at": "2026-11-25T10:05:00+09:00", "subject": "API 503",
                                      "requester": {"email": "sato.routes@example.jp"}, "components": ["api"]})
     await smtp.wait_for(1, timeout=30, kind="ticket-ack")
+    status, body = http("POST", worker.url + "/api/maintenance", {
+        "maintenance_id": "mnt-routes", "title": "Database upgrade", "components": ["api"],
+        "starts_at": "2099-01-01T01:00:00+00:00", "ends_at": "2099-01-01T02:00:00+00:00"}, token=API_TOKEN)
+    assert status == 201, body
+    await smtp.wait_for(3, timeout=30, kind="maintenance-scheduled")   # its ledger holds addresses too
 
     answers: list[tuple[str, str, int, bytes]] = []
 

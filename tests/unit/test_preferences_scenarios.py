@@ -8,16 +8,19 @@ as the faust worker builds them, a clock the test moves.
   next email comes with the resolution; it counts as no late promise;
 - an address refused with 550 is tried once, suppressed (on ``outage.suppressions``, on every
   worker), not tried again by later rounds while the customer's other contact is; once ops lift
-  it, the next round reaches it.
+  it, the next round reaches it;
+- planned maintenance notices go to start-and-end contacts, and to none who chose none or unsubscribed.
 """
 
 from __future__ import annotations
+
+from datetime import timedelta
 
 import pytest
 
 from domain.ids import contact_key
 from streams import metrics as M
-from tests.factories import customer, declared, resolved, updated
+from tests.factories import customer, declared, maintenance, resolved, updated
 from tests.inmemory.broker import Broker
 
 INTERVAL = 60
@@ -180,3 +183,24 @@ async def test_an_address_refused_with_550_is_tried_once_and_not_again_until_ops
     assert kinds(broker, bad) == ["acknowledged"]  # reached by the next round (its first notice)
     letters = [letter for letter in broker.read("dead-letters") if letter["topic"] == "t.notices"]
     assert len(letters) == 1 and "550" in letters[0]["error"]
+
+
+async def test_maintenance_notices_go_to_start_and_end_contacts_and_not_to_none_or_unsubscribed_ones(broker):
+    c0, c1 = customer("c-0", contacts=2, services=[API]), customer("c-1", locale="ja", contacts=2, services=[API])
+    w0, w1 = await start(broker, [c0, c1])
+    (quiet, nothing), (gone, everything) = emails(c0), emails(c1)
+    await w0.parts.preferences.request("c-0", contact_key(quiet), "start-and-end")
+    await w1.parts.preferences.request("c-0", contact_key(nothing), "none")
+    await w0.parts.preferences.request_unsubscribe("c-1", contact_key(gone))
+    await broker.pump()
+    starts = broker.clock() + timedelta(seconds=30)
+    broker.produce("maintenance-events", "mnt-1", maintenance(
+        "mnt-1", at=broker.at(), starts_at=starts.isoformat(), ends_at=(starts + timedelta(seconds=30)).isoformat(),
+        reminder_seconds=3600, regions=["ap-northeast-1"]))
+    await broker.pump()
+    await broker.advance(90)
+    full = ["maintenance-scheduled", "maintenance-started", "maintenance-completed"]
+    assert kinds(broker, quiet) == kinds(broker, everything) == full   # maintenance-* is start-and-end's
+    assert kinds(broker, nothing) == kinds(broker, gone) == []
+    text = broker.relay.to(quiet)[0].message.get_body(("plain",)).get_content()
+    assert "http://status.example.com/preferences/" in text    # every notice links the preferences page

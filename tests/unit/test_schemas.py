@@ -565,7 +565,7 @@ def test_export_writes_json_schemas(tmp_path):
     names = sorted(path.name for path in paths)
     assert names == sorted(f"{name}.schema.json" for name in (
         "customer", "incident-event", "ticket-event", "notice", "ticket-update", "dead-letter", "incident-declare", "feedback",
-        "signal"))
+        "signal", "maintenance-event"))
     for path in paths:
         schema = json.loads(path.read_text(encoding="utf-8"))
         assert "properties" in schema

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENT_MODULES = ("incidents", "tickets", "holding", "audience", "preferences", "sender", "rebalance", "surge")
+AGENT_MODULES = ("incidents", "tickets", "holding", "audience", "preferences", "sender", "rebalance", "surge",
+                 "maintenance")
 BUILDERS = {"app.py", "worker.py"}
 
 

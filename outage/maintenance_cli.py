@@ -1,0 +1,150 @@
+"""``outage maintenance schedule|update|cancel|complete|list``: planned-maintenance events from a terminal
+(``outage/cli.py`` adds the parser and hands the command here). Each event is validated with
+``schemas.MaintenanceEvent`` before it is produced (a bad one: exit 2 with one line naming the field);
+``list`` folds ``outage.maintenance-events`` through the domain's rules, as the workers do."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+from core.settings import Settings
+from streams.client import ClientError as CliError
+from streams.client import produce, validate
+
+
+def add_parser(sub) -> None:
+    m = sub.add_parser("maintenance", help="schedule, update, cancel, complete and list planned maintenance")
+    msub = m.add_subparsers(dest="action", required=True)
+
+    def fields(sp, scheduled: bool) -> None:
+        sp.add_argument("--file", help="JSON file with the event's fields (flags override it)")
+        sp.add_argument("--message", help="what happens (English)")
+        sp.add_argument("--message-ja", help="what happens (Japanese)")
+        if scheduled is None:
+            return
+        sp.add_argument("--title", help="title (English)")
+        sp.add_argument("--title-ja", help="title (Japanese)")
+        sp.add_argument("--components", help="comma-separated components, e.g. api,dashboard")
+        sp.add_argument("--regions", help="comma-separated regions; empty or absent: every region")
+        sp.add_argument("--starts-at", dest="starts_at", help="start, RFC 3339 with offset")
+        sp.add_argument("--ends-at", dest="ends_at", help="end, RFC 3339 with offset")
+        sp.add_argument("--reminder", type=int, dest="reminder_seconds",
+                        help="seconds before the start for the reminder (default 3600)")
+
+    s = msub.add_parser("schedule", help="schedule a maintenance")
+    s.add_argument("--id", dest="maintenance_id", help="maintenance id (generated when absent)")
+    fields(s, True)
+    u = msub.add_parser("update", help="change a maintenance's window, text, scope or reminder")
+    u.add_argument("maintenance_id")
+    fields(u, False)
+    for name, what in (("cancel", "cancel a maintenance"), ("complete", "a maintenance ended early")):
+        sp = msub.add_parser(name, help=what)
+        sp.add_argument("maintenance_id")
+        fields(sp, None)
+    msub.add_parser("list", help="list planned maintenance")
+
+
+def _localized(en: str | None, ja: str | None):
+    if en and ja:
+        return {"en": en, "ja": ja}
+    return en or ja
+
+
+def _fields(args) -> dict:
+    data: dict = {}
+    if args.file:
+        try:
+            loaded = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CliError(f"--file {args.file}: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CliError(f"--file {args.file}: not JSON ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise CliError(f"--file {args.file}: a JSON object of the event's fields is expected")
+        data.update(loaded)
+    for name in ("starts_at", "ends_at", "reminder_seconds"):
+        if getattr(args, name, None) is not None:
+            data[name] = getattr(args, name)
+    title = _localized(getattr(args, "title", None), getattr(args, "title_ja", None))
+    if title:
+        data["title"] = title
+    message = _localized(args.message, args.message_ja)
+    if message:
+        data["message"] = message
+    if getattr(args, "components", None):
+        data["components"] = [c.strip() for c in args.components.split(",") if c.strip()]
+    if getattr(args, "regions", None) is not None:
+        data["regions"] = [r.strip() for r in args.regions.split(",") if r.strip()]
+    return data
+
+
+def send(settings: Settings, event_type: str, maintenance_id: str | None, fields: dict) -> dict:
+    from schemas import MaintenanceEvent
+    from streams.topics import MAINTENANCE_EVENTS
+
+    data = {"event_id": fields.pop("event_id", None) or f"cli-{uuid.uuid4().hex[:12]}",
+            "maintenance_id": maintenance_id or fields.pop("maintenance_id", None) or f"mnt-{uuid.uuid4().hex[:8]}",
+            "type": event_type, "at": fields.pop("at", None) or datetime.now(timezone.utc).isoformat()}
+    fields.pop("type", None)
+    data.update(fields)
+    event = validate(MaintenanceEvent, data, f"{event_type} event")
+    produce(settings, MAINTENANCE_EVENTS, [(event.maintenance_id, event.model_dump_json().encode())])
+    return json.loads(event.model_dump_json())
+
+
+def read_maintenance(settings: Settings, idle_seconds: float = 1.5) -> dict:
+    """Fold ``maintenance-events`` through the domain's rules: every maintenance as the workers see it."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    from domain.maintenance import decide
+    from schemas import MaintenanceEvent, parse_record
+    from streams.kafka.broker import admin, kafka_python_options, refusal
+    from streams.topics import MAINTENANCE_EVENTS, TopicNames
+
+    if not settings.broker:
+        raise CliError("OUTAGE_BROKER is not set")
+    topic = TopicNames(settings.topic_prefix).name(MAINTENANCE_EVENTS)
+    try:
+        admin(settings, wait_seconds=15).close()
+    except RuntimeError as exc:
+        raise CliError(str(exc)) from exc
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.broker.split(","), enable_auto_commit=False,
+                                 consumer_timeout_ms=int(idle_seconds * 1000), **kafka_python_options(settings))
+    except KafkaError as exc:
+        raise CliError(refusal(settings) or f"cannot reach the broker at {settings.broker}: {exc}") from exc
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        states: dict = {}
+        for msg in consumer:
+            try:
+                event = parse_record(MaintenanceEvent, msg.value)
+            except Exception:  # noqa: BLE001 - dead-lettered by the workers; not a maintenance
+                continue
+            decision = decide(states.get(event.maintenance_id), event)
+            if decision.state is not None and not decision.error:
+                states[event.maintenance_id] = decision.state
+        return states
+    finally:
+        consumer.close()
+
+
+def run(args, settings: Settings, out) -> int:
+    """``outage maintenance ACTION``; ``out`` prints an object as JSON."""
+    if args.action == "list":
+        from schemas.common import localize
+
+        now = datetime.now(timezone.utc)
+        for st in sorted(read_maintenance(settings).values(), key=lambda s: s.starts_at):
+            print(f"{st.maintenance_id}\t{st.phase(now)}\t{st.starts_at.isoformat()}\t{st.ends_at.isoformat()}\t"
+                  f"{localize(st.title, 'en')}")
+        return 0
+    event_type = {"schedule": "scheduled", "update": "updated", "cancel": "cancelled", "complete": "completed"}
+    out(send(settings, event_type[args.action], args.maintenance_id, _fields(args)))
+    return 0

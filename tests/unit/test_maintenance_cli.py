@@ -1,0 +1,44 @@
+"""``outage maintenance``: every action has --help, a bad event is exit 2 with one line naming the
+field (nothing produced: no broker is reached), and a valid one is produced as validated."""
+
+from __future__ import annotations
+
+import pytest
+
+from outage import cli, maintenance_cli
+
+
+@pytest.mark.parametrize("action", ["schedule", "update", "cancel", "complete", "list"])
+def test_every_action_has_help(action, capsys):
+    with pytest.raises(SystemExit) as done:
+        cli.main(["maintenance", action, "--help"])
+    assert done.value.code == 0 and "usage: outage maintenance" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("argv, field", [
+    (["--title", "DB", "--components", "api", "--starts-at", "2099-01-01T02:00:00+00:00",
+      "--ends-at", "2099-01-01T01:00:00+00:00"], "ends_at"),
+    (["--title", "DB", "--components", "api", "--starts-at", "2099-01-01T02:00:00",
+      "--ends-at", "2099-01-01T03:00:00+00:00"], "starts_at"),
+    (["--components", "api", "--starts-at", "2099-01-01T02:00:00+00:00", "--ends-at", "2099-01-01T03:00:00+00:00"],
+     "title"),
+])
+def test_a_bad_schedule_is_exit_2_naming_the_field(argv, field, capsys, monkeypatch):
+    produced = []
+    monkeypatch.setattr(maintenance_cli, "produce", lambda *a: produced.append(a))
+    assert cli.main(["maintenance", "schedule", *argv]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("outage: invalid scheduled event") and field in err[0]
+    assert produced == []
+
+
+def test_a_valid_schedule_is_produced_keyed_by_its_id(capsys, monkeypatch):
+    produced = []
+    monkeypatch.setattr(maintenance_cli, "produce", lambda settings, topic, records: produced.append((topic, records)))
+    assert cli.main(["maintenance", "schedule", "--id", "mnt-9", "--title", "DB", "--title-ja", "DB更新",
+                     "--components", "api", "--starts-at", "2099-01-01T02:00:00+09:00",
+                     "--ends-at", "2099-01-01T03:00:00+09:00", "--reminder", "600"]) == 0
+    ((topic, [(key, value)]),) = produced
+    assert topic == "maintenance-events" and key == "mnt-9" and b'"reminder_seconds":600' in value
+    assert cli.main(["maintenance", "cancel", "mnt-9", "--message", "Not needed after all"]) == 0
+    assert produced[1][1][0][0] == "mnt-9" and b'"type":"cancelled"' in produced[1][1][0][1]
