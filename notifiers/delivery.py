@@ -56,6 +56,7 @@ class DeliveryConfig:
     signing_key: bytes
     smtp: dict[str, Any]          # SmtpPool keyword arguments; ``concurrency``: all helpers' connections together
     reply_to: str | None = None   # OUTAGE_REPLY_TO: every notice's Reply-To (and its invitation to reply)
+    log_format: str = "text"      # OUTAGE_LOG_FORMAT: the child's lines are the worker's (core/logs.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,7 +128,7 @@ class ProcessDelivery:
             return False  # it died within a second of its start: not again at once
         child.started = time.monotonic()
         child.proc = await asyncio.create_subprocess_exec(
-            self._python, "-m", "notifiers.delivery", stdin=asyncio.subprocess.PIPE,
+            self._python, "-m", "notifiers.delivery", self._config.log_format, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=None)
         child.rounds = {}
         child.proc.stdin.write(_frame(replace(self._config, smtp={**self._config.smtp,
@@ -292,7 +293,10 @@ async def _serve() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s delivery[%(process)d] %(name)s: %(message)s")
+    from core.logs import FORMATS, configure
+
+    fmt = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in FORMATS else "text"
+    configure(fmt, logging.INFO, text_format="%(asctime)s %(levelname)s delivery[%(process)d] %(name)s: %(message)s")
     asyncio.run(_serve())
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from core.settings import Settings
+from core.settings import SecretsDirMissing, Settings
 from core.vocabulary import OPEN_STATUSES, SEVERITIES
 from streams.client import ClientError as CliError
 from streams.client import import_customers, produce, validate
@@ -285,6 +285,9 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as exc:
         from schemas import describe_validation_error
         print(f"outage: invalid settings: {describe_validation_error(exc)}", file=sys.stderr)
+        return 2
+    except SecretsDirMissing as exc:
+        print(f"outage: invalid settings: {exc}", file=sys.stderr)
         return 2
     if args.command not in ("dev", "worker"):
         _quiet_libraries()
