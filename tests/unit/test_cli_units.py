@@ -275,3 +275,71 @@ def test_an_unexpected_error_is_still_one_line(monkeypatch, topic, capsys):
     monkeypatch.setattr(cli_module, "read_incidents", broken)
     assert main(["incident", "list"]) == 2
     assert "KeyError" in one_line(capsys.readouterr().err)
+
+
+# -- streaming: memory does not grow with the file --------------------------------------------
+class CountingSink:
+    def __init__(self) -> None:
+        self.count = 0
+
+    def send(self, key: bytes, value: bytes) -> None:
+        self.count += 1
+
+    def finish(self) -> None:
+        pass
+
+
+def _peak_import_bytes(path, rows: int) -> int:
+    import tracemalloc
+
+    from bench.data import CustomerSet
+    from bench.import_row import write_file
+    from streams.customer_import import import_file
+
+    write_file(path, CustomerSet(rows, 0, seed=7))
+    # once first: the bounded caches of the validation (e-mail domains, time zones) fill up
+    import_file(path, CountingSink(), progress=Progress(io.StringIO()))
+    sink = CountingSink()
+    tracemalloc.start()
+    try:
+        result = import_file(path, sink, progress=Progress(io.StringIO()))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (result.imported, result.rejected, sink.count) == (rows, 0, rows)
+    return peak
+
+
+def test_the_import_streams_its_memory_does_not_grow_with_the_file(tmp_path):
+    # pydantic-core's JSON parser keeps a bounded cache of strings (some 16,000): beyond that,
+    # a file's rows only replace its entries
+    small = _peak_import_bytes(tmp_path / "small.jsonl", 20_000)
+    large = _peak_import_bytes(tmp_path / "large.jsonl", 60_000)
+    assert large < small * 1.2 + 100_000 and large < 4_000_000, (small, large)   # three times the rows, same peak
+
+
+def test_the_bench_row_runs_the_command_in_a_child_and_reads_its_peak_rss(tmp_path, monkeypatch):
+    import os
+
+    from bench.import_row import run_import, scenario_import
+
+    path = tmp_path / "c.jsonl"
+    path.write_text(json.dumps({"customer_id": "c-1", "name": "A"}) + "\n", encoding="utf-8")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OUTAGE_")}   # no broker: exit 2
+    got = run_import(path, env, tmp_path, timeout=120)
+    assert got["code"] == 2 and got["seconds"] > 0 and 10e6 < got["maxrss"] < 1e9
+
+    class Ctx:
+        workdir, max_wait, seed = tmp_path, 60.0, 1
+
+        def n(self, full, minimum=1):
+            return minimum
+
+        def start_broker(self, name):
+            raise RuntimeError("no broker in a unit test")
+
+        def log(self, text):
+            pass
+
+    rows = scenario_import(Ctx())
+    assert [(r.key, r.status) for r in rows] == [("9a", "error"), ("9b", "error")]
