@@ -105,6 +105,10 @@ def logging_config(fmt: str, level: int | str = logging.INFO, *, text_format: st
     }
 
 
-def configure(fmt: str, level: int | str = logging.INFO, *, text_format: str = TEXT_FORMAT) -> None:
-    """Apply ``logging_config`` now (the delivery helpers; the worker before faust takes over)."""
-    logging.config.dictConfig(logging_config(fmt, level, text_format=text_format))
+def configure(fmt: str, level: int | str = logging.INFO, *, text_format: str = TEXT_FORMAT) -> dict:
+    """Apply ``logging_config`` now (the delivery helpers; the worker before faust takes over, and
+    faust again with the returned dictionary); Python's warnings become log lines too."""
+    config = logging_config(fmt, level, text_format=text_format)
+    logging.config.dictConfig(config)
+    logging.captureWarnings(True)
+    return config

@@ -346,7 +346,8 @@ def _run(args, settings: Settings) -> int:
         result = import_customers(settings, args.file, fmt=args.fmt, rejects=args.rejects)
         print(result.summary())
         if result.rejected:
-            raise CliError(f"{result.rejected} rows rejected, each with its reason in {result.rejects_path}")
+            rows = "1 row" if result.rejected == 1 else f"{result.rejected} rows"
+            raise CliError(f"{rows} rejected, each with its reason in {result.rejects_path}")
         return 0
     if args.command == "incident":
         if args.action in ("declare", "update", "resolve"):

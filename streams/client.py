@@ -25,9 +25,9 @@ def producer(settings: Settings, **options):
     if not settings.broker:
         raise ClientError("OUTAGE_BROKER is not set: point it at the broker (outage dev prints the value)")
     try:
-        return KafkaProducer(bootstrap_servers=settings.broker.split(","), acks="all", linger_ms=5,
-                             request_timeout_ms=15000, max_block_ms=15000,
-                             **{**kafka_python_options(settings), **options})
+        return KafkaProducer(**{"bootstrap_servers": settings.broker.split(","), "acks": "all", "linger_ms": 5,
+                                "request_timeout_ms": 15000, "max_block_ms": 15000,
+                                **kafka_python_options(settings), **options})
     except KafkaError as exc:
         raise ClientError(refusal(settings) or f"cannot reach the broker at {settings.broker}: {exc}") from exc
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import logging.config
 from datetime import datetime
 from typing import Callable
 
@@ -11,7 +10,7 @@ from domain.audience import NoticeJob
 from domain.content import notice_content
 from notifiers.notice import NoticeComposer
 from notifiers.render import render_ticket_comment
-from core.logs import logging_config
+from core.logs import configure
 from core.settings import Settings
 from streams import metrics as M
 from streams.app import Pipeline
@@ -73,9 +72,7 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
 def worker_logging(settings: Settings, loglevel: str = "info") -> dict:
     """The worker's logging (``OUTAGE_LOG_FORMAT``, core/logs.py), applied now and returned for
     faust's worker, which configures the root logger again with it when it starts."""
-    config = logging_config(settings.log_format, loglevel.upper())
-    logging.config.dictConfig(config)
-    return config
+    return configure(settings.log_format, loglevel.upper())
 
 
 def run_worker(settings: Settings, loglevel: str = "info") -> None:

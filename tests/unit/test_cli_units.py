@@ -343,3 +343,50 @@ def test_the_bench_row_runs_the_command_in_a_child_and_reads_its_peak_rss(tmp_pa
 
     rows = scenario_import(Ctx())
     assert [(r.key, r.status) for r in rows] == [("9a", "error"), ("9b", "error")]
+
+
+def test_the_kafka_sink_batches_flushes_once_and_counts_failed_deliveries(monkeypatch):
+    import kafka
+
+    from core.settings import Settings
+
+    class Future:
+        def __init__(self, fail: bool) -> None:
+            self.fail = fail
+
+        def add_errback(self, callback):
+            if self.fail:
+                callback(RuntimeError("KafkaTimeoutError: expired"))
+            return self
+
+    class Producer:
+        def __init__(self, **kwargs) -> None:
+            self.kwargs, self.sent, self.flushes, self.closed = kwargs, [], 0, False
+            made.append(self)
+
+        def send(self, topic, key, value):
+            self.sent.append((topic, key, value))
+            return Future(fail=key == b"bad")
+
+        def flush(self, timeout=None):
+            self.flushes += 1
+
+        def close(self, timeout=None):
+            self.closed = True
+
+    made: list[Producer] = []
+    monkeypatch.setattr(kafka, "KafkaProducer", Producer)
+    monkeypatch.setattr(client, "_ensure_topics", lambda settings: None)
+    settings = Settings(broker="127.0.0.1:9092", topic_prefix="p.")
+    sink = client.KafkaSink(settings)
+    sink.send(b"c-1", b"{}")
+    sink.send(b"c-2", b"{}")
+    sink.finish()
+    (p,) = made
+    assert p.kwargs["linger_ms"] == 50 and p.kwargs["batch_size"] == 512 * 1024 and p.kwargs["acks"] == "all"
+    assert [s[:2] for s in p.sent] == [("p.customers", b"c-1"), ("p.customers", b"c-2")]
+    assert (p.flushes, p.closed) == (1, True)
+    failing = client.KafkaSink(settings)
+    failing.send(b"bad", b"{}")
+    with pytest.raises(client.ClientError, match="1 customers were not delivered.*expired"):
+        failing.finish()

@@ -114,3 +114,18 @@ def test_the_delivery_helpers_log_in_the_workers_format():
 @pytest.mark.parametrize("text", ["ops@example.jp", "<Ops.Team+x@mail.example.co.uk>", "to=a.b@c.example,"])
 def test_redact(text):
     assert "@" not in redact(text)
+
+
+def test_python_warnings_become_json_lines():
+    """In a process of its own: pytest records warnings itself."""
+    import subprocess
+    from pathlib import Path
+
+    code = ("import warnings; from core.settings import Settings; from streams.worker import worker_logging; "
+            "worker_logging(Settings(log_format='json')); "
+            f"warnings.warn('deprecated, ask {ADDRESS}', DeprecationWarning)")
+    done = subprocess.run([sys.executable, "-W", "always", "-c", code], capture_output=True, text=True, timeout=60,
+                          cwd=Path(__file__).resolve().parents[2])
+    assert done.returncode == 0 and done.stdout == "", done.stderr
+    (line,) = [json.loads(text) for text in done.stderr.splitlines()]
+    assert line["logger"] == "py.warnings" and "DeprecationWarning: deprecated, ask <address>" in line["message"]
