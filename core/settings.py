@@ -145,6 +145,8 @@ class Settings(BaseSettings):
     secret_previous: SecretStr | None = None
     data_dir: Path = Path("./var")
 
+    # where settings may come from files (secrets_dir() reads it first, to read the others from it)
+    secrets_dir: Path | None = None
     # every line the worker writes: `text` (default) or `json`, one JSON object a line (core/logs.py)
     log_format: Literal["text", "json"] = "text"
 
@@ -165,7 +167,7 @@ class Settings(BaseSettings):
 
     @field_validator("api_token", "secret", "secret_previous", "smtp_password", "smtp_username", "kafka_username",
                      "kafka_password", "kafka_sasl_mechanism", "kafka_ca_file", "replication_factor",
-                     "broker_session_timeout_seconds", "smtp_rate", "reply_to", mode="before")
+                     "broker_session_timeout_seconds", "smtp_rate", "reply_to", "secrets_dir", mode="before")
     @classmethod
     def _blank_is_unset(cls, v):
         return None if isinstance(v, str) and not v.strip() else v

@@ -4,6 +4,7 @@ ticket open|close, schemas export. Records are validated with ``schemas`` before
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import uuid
@@ -289,10 +290,10 @@ def main(argv: list[str] | None = None) -> int:
     except SecretsDirMissing as exc:
         print(f"outage: invalid settings: {exc}", file=sys.stderr)
         return 2
-    if args.command not in ("dev", "worker"):
-        _quiet_libraries()
+    quiet = _quiet_libraries() if args.command not in ("dev", "worker") else contextlib.nullcontext()
     try:
-        return _run(args, settings)
+        with quiet:
+            return _run(args, settings)
     except CliError as exc:
         print(f"outage: {_one_line(str(exc))}", file=sys.stderr)
         return 2
@@ -307,13 +308,21 @@ def _one_line(text: str) -> str:
     return " ".join(text.split())
 
 
-def _quiet_libraries() -> None:
+@contextlib.contextmanager
+def _quiet_libraries():
     """A command at a terminal says one line when it fails: the libraries' own log lines (the
-    Kafka client's connection errors, the admin's "waiting" notes) are not printed."""
+    Kafka client's connection errors, the admin's "waiting" notes) are not printed while it runs."""
     import logging
 
-    logging.getLogger().addHandler(logging.NullHandler())
-    logging.getLogger().setLevel(logging.CRITICAL)
+    root, null = logging.getLogger(), logging.NullHandler()
+    level = root.level
+    root.addHandler(null)
+    root.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        root.removeHandler(null)
+        root.setLevel(level)
 
 
 def _print(obj) -> None:
