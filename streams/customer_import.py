@@ -276,14 +276,18 @@ def import_file(path: Path, sink: Sink, *, fmt: str | None = None, rejects_path:
     progress = progress or Progress()
     imported = 0
     try:
-        for row in rows:
-            if row.customer is None:
-                rejects.write(row)
-            else:
-                cid, value = row.customer
-                sink.send(cid.encode(), value)
-                imported += 1
-            progress.update(imported, rejects.count)
+        try:
+            for row in rows:
+                if row.customer is None:
+                    rejects.write(row)
+                else:
+                    cid, value = row.customer
+                    sink.send(cid.encode(), value)
+                    imported += 1
+                progress.update(imported, rejects.count)
+        except ImportFailed as exc:   # e.g. a malformed CSV record halfway: what came before it goes out
+            sink.finish()
+            raise ImportFailed(f"{exc}; the {imported} customers before it were imported") from None
         progress.update(imported, rejects.count, force=True)
         sink.finish()
     finally:
