@@ -361,8 +361,11 @@ def _run(args, settings: Settings) -> int:
     if args.command == "incident":
         if args.action in ("declare", "update", "resolve"):
             event_type = {"declare": "declared", "update": "updated", "resolve": "resolved"}[args.action]
-            event = _incident_event(event_type, args.incident_id, _incident_fields(args, event_type == "declared"))
-            _check_incident(settings, event)
+            fields = _incident_fields(args, event_type == "declared")
+            named = args.incident_id is not None or fields.get("incident_id") is not None
+            event = _incident_event(event_type, args.incident_id, fields)
+            if named:   # a generated id is new: nothing to check
+                _check_incident(settings, event)
             _print(_produce_incident_event(settings, event))
         elif args.action == "list":
             states = read_incidents(settings)

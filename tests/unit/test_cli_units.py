@@ -399,3 +399,12 @@ def test_the_kafka_sink_batches_flushes_once_and_counts_failed_deliveries(monkey
     failing.send(b"bad", b"{}")
     with pytest.raises(client.ClientError, match="1 customers were not delivered.*expired"):
         failing.finish()
+
+
+def test_a_declare_without_an_id_reads_nothing_first(topic, monkeypatch, capsys):
+    def unread(settings):
+        raise AssertionError("the topic was read")
+
+    monkeypatch.setattr(cli_module, "read_incidents", unread)
+    assert main(["incident", "declare", "--title", "T", "--severity", "minor", "--components", "api"]) == 0
+    assert topic.produced[-1]["incident_id"].startswith("inc-")
