@@ -18,13 +18,15 @@ install: $(STAMP)
 kafka: install
 	$(BIN)/python -m devtools.kafka fetch
 
-# promtool (Debian's prometheus package; its server is not started) for the check of deploy/prometheus.yml
-# in tests/unit/test_deploy.py: installed when missing and this user may apt-get, else that check is skipped
+# promtool (Debian's prometheus package; its server is not started), used by tests/unit/test_deploy.py:
+# `promtool check config deploy/prometheus.yml` (and the rules it loads), `promtool check rules
+# deploy/prometheus/alerts.yml`, `promtool test rules deploy/prometheus/alerts.test.yml` (the alerts fire
+# when they should). Installed when missing and this user may apt-get, else those checks are skipped
 APT_PROMETHEUS := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null
 tools:
 	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
 	  { $(APT_PROMETHEUS) || { apt-get update -q >/dev/null && $(APT_PROMETHEUS); }; }; } || \
-	  echo "promtool is not installed (apt-get install prometheus): its check of deploy/ is skipped"
+	  echo "promtool is not installed (apt-get install prometheus): its checks of deploy/ are skipped"
 
 run: install
 	$(BIN)/outage dev

@@ -155,6 +155,11 @@ class Settings(BaseSettings):
     schedule_lead_seconds: float = Field(default=5.0, ge=0)
     schedule_tick_seconds: float = Field(default=1.0, gt=0)
 
+    # ticket surges (outage.signals, domain/surge.py): this many tickets about one component, from
+    # at least 3 customers, within this many seconds, with no active incident on it
+    surge_tickets: int = Field(default=5, ge=1, le=500)   # at most domain.surge.MAX_KEPT
+    surge_window_seconds: int = Field(default=600, ge=1, le=86_400)
+
     @field_validator("delivery_processes", mode="before")
     @classmethod
     def _helpers(cls, v):

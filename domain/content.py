@@ -47,6 +47,7 @@ class NoticeContent:
     ticket_id: str | None = None
     ticket_subject: str | None = None
     status_url: str = ""
+    customer_status_url: str = ""  # the customer's own status page (a signed link: its services only)
     unsubscribe_url: str = ""
     feedback_url: str = ""         # resolved notices: the signed feedback link, ``?score=N`` appended per answer
     replies: bool = False          # a reply reaches a person (OUTAGE_REPLY_TO is set): the notice invites one
@@ -65,7 +66,7 @@ def eta_state(eta: datetime | None, now: datetime, earlier: datetime | None = No
 
 
 def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url: str = "",
-                   replies: bool = False) -> NoticeContent:
+                   replies: bool = False, customer_status_url: str = "") -> NoticeContent:
     """What ``job`` (a ``domain.audience.NoticeJob``) says, composed at ``now``; ``replies``: a
     reply to it reaches a person (``OUTAGE_REPLY_TO`` is set)."""
     from core.vocabulary import RESOLVED, UNAFFECTED
@@ -89,4 +90,5 @@ def notice_content(job, now: datetime, *, status_url: str = "", unsubscribe_url:
         customer_name=customer.name, contact_name=job.contact_name,
         ticket_id=job.ticket_id, ticket_subject=job.ticket_subject,
         status_url=status_url, unsubscribe_url=unsubscribe_url, replies=replies,
+        customer_status_url=customer_status_url,
     )

@@ -14,6 +14,15 @@ severity, on any worker, without a lookup), and the signature over all of them.
 Key rotation: every ``verify_*`` takes one key or several (``Settings.verification_keys``: the
 current ``OUTAGE_SECRET`` first, then ``OUTAGE_SECRET_PREVIOUS``); a token any of them signed
 verifies. Tokens are always signed with the current key.
+
+A customer status token (the "your services" link of every notice, ``GET /status/customer/{token}``)
+is two fields: a payload and the signature over it. The payload is the customer's id, locale,
+time zone and services as they were when the notice was composed, as compact JSON, deflated, in
+unpadded URL-safe base64. It carries the services because a worker holds only the customers of
+the partitions it owns (``streams/customers.py``): any worker can answer the link without a
+lookup. A newer notice carries a newer link; a customer with so many services that the token
+would pass ``MAX_TOKEN_LENGTH`` gets no link (``ValueError``; the notice still goes). The
+signature is checked before anything is inflated, and inflating is bounded.
 """
 
 from __future__ import annotations
@@ -22,7 +31,9 @@ import base64
 import binascii
 import hashlib
 import hmac
+import json
 import re
+import zlib
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -152,3 +163,56 @@ def verify_feedback(keys: Keys, token: str) -> FeedbackLink | None:
     if not _signed(keys, signature, "feedback", incident_id, customer_id, recipient, locale, severity):
         return None
     return FeedbackLink(incident_id, customer_id, recipient, locale, severity)
+
+
+MAX_STATUS_PAYLOAD_BYTES = 64 * 1024   # what a status token's payload may inflate to
+
+
+@dataclass(frozen=True, slots=True)
+class StatusLink:
+    """What a customer status token names: whose page, how to speak to them, and their services."""
+
+    customer_id: str
+    locale: str                                  # the customer's locale: the page's language
+    timezone: str                                # the customer's IANA zone: the page's times
+    services: tuple[tuple[str, str], ...]        # (component, region), as when the link was made
+
+
+def status_token(key: bytes, customer_id: str, locale: str, timezone: str,
+                 services: Iterable[tuple[str, str]]) -> str:
+    """``<payload>.<signature>``; ValueError for an unknown locale or a token too long for a link."""
+    if locale not in LOCALES:
+        raise ValueError("a status token needs a known locale")
+    payload = json.dumps([customer_id, locale, timezone, [[c, r] for c, r in services]],
+                         ensure_ascii=False, separators=(",", ":")).encode()
+    body = _b64(zlib.compress(payload, 9))
+    token = f"{body}.{sign(key, 'status', body)}"
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ValueError("too many services for a status link")
+    return token
+
+
+def verify_status(keys: Keys, token: str) -> StatusLink | None:
+    """What a status token one of ``keys`` signed names; None for anything else (never raises)."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    fields = token.split(".")
+    if len(fields) != 2:
+        return None
+    body, signature_b64 = fields
+    raw, signature = _unb64(body), _signature(signature_b64)
+    if raw is None or signature is None or not _signed(keys, signature, "status", body):
+        return None
+    try:   # signed by us, so well formed; still checked, never trusted to raise nothing
+        inflater = zlib.decompressobj()
+        payload = inflater.decompress(raw, MAX_STATUS_PAYLOAD_BYTES)
+        if inflater.unconsumed_tail:
+            return None
+        customer_id, locale, timezone, services = json.loads(payload)
+        pairs = tuple((c, r) for c, r in services)
+    except (zlib.error, ValueError, TypeError, RecursionError):
+        return None
+    if not (isinstance(customer_id, str) and isinstance(timezone, str) and locale in LOCALES
+            and all(isinstance(c, str) and isinstance(r, str) for c, r in pairs)):
+        return None
+    return StatusLink(customer_id, locale, timezone, pairs)

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
+import functools
 from datetime import datetime, timezone
 
 from core.vocabulary import RESOLVED
+from domain.audience import services_of
 from domain.content import notice_content
-from domain.links import feedback_token, unsubscribe_token
+from domain.links import feedback_token, status_token, unsubscribe_token
 from notifiers.message import build_message
 from notifiers.render import RenderCache
+from schemas.common import normalize_locale
 
 
 def utc_rfc3339(value: datetime | None) -> str | None:
@@ -36,7 +39,8 @@ class NoticeComposer:
         token = unsubscribe_token(self.key, job.customer_id, job.recipient)
         unsubscribe_url = f"{self.public_url}/unsubscribe/{token}"
         content = notice_content(job, now, status_url=f"{self.public_url}/status",
-                                 unsubscribe_url=unsubscribe_url, replies=self.reply_to is not None)
+                                 unsubscribe_url=unsubscribe_url, replies=self.reply_to is not None,
+                                 customer_status_url=self.customer_status_url(job))
         if job.kind == RESOLVED:
             content = dataclasses.replace(content, feedback_url=self.feedback_url(job, content))
         if self.on_content is not None:
@@ -54,6 +58,22 @@ class NoticeComposer:
             message_id=job.message_id, in_reply_to=job.in_reply_to, headers=headers,
             list_unsubscribe_url=unsubscribe_url, reply_to=self.reply_to, date=now,
         )
+
+    def customer_status_url(self, job) -> str:
+        """The signed link to the customer's own status page (``GET /status/customer/{token}``):
+        its locale, zone and services ride in the token; none when they do not fit in a link."""
+        customer = job.customer
+        return self._customer_status_url(customer.customer_id, normalize_locale(customer.locale),
+                                         customer.timezone, tuple(services_of(customer)))
+
+    @functools.lru_cache(maxsize=4096)   # a round's notices: one link per customer, made once
+    def _customer_status_url(self, customer_id: str, locale: str, zone: str,
+                             services: tuple[tuple[str, str], ...]) -> str:
+        try:
+            token = status_token(self.key, customer_id, locale, zone, services)
+        except ValueError:
+            return ""
+        return f"{self.public_url}/status/customer/{token}"
 
     def feedback_url(self, job, content) -> str:
         """The signed feedback link of a resolved notice (``?score=N`` is added per answer); none

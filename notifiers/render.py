@@ -168,6 +168,7 @@ def _view(c: NoticeContent) -> dict[str, Any]:
         "ticket_id": _one_line(c.ticket_id or ""),
         "ticket_subject": _one_line(c.ticket_subject or ""),
         "status_url": (c.status_url or "").strip(),
+        "customer_status_url": (c.customer_status_url or "").strip(),
         "unsubscribe_url": (c.unsubscribe_url or "").strip(),
         "feedback_url": (c.feedback_url or "").strip() if c.kind == RESOLVED else "",
         "replies": bool(c.replies),
@@ -200,8 +201,8 @@ def render_ticket_comment(content: NoticeContent) -> str:
 # the template would have). Private-use characters cannot come from the templates or survive
 # a value's normalisation, so a mark is never confused with text.
 _PERSONAL = {"customer_name": "\ue000c\ue001", "contact_name": "\ue000p\ue001", "unsubscribe_url": "\ue000u\ue001",
-             "feedback_url": "\ue000f\ue001"}
-_LINKS = ("unsubscribe_url", "feedback_url")
+             "feedback_url": "\ue000f\ue001", "customer_status_url": "\ue000s\ue001"}
+_LINKS = ("unsubscribe_url", "feedback_url", "customer_status_url")
 _SHAPE_FIELDS = tuple(f.name for f in dataclasses.fields(NoticeContent)
                       if f.name not in _PERSONAL and f.name not in ("now", "extra"))
 

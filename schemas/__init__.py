@@ -46,7 +46,7 @@ from .incident import (
     Severity,
     Status,
 )
-from .outputs import DeadLetter, FeedbackRecord, NoticeKind, NoticeRecord, TicketAction, TicketUpdate
+from .outputs import DeadLetter, FeedbackRecord, NoticeKind, NoticeRecord, SignalRecord, TicketAction, TicketUpdate
 from .parse import MAX_RECORD_BYTES, parse_record, to_json_bytes
 from .ticket import TicketEvent, TicketEventType
 
@@ -86,6 +86,7 @@ __all__ = [
     "Record",
     "RecordError",
     "Service",
+    "SignalRecord",
     "Severity",
     "Status",
     "Subject",

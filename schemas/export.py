@@ -9,7 +9,7 @@ from pydantic import BaseModel
 
 from .customer import Customer
 from .incident import IncidentDeclare, IncidentEvent
-from .outputs import DeadLetter, FeedbackRecord, NoticeRecord, TicketUpdate
+from .outputs import DeadLetter, FeedbackRecord, NoticeRecord, SignalRecord, TicketUpdate
 from .ticket import TicketEvent
 
 RECORD_MODELS: dict[str, type[BaseModel]] = {
@@ -20,6 +20,7 @@ RECORD_MODELS: dict[str, type[BaseModel]] = {
     "ticket-update": TicketUpdate,
     "dead-letter": DeadLetter,
     "feedback": FeedbackRecord,
+    "signal": SignalRecord,
     "incident-declare": IncidentDeclare,
 }
 

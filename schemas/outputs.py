@@ -1,4 +1,4 @@
-"""Records the project writes: notices, ticket updates, feedback and dead letters.
+"""Records the project writes: notices, ticket updates, feedback, signals and dead letters.
 
 Timestamps are aware and serialize as RFC 3339 with their offset (``Z`` for UTC).
 """
@@ -12,12 +12,13 @@ from pydantic import Field, Strict
 
 from core.vocabulary import NoticeKind, Severity, TicketAction
 
-from .common import Comment, Email, Id, Line, Record, Text, Timestamp
+from .common import Comment, Email, Id, Label, Line, Record, Text, Timestamp
 
 
 Seq = Annotated[int, Strict(), Field(ge=1)]
 KafkaPosition = Annotated[int, Strict(), Field(ge=0)]
 Score = Annotated[int, Strict(), Field(ge=1, le=5)]
+Count = Annotated[int, Strict(), Field(ge=1)]
 
 # A dead letter repeats the bad value; cut it so that the dead letter itself stays well
 # under the broker's default 1 MB message limit.
@@ -62,6 +63,23 @@ class FeedbackRecord(Record):
     severity: Severity
     score: Score
     comment: Comment | None = None
+    at: Timestamp
+
+
+class SignalRecord(Record):
+    """A possible incident (topic ``outage.signals``, key ``component``): at least
+    ``OUTAGE_SURGE_TICKETS`` tickets from at least 3 customers named ``component`` within
+    ``window_seconds`` and no active incident covers it (``domain/surge.py``). ``region``: the one
+    region all those customers have the component in, else null; ``first_at``: the first counted
+    ticket's time; ``at``: when the signal was made."""
+
+    type: Literal["possible-incident"] = "possible-incident"
+    component: Label
+    region: Label | None = None
+    tickets: Count
+    customers: Count
+    window_seconds: Count
+    first_at: Timestamp
     at: Timestamp
 
 

@@ -16,6 +16,7 @@ import faust
 
 from core.settings import Settings
 from domain.audience import NoticeJob
+from streams import metrics as M
 from streams import topics as T
 from streams.assembly import assemble
 from streams.customers import customers_of
@@ -23,6 +24,7 @@ from streams.faust_app import Topics, assigned, build_app
 from streams.feedback import FeedbackDesk, title_of
 from streams.feedback_view import FeedbackView
 from streams.incident_view import IncidentView
+from streams.kafka import lag
 from streams.kafka.broker import BrokerProfile
 from streams.kafka.tables import PartitionedTable
 from streams.reach import BrokerReach
@@ -48,6 +50,7 @@ class Pipeline:
         self.topics = topics = Topics(app, names, partitions)
         self.reach = BrokerReach.of(settings)   # whether any broker answers (/readyz, the API, the latency)
         self._background: set[asyncio.Task] = set()
+        view = IncidentView.of(settings, names=names, partitions=partitions, profile=profile)
         self.parts = parts = assemble(
             settings, topics=topics, names=names, partitions=partitions, table=self._table,
             # read straight from their topic, kept on disk (streams/customers.py)
@@ -55,15 +58,17 @@ class Pipeline:
                                                partitions=partitions, dlq=dlq),
             mailer=mailer, compose=compose, comment=comment, clock=clock, spawn=self.spawn,
             produce=lambda *record: app.producer.send(*record), flush=lambda: app.producer.flush(),
-            owned=lambda: assigned(app, topics.events), reach=self.reach, delivery=delivery)
+            owned=lambda: assigned(app, topics.events), reach=self.reach, delivery=delivery, incident_view=view)
         app.service(self.reach)
         for topic, name, agent in parts.agents:
             app.agent(topic, name=name)(agent)
+        # outage_consumer_lag_records{topic}: read from faust's consumer at each scrape
+        lag.expose(M.CONSUMER_LAG, app, names.base,
+                   {names.base(name) for topic, _, _ in parts.agents for name in topic.topics})
         app.task(parts.customers.serve)   # the customers reader: not a faust agent (streams/customers.py)
         for seconds, name, timer in parts.timers:
             app.timer(seconds, name=name)(timer)
         parts.rebalance.wire(app)   # revoke, assign, recovered, shutdown
-        view = IncidentView.of(settings, names=names, partitions=partitions, profile=profile)
         register_pages(app, settings=settings, reach=self.reach, events_topic=topics.events, view=view,
                        readiness=parts.rebalance.readiness, clock=clock,
                        unsubscribe=parts.preferences.request_unsubscribe,

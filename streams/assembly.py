@@ -6,7 +6,9 @@ with the attributes of ``streams.faust_app.Topics``), a function that makes a ta
 (``streams/state.py``), one that makes the customers store given the dead letters, the mailer,
 the functions that compose a notice and a ticket comment, the clock, ``spawn`` (a background
 task), ``produce`` and ``flush`` (the producer), ``owned`` (the partitions of the incident
-events held now), ``reach`` (whether any broker answers) and the delivery helpers (or None).
+events held now), ``reach`` (whether any broker answers), the delivery helpers (or None) and
+the view of every incident (``incident_view``: ``states()`` and ``sync()``, for the ticket surges;
+None: no incident is known to cover anything).
 It returns the components, and which agent reads which topic and which timer runs how often:
 the caller registers those with its runtime (faust's app, or the in-memory broker).
 """
@@ -21,6 +23,7 @@ from core.settings import Settings
 from domain.audience import NoticeJob
 from domain.promises import PromiseBook
 from domain.schedule import LatencyGauge
+from domain.surge import SurgeRule
 from streams import topics as T
 from streams.audience import Audience, LatestRounds
 from streams.deadletter import DeadLetters
@@ -30,6 +33,7 @@ from streams.incidents import IncidentDesk
 from streams.preferences import Preferences
 from streams.rebalance import Membership, Rebalance
 from streams.sender import Sender
+from streams.surge import Surges
 from streams.state import PartitionedTable
 from streams.tickets import TicketDesk
 from streams.views import PartitionViews
@@ -62,6 +66,7 @@ class Components:
     incident_desk: IncidentDesk
     audience: Audience
     rebalance: Rebalance
+    surges: Surges
     agents: list[tuple[Any, str, Callable]]
     timers: list[tuple[float, str, Callable[[], Awaitable]]]
 
@@ -71,11 +76,11 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
              compose: Callable[[NoticeJob, datetime], bytes],
              comment: Callable[[NoticeJob, datetime], str] | None, clock: Clock, spawn: Callable,
              produce: Callable[..., Awaitable], flush: Callable[[], Awaitable], owned: Callable[[], set[int]],
-             reach, delivery=None) -> Components:
+             reach, delivery=None, incident_view=None) -> Components:
     comment = comment or (lambda job, now: "")
     promises = PromiseBook(margin=timedelta(seconds=settings.schedule_lead_seconds))
     membership = Membership()   # the partitions held, joined, recovered (streams/rebalance.py)
-    dlq = DeadLetters(topics.dead_letters, clock)
+    dlq = DeadLetters(topics.dead_letters, clock, names)   # metrics label topics without the prefix
     store = customers(dlq)      # the customers, per partition (streams/customers.py)
     incidents = table(T.INCIDENTS_TABLE)
     ledger = table(T.LEDGER_TABLE)
@@ -99,11 +104,16 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
         clock=clock, held=membership.held, recovered=membership.is_recovered,
         lead_seconds=settings.schedule_lead_seconds, mail_domain=settings.mail_domain)
     latency = LatencyGauge()   # round decided -> seen by the audience agent, seconds
+    surges = Surges(   # ticket surges: possible incidents on outage.signals
+        table=table(T.SURGES_TABLE), mentions_topic=topics.mentions, signals_topic=topics.signals, dlq=dlq,
+        clock=clock, rule=SurgeRule(tickets=settings.surge_tickets, window_seconds=settings.surge_window_seconds),
+        incidents=incident_view.states if incident_view is not None else tuple,
+        sync=incident_view.sync if incident_view is not None else None)
     preferences = Preferences(topic=topics.preferences, ledger=ledger, dlq=dlq, clock=clock)
     desk = TicketDesk(
         tickets=tickets, ledger=ledger, latest=rounds, views=views, sender=sender,
         requests_topic=topics.ticket_requests, updates_topic=topics.ticket_updates, dlq=dlq,
-        clock=clock, comment=comment, mail_domain=settings.mail_domain, spawn=spawn)
+        clock=clock, comment=comment, mail_domain=settings.mail_domain, spawn=spawn, mentions=surges.mention)
     incident_desk = IncidentDesk(
         incidents=incidents, ticks_topic=topics.ticks, rounds_topic=topics.rounds, partitions=partitions,
         dlq=dlq, clock=clock, joined=membership.is_joined, owned=owned,
@@ -120,6 +130,7 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
     agents = [(topics.tickets, "tickets", desk.ticket_agent),
               (topics.ticket_requests, "ticket-requests", desk.request_agent),
               (topics.preferences, "preferences", preferences.agent),
+              (topics.mentions, "surges", surges.agent),
               (topics.incident, "incidents", incident_desk.agent),
               (topics.rounds, "audience", audience.agent)]
     timers = [(settings.schedule_tick_seconds, "schedule", incident_desk.schedule_timer),
@@ -128,4 +139,4 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
         dlq=dlq, promises=promises, membership=membership, customers=store, incidents=incidents, ledger=ledger,
         tickets=tickets, latest=latest, rounds=rounds, views=views, deliveries=deliveries, sender=sender,
         holding=holding, latency=latency, preferences=preferences, desk=desk, incident_desk=incident_desk,
-        audience=audience, rebalance=rebalance, agents=agents, timers=timers)
+        audience=audience, rebalance=rebalance, surges=surges, agents=agents, timers=timers)

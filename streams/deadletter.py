@@ -71,9 +71,10 @@ def origin_of(event) -> dict:
 
 
 class DeadLetters:
-    def __init__(self, topic, clock: Callable) -> None:
+    def __init__(self, topic, clock: Callable, names: T.TopicNames = T.TopicNames("")) -> None:
         self.topic = topic
         self.clock = clock
+        self.names = names   # the metrics' topic label is the name without the prefix
 
     @asynccontextmanager
     async def guard(self, event, source: str, origin: dict | None = None):
@@ -89,14 +90,14 @@ class DeadLetters:
                 log.error("unexpected %s on %s[%s]@%s", type(exc).__name__, msg.topic, msg.partition, msg.offset)
                 log.debug("traceback", exc_info=True)
             await self.send_raw(error=reason, **(origin or origin_of(event)))
-            M.EVENTS.labels(source, "dead-letter").inc()
+            M.EVENTS.labels(self.names.base(source), "dead-letter").inc()
         else:
-            M.EVENTS.labels(source, "ok").inc()
+            M.EVENTS.labels(self.names.base(source), "ok").inc()
 
     async def send_raw(self, *, topic: str, key: str | None, value: str | None, error: str,
                        partition: int | None = None, offset: int | None = None) -> None:
         record = DeadLetter(topic=topic, partition=partition, offset=offset, key=key, value=value,
                             error=error, at=self.clock())
         log.warning("dead letter from %s[%s]@%s: %s", topic, partition, offset, error)
-        M.DEAD_LETTERS.labels(topic).inc()
+        M.DEAD_LETTERS.labels(self.names.base(topic)).inc()
         await self.topic.send(key=key.encode() if key else None, value=record.model_dump_json().encode())

@@ -61,6 +61,8 @@ class Topics:
     ticket_updates: faust.TopicT
     dead_letters: faust.TopicT
     feedback: faust.TopicT
+    mentions: faust.TopicT
+    signals: faust.TopicT
 
     def __init__(self, app: faust.App, names: T.TopicNames, partitions: int) -> None:
         raw = dict(key_type=bytes, value_type=bytes, key_serializer="raw", value_serializer="raw")

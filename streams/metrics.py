@@ -1,13 +1,40 @@
 """Prometheus metrics, declared once. Base units, ``_total`` counters, explicit buckets.
 
-No label ever carries a customer, an incident, a ticket or an address.
+No label ever carries a customer, an incident, a ticket or an address. A ``topic`` label is the
+topic's contract name without ``OUTAGE_TOPIC_PREFIX`` (``customers``, ``incident-events``:
+``TopicNames.base``), the same whatever the prefix, so the alerts and the dashboard
+(``deploy/prometheus/``, ``deploy/grafana/``) need no prefix.
+
+``REGISTRY`` is what ``GET /metrics`` serves (``streams/web.py``): the metrics below, and the
+standard ``process_*``, ``python_gc_*`` and ``python_info`` of prometheus_client's collectors.
 """
 
 from __future__ import annotations
 
+from importlib.metadata import PackageNotFoundError, version
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client import GCCollector, PlatformCollector, ProcessCollector
+
+from core.vocabulary import NOTICE_KINDS
+from streams import topics as T
 
 REGISTRY = CollectorRegistry(auto_describe=True)
+ProcessCollector(registry=REGISTRY)    # process_cpu_seconds_total, process_resident_memory_bytes, ...
+GCCollector(registry=REGISTRY)         # python_gc_objects_collected_total, python_gc_collections_total, ...
+PlatformCollector(registry=REGISTRY)   # python_info{implementation,version,...}
+
+
+def _version() -> str:
+    try:
+        return version("outage-pipeline")
+    except PackageNotFoundError:   # run from a checkout that was never installed
+        return "unknown"
+
+
+BUILD_INFO = Gauge("outage_build_info", "Always 1; the version label is the running package's version",
+                   ["version"], registry=REGISTRY)
+BUILD_INFO.labels(_version()).set(1)
 
 SEND_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 LEAD_BUCKETS = (-60, -10, -1, 0, 1, 5, 10, 30, 60, 300, 900, 3600)
@@ -52,8 +79,15 @@ CAPACITY_RATIO = Gauge("outage_capacity_ratio",
                        "How many times per update interval this worker's send rate carries its audience "
                        "(send rate x interval / contacts; below 1 promises are stretched; 0 while unmeasured)",
                        registry=REGISTRY)
+# the missed promises: counted where the promise margin is observed (streams/deliveries.py), margin < 0
 NOTICES_LATE = Counter("outage_notices_late_total",
-                       "Notices sent after the time the contact's previous notice promised", registry=REGISTRY)
+                       "Notices sent after the time the contact's previous notice promised (a promise missed)",
+                       registry=REGISTRY)
+# set at each scrape from the worker consumer's assignment (streams/kafka/lag.py): the records of the
+# partitions this worker holds that its agents have not yet handled and committed, summed per topic
+CONSUMER_LAG = Gauge("outage_consumer_lag_records",
+                     "Records not yet handled (high watermark minus committed offset) on the partitions this "
+                     "worker's agents read, by topic", ["topic"], registry=REGISTRY)
 # feedback: observed once, by the worker whose web page recorded the answer (the broker took it),
 # never by the views that every worker keeps, so the workers' sums count each answer once
 FEEDBACK_SCORE = Histogram("outage_feedback_score",
@@ -64,3 +98,19 @@ FEEDBACK_ANSWERS = Counter("outage_feedback_answers_total",
                            "Feedback answers posted, by result: recorded, refused (a forged or altered link), "
                            "invalid (a bad score or comment, a body too large), unavailable (the broker did not "
                            "take it)", ["result"], registry=REGISTRY)
+# ticket surges: counted by the worker that holds the component's mentions partition, once per signal
+POSSIBLE_INCIDENTS = Counter("outage_possible_incidents_total",
+                             "Possible incidents signalled on outage.signals: a surge of tickets about one component "
+                             "that no active incident covers", registry=REGISTRY)
+
+FAILURE_REASONS = ("permanent", "temporary", "error")   # outage_notice_failures_total{reason}
+
+# every label value an alert or the dashboard reads is exported (as 0) from the start: a series that
+# appears at its first increment shows no increase() in Prometheus, so that first one would be missed
+for _reason in FAILURE_REASONS:
+    NOTICE_FAILURES.labels(_reason)
+for _kind in NOTICE_KINDS:
+    NOTICES_SENT.labels(_kind)
+for _topic in T.ALL:
+    if _topic != T.DEAD_LETTERS:
+        DEAD_LETTERS.labels(_topic)

@@ -19,6 +19,8 @@ Runtime contract:
 - Each round of a linked incident posts an ``incident-updated`` (or, at the end,
   ``incident-resolved``) update on every open ticket linked to it; after a rebalance every
   ticket-ack still owed on the partitions held is queued again (``resume``).
+- Each ``opened`` ticket of a known customer is also handed to the surge counting
+  (``mentions``: ``streams/surge.py``), whether or not it is about a known incident.
 - Bad input (invalid fields, a key that is not the ticket's id, an unknown customer) goes to the
   dead-letter topic with the reason; the stream goes on.
 """
@@ -28,7 +30,7 @@ from __future__ import annotations
 import json
 import logging
 from datetime import datetime
-from typing import Callable, MutableMapping
+from typing import Awaitable, Callable, MutableMapping
 
 from core.vocabulary import LINKED
 from domain import tickets as TK
@@ -44,7 +46,7 @@ log = logging.getLogger(__name__)
 class TicketDesk:
     def __init__(self, *, tickets: MutableMapping, ledger: MutableMapping, latest, views, sender, requests_topic,
                  updates_topic, dlq, clock: Callable[[], datetime], comment: Callable[[NoticeJob, datetime], str],
-                 mail_domain: str, spawn: Callable) -> None:
+                 mail_domain: str, spawn: Callable, mentions: Callable[..., Awaitable] | None = None) -> None:
         self.tickets = tickets               # the tickets table: ticket_id -> its link
         self.ledger = ledger                 # the deliveries ledger: customer_id -> what was sent
         self.latest = latest                 # the latest round of each incident per partition (LatestRounds)
@@ -57,6 +59,7 @@ class TicketDesk:
         self.comment = comment               # a ticket update's comment, rendered
         self.mail_domain = mail_domain
         self.spawn = spawn
+        self.mentions = mentions             # an opened ticket, to the surge counting (streams/surge.py)
 
     async def ticket_agent(self, stream) -> None:
         """Ticket events arrive keyed by ticket: re-key them by customer, onto the customer's partition."""
@@ -85,6 +88,8 @@ class TicketDesk:
                     if entry is not None:
                         tickets.set(ticket.ticket_id, entry)
                     continue
+                if self.mentions is not None:
+                    await self.mentions(ticket, customer, request.get("origin"))
                 await self._link(p, ticket, customer)
 
     async def _link(self, p: int, ticket: TicketEvent, customer) -> None:

@@ -12,17 +12,19 @@ NOTICES = "notices"
 TICKET_UPDATES = "ticket-updates"
 DEAD_LETTERS = "dead-letters"
 FEEDBACK = "feedback"                 # answers to the resolved notices' question, keyed by feedback_id
+SIGNALS = "signals"                   # possible incidents (ticket surges), keyed by component
 # internal topics (co-partitioned with customers)
 ROUNDS = "rounds"
 TICKS = "ticks"
 TICKET_REQUESTS = "ticket-requests"   # ticket events re-keyed by customer_id
 PREFERENCES = "preferences"           # unsubscribe requests, keyed by customer_id
+MENTIONS = "component-mentions"       # opened tickets' components, keyed by component (streams/surge.py)
 
 # topics that must share the customers topic's partition count
 CO_PARTITIONED = (CUSTOMERS, INCIDENT_EVENTS, TICKET_EVENTS, NOTICES, TICKET_UPDATES, ROUNDS, TICKS,
-                  TICKET_REQUESTS, PREFERENCES)
+                  TICKET_REQUESTS, PREFERENCES, MENTIONS)
 # the feedback topic has the same count but is read whole (streams/feedback_view.py): no need to share it
-ALL = CO_PARTITIONED + (FEEDBACK, DEAD_LETTERS)
+ALL = CO_PARTITIONED + (FEEDBACK, SIGNALS, DEAD_LETTERS)
 COMPACTED = (CUSTOMERS, FEEDBACK)
 
 # what a worker's agents read and write: attribute -> the topics it reads (the incident agent
@@ -39,6 +41,8 @@ WORKER_TOPICS = {
     "ticket_updates": (TICKET_UPDATES,),
     "dead_letters": (DEAD_LETTERS,),
     "feedback": (FEEDBACK,),             # written by the web's feedback page (streams/feedback.py)
+    "mentions": (MENTIONS,),
+    "signals": (SIGNALS,),
 }
 
 # faust tables (changelog topics are "<app id>-<table>-changelog")
@@ -47,7 +51,8 @@ INCIDENTS_TABLE = "incidents"
 LEDGER_TABLE = "ledger"
 TICKETS_TABLE = "tickets"
 LATEST_TABLE = "latest-rounds"   # per partition: incident -> the newest round seen on that partition
-TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE)
+SURGES_TABLE = "surges"          # per mentions partition: component -> the tickets counted (domain/surge.py)
+TABLES = (CUSTOMERS_TABLE, INCIDENTS_TABLE, LEDGER_TABLE, TICKETS_TABLE, LATEST_TABLE, SURGES_TABLE)
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,10 @@ class TopicNames:
 
     def name(self, base: str) -> str:
         return self.prefix + base
+
+    def base(self, name: str) -> str:
+        """A topic's name without the prefix: the ``topic`` label of every metric (streams/metrics.py)."""
+        return name[len(self.prefix):] if self.prefix and name.startswith(self.prefix) else name
 
     @property
     def app_id(self) -> str:

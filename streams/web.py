@@ -35,14 +35,14 @@ from pydantic import ValidationError
 from core.settings import Settings
 from domain.incident import IncidentState
 from domain.links import verify_unsubscribe
-from notifiers.timefmt import format_time
 from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, describe_validation_error
-from schemas.common import localize
 from streams import metrics as M
 from streams.feedback import FeedbackDesk
 from streams.feedback_view import FeedbackView
 from streams.incident_view import IncidentView
+from streams.openapi import openapi_document
 from streams.reach import BrokerReach
+from streams.status_web import register_status_pages
 
 log = logging.getLogger(__name__)
 
@@ -83,8 +83,13 @@ ROUTES: tuple[Route, ...] = (
     Route("/feedback/{token}", {"GET": SIGNED, "POST": SIGNED},
           "a resolved notice's feedback link: GET shows the question (records nothing), POST records the answer; "
           "a token that does not verify: 403"),
-    Route("/status", {"GET": PUBLIC}, "the public status page (HTML)"),
+    Route("/status", {"GET": PUBLIC}, "the public status page (HTML; ?lang=, Accept-Language, ?tz=)"),
     Route("/status.json", {"GET": PUBLIC}, "the public status page (JSON)"),
+    Route("/status.atom", {"GET": PUBLIC}, "the status page's Atom feed: one entry per incident round"),
+    Route("/status/customer/{token}", {"GET": SIGNED},
+          "one customer's page from the signed link in its notices: its own services only; a token that "
+          "does not verify: 404"),
+    Route("/openapi.json", {"GET": PUBLIC}, "the OpenAPI 3.1 description of these routes"),
 )
 
 
@@ -365,10 +370,10 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
         async def get(self, request):
             return self.json(status_document())
 
-    @app.page("/status")
-    class StatusPage(web.View):
-        async def get(self, request):
-            return self.html(render_status(status_document()))
+    description = openapi_document(ROUTES)   # made at start: a route without its operation fails here, not in a GET
+    register_status_pages(app, settings=settings, document=status_document, clock=clock,
+                          history=lambda incident_id: (view.get(incident_id).history if view.get(incident_id) else []),
+                          openapi=lambda: description)
 
 
 def _page(title: str, body: str) -> str:
@@ -381,42 +386,3 @@ def _page(title: str, body: str) -> str:
 def _iso(value) -> str | None:
     return value.isoformat() if value is not None else None
 
-
-_STATUS_WORDS = {"investigating": "Investigating", "identified": "Cause identified",
-                 "monitoring": "Fix in place, monitoring", "resolved": "Resolved"}
-
-
-def _when(value: str | None) -> str:
-    """A timestamp as people read it: ``21:11 UTC on 25 Nov``."""
-    if not value:
-        return ""
-    return format_time(datetime.fromisoformat(value), "UTC", "en", with_date=True)
-
-
-def render_status(doc: dict) -> str:
-    def card(inc: dict) -> str:
-        e = html.escape
-        scope = ", ".join(inc["components"]) + (" in " + ", ".join(inc["regions"]) if inc["regions"] else "")
-        rows = [f"<h2>{e(localize(inc['title'], 'en'))}</h2>",
-                f"<p class=status>{e(_STATUS_WORDS.get(inc['status'], inc['status']))}</p>",
-                f"<p>{e(localize(inc['message'], 'en'))}</p>",
-                f"<p class=meta>Affected: {e(scope)} · Since {e(_when(inc['started_at']))}</p>"]
-        if inc.get("eta"):
-            rows.append(f"<p class=meta>Recovery estimate: {e(_when(inc['eta']))}</p>")
-        if inc.get("next_update_at"):
-            rows.append(f"<p class=meta>Next update by {e(_when(inc['next_update_at']))}</p>")
-        if inc.get("resolved_at"):
-            rows.append(f"<p class=meta>Resolved at {e(_when(inc['resolved_at']))}</p>")
-        return "<section>" + "".join(rows) + "</section>"
-
-    active = "".join(card(i) for i in doc["active"]) or "<p class=ok>All systems operating normally.</p>"
-    resolved = "".join(card(i) for i in doc["recently_resolved"]) or "<p class=meta>None.</p>"
-    return f"""<!doctype html><html lang=en><head><meta charset=utf-8>
-<meta name=viewport content="width=device-width, initial-scale=1"><meta http-equiv=refresh content=30>
-<title>Service status</title><style>
-body{{font-family:system-ui,sans-serif;max-width:760px;margin:2rem auto;padding:0 1rem;color:#1f2933}}
-section{{border:1px solid #d9e2ec;border-radius:8px;padding:1rem 1.25rem;margin:1rem 0}}
-h2{{margin:.2rem 0;font-size:1.15rem}} .status{{font-weight:600;color:#b44d12}} .meta{{color:#52606d;font-size:.9rem}}
-.ok{{padding:1rem;background:#e3f9e5;border-radius:8px}}</style></head><body>
-<h1>Service status</h1><h3>Current incidents</h3>{active}<h3>Recently resolved</h3>{resolved}
-<p class=meta>Updated {html.escape(_when(doc['generated_at']))}</p></body></html>"""

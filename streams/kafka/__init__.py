@@ -7,6 +7,7 @@ broker the pipeline talks to, in one package.
 - ``transport``: the workers' faust transport, one class for both brokers with their differences
   as data, and the helpers plain aiokafka consumers need (a true end offset on Tansu).
 - ``tables``: the workers' faust tables and their store (memory, written through to RocksDB).
+- ``lag``: the agents' consumer lag per topic, read from faust's consumer at each scrape.
 
 No other module touches a private attribute of faust, mode or aiokafka
 (``tests/unit/test_private_access.py`` scans for one).

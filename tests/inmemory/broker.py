@@ -15,6 +15,8 @@ in-memory topics and tables, with a clock the test moves (issue 15; faststream's
   partitions it holds (``streams.customers.check`` judges each record; a bad one is dead-lettered);
   its agents read the partitions of their topics it holds from the committed offsets, and an
   event counts as processed (committed at the next step) when its agent asks for the next one.
+- The view of every incident (``Incidents``, what ``streams/incident_view.py`` gives the ticket
+  surges): the incidents table's changelog as the workers' producers delivered it.
 - ``pump()``: steps until nothing moves — deliver the producers' buffers, commit what was
   processed, read new customers, feed new records to the agents — the agents, the sender and
   the background tasks run between the steps; a send the relay holds (``WorkerMailer.stall``)
@@ -50,6 +52,7 @@ from faust.types import TP
 
 from core.settings import Settings
 from domain.affected import CustomerIndex
+from domain.incident import IncidentState
 from notifiers.smtp import ACCEPTED, PERMANENT, SendResult
 from streams import topics as T
 from streams.assembly import Components, assemble
@@ -360,6 +363,24 @@ class Reach:
         return False
 
 
+class Incidents:
+    """The view of every incident (``streams/incident_view.py``) over the shared changelog of the
+    incidents table: what the workers' producers have delivered, whichever worker wrote it."""
+
+    def __init__(self, broker: "Broker") -> None:
+        self.broker = broker
+
+    def states(self) -> list[IncidentState]:
+        latest: dict[str, Any] = {}
+        for p in range(self.broker.partitions):
+            for key, value in self.broker.changelog(T.INCIDENTS_TABLE, p):
+                latest[key] = value
+        return [IncidentState.model_validate(value) for value in latest.values() if value is not None]
+
+    async def sync(self, timeout: float = 1.0) -> bool:
+        return True
+
+
 class AgentStream:
     """What one agent reads: the records fed to it, as faust's stream gives them (``events()``);
     an event is processed when the agent asks for the next one."""
@@ -397,7 +418,7 @@ class Worker:
             settings, topics=WorkerTopics(self, broker.names), names=broker.names, partitions=broker.partitions,
             table=self.table, customers=lambda dlq: Customers(self, dlq), mailer=self.mailer,
             compose=compose, comment=comment, clock=broker.clock, spawn=self.spawn, produce=self.produce,
-            flush=self.flush, owned=lambda: set(self.held), reach=Reach())
+            flush=self.flush, owned=lambda: set(self.held), reach=Reach(), incident_view=Incidents(broker))
         self.streams = [(AgentStream(self, topic.names), agent) for topic, _, agent in self.parts.agents]
         for stream, agent in self.streams:
             self.spawn(agent(stream))

@@ -282,7 +282,8 @@ async def settle(server: FaultySmtp, quiet: float = 3.0, limit: float = 30.0) ->
 # The topics the workers' consumer group reads (the agents of streams/app.py). The customers topic
 # is read without a group (streams/customers.py), and the tables' changelogs are faust's own
 # (recovery reads them, nobody commits offsets on them): both are watched for writes only.
-GROUP_INPUTS = (T.INCIDENT_EVENTS, T.TICKS, T.ROUNDS, T.TICKET_EVENTS, T.TICKET_REQUESTS, T.PREFERENCES)
+GROUP_INPUTS = (T.INCIDENT_EVENTS, T.TICKS, T.ROUNDS, T.TICKET_EVENTS, T.TICKET_REQUESTS, T.PREFERENCES,
+                T.MENTIONS)
 
 
 async def settled(bootstrap: str, prefix: str, procs, *, timeout: float = 90.0, steady: float = 1.0,

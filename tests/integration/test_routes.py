@@ -63,7 +63,8 @@ def test_inventory_is_well_formed():
         if "POST" in route.access and route.path.startswith("/api/"):
             assert route.access["POST"] == TOKEN  # the contract: every API POST needs the token
     assert {r.path for r in ROUTES} >= {"/healthz", "/readyz", "/metrics", "/api/incidents", "/status",
-                                        "/status.json", "/unsubscribe/{token}", "/feedback/{token}"}
+                                        "/status.json", "/status.atom", "/status/customer/{token}",
+                                        "/openapi.json", "/unsubscribe/{token}", "/feedback/{token}"}
 
 
 def test_the_web_application_serves_exactly_the_declared_routes(tmp_path):

@@ -17,6 +17,9 @@ their timers run by a clock the test moves. Each scenario runs in well under a s
   event whose estimate or next update is not after its own time;
 - "taking longer than our earlier estimate" only after an estimate was given and went by; with
   none ever given, the notices say there is none yet;
+- ticket surges: five tickets from five customers about one component, handled on both workers,
+  make one possible-incident signal on ``outage.signals`` (and one more ticket in the window none);
+  two make none; with an active incident on the component, none;
 - with ``OUTAGE_REPLY_TO`` every notice has that ``Reply-To`` and invites a reply; without it,
   neither;
 - feedback: every resolved notice carries five signed links naming its contact; an answer given
@@ -397,3 +400,56 @@ async def test_reply_to_is_on_every_notice_and_invites_a_reply_only_when_set(rep
                 invites = "reach our support team" in part or "サポート担当者に届" in part
                 assert invites == (reply_to is not None), (mail.kind, part)
                 assert ("reply to this email" in part.lower() or "ご返信ください" in part) == (reply_to is not None)
+
+
+async def open_tickets(broker: Broker, customers: list[dict], component: str = "api", tag: str = "T") -> None:
+    for i, c in enumerate(customers):
+        broker.produce("ticket-events", f"{tag}-{i}", ticket(f"{tag}-{i}", c["customer_id"], f"dev{i}@client.example",
+                                                             at=broker.at(), components=[component]))
+        await broker.advance(5)
+
+
+async def test_five_tickets_from_five_customers_about_one_component_make_one_signal_two_make_none(broker):
+    from streams import metrics as M
+    from streams import topics as T
+
+    customers = audience(8)
+    w0, w1 = await start(broker, customers)
+    before = M.POSSIBLE_INCIDENTS._value.get()
+    first_at = broker.clock()
+    await open_tickets(broker, customers[:5])
+    await open_tickets(broker, customers[5:6], tag="U")       # a sixth ticket in the same window
+    await open_tickets(broker, customers[:2], component="db")  # two about another component
+    # the tickets went through both workers, their mentions to the one holding the component
+    requests = broker.log(broker.names.name(T.TICKET_REQUESTS))
+    assert sum(1 for p in w0.held for _ in requests[p]) and sum(1 for p in w1.held for _ in requests[p])
+
+    (signal,) = broker.read(T.SIGNALS)
+    assert {k: signal[k] for k in ("type", "component", "region", "tickets", "customers", "window_seconds")} == {
+        "type": "possible-incident", "component": "api", "region": "ap-northeast-1", "tickets": 5, "customers": 5,
+        "window_seconds": 600}
+    assert signal["first_at"] == first_at.isoformat().replace("+00:00", "Z")
+    keys = [k for part in broker.log(broker.names.name(T.SIGNALS)) for k, _ in part]
+    assert keys == [b"api"]
+    assert M.POSSIBLE_INCIDENTS._value.get() - before == 1
+    assert broker.read("dead-letters") == [] and broker.relay.mails == []   # no incident: nobody is emailed
+
+
+async def test_tickets_about_a_component_an_active_incident_covers_make_no_signal(broker):
+    from streams import topics as T
+
+    customers = audience(6)
+    await start(broker, customers)
+    declare(broker, "inc-1", components=("api",), regions=("ap-northeast-1",))
+    await broker.pump()
+    await open_tickets(broker, customers)
+    assert broker.read(T.SIGNALS) == []
+    assert len(broker.relay.recipients(kind="ticket-ack")) == 6      # each was answered as the incident's
+    # resolved: tickets after it are a new surge (the ones it explained do not count)
+    broker.produce("incident-events", "inc-1", resolved("inc-1", "inc-1-r", at=broker.at()))
+    await broker.pump()
+    await open_tickets(broker, customers[:4], tag="V")
+    assert broker.read(T.SIGNALS) == []
+    await open_tickets(broker, customers[4:5], tag="W")
+    (signal,) = broker.read(T.SIGNALS)
+    assert (signal["tickets"], signal["customers"]) == (5, 5)

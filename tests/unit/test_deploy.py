@@ -3,7 +3,9 @@
 The compose files are parsed (and the override merged the way Compose merges it), every
 ``OUTAGE_*`` name is checked against the Settings model, the Kafka image against the version
 the tests run (devtools/kafka.py), the KRaft quorum and replication settings against the node
-count, Prometheus' targets against the workers, and the image's install steps as far as they go
+count, Prometheus' targets against the workers, its alert rules (``promtool check`` and ``test rules``,
+where promtool is installed: ``make tools``), the Grafana provisioning against the mounts, every image
+but the workers' pinned to a version, and the image's install steps as far as they go
 without Docker: the wheel is built from what the Dockerfile copies, its base requirements hold
 nothing of the dev extra, and the worker's code imports with the dev tools absent.
 """
@@ -13,6 +15,7 @@ from __future__ import annotations
 import ast
 import base64
 import importlib
+import json
 import os
 import re
 import shlex
@@ -348,13 +351,86 @@ def test_prometheus_scrapes_every_worker():
     assert mounts.get("/etc/prometheus/prometheus.yml") == "./prometheus.yml"
 
 
-def test_promtool_accepts_prometheus_yml(tmp_path):
-    promtool = os.environ.get("PROMTOOL") or shutil.which("promtool")
-    if not promtool:
-        pytest.skip("promtool not installed (apt-get install prometheus); the file is still checked above")
-    out = subprocess.run([promtool, "check", "config", "--syntax-only", str(PROMETHEUS)],
-                         capture_output=True, text=True, timeout=30)
+def _mounts(service: dict) -> dict[str, str]:
+    """container path -> the host path (relative to deploy/) or volume mounted there."""
+    return {_volume_target(v): str(v).split(":")[0] for v in service.get("volumes", [])}
+
+
+def test_prometheus_loads_the_alert_rules_where_compose_mounts_them():
+    config = yaml.safe_load(PROMETHEUS.read_text())
+    assert config.get("rule_files") == ["prometheus/alerts.yml"]
+    assert (DEPLOY / "prometheus" / "alerts.yml").is_file()
+    mounts = _mounts(compose([BASE])["services"]["prometheus"])
+    config_dir = Path(next(t for t, h in mounts.items() if h == "./prometheus.yml")).parent
+    for rule_file in config["rule_files"]:   # relative to the configuration file, in the container too
+        assert mounts.get(str(config_dir / rule_file)) == f"./{rule_file}", \
+            f"the container has no {config_dir / rule_file}: mount ./{rule_file} there"
+
+
+def promtool() -> str:
+    found = os.environ.get("PROMTOOL") or shutil.which("promtool")
+    if not found:
+        pytest.skip("promtool not installed (make tools: apt-get install prometheus); the files are still checked above")
+    return found
+
+
+@pytest.mark.parametrize("args", [["check", "config", "--syntax-only", str(PROMETHEUS)],
+                                  ["check", "config", str(PROMETHEUS)],          # with the rule files it loads
+                                  ["check", "rules", str(DEPLOY / "prometheus" / "alerts.yml")],
+                                  ["test", "rules", str(DEPLOY / "prometheus" / "alerts.test.yml")]],
+                         ids=["config-syntax", "config-and-rules", "rules", "rules-tests"])
+def test_promtool_accepts_the_prometheus_files(args):
+    out = subprocess.run([promtool(), *args], capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_the_alert_tests_fail_when_an_alert_is_broken(tmp_path):
+    """The rules' tests can fail: with one threshold changed, promtool test rules says so."""
+    rules = (DEPLOY / "prometheus" / "alerts.yml").read_text()
+    assert "> 1000" in rules
+    (tmp_path / "alerts.yml").write_text(rules.replace("> 1000", "> 5000"))
+    shutil.copy(DEPLOY / "prometheus" / "alerts.test.yml", tmp_path / "alerts.test.yml")
+    out = subprocess.run([promtool(), "test", "rules", str(tmp_path / "alerts.test.yml")],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode != 0 and "OutageConsumerLag" in out.stdout + out.stderr, out.stdout + out.stderr
+
+
+# -- Grafana and the images ----------------------------------------------------------------------
+
+GRAFANA = DEPLOY / "grafana"
+
+
+def test_every_image_but_the_workers_is_pinned():
+    for topology, files in TOPOLOGIES.items():
+        for name, service in compose(files)["services"].items():
+            image = service.get("image", "")
+            if image == "outage-pipeline:local":
+                continue
+            _, _, tag = image.rpartition(":")
+            assert ":" in image and tag and tag not in ("latest", "edge", "main") and "/" not in tag, \
+                f"{topology} {name}: {image!r} is not pinned to a version"
+
+
+def test_grafana_is_provisioned_with_prometheus_and_the_dashboard():
+    service = compose([BASE])["services"]["grafana"]
+    mounts = _mounts(service)
+    assert mounts.get("/etc/grafana/provisioning") == "./grafana/provisioning"
+    (source,) = yaml.safe_load((GRAFANA / "provisioning" / "datasources" / "prometheus.yml").read_text())["datasources"]
+    prometheus = compose([BASE])["services"]["prometheus"]
+    assert source["type"] == "prometheus" and source["url"] == "http://prometheus:9090"
+    assert "9090:9090" in prometheus["ports"] and "prometheus" in service["depends_on"]
+    (provider,) = yaml.safe_load((GRAFANA / "provisioning" / "dashboards" / "outage.yml").read_text())["providers"]
+    folder = provider["options"]["path"]
+    assert mounts.get(folder) == "./grafana/dashboards", f"the provider reads {folder}: nothing is mounted there"
+    dashboards = sorted((GRAFANA / "dashboards").glob("*.json"))
+    assert dashboards
+    home = effective_env(service).get("GF_DASHBOARDS_DEFAULT_HOME_DASHBOARD_PATH")
+    assert home in {f"{folder}/{d.name}" for d in dashboards}, home
+    for path in dashboards:
+        dashboard = json.loads(path.read_text())
+        assert dashboard["uid"] and dashboard["title"]
+        uids = {t.get("datasource", p.get("datasource"))["uid"] for p in dashboard["panels"] for t in p.get("targets", [])}
+        assert uids == {source["uid"]}, f"{path.name} reads data sources {uids}, the provisioned one is {source['uid']}"
 
 
 # -- the image ------------------------------------------------------------------------------------

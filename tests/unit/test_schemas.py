@@ -567,7 +567,8 @@ def test_export_writes_json_schemas(tmp_path):
     paths = export_json_schemas(tmp_path / "schemas")
     names = sorted(path.name for path in paths)
     assert names == sorted(f"{name}.schema.json" for name in (
-        "customer", "incident-event", "ticket-event", "notice", "ticket-update", "dead-letter", "incident-declare", "feedback"))
+        "customer", "incident-event", "ticket-event", "notice", "ticket-update", "dead-letter", "incident-declare", "feedback",
+        "signal"))
     for path in paths:
         schema = json.loads(path.read_text(encoding="utf-8"))
         assert "properties" in schema

@@ -102,3 +102,29 @@ def test_a_bad_reply_to_stops_every_command_with_exit_2_and_one_line(value, says
     assert main(["incident", "list"]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and err.startswith("outage: invalid settings: reply_to: ") and says in err, err
+
+
+def test_surge_settings_default_to_the_contracts_and_are_read_from_the_environment(monkeypatch):
+    monkeypatch.delenv("OUTAGE_SURGE_TICKETS", raising=False)
+    monkeypatch.delenv("OUTAGE_SURGE_WINDOW_SECONDS", raising=False)
+    settings = Settings.from_env()
+    assert (settings.surge_tickets, settings.surge_window_seconds) == (5, 600)
+    monkeypatch.setenv("OUTAGE_SURGE_TICKETS", "8")
+    monkeypatch.setenv("OUTAGE_SURGE_WINDOW_SECONDS", "300")
+    settings = Settings.from_env()
+    assert (settings.surge_tickets, settings.surge_window_seconds) == (8, 300)
+
+
+@pytest.mark.parametrize("name, value", [("OUTAGE_SURGE_TICKETS", "0"), ("OUTAGE_SURGE_TICKETS", "x"),
+                                         ("OUTAGE_SURGE_TICKETS", "501"), ("OUTAGE_SURGE_WINDOW_SECONDS", "0"),
+                                         ("OUTAGE_SURGE_WINDOW_SECONDS", "1.5"), ("OUTAGE_SURGE_WINDOW_SECONDS", "-60")])
+def test_a_bad_surge_setting_is_refused(name, value, monkeypatch):
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ValidationError):
+        Settings.from_env()
+
+
+def test_every_surge_threshold_allowed_fits_in_what_a_component_keeps():
+    from domain.surge import MAX_KEPT
+
+    assert Settings.model_fields["surge_tickets"].metadata[-1].le == MAX_KEPT

@@ -51,10 +51,12 @@ def test_the_scan_finds_a_redeclaration():
 
 
 def test_the_tables_keyed_by_the_vocabulary_cover_it():
-    from notifiers.render import TEMPLATE_DIR
-    from streams.web import _STATUS_WORDS
+    from notifiers.render import TEMPLATE_DIR, get_environment
+    from notifiers.status_page import _STATE_OF
 
-    assert set(_STATUS_WORDS) == set(V.STATUSES)
+    for locale in V.LOCALES:   # the status pages' words for each status (notifiers/templates/<locale>/status.jinja)
+        assert set(get_environment().get_template(f"{locale}/status.jinja").module.status_words) == set(V.STATUSES)
+    assert set(_STATE_OF) == set(V.SEVERITIES)
     assert set(V.SEVERITY_CADENCE_SECONDS) == set(V.SEVERITIES)
     assert {p.name for p in TEMPLATE_DIR.iterdir() if p.is_dir()} == set(V.LOCALES)
     assert V.DEFAULT_LOCALE in V.LOCALES and V.INVESTIGATING == V.STATUSES[0]

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-AGENT_MODULES = ("incidents", "tickets", "holding", "audience", "preferences", "sender", "rebalance")
+AGENT_MODULES = ("incidents", "tickets", "holding", "audience", "preferences", "sender", "rebalance", "surge")
 BUILDERS = {"app.py", "worker.py"}
 
 
