@@ -3,10 +3,10 @@
     python -m bench                 # the issue's full size (--scale 1.0); tens of minutes
     python -m bench --quick         # ~5 % of it, to check that everything works
     python -m bench --rows 1,2      # some rows only (2 and 4 also run the rows they compare with)
-    python -m bench --broker kafka  # rows 2-8 on Apache Kafka only (default: both, embedded then Kafka per scenario)
+    python -m bench --broker kafka  # rows 2-9 on Apache Kafka only (default: both, embedded then Kafka per scenario)
     python -m bench --py-spy /path/to/py-spy --rows 2,4 --scale 0.3   # profile a worker during the fan-outs
 
-Rows 2 to 8 run on each broker asked for (``--broker``): the embedded Tansu broker and a one-node
+Rows 2 to 9 run on each broker asked for (``--broker``): the embedded Tansu broker and a one-node
 Apache Kafka (KRaft, from its jars: devtools/kafka.py), a fresh one per scenario; each row's
 reference is measured on the same broker in the same run, except row 1's (raw SMTP, composing),
 which use no broker and are measured once. Each row of the JSON says its ``broker``; the table
@@ -35,9 +35,10 @@ from pathlib import Path
 from bench import procs as P
 from bench import report as R
 from bench import rows as B
+from bench.import_row import scenario_import
 
 RESULTS = Path(__file__).resolve().parent / "results"
-ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8)
+ALL_ROWS = (1, 2, 3, 4, 5, 6, 7, 8, 9)
 NEEDS = {2: {1}, 4: {1}}  # the rows whose measurements a row uses as its reference
 
 
@@ -55,7 +56,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--quick", action="store_true", help="a quick run at --scale 0.05 (unless --scale is given)")
     p.add_argument("--rows", default=",".join(map(str, ALL_ROWS)), help="rows to run, e.g. 1,2,5 (default: all)")
     p.add_argument("--broker", choices=("embedded", "kafka", "both"), default="both",
-                   help="the broker of rows 2-8: embedded (Tansu), kafka (Apache Kafka, one node) or both "
+                   help="the broker of rows 2-9: embedded (Tansu), kafka (Apache Kafka, one node) or both "
                         "(default; each scenario on the embedded broker, then on Kafka)")
     p.add_argument("--concurrency", type=int, default=int(os.environ.get("OUTAGE_SMTP_CONCURRENCY") or 8),
                    help="SMTP connections of the worker and of the raw reference (default OUTAGE_SMTP_CONCURRENCY or 8)")
@@ -172,6 +173,7 @@ def main(argv: list[str] | None = None) -> int:
             (6 in args.wanted, "start-up", B.scenario_startup),
             (7 in args.wanted, "takeover", B.scenario_takeover),
             (8 in args.wanted, "relay limit", B.scenario_relay_limit),
+            (9 in args.wanted, "customers import", scenario_import),
         ]
         for wanted, name, run in scenarios:
             if not wanted:

@@ -67,6 +67,28 @@ def mailbox(value: str) -> str:
     return written
 
 
+DEFAULT_SECRETS_DIR = Path("/run/secrets")
+SECRET_SETTINGS = ("OUTAGE_SECRET", "OUTAGE_SECRET_PREVIOUS", "OUTAGE_API_TOKEN", "OUTAGE_SMTP_PASSWORD",
+                   "OUTAGE_KAFKA_PASSWORD")
+
+
+class SecretsDirMissing(ValueError):
+    """OUTAGE_SECRETS_DIR names a directory that is not there (one line)."""
+
+
+def secrets_dir() -> Path | None:
+    """Where settings may come from files, one a setting, named as the variable (``OUTAGE_SECRET``
+    holding the value; Docker and Kubernetes secrets mount so): ``OUTAGE_SECRETS_DIR``, else
+    ``/run/secrets`` when it exists. A variable set in the environment wins over its file."""
+    given = os.environ.get("OUTAGE_SECRETS_DIR", "").strip()
+    if given:
+        path = Path(given)
+        if not path.is_dir():
+            raise SecretsDirMissing(f"OUTAGE_SECRETS_DIR: {given} is not a directory")
+        return path
+    return DEFAULT_SECRETS_DIR if DEFAULT_SECRETS_DIR.is_dir() else None
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="OUTAGE_", extra="ignore", frozen=True)
 
@@ -123,6 +145,11 @@ class Settings(BaseSettings):
     secret_previous: SecretStr | None = None
     data_dir: Path = Path("./var")
 
+    # where settings may come from files (secrets_dir() reads it first, to read the others from it)
+    secrets_dir: Path | None = None
+    # every line the worker writes: `text` (default) or `json`, one JSON object a line (core/logs.py)
+    log_format: Literal["text", "json"] = "text"
+
     # Schedule: how early a scheduled round starts before the promised time (seconds), on top of
     # the time the audience needs at the measured send rate; how often the timer looks.
     schedule_lead_seconds: float = Field(default=5.0, ge=0)
@@ -145,10 +172,15 @@ class Settings(BaseSettings):
 
     @field_validator("api_token", "secret", "secret_previous", "smtp_password", "smtp_username", "kafka_username",
                      "kafka_password", "kafka_sasl_mechanism", "kafka_ca_file", "replication_factor",
-                     "broker_session_timeout_seconds", "smtp_rate", "reply_to", mode="before")
+                     "broker_session_timeout_seconds", "smtp_rate", "reply_to", "secrets_dir", mode="before")
     @classmethod
     def _blank_is_unset(cls, v):
         return None if isinstance(v, str) and not v.strip() else v
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format_case(cls, v):
+        return v.strip().lower() if isinstance(v, str) else v
 
     @field_validator("kafka_security_protocol", mode="before")
     @classmethod
@@ -214,6 +246,11 @@ class Settings(BaseSettings):
 
     @classmethod
     def from_env(cls, **overrides) -> "Settings":
+        """The settings from the environment and, for what the environment leaves unset, from
+        files in the secrets directory (``secrets_dir``)."""
+        directory = secrets_dir()
+        if directory is not None:
+            overrides.setdefault("_secrets_dir", directory)
         return cls(**overrides)
 
     # -- derived values -------------------------------------------------------------------

@@ -125,8 +125,8 @@ async def _dev(settings: Settings, sample: bool, n_workers: int = 1, kafka_nodes
     try:
         dev_settings = Settings.from_env(broker=bootstrap, data_dir=data)
         if sample:
-            n = await asyncio.to_thread(import_customers, dev_settings, sample_customers_path())
-            print(f"loaded {n} sample customers")
+            loaded = await asyncio.to_thread(import_customers, dev_settings, sample_customers_path())
+            print(f"loaded {loaded.imported} sample customers")
         logs = [data / ("worker.log" if i == 0 else f"worker-{i + 1}.log") for i in range(n_workers)]
         for port, path in zip(web_ports, logs):
             log = open(path, "ab")

@@ -56,6 +56,7 @@ class DeliveryConfig:
     signing_key: bytes
     smtp: dict[str, Any]          # SmtpPool keyword arguments; ``concurrency``: all helpers' connections together
     reply_to: str | None = None   # OUTAGE_REPLY_TO: every notice's Reply-To (and its invitation to reply)
+    log_format: str = "text"      # OUTAGE_LOG_FORMAT: the child's lines are the worker's (core/logs.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,7 +67,7 @@ class _Service:
 
 @dataclass(frozen=True, slots=True)
 class _Customer:
-    """What composing reads of a customer (its services: the customer status link names them all)."""
+    """What composing reads of a customer: its own status link signs its services too."""
 
     customer_id: str
     name: str
@@ -75,23 +76,32 @@ class _Customer:
     services: tuple[_Service, ...] = ()
 
 
+def customer_frame(customer) -> tuple:
+    """A customer as the job frame carries it (``_customer`` makes it again in the child)."""
+    return (customer.customer_id, customer.name, customer.locale, customer.timezone,
+            tuple((s.component, s.region) for s in customer.services))
+
+
+def _customer(cid: str, name: str, locale: str, tz: str, services: tuple) -> _Customer:
+    return _Customer(cid, name, locale, tz, tuple(_Service(c, r) for c, r in services))
+
+
 def job_frame(req: int, round_key: int, now: datetime, job) -> tuple:
     """What the worker sends a helper of one job (the round goes once, by its key): everything
-    composing reads, as plain values."""
-    c = job.customer
-    return ("job", req, round_key, now, job.kind, c.customer_id, c.name, c.locale, c.timezone,
-            tuple((s.component, s.region) for s in c.services), job.recipient, job.email, job.contact_name,
-            job.message_id, job.in_reply_to, tuple(job.services), job.ticket_id, job.ticket_subject, job.receive)
+    composing reads, as plain values (the recipient's choice too: a start-and-end notice promises
+    no next update)."""
+    return ("job", req, round_key, now, job.kind, customer_frame(job.customer), job.recipient, job.email,
+            job.contact_name, job.message_id, job.in_reply_to, tuple(job.services), job.ticket_id, job.ticket_subject,
+            job.receive)
 
 
 def job_of(frame: tuple, rounds: dict):
     """The helper's job from ``job_frame``'s tuple and the rounds it was sent (the inverse)."""
     from domain.audience import NoticeJob
 
-    (_, _req, key, _now, kind, cid, name, locale, tz, customer_services, recipient, email, contact_name, message_id,
+    (_, _req, key, _now, kind, customer, recipient, email, contact_name, message_id,
      in_reply_to, services, ticket_id, ticket_subject, receive) = frame
-    customer = _Customer(cid, name, locale, tz, tuple(_Service(c, r) for c, r in customer_services))
-    return NoticeJob(kind=kind, round=rounds[key], customer=customer, recipient=recipient, email=email,
+    return NoticeJob(kind=kind, round=rounds[key], customer=_customer(*customer), recipient=recipient, email=email,
                      contact_name=contact_name, message_id=message_id, in_reply_to=in_reply_to, services=services,
                      ticket_id=ticket_id, ticket_subject=ticket_subject, receive=receive)
 
@@ -155,7 +165,7 @@ class ProcessDelivery:
             return False  # it died within a second of its start: not again at once
         child.started = time.monotonic()
         child.proc = await asyncio.create_subprocess_exec(
-            self._python, "-m", "notifiers.delivery", stdin=asyncio.subprocess.PIPE,
+            self._python, "-m", "notifiers.delivery", self._config.log_format, stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE, stderr=None)
         child.rounds = {}
         child.proc.stdin.write(_frame(replace(self._config, smtp={**self._config.smtp,
@@ -312,8 +322,15 @@ async def _serve() -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s delivery[%(process)d] %(name)s: %(message)s")
-    asyncio.run(_serve())
+    from core.logs import FORMATS, configure
+
+    fmt = sys.argv[1] if len(sys.argv) > 1 and sys.argv[1] in FORMATS else "text"
+    configure(fmt, logging.INFO, text_format="%(asctime)s %(levelname)s delivery[%(process)d] %(name)s: %(message)s")
+    try:
+        asyncio.run(_serve())
+    except Exception:   # a line in the worker's format (the JSON one too), not a bare traceback
+        logging.getLogger("notifiers.delivery").exception("delivery helper %d stopped", os.getpid())   # not __main__
+        raise SystemExit(1) from None
 
 
 if __name__ == "__main__":

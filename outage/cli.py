@@ -4,6 +4,7 @@ ticket open|close, maintenance schedule|update|cancel|complete|list (outage/main
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import uuid
@@ -12,7 +13,7 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
-from core.settings import Settings
+from core.settings import SecretsDirMissing, Settings
 from core.vocabulary import OPEN_STATUSES, SEVERITIES
 from streams.client import ClientError as CliError
 from streams.client import import_customers, produce, validate
@@ -60,16 +61,44 @@ def _incident_fields(args, declared: bool) -> dict:
     return data
 
 
-def _send_incident_event(settings: Settings, event_type: str, incident_id: str | None, fields: dict) -> dict:
+def _incident_event(event_type: str, incident_id: str | None, fields: dict):
+    """The event the command produces, validated (exit 2 naming the field). A ``--file`` may name
+    the incident and the type only as the command does (``outage incident update inc-7`` with a
+    file of ``inc-8``'s fields is a mistake, not a choice)."""
     from schemas import IncidentEvent
+
+    named = fields.pop("incident_id", None)
+    if incident_id and named is not None and named != incident_id:
+        raise CliError(f"--file: incident_id {named!r} is not the incident of the command ({incident_id!r})")
+    kind = fields.pop("type", None)
+    if kind is not None and kind != event_type:
+        raise CliError(f"--file: type {kind!r}, but this command sends a {event_type} event")
+    data = {"event_id": fields.pop("event_id", None) or f"cli-{uuid.uuid4().hex[:12]}",
+            "incident_id": incident_id or named or f"inc-{uuid.uuid4().hex[:8]}",
+            "type": event_type, "at": fields.pop("at", None) or _now().isoformat()}
+    data.update(fields)
+    return validate(IncidentEvent, data, f"{event_type} event")
+
+
+def _check_incident(settings: Settings, event) -> None:
+    """What the API checks before it produces: an update or a resolve names a known incident that
+    is not resolved, a declare with an id names a new one. The command produces straight to the
+    topic, so it asks the topic: the incidents folded from ``incident-events`` (``read_incidents``,
+    the domain's own rules), as any worker sees them once it has caught up."""
+    states = read_incidents(settings)
+    state = states.get(event.incident_id)
+    if event.type == "declared":
+        if state is not None:
+            raise CliError(f"incident {event.incident_id} already exists")
+    elif state is None:
+        raise CliError(f"unknown incident {event.incident_id}")
+    elif state.resolved:
+        raise CliError(f"incident {event.incident_id} is resolved")
+
+
+def _produce_incident_event(settings: Settings, event) -> dict:
     from streams.topics import INCIDENT_EVENTS
 
-    data = {"event_id": fields.pop("event_id", None) or f"cli-{uuid.uuid4().hex[:12]}",
-            "incident_id": incident_id or fields.pop("incident_id", None) or f"inc-{uuid.uuid4().hex[:8]}",
-            "type": event_type, "at": fields.pop("at", None) or _now().isoformat()}
-    fields.pop("type", None)
-    data.update(fields)
-    event = validate(IncidentEvent, data, f"{event_type} event")
     produce(settings, INCIDENT_EVENTS, [(event.incident_id, event.model_dump_json().encode())])
     return json.loads(event.model_dump_json())
 
@@ -149,12 +178,26 @@ def _version() -> str:
 
     try:
         return version("outage-pipeline")
-    except PackageNotFoundError:   # run from a source tree that was never installed
-        return "unknown (not installed)"
+    except PackageNotFoundError:   # run from a source tree that was never installed: its pyproject.toml
+        import tomllib
+
+        try:
+            with open(Path(__file__).resolve().parents[1] / "pyproject.toml", "rb") as f:
+                return tomllib.load(f)["project"]["version"]
+        except (OSError, KeyError, tomllib.TOMLDecodeError):
+            return "unknown (not installed)"
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse, but a usage error is one line (``outage: <problem> (see: <command> --help)``)
+    and exit status 2, as every other failure of the command."""
+
+    def error(self, message: str):
+        self.exit(2, f"outage: {message} (see: {self.prog} --help)\n")
 
 
 def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="outage", description="Outage communication pipeline.")
+    p = _Parser(prog="outage", description="Outage communication pipeline.")
     p.add_argument("--version", action="version", version=f"outage {_version()}")
     sub = p.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -173,8 +216,19 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--loglevel", default="info", choices=["debug", "info", "warning", "error"])
 
     customers = sub.add_parser("customers", help="customer records").add_subparsers(dest="action", required=True)
-    imp = customers.add_parser("import", help="produce customers from a JSON-lines or CSV file")
+    imp = customers.add_parser(
+        "import", help="produce customers from a JSON-lines or CSV file",
+        description="Produce customers from a JSON-lines or CSV file, streaming. Rows that are not valid "
+                    "customers are written with their reasons to the rejects file and the import goes on; it "
+                    "ends with 'imported N, rejected M' (exit 2 when a row was rejected). CSV columns: "
+                    "customer_id, name, locale, timezone, tier, contacts (an address list: "
+                    "'Sato <ops@example.jp>, dev@example.jp'), services ('api@ap-northeast-1;web@eu-west-1').")
     imp.add_argument("file", type=Path)
+    imp.add_argument("--rejects", type=Path, metavar="FILE",
+                     help="where rejected rows go, with their reasons, one JSON object a line "
+                          "(default: FILE.rejects.jsonl beside the input)")
+    imp.add_argument("--format", choices=["jsonl", "csv"], dest="fmt",
+                     help="the file's format (default: csv for a .csv file, else JSON lines)")
 
     incident = sub.add_parser("incident", help="declare, update, resolve, list and show incidents")
     isub = incident.add_subparsers(dest="action", required=True)
@@ -236,13 +290,42 @@ def main(argv: list[str] | None = None) -> int:
         from schemas import describe_validation_error
         print(f"outage: invalid settings: {describe_validation_error(exc)}", file=sys.stderr)
         return 2
+    except SecretsDirMissing as exc:
+        print(f"outage: invalid settings: {exc}", file=sys.stderr)
+        return 2
+    quiet = _quiet_libraries() if args.command not in ("dev", "worker") else contextlib.nullcontext()
     try:
-        return _run(args, settings)
+        with quiet:
+            return _run(args, settings)
     except CliError as exc:
-        print(f"outage: {exc}", file=sys.stderr)
+        print(f"outage: {_one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
+    except Exception as exc:  # noqa: BLE001 - never a traceback at the terminal: one line, exit 2
+        print(f"outage: {type(exc).__name__}: {_one_line(str(exc))}", file=sys.stderr)
+        return 2
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+@contextlib.contextmanager
+def _quiet_libraries():
+    """A command at a terminal says one line when it fails: the libraries' own log lines (the
+    Kafka client's connection errors, the admin's "waiting" notes) are not printed while it runs."""
+    import logging
+
+    root, null = logging.getLogger(), logging.NullHandler()
+    level = root.level
+    root.addHandler(null)
+    root.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        root.removeHandler(null)
+        root.setLevel(level)
 
 
 def _print(obj) -> None:
@@ -272,16 +355,21 @@ def _run(args, settings: Settings) -> int:
             raise CliError(str(exc)) from None
         return 0
     if args.command == "customers":
-        n = import_customers(settings, args.file)
-        print(f"imported {n} customers")
+        result = import_customers(settings, args.file, fmt=args.fmt, rejects=args.rejects)
+        print(result.summary())
+        if result.rejected:
+            rows = "1 row" if result.rejected == 1 else f"{result.rejected} rows"
+            raise CliError(f"{rows} rejected, each with its reason in {result.rejects_path}")
         return 0
     if args.command == "incident":
-        if args.action == "declare":
-            _print(_send_incident_event(settings, "declared", args.incident_id, _incident_fields(args, True)))
-        elif args.action == "update":
-            _print(_send_incident_event(settings, "updated", args.incident_id, _incident_fields(args, False)))
-        elif args.action == "resolve":
-            _print(_send_incident_event(settings, "resolved", args.incident_id, _incident_fields(args, False)))
+        if args.action in ("declare", "update", "resolve"):
+            event_type = {"declare": "declared", "update": "updated", "resolve": "resolved"}[args.action]
+            fields = _incident_fields(args, event_type == "declared")
+            named = args.incident_id is not None or fields.get("incident_id") is not None
+            event = _incident_event(event_type, args.incident_id, fields)
+            if named:   # a generated id is new: nothing to check
+                _check_incident(settings, event)
+            _print(_produce_incident_event(settings, event))
         elif args.action == "list":
             states = read_incidents(settings)
             for st in sorted(states.values(), key=lambda s: s.started_at):

@@ -2,8 +2,11 @@
 
 Rules stated once here:
 
-* Every record ignores unknown fields (forward compatibility) but checks the type of each
-  known field: a number is never accepted where a string is expected.
+* Every record checks the type of each known field: a number is never accepted where a string
+  is expected. The input records (customers, incident and ticket events, and the API bodies:
+  ``InputRecord``) refuse an unknown field, naming it ("strict at the door": a misspelt
+  ``mesage`` is an error, not a message silently lost); the records the project writes
+  (``Record``) ignore unknown fields.
 * Ids are non-empty strings of at most 256 bytes of UTF-8, without control characters and
   without surrounding whitespace (they become Kafka keys and parts of Message-IDs).
 * One-line texts (names, subjects, titles, components, regions) have control characters
@@ -47,6 +50,7 @@ __all__ = [
     "Name",
     "Subject",
     "Title",
+    "InputRecord",
     "Record",
     "RecordError",
     "Text",
@@ -74,6 +78,15 @@ class Record(BaseModel):
     model_config = ConfigDict(extra="ignore")
 
 
+class InputRecord(Record):
+    """Base of every input record and API body: an unknown field is refused, naming it."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+UNKNOWN_FIELD = "unknown field"
+
+
 class RecordError(ValueError):
     """A record that cannot be used: ``field`` is the dotted path of the first bad field
     (None when the record as a whole is bad), ``reason`` says why; ``str()`` is one line."""
@@ -89,6 +102,8 @@ def _lower_first(text: str) -> str:
 
 
 def _error_text(error: dict[str, Any]) -> str:
+    if error["type"] == "extra_forbidden":
+        return UNKNOWN_FIELD
     msg = error["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     return " ".join(_lower_first(msg).split())  # one line, whatever the message held
 

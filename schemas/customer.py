@@ -8,7 +8,7 @@ import pydantic
 import pydantic_core
 from pydantic import BeforeValidator, Field, field_validator
 
-from .common import (Email, Id, Label, Name, Record, Timezone, _timezone_or_default, normalize_locale,
+from .common import (Email, Id, Label, Name, InputRecord, Timezone, _timezone_or_default, normalize_locale,
                      record_error_from, validate_email)
 from .limits import MAX_ID_BYTES, MAX_LABEL_CHARS, MAX_NAME_CHARS
 from .parse import MAX_RECORD_BYTES, parse_object
@@ -29,7 +29,7 @@ OptionalLabel = Annotated[Label | None, BeforeValidator(_blank_to_none)]
 """An optional label (the tier); blank means absent."""
 
 
-class Contact(Record):
+class Contact(InputRecord):
     """Someone who receives the notices. ``email`` is validated without a DNS lookup and stored
     normalized; ``name`` is one line (control characters such as CR/LF are rejected) of at
     most ``MAX_NAME_CHARS`` characters (it goes into the ``To`` header)."""
@@ -38,14 +38,14 @@ class Contact(Record):
     name: OptionalName = None
 
 
-class Service(Record):
+class Service(InputRecord):
     """A component the customer uses in a region; both stripped, non-empty labels."""
 
     component: Label
     region: Label
 
 
-class Customer(Record):
+class Customer(InputRecord):
     """A customer and what it uses.
 
     * ``name`` is one line: control characters (CR/LF included) are rejected, not stripped;
@@ -132,9 +132,16 @@ def _plain_items(value: Any) -> list | None:
     return value
 
 
+_CUSTOMER_FIELDS = frozenset(Customer.model_fields)
+_CONTACT_FIELDS = frozenset(Contact.model_fields)
+_SERVICE_FIELDS = frozenset(Service.model_fields)
+
+
 def plain_customer(data: dict) -> tuple[str, bytes, list[tuple[str, str]]] | None:
     """For a record that ``Customer.model_validate(data)`` surely accepts: its ``customer_id``,
     ``model_dump_json()`` (UTF-8) and its services as (component, region) pairs; else None."""
+    if not _CUSTOMER_FIELDS.issuperset(data):   # an unknown field: the model names it
+        return None
     cid = data.get("customer_id")
     if (type(cid) is not str or not cid or not cid.isprintable() or cid != cid.strip()
             or len(cid.encode()) > MAX_ID_BYTES):
@@ -161,6 +168,8 @@ def plain_customer(data: dict) -> tuple[str, bytes, list[tuple[str, str]]] | Non
         return None
     out_contacts, seen_emails = [], set()
     for contact in contacts:
+        if not _CONTACT_FIELDS.issuperset(contact):
+            return None
         try:
             email = validate_email(contact.get("email", _ABSENT))
         except Exception:  # noqa: BLE001 - the model says why
@@ -173,6 +182,8 @@ def plain_customer(data: dict) -> tuple[str, bytes, list[tuple[str, str]]] | Non
             out_contacts.append({"email": email, "name": contact_name})
     out_services, pairs, seen_pairs = [], [], set()
     for service in services:
+        if not _SERVICE_FIELDS.issuperset(service):
+            return None
         component = _plain_line(service.get("component"), MAX_LABEL_CHARS)
         region = _plain_line(service.get("region"), MAX_LABEL_CHARS)
         if component is None or region is None:

@@ -4,7 +4,10 @@ Rules, by event type:
 
 * ``declared`` needs ``severity``, ``title`` and ``components``; ``status`` defaults to
   ``investigating`` and cannot be ``resolved``.
-* ``updated`` carries only what changes. A field absent from the input is unchanged; an
+* ``updated`` carries only what changes, and at least one field besides ``event_id``,
+  ``incident_id``, ``type`` and ``at``: an update that changes nothing is refused ("changes
+  nothing"; 400 from the API, a dead letter on the topic), as is any unknown field (``InputRecord``).
+  A field absent from the input is unchanged; an
   explicit null clears it (``eta``, ``next_update_at``, ``update_interval_seconds``,
   ``regions``, ``message``). ``severity``, ``status``, ``title`` and ``components`` cannot be
   cleared, so null is an error for them. ``status`` cannot be ``resolved``: only a
@@ -38,12 +41,16 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from core.vocabulary import DECLARED, INVESTIGATING, RESOLVED, EventType, Severity, Status
 
-from .common import Id, Label, Message, Record, Timestamp, Title
+from .common import Id, Label, Message, InputRecord, Timestamp, Title
 
 MAX_UPDATE_INTERVAL_SECONDS = 30 * 24 * 3600
 IntervalSeconds = Annotated[int, Strict(), Field(gt=0, le=MAX_UPDATE_INTERVAL_SECONDS)]
 
 _DECLARED_REQUIRED = ("severity", "title", "components")
+# an update must change one of these (besides event_id, incident_id, type and at)
+_CHANGEABLE = frozenset(("severity", "status", "title", "message", "components", "regions", "eta", "next_update_at",
+                         "update_interval_seconds"))
+CHANGES_NOTHING = "changes nothing: an update carries at least one field that changes"
 _NOT_CLEARABLE = ("severity", "status", "title", "components")
 # the fields that promise something about a time to come, and what a past one would break
 PROMISES = {
@@ -61,7 +68,7 @@ def _instant(value: datetime) -> str:
     return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
-class IncidentFields(Record):
+class IncidentFields(InputRecord):
     """The fields an incident event may set; shared by the event and the API bodies."""
 
     severity: Severity | None = None
@@ -98,6 +105,9 @@ class IncidentFields(Record):
             if self.status == "resolved":
                 fail("status", "status", "a declared incident cannot start resolved")
         elif event_type == "updated":
+            if not given & _CHANGEABLE:
+                errors.append(InitErrorDetails(type=PydanticCustomError("changes_nothing", CHANGES_NOTHING),
+                                               loc=(), input=None))
             for field in _NOT_CLEARABLE:
                 if field in given and getattr(self, field) is None:
                     fail(field, "not_clearable", "cannot be null in an update (leave it out to keep it)")
@@ -117,7 +127,7 @@ class IncidentFields(Record):
             self.status = INVESTIGATING if event_type == DECLARED else RESOLVED
 
 
-class _EventHead(Record):
+class _EventHead(InputRecord):
     event_id: Id
     incident_id: Id
     type: EventType
@@ -162,11 +172,24 @@ class IncidentDeclare(IncidentFields):
         return _to_event(self, "declared", self.event_id or event_id, self.incident_id or incident_id, self.at or at)
 
 
+def _same_incident(body: IncidentFields, incident_id: str) -> None:
+    """A body that names its incident names the one in the path (400 naming ``incident_id``)."""
+    given = getattr(body, "incident_id", None)
+    if given is not None and given != incident_id:
+        raise ValidationError.from_exception_data(type(body).__name__, [InitErrorDetails(
+            type=PydanticCustomError("incident_mismatch", "{given} is not the incident in the path ({path})",
+                                     {"given": repr(given), "path": repr(incident_id)}),
+            loc=("incident_id",), input=given)])
+
+
 class IncidentUpdateBody(IncidentFields):
     """Body of ``POST /api/incidents/{id}/updates``: the fields that change (as in an
-    ``updated`` event); ``event_id`` and ``at`` may be left out."""
+    ``updated`` event); ``event_id`` and ``at`` may be left out, and so may ``type`` and
+    ``incident_id`` (given, they must be ``updated`` and the incident in the path)."""
 
+    type: Literal["updated"] = "updated"
     event_id: Id | None = None
+    incident_id: Id | None = None
     at: Timestamp | None = None
 
     @model_validator(mode="after")
@@ -176,14 +199,18 @@ class IncidentUpdateBody(IncidentFields):
 
     def to_event(self, *, incident_id: str, event_id: str, at: datetime) -> IncidentEvent:
         """The ``updated`` event for the incident in the path; keeps absent-versus-null."""
+        _same_incident(self, incident_id)
         return _to_event(self, "updated", self.event_id or event_id, incident_id, self.at or at)
 
 
 class IncidentResolveBody(IncidentFields):
     """Body of ``POST /api/incidents/{id}/resolve``: usually just ``message``;
-    ``event_id`` and ``at`` may be left out."""
+    ``event_id`` and ``at`` may be left out, and so may ``type`` and ``incident_id`` (given,
+    they must be ``resolved`` and the incident in the path)."""
 
+    type: Literal["resolved"] = "resolved"
     event_id: Id | None = None
+    incident_id: Id | None = None
     at: Timestamp | None = None
 
     @model_validator(mode="after")
@@ -193,4 +220,5 @@ class IncidentResolveBody(IncidentFields):
 
     def to_event(self, *, incident_id: str, event_id: str, at: datetime) -> IncidentEvent:
         """The ``resolved`` event for the incident in the path."""
+        _same_incident(self, incident_id)
         return _to_event(self, "resolved", self.event_id or event_id, incident_id, self.at or at)

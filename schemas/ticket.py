@@ -7,11 +7,11 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from core.vocabulary import TicketEventType
 
-from .common import Id, Label, Record, Subject, Timestamp
+from .common import Id, Label, InputRecord, Subject, Timestamp
 from .customer import Contact
 
 
-class TicketEvent(Record):
+class TicketEvent(InputRecord):
     """A ticket opened or closed by a customer. ``opened`` needs ``subject`` (one line of at
     most ``MAX_SUBJECT_CHARS`` characters) and ``requester`` (a contact: its name is bounded as
     contacts' are); ``components`` is optional (absent, null or empty: not stated)."""

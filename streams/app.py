@@ -106,7 +106,7 @@ class Pipeline:
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    def worker(self, loglevel: str) -> faust.Worker:
-        """The faust worker that runs the app."""
+    def worker(self, loglevel: str, **options) -> faust.Worker:
+        """The faust worker that runs the app (``options``: faust.Worker's, e.g. its logging)."""
         self.parts.customers.begin_preload()   # a restart's index is rebuilt in a child process while faust starts
-        return faust.Worker(self.app, loglevel=loglevel)
+        return faust.Worker(self.app, loglevel=loglevel, **options)

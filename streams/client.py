@@ -4,8 +4,6 @@ what is wrong with the input or the broker is a ``ClientError`` with one clear l
 
 from __future__ import annotations
 
-import csv
-import json
 from pathlib import Path
 
 from pydantic import ValidationError
@@ -18,7 +16,7 @@ class ClientError(Exception):
 
 
 # -- producing --------------------------------------------------------------------------------
-def producer(settings: Settings):
+def producer(settings: Settings, **options):
     from kafka import KafkaProducer
     from kafka.errors import KafkaError
 
@@ -27,24 +25,19 @@ def producer(settings: Settings):
     if not settings.broker:
         raise ClientError("OUTAGE_BROKER is not set: point it at the broker (outage dev prints the value)")
     try:
-        return KafkaProducer(bootstrap_servers=settings.broker.split(","), acks="all", linger_ms=5,
-                             request_timeout_ms=15000, max_block_ms=15000, **kafka_python_options(settings))
+        return KafkaProducer(**{"bootstrap_servers": settings.broker.split(","), "acks": "all", "linger_ms": 5,
+                                "request_timeout_ms": 15000, "max_block_ms": 15000,
+                                **kafka_python_options(settings), **options})
     except KafkaError as exc:
         raise ClientError(refusal(settings) or f"cannot reach the broker at {settings.broker}: {exc}") from exc
 
 
 def produce(settings: Settings, topic_base: str, records: list[tuple[str, bytes | None]]) -> None:
-    from streams.kafka.broker import admin, ensure_topics
     from streams.topics import TopicNames
 
-    try:
-        client = admin(settings, wait_seconds=15)
-    except RuntimeError as exc:
-        raise ClientError(str(exc)) from exc
-    try:
-        ensure_topics(settings, client)
-    finally:
-        client.close()
+    from kafka.errors import KafkaError
+
+    _ensure_topics(settings)
     kafka = producer(settings)
     topic = TopicNames(settings.topic_prefix).name(topic_base)
     try:
@@ -52,8 +45,30 @@ def produce(settings: Settings, topic_base: str, records: list[tuple[str, bytes 
         kafka.flush(timeout=30)
         for f in futures:
             f.get(timeout=30)
+    except KafkaError as exc:
+        raise ClientError(f"the broker at {settings.broker} did not take the record ({exc})") from None
     finally:
         kafka.close(timeout=5)
+
+
+def _ensure_topics(settings: Settings) -> None:
+    """Wait up to 15 s for the broker (a refusal ends it at once), and create missing topics."""
+    from kafka.errors import KafkaError
+
+    from streams.kafka.broker import admin, ensure_topics
+
+    if not settings.broker:
+        raise ClientError("OUTAGE_BROKER is not set: point it at the broker (outage dev prints the value)")
+    try:
+        client = admin(settings, wait_seconds=15)
+    except RuntimeError as exc:
+        raise ClientError(str(exc)) from exc
+    try:
+        ensure_topics(settings, client)
+    except KafkaError as exc:
+        raise ClientError(f"cannot create the topics on {settings.broker}: {exc}") from None
+    finally:
+        client.close()
 
 
 def validate(model, data: dict, what: str):
@@ -66,55 +81,53 @@ def validate(model, data: dict, what: str):
 
 
 # -- customers --------------------------------------------------------------------------------
-def _read_customers(path: Path) -> list[dict]:
-    if not path.exists():
-        raise ClientError(f"{path}: no such file")
-    text = path.read_text(encoding="utf-8-sig")
-    if path.suffix.lower() == ".csv":
-        return [_customer_from_csv(row, n) for n, row in enumerate(csv.DictReader(text.splitlines()), start=2)]
-    rows = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
+class KafkaSink:
+    """The customers topic as the import's sink (``streams/customer_import.py``): sends are
+    batched by the producer (``linger_ms``, ``batch_size``) and flushed once, by ``finish``.
+    Nothing is kept per record: a failed delivery is counted, and the first reason kept."""
+
+    def __init__(self, settings: Settings) -> None:
+        from streams.topics import CUSTOMERS, TopicNames
+
+        _ensure_topics(settings)
+        self.kafka = producer(settings, linger_ms=50, batch_size=512 * 1024)
+        self.topic = TopicNames(settings.topic_prefix).name(CUSTOMERS)
+        self.failed = 0
+        self.first_error: str | None = None
+
+    def _failed(self, exc) -> None:
+        self.failed += 1
+        if self.first_error is None:
+            self.first_error = str(exc) or type(exc).__name__
+
+    def send(self, key: bytes, value: bytes) -> None:
+        from kafka.errors import KafkaError
+
         try:
-            rows.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise ClientError(f"{path}:{n}: invalid JSON: {exc.msg} at column {exc.colno}") from exc
-    return rows
+            self.kafka.send(self.topic, key=key, value=value).add_errback(self._failed)
+        except KafkaError as exc:   # the buffer stayed full (a broker that stopped answering)
+            self.close()
+            raise ClientError(f"the broker stopped taking records ({exc})") from None
+
+    def finish(self) -> None:
+        try:
+            self.kafka.flush()
+        finally:
+            self.close()
+        if self.failed:
+            raise ClientError(f"{self.failed} customers were not delivered to the broker: {self.first_error}")
+
+    def close(self) -> None:
+        self.kafka.close(timeout=5)
 
 
-def _customer_from_csv(row: dict, line: int) -> dict:
-    """CSV columns: customer_id, name, locale, timezone, tier, contacts, services.
-    ``contacts``: ``Name <email>`` or ``email``, separated by ``;``. ``services``:
-    ``component@region`` separated by ``;``."""
-    def split(value: str | None) -> list[str]:
-        return [v.strip() for v in (value or "").split(";") if v.strip()]
+def import_customers(settings: Settings, path: Path, *, fmt: str | None = None, rejects: Path | None = None,
+                     progress=None):
+    """Import a customers file (``streams/customer_import.py``); its ``ImportResult``."""
+    from streams.customer_import import ImportFailed, check_file, import_file
 
-    contacts = []
-    for item in split(row.get("contacts")):
-        if "<" in item and item.endswith(">"):
-            name, _, email = item[:-1].partition("<")
-            contacts.append({"email": email.strip(), "name": name.strip() or None})
-        else:
-            contacts.append({"email": item})
-    services = []
-    for item in split(row.get("services")):
-        component, sep, region = item.partition("@")
-        if not sep:
-            raise ClientError(f"line {line}: service {item!r} must be component@region")
-        services.append({"component": component.strip(), "region": region.strip()})
-    return {"customer_id": row.get("customer_id"), "name": row.get("name"), "locale": row.get("locale"),
-            "timezone": row.get("timezone"), "tier": row.get("tier") or None, "contacts": contacts,
-            "services": services}
-
-
-def import_customers(settings: Settings, path: Path) -> int:
-    from schemas import Customer
-
-    records = []
-    for n, data in enumerate(_read_customers(path), start=1):
-        customer = validate(Customer, data, f"customer #{n} in {path}")
-        records.append((customer.customer_id, customer.model_dump_json().encode()))
-    from streams.topics import CUSTOMERS
-    produce(settings, CUSTOMERS, records)
-    return len(records)
+    try:
+        check_file(path, fmt)
+        return import_file(path, KafkaSink(settings), fmt=fmt, rejects_path=rejects, progress=progress)
+    except ImportFailed as exc:
+        raise ClientError(str(exc)) from None

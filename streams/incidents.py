@@ -76,12 +76,14 @@ class IncidentDesk:
                         M.PROMISES_LATE.inc()
                         log.warning("incident %s: the round keeping the update promised for %s starts %.0fs "
                                     "late; the next is promised for %s", key, tick.due.isoformat(), late,
-                                    decision.state.promised_at.isoformat())
+                                    decision.state.promised_at.isoformat(),
+                                    extra={"incident": key, "round": decision.round.seq})
                     if decision.stretched:
                         M.PROMISES_STRETCHED.inc()
                         log.warning("incident %s: its audience takes about %.0fs to reach at the measured send rate, "
                                     "longer than its update interval allows; the next update is promised for %s",
-                                    key, tick.send_seconds, decision.state.promised_at.isoformat())
+                                    key, tick.send_seconds, decision.state.promised_at.isoformat(),
+                                    extra={"incident": key})
                 else:
                     ev = parse_record(IncidentEvent, event.value)
                     key = record_key(event)
@@ -94,7 +96,7 @@ class IncidentDesk:
                 if decision.error:
                     raise RecordError(decision.error, field="incident_id")
                 if decision.round is None:
-                    log.info("incident event ignored: %s", decision.ignored)
+                    log.info("incident event ignored: %s", decision.ignored, extra={"incident": key})
                     if decision.resend and state is not None:
                         await self.fan_out(current_round(state))  # a crash may have cut it short
                     continue
@@ -105,7 +107,8 @@ class IncidentDesk:
                 await self.fan_out(rnd)
                 M.ROUNDS.labels(decision.round.trigger).inc()
                 log.info("round %s #%d (%s) decided; next update promised for %s", key, decision.round.seq,
-                         decision.round.trigger, decision.round.next_update_at)
+                         decision.round.trigger, decision.round.next_update_at,
+                         extra={"incident": key, "round": decision.round.seq})
 
     def state(self, p: int, incident_id: str) -> IncidentState | None:
         raw = self.incidents.partition(p).get(incident_id)
@@ -144,7 +147,8 @@ class IncidentDesk:
                     await self.ticks_topic.send(key=incident_id.encode(), value=tick.model_dump_json().encode(),
                                                 partition=p)
             except Exception as exc:  # noqa: BLE001 - see the docstring
-                log.error("schedule: incident %s skipped this time (%s)", incident_id, type(exc).__name__)
+                log.error("schedule: incident %s skipped this time (%s)", incident_id, type(exc).__name__,
+                          extra={"incident": incident_id})
                 log.debug("traceback", exc_info=True)
         M.ACTIVE_INCIDENTS.set(active)
         M.SEND_RATE.set(self.rate.value if self.rate.measured else 0)

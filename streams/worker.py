@@ -10,6 +10,7 @@ from domain.audience import NoticeJob
 from domain.content import notice_content
 from notifiers.notice import NoticeComposer
 from notifiers.render import render_ticket_comment
+from core.logs import configure
 from core.settings import Settings
 from streams import metrics as M
 from streams.app import Pipeline
@@ -55,7 +56,7 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
 
         delivery = ProcessDelivery(DeliveryConfig(public_url=settings.public_url, mail_from=settings.mail_from,
                                                   signing_key=settings.signing_key(), smtp=smtp,
-                                                  reply_to=settings.reply_to),
+                                                  reply_to=settings.reply_to, log_format=settings.log_format),
                                    processes=settings.delivery_helpers, on_eta_passed=M.ETA_PASSED.inc)
     if mailer is None:
         from notifiers.smtp import SmtpPool
@@ -68,7 +69,18 @@ def build_pipeline(settings: Settings, *, mailer=None, clock=None) -> Pipeline:
                     comment=comment, delivery=delivery, **kwargs)
 
 
+def worker_logging(settings: Settings, loglevel: str = "info") -> dict:
+    """The worker's logging (``OUTAGE_LOG_FORMAT``, core/logs.py), applied now and returned for
+    faust's worker, which configures the root logger again with it when it starts."""
+    return configure(settings.log_format, loglevel.upper())
+
+
 def run_worker(settings: Settings, loglevel: str = "info") -> None:
-    logging.basicConfig(level=getattr(logging, loglevel.upper(), logging.INFO),
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    build_pipeline(settings).worker(loglevel).execute_from_commandline()
+    config = worker_logging(settings, loglevel)
+    # faust's banner and spinner are printed, not logged: in the JSON format nothing but JSON
+    # lines is written (quiet), and stray prints go to a logger (redirect_stdouts, faust's default)
+    json_lines = settings.log_format == "json"
+    worker = build_pipeline(settings).worker(loglevel, logging_config=config, quiet=json_lines)
+    if json_lines:
+        worker.spinner = None   # faust's progress spinner draws on a terminal at levels above info
+    worker.execute_from_commandline()

@@ -139,7 +139,9 @@ def j(value) -> bytes:
 
 HUGE_NOTES = "x" * 1_200_000
 HUGE_VALUE = j(customer("c-huge", notes=HUGE_NOTES))
-NEAR_LIMIT_VALUE = j(customer("c-900k", ("near", "eu-1"), email_="bulk@c900k.example.com", notes="y" * 900_000))
+# ~900 KB of the contract's own fields (an unknown field is refused): services no incident names
+NEAR_LIMIT_VALUE = j(customer("c-900k", ("near", "eu-1"), *((f"pad-{i:05d}", "eu-1") for i in range(19_500)),
+                              email_="bulk@c900k.example.com"))
 INJECT = "\r\nBcc: victim@evil.example"
 
 BAD: list[Bad] = [
@@ -224,6 +226,15 @@ BAD: list[Bad] = [
         j(declared("inc-crlfid\r\nX-Evil: 1", ["core"])), ("incident_id",)),
     Bad("incident-updated-for-unknown-incident", "incident-events", "inc-never",
         j(updated("inc-never", "inc-never-u1", status="identified")), ("incident_id", "unknown incident")),
+    # strict at the door: an unknown field is refused naming it; an update must change something
+    Bad("customer-unknown-field", "customers", "c-notes", j(customer("c-notes", notes="VIP")), ("notes", "unknown field")),
+    Bad("customer-contact-unknown-field", "customers", "c-phone",
+        j(customer("c-phone") | {"contacts": [contact("ops@c-phone.example.com", "Alex") | {"phone": "1"}]}),
+        ("contacts.0.phone", "unknown field")),
+    Bad("incident-misspelt-field", "incident-events", "inc-mesage",
+        j(declared("inc-mesage", ["core"], mesage="typo")), ("mesage", "unknown field")),
+    Bad("incident-update-changes-nothing", "incident-events", "inc-never3",
+        j(updated("inc-never3", "inc-never3-u1")), ("changes nothing",)),
     Bad("incident-update-clears-status", "incident-events", "inc-never2",
         j(updated("inc-never2", "inc-never2-u1", status=None)), ("status",)),
     Bad("incident-title-of-2000-characters", "incident-events", "inc-longtitle",
@@ -497,7 +508,7 @@ async def test_huge_record_did_not_stall_its_partition(pipe):
 
 
 async def test_record_just_under_the_size_limit_is_accepted(pipe):
-    """~900 KB of text in an unknown field (ignored): accepted, and the customer is notified."""
+    """~900 KB of services: accepted, and the customer is notified."""
     assert not [d for d in pipe.letters if d.get("key") == "c-900k"], "a valid customer was dead-lettered"
     pipe.produce("incident-events", "inc-near", declared("inc-near", ["near"], title="Near the limit"))
     entries = await wait_mail(pipe, 1, incident="inc-near")

@@ -28,7 +28,7 @@ def test_customers_import_jsonl_and_csv(env, tmp_path, read_topic, capsys):
                    "api@eu-west-1;dashboard@eu-west-1\n")
     assert cli(["customers", "import", str(jsonl)]) == 0
     assert cli(["customers", "import", str(csv)]) == 0
-    assert "imported 1 customers" in capsys.readouterr().out
+    assert capsys.readouterr().out.splitlines()[-1] == "imported 1, rejected 0"
     records = {r["customer_id"]: r for r in read_topic("customers")}
     assert records["c-2"]["contacts"] == [{"email": "jo@example.co.uk", "name": "Jo Bloggs"},
                                           {"email": "it@example.co.uk", "name": None}]
@@ -39,8 +39,10 @@ def test_customers_import_jsonl_and_csv(env, tmp_path, read_topic, capsys):
 def test_clear_errors_for_bad_input(env, tmp_path, capsys):
     bad = tmp_path / "bad.jsonl"
     bad.write_text('{"customer_id": "c-1", "name": "X", "timezone": "Mars/Base"}\n')
-    assert cli(["customers", "import", str(bad)]) == 2
-    assert "timezone" in capsys.readouterr().err
+    assert cli(["customers", "import", str(bad)]) == 2   # the row is rejected, with its reason
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "imported 0, rejected 1" and "bad.jsonl.rejects.jsonl" in err
+    assert "timezone" in (tmp_path / "bad.jsonl.rejects.jsonl").read_text()
     assert cli(["customers", "import", str(tmp_path / "missing.jsonl")]) == 2
     assert "no such file" in capsys.readouterr().err
     assert cli(["incident", "declare", "--title", "X", "--severity", "major"]) == 2
@@ -68,6 +70,15 @@ def test_declare_update_resolve_list_show(env, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert [h["type"] for h in shown["history"]] == ["declared", "updated", "resolved"]
     assert cli(["incident", "show", "inc-nope"]) == 2
+    capsys.readouterr()
+    # what the API refuses (404, 409), the command refuses (exit 2), reading the topic first
+    assert cli(["incident", "update", "inc-nope", "--message", "x"]) == 2
+    assert "unknown incident inc-nope" in capsys.readouterr().err
+    assert cli(["incident", "resolve", "inc-cli"]) == 2
+    assert "incident inc-cli is resolved" in capsys.readouterr().err
+    assert cli(["incident", "declare", "--id", "inc-cli", "--title", "Again", "--severity", "minor",
+                "--components", "api"]) == 2
+    assert "already exists" in capsys.readouterr().err
 
 
 def test_schemas_export(tmp_path, capsys):

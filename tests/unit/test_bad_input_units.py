@@ -276,16 +276,34 @@ def test_the_cli_measures_a_files_estimate_against_the_files_at(tmp_path, monkey
     assert err.count("\n") == 1 and "eta: must be later than the event's time (2026-11-25T01:00:00Z)" in err, err
 
 
-def test_the_cli_refuses_a_customer_file_with_a_contact_name_over_the_limit(tmp_path, monkeypatch, capsys):
+def test_the_cli_rejects_a_customer_row_with_a_contact_name_over_the_limit(tmp_path, monkeypatch, capsys):
+    """The import streams: the row goes to the rejects file with its reason, the others are imported."""
+    import streams.client
     from outage.cli import main
 
-    monkeypatch.delenv("OUTAGE_BROKER", raising=False)
+    sent = []
+
+    class Sink:
+        def __init__(self, settings) -> None:
+            pass
+
+        def send(self, key, value) -> None:
+            sent.append(key)
+
+        def finish(self) -> None:
+            pass
+
+    monkeypatch.setenv("OUTAGE_BROKER", "127.0.0.1:9092")
+    monkeypatch.setattr(streams.client, "KafkaSink", Sink)
     path = tmp_path / "customers.jsonl"
     over = {**C_NAME_LIMIT, "contacts": [{"email": "x@namelimit.example.jp", "name": "N" * 1_000}]}
     path.write_text(json.dumps(C_NAME_LIMIT, ensure_ascii=False) + "\n" + json.dumps(over) + "\n", encoding="utf-8")
     assert main(["customers", "import", str(path)]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and "customer #2" in err and "contacts.0.name: too long" in err, err
+    out, err = capsys.readouterr()
+    assert out.splitlines()[-1] == "imported 1, rejected 1" and err.count("\n") == 1, err
+    (reject,) = [json.loads(line) for line in (tmp_path / "customers.jsonl.rejects.jsonl").read_text().splitlines()]
+    assert reject["line"] == 2 and "contacts.0.name: too long" in reject["error"], reject
+    assert sent == [C_NAME_LIMIT["customer_id"].encode()]
 
 
 @pytest.mark.parametrize("content,says", [

@@ -26,6 +26,8 @@ def ev(**kw) -> IncidentEvent:
     if kw.get("type", "declared") != "declared":
         base = {"event_id": kw.pop("event_id"), "incident_id": "inc-7", "type": kw.pop("type"),
                 "at": kw.pop("at", T0.isoformat())}
+        if base["type"] == "updated" and not kw:   # an update changes something (else: "changes nothing")
+            base["message"] = "Still investigating."
     base.update(kw)
     return IncidentEvent.model_validate(base)
 

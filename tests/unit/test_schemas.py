@@ -111,9 +111,9 @@ def test_ticket_example_parses():
     assert ticket.components == ["api"]
 
 
-def test_unknown_fields_are_ignored():
-    event = parse_record(IncidentEvent, record(INCIDENT_EXAMPLE, future_field={"x": 1}))
-    assert not hasattr(event, "future_field")
+def test_an_unknown_field_is_refused_naming_it():
+    error = rejected(IncidentEvent, record(INCIDENT_EXAMPLE, future_field={"x": 1}))
+    assert error.field == "future_field" and str(error) == "future_field: unknown field"
 
 
 # --- rejections: each names the field ------------------------------------------------------
@@ -451,9 +451,12 @@ def test_api_bodies_make_events():
     event = declared.to_event(event_id="e-1", incident_id="inc-1", at=at)
     assert (event.type, event.incident_id, event.status, event.at) == ("declared", "inc-1", "investigating", at)
 
-    update = IncidentUpdateBody.model_validate({"eta": None, "incident_id": "ignored"})
+    update = IncidentUpdateBody.model_validate({"eta": None, "incident_id": "inc-1", "type": "updated"})
     event = update.to_event(incident_id="inc-1", event_id="e-2", at=at)
     assert (event.type, event.incident_id, event.changes()) == ("updated", "inc-1", {"eta": None})
+    with pytest.raises(pydantic.ValidationError, match="incident_id"):   # a body naming another incident
+        IncidentUpdateBody.model_validate({"eta": None, "incident_id": "inc-2"}).to_event(
+            incident_id="inc-1", event_id="e-2", at=at)
 
     resolve = IncidentResolveBody.model_validate({"message": "Fixed.", "at": "2026-11-25T11:00:00Z"})
     event = resolve.to_event(incident_id="inc-1", event_id="e-3", at=at)
