@@ -18,7 +18,6 @@ answered with a 500.
 from __future__ import annotations
 
 import hmac
-import html
 import json
 import logging
 import uuid
@@ -36,10 +35,10 @@ from core.settings import Settings
 from domain.incident import IncidentState
 from schemas import IncidentDeclare, IncidentResolveBody, IncidentUpdateBody, describe_validation_error
 from streams import metrics as M
+from streams import preferences_web
 from streams.feedback import FeedbackDesk
 from streams.feedback_view import FeedbackView
 from streams.incident_view import IncidentView
-from streams import preferences_web
 from streams.openapi import openapi_document
 from streams.preferences_web import PreferencesDesk
 from streams.reach import BrokerReach
