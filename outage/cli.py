@@ -103,47 +103,23 @@ def _produce_incident_event(settings: Settings, event) -> dict:
     return json.loads(event.model_dump_json())
 
 
-def read_incidents(settings: Settings, idle_seconds: float = 1.5) -> dict:
+def read_incidents(settings: Settings) -> dict:
     """Fold the incident-events topic through the domain rules: the incidents as workers see them."""
-    from kafka import KafkaConsumer, TopicPartition
-
     from domain.incident import decide
     from schemas import IncidentEvent, parse_record
-    from streams.topics import INCIDENT_EVENTS, TopicNames
+    from streams.client import read_topic
+    from streams.topics import INCIDENT_EVENTS
 
-    if not settings.broker:
-        raise CliError("OUTAGE_BROKER is not set")
-    topic = TopicNames(settings.topic_prefix).name(INCIDENT_EVENTS)
-    from kafka.errors import KafkaError
-
-    from streams.kafka.broker import admin, kafka_python_options, refusal
-
-    try:   # as the producing commands do: a refusal ends it at once, an unreachable broker after 15 s
-        admin(settings, wait_seconds=15).close()
-    except RuntimeError as exc:
-        raise CliError(str(exc)) from exc
-    try:
-        consumer = KafkaConsumer(bootstrap_servers=settings.broker.split(","), enable_auto_commit=False,
-                                 consumer_timeout_ms=int(idle_seconds * 1000), **kafka_python_options(settings))
-    except KafkaError as exc:
-        raise CliError(refusal(settings) or f"cannot reach the broker at {settings.broker}: {exc}") from exc
-    try:
-        parts = consumer.partitions_for_topic(topic) or set()
-        tps = [TopicPartition(topic, p) for p in sorted(parts)]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        states: dict = {}
-        for msg in consumer:
-            try:
-                event = parse_record(IncidentEvent, msg.value)
-            except Exception:  # noqa: BLE001 - dead-lettered by the workers; not an incident
-                continue
-            decision = decide(states.get(event.incident_id), event, event.at)
-            if decision.state is not None and decision.round is not None:
-                states[event.incident_id] = decision.state
-        return states
-    finally:
-        consumer.close()
+    states: dict = {}
+    for value in read_topic(settings, INCIDENT_EVENTS):
+        try:
+            event = parse_record(IncidentEvent, value)
+        except Exception:  # noqa: BLE001 - dead-lettered by the workers; not an incident
+            continue
+        decision = decide(states.get(event.incident_id), event, event.at)
+        if decision.state is not None and decision.round is not None:
+            states[event.incident_id] = decision.state
+    return states
 
 
 def _show(state) -> dict:

@@ -95,44 +95,23 @@ def send(settings: Settings, event_type: str, maintenance_id: str | None, fields
     return json.loads(event.model_dump_json())
 
 
-def read_maintenance(settings: Settings, idle_seconds: float = 1.5) -> dict:
+def read_maintenance(settings: Settings) -> dict:
     """Fold ``maintenance-events`` through the domain's rules: every maintenance as the workers see it."""
-    from kafka import KafkaConsumer, TopicPartition
-    from kafka.errors import KafkaError
-
     from domain.maintenance import decide
     from schemas import MaintenanceEvent, parse_record
-    from streams.kafka.broker import admin, kafka_python_options, refusal
-    from streams.topics import MAINTENANCE_EVENTS, TopicNames
+    from streams.client import read_topic
+    from streams.topics import MAINTENANCE_EVENTS
 
-    if not settings.broker:
-        raise CliError("OUTAGE_BROKER is not set")
-    topic = TopicNames(settings.topic_prefix).name(MAINTENANCE_EVENTS)
-    try:
-        admin(settings, wait_seconds=15).close()
-    except RuntimeError as exc:
-        raise CliError(str(exc)) from exc
-    try:
-        consumer = KafkaConsumer(bootstrap_servers=settings.broker.split(","), enable_auto_commit=False,
-                                 consumer_timeout_ms=int(idle_seconds * 1000), **kafka_python_options(settings))
-    except KafkaError as exc:
-        raise CliError(refusal(settings) or f"cannot reach the broker at {settings.broker}: {exc}") from exc
-    try:
-        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
-        consumer.assign(tps)
-        consumer.seek_to_beginning(*tps)
-        states: dict = {}
-        for msg in consumer:
-            try:
-                event = parse_record(MaintenanceEvent, msg.value)
-            except Exception:  # noqa: BLE001 - dead-lettered by the workers; not a maintenance
-                continue
-            decision = decide(states.get(event.maintenance_id), event)
-            if decision.state is not None and not decision.error:
-                states[event.maintenance_id] = decision.state
-        return states
-    finally:
-        consumer.close()
+    states: dict = {}
+    for value in read_topic(settings, MAINTENANCE_EVENTS):
+        try:
+            event = parse_record(MaintenanceEvent, value)
+        except Exception:  # noqa: BLE001 - dead-lettered by the workers; not a maintenance
+            continue
+        decision = decide(states.get(event.maintenance_id), event)
+        if decision.state is not None and not decision.error:
+            states[event.maintenance_id] = decision.state
+    return states
 
 
 def run(args, settings: Settings, out) -> int:

@@ -71,6 +71,50 @@ def _ensure_topics(settings: Settings) -> None:
         client.close()
 
 
+def read_topic(settings: Settings, topic_base: str, idle_seconds: float = 5.0):
+    """Every record value of a topic from its beginning up to its end as this call finds it (the
+    commands' view of the incidents and maintenance: ``outage/cli.py``, ``outage/maintenance_cli.py``).
+    A topic that does not exist yet has nothing; a broker that refuses or does not answer is one line."""
+    from kafka import KafkaConsumer, TopicPartition
+    from kafka.errors import KafkaError
+
+    from streams.kafka.broker import admin, kafka_python_options, refusal
+    from streams.topics import TopicNames
+
+    if not settings.broker:
+        raise ClientError("OUTAGE_BROKER is not set")
+    topic = TopicNames(settings.topic_prefix).name(topic_base)
+    try:   # as the producing commands do: a refusal ends it at once, an unreachable broker after 15 s
+        admin(settings, wait_seconds=15).close()
+    except RuntimeError as exc:
+        raise ClientError(str(exc)) from exc
+    try:
+        consumer = KafkaConsumer(bootstrap_servers=settings.broker.split(","), enable_auto_commit=False,
+                                 consumer_timeout_ms=int(idle_seconds * 1000), **kafka_python_options(settings))
+    except KafkaError as exc:
+        raise ClientError(refusal(settings) or f"cannot reach the broker at {settings.broker}: {exc}") from exc
+    try:
+        tps = [TopicPartition(topic, p) for p in sorted(consumer.partitions_for_topic(topic) or set())]
+        if not tps:
+            return
+        consumer.assign(tps)
+        consumer.seek_to_beginning(*tps)
+        ends = {tp: end for tp, end in consumer.end_offsets(tps).items() if end > 0}
+        while ends:   # read up to the end offsets taken now; idle_seconds without a record ends it too
+            got = consumer.poll(timeout_ms=int(idle_seconds * 1000))
+            if not got:   # nothing more came (e.g. only transaction markers left): what was read is all
+                return
+            for tp, messages in got.items():
+                for msg in messages:
+                    if tp in ends and msg.offset < ends[tp]:
+                        yield msg.value
+            for tp in list(ends):
+                if consumer.position(tp) >= ends[tp]:
+                    del ends[tp]
+    finally:
+        consumer.close()
+
+
 def validate(model, data: dict, what: str):
     from schemas import describe_validation_error
 

@@ -144,7 +144,7 @@ async def test_every_answer_is_documented_and_every_documented_status_occurs(wor
                json={"message": "Fixed."}, headers=AUTH)
         wait_for(lambda: send(base, "GET", f"/api/incidents/{done}").json().get("resolved_at"), "the resolution")
         for path in ("/api/incidents/{incident_id}/updates", "/api/incidents/{incident_id}/resolve"):
-            record("POST", path, path.replace("{incident_id}", done), 409, json={}, headers=AUTH)
+            record("POST", path, path.replace("{incident_id}", done), 409, json={"message": "late"}, headers=AUTH)
             concrete = path.replace("{incident_id}", one)
             record("POST", path, concrete, 202,
                    json={"status": "identified"} if path.endswith("updates") else {"message": "Done."}, headers=AUTH)
