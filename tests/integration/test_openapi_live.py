@@ -151,7 +151,8 @@ async def test_every_answer_is_documented_and_every_documented_status_occurs(wor
             record("POST", path, concrete, 401, json={})
             record("POST", path, concrete, 400, data=b"[1]", headers={**AUTH, "Content-Type": "application/json"})
             record("POST", path, concrete, 413, data=big, headers={**AUTH, "Content-Type": "application/json"})
-            record("POST", path, path.replace("{incident_id}", "inc-nowhere"), 404, json={}, headers=AUTH)
+            record("POST", path, path.replace("{incident_id}", "inc-nowhere"), 404, json={"message": "late"},
+                   headers=AUTH)
         record("GET", "/api/incidents/{incident_id}", "/api/incidents/inc-nowhere", 404)
         record("POST", "/api/incidents", "/api/incidents", 401, json=DECLARE)
         record("POST", "/api/incidents", "/api/incidents", 400, json={"severity": "dire"}, headers=AUTH)
