@@ -171,6 +171,9 @@ def _incident(item: Mapping, reader: Reader, at: _Times,
               services: Iterable[tuple[str, str]] | None) -> dict[str, Any]:
     scope = _scope(item)
     started, resolved = _parse(item.get("started_at")), _parse(item.get("resolved_at"))
+    eta = _parse(item.get("eta"))
+    # an estimate that has gone by is never shown as one: the page said it, so it is "taking longer"
+    eta_state = "unknown" if eta is None else "future" if eta > at.now else "passed"
     if services is not None:   # a customer's page names its own services, and only those
         affected = sorted({(c, r) for c, r in services if scope.covers(c, r)})
         where = [f"{c} ({r})" for c, r in affected]
@@ -185,7 +188,8 @@ def _incident(item: Mapping, reader: Reader, at: _Times,
         "where": where,
         "started": at(item.get("started_at")),
         "updated": at(item.get("updated_at")),
-        "eta": at(item.get("eta")),
+        "eta": at(item.get("eta")) if eta_state == "future" else None,
+        "eta_state": eta_state,
         "next_update": at(item.get("next_update_at")),
         "resolved": at(item.get("resolved_at")),
         "duration": format_duration(resolved - started, reader.locale) if started and resolved else "",

@@ -1,0 +1,79 @@
+"""Everything customers see, from devtools/screenshots.py's sample data (no Chromium here): every page and
+notice renders in both languages, speaks its language, shows no UTC time where the reader's zone is known,
+and the status page never shows an estimate that has gone by as an estimate (issue 16); the email
+layouts are dark-mode and Outlook safe (issue 17)."""
+
+from __future__ import annotations
+
+import re
+from datetime import timedelta
+
+import pytest
+
+from devtools.screenshots import NOW, notice_contents, notices, pages, status_document
+from notifiers.status_page import Reader, render_status_page
+
+PAGES = pages()
+NOTICES = notices()
+# where the reader's zone is known: the customer's status page and every notice (the public page is in UTC
+# by design unless ?tz= names a zone, and its script shows the browser's zone)
+ZONED = {name: html for name, html in {**PAGES, **NOTICES}.items()
+         if name.startswith(("status-customer-", "notice-"))}
+UTC_TIME = re.compile(r"\d{1,2}:\d{2}(?: [AP]M)? ?(?:UTC|（UTC）)|\bUTC\b")
+HIRAGANA = re.compile(r"[\u3041-\u309f]")
+
+
+def test_every_page_and_notice_renders_in_both_languages():
+    for prefix in ("status-public", "status-customer", "preferences-form", "preferences-saved", "unsubscribe-confirm",
+                   "unsubscribe-done", "unsubscribe-undone", "feedback-form", "feedback-thanks"):
+        assert {f"{prefix}-en", f"{prefix}-ja"} <= PAGES.keys(), prefix
+    kinds = {name.removeprefix("notice-").rsplit("-", 1)[0] for name in NOTICES}
+    assert len(kinds) == 13 and "acknowledged-start-and-end" in kinds   # 6 incident, 6 maintenance, 1 variant
+    for name, html in {**PAGES, **NOTICES}.items():
+        assert html.startswith("<!DOCTYPE html>") and html.rstrip().endswith("</html>"), name
+        if name.startswith("invalid-"):
+            assert 'lang="ja"' in html and "This link is not valid." in html, name   # both languages
+        elif name.endswith("-ja"):
+            assert '<html lang="ja">' in html and HIRAGANA.search(html), name
+        else:
+            assert '<html lang="en">' in html and not HIRAGANA.search(_visible(html)), name
+
+
+def _visible(html: str) -> str:
+    """The text a reader sees, roughly (no head, no tags; the invalid pages' Japanese line aside)."""
+    html = re.sub(r"<head>.*?</head>|<script>.*?</script>|<[^>]+lang=\"ja\"[^>]*>[^<]*<", " ", html, flags=re.S)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", html))
+
+
+@pytest.mark.parametrize("name", sorted(ZONED))
+def test_no_utc_time_where_the_readers_zone_is_known(name):
+    text = _visible(ZONED[name])
+    assert not UTC_TIME.search(text), (name, UTC_TIME.search(text))
+    # every clock time is followed by the customer's zone (Europe/London in English, Tokyo in Japanese)
+    zone = "日本時間" if name.endswith("-ja") else "GMT"
+    times = re.findall(r"\d{1,2}:\d{2}(?: [AP]M)?\s*[（ ]?([A-Za-z]+|日本時間)?", text)
+    assert all(label == zone for label in times), (name, times)
+    if "start-and-end" not in name and "unaffected" not in name:   # those two say no time
+        assert times, name
+
+
+def test_the_status_page_never_shows_an_estimate_that_has_gone_by_as_an_estimate():
+    doc = status_document()
+    eta = doc["active"][1]["eta"]   # 20 minutes ago
+    for locale, passed in (("en", "Recovery is taking longer than our earlier estimate."),
+                           ("ja", "復旧に、前回お知らせした見込みより時間を要しております。")):
+        page = render_status_page(doc, Reader(locale, "Asia/Tokyo", zone_named=True), NOW)
+        assert passed in page and "16:10" not in page and "4:10 PM" not in page
+        assert eta.replace("+00:00", "Z") not in page
+        # an hour earlier the same estimate was still ahead, and it was shown
+        earlier = render_status_page(doc, Reader(locale, "Asia/Tokyo", zone_named=True), NOW - timedelta(hours=1))
+        assert passed not in earlier and ("16:10" in earlier or "4:10 PM" in earlier)
+    # no estimate at all is not "taking longer"
+    page = render_status_page(doc, Reader("en"), NOW)
+    assert page.count("Recovery is taking longer") == 1
+
+
+def test_the_sample_covers_a_passed_and_a_future_estimate_in_notices():
+    contents = notice_contents()
+    assert contents["notice-progress-en"][1].eta_state == "future"
+    assert contents["notice-scheduled-ja"][1].eta_state == "passed"
