@@ -73,6 +73,20 @@ def test_the_status_page_never_shows_an_estimate_that_has_gone_by_as_an_estimate
     assert page.count("Recovery is taking longer") == 1
 
 
+@pytest.mark.parametrize("name", sorted(NOTICES))
+def test_notice_html_is_dark_mode_and_outlook_safe(name):
+    html = NOTICES[name]
+    assert '<meta name="color-scheme" content="light dark">' in html
+    assert '<meta name="supported-color-schemes" content="light dark">' in html
+    assert "@media (prefers-color-scheme: dark)" in html
+    assert not re.search(r"display:\s*(flex|grid)", html), name          # Outlook ignores both
+    assert re.search(r'<table role="presentation" width="100%"', html)   # a table-based outer layout
+    assert '<!--[if mso]><table role="presentation" width="600"' in html   # a fixed width for Outlook (Word)
+    # every coloured element carries a class the dark styles recolour
+    for tag in re.findall(r"<(?:p|h1|h2|td|span|li|ul|table|a)\b[^>]*style=\"[^\"]*\bcolor:#[^\"]*\"[^>]*>", html):
+        assert 'class="' in tag, (name, tag)
+
+
 def test_the_sample_covers_a_passed_and_a_future_estimate_in_notices():
     contents = notice_contents()
     assert contents["notice-progress-en"][1].eta_state == "future"
