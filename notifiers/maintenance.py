@@ -21,7 +21,7 @@ from core.vocabulary import DEFAULT_LOCALE, LOCALES, M_CHANGED, M_COMPLETED, M_S
 from domain.maintenance import CANCELLED, MaintenanceRound
 from notifiers.message import build_message
 from notifiers.render import RenderedNotice, _block, _one_line, _tidy_text, get_environment
-from notifiers.timefmt import format_duration, format_time
+from notifiers.timefmt import format_duration, format_time, format_window
 
 
 def is_maintenance(job) -> bool:
@@ -71,6 +71,10 @@ def _view(c: MaintenanceContent) -> dict[str, Any]:
     reminder = at(r.reminder_at()) if c.kind in (M_SCHEDULED, M_CHANGED) and r.reminds() and \
         c.now <= r.reminder_at() else ""
     ended = r.end() if c.kind == M_COMPLETED else None
+
+    def window(start: datetime | None, end: datetime | None) -> str:
+        return format_window(start, end, c.timezone, locale, now=c.now) if start and end else ""
+
     return {
         "kind": c.kind, "locale": locale,
         "title": _one_line(localize(r.title, locale)), "message": _block(localize(r.message, locale)),
@@ -80,6 +84,10 @@ def _view(c: MaintenanceContent) -> dict[str, Any]:
         "prev_start": at(r.previous_starts_at) if moved else "",
         "prev_end": at(r.previous_ends_at, now=r.previous_starts_at) if moved else "",
         "reminder": reminder,
+        # the same windows written as one (Japanese: the date and the zone once, 12月5日 1:00〜3:00（日本時間）)
+        "window": window(r.starts_at, r.ends_at),
+        "prev_window": window(r.previous_starts_at, r.previous_ends_at) if moved else "",
+        "done_window": window(r.starts_at, ended) if ended else "",
         "ended": at(ended, now=r.starts_at) if ended else "",
         "duration": format_duration(ended - r.starts_at, locale) if ended else "",
         "reason": "cancelled" if r.status == CANCELLED else "scope",

@@ -19,6 +19,7 @@ __all__ = [
     "zone_label",
     "format_time",
     "format_duration",
+    "format_window",
 ]
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,24 @@ def format_time(
     clock = f"{hour12}:{local.minute:02d} {'AM' if local.hour < 12 else 'PM'}"
     text = f"{clock} {label}"
     return f"{text} on {_date_part(local.date(), 'en', today)}" if show_date else text
+
+
+def format_window(start: datetime, end: datetime, tz: str, locale: str = "en", *,
+                  now: datetime | None = None) -> str:
+    """A window from ``start`` to ``end``, its start with the date. Japanese writes a window within one
+    day with the zone once, as a reader expects it: ``12月5日 1:00〜3:00（日本時間）``; any other window
+    (English, or one over midnight or a change of offset) is its two times, ``A〜B`` / ``A to B``."""
+    _require_aware(start, "start")
+    _require_aware(end, "end")
+    zone = get_zone(tz)
+    a, b = start.astimezone(zone), end.astimezone(zone)
+    if locale == "ja" and a.date() == b.date() and zone_label(a, "ja") == zone_label(b, "ja"):
+        today = (now or start).astimezone(zone).date()
+        return (f"{_date_part(a.date(), 'ja', today)} {a.hour}:{a.minute:02d}〜{b.hour}:{b.minute:02d}"
+                f"（{zone_label(a, 'ja')}）")
+    first = format_time(start, tz, locale, now=now, with_date=True)
+    second = format_time(end, tz, locale, now=start)
+    return f"{first}〜{second}" if locale == "ja" else f"{first} to {second}"
 
 
 def format_duration(delta: timedelta, locale: str = "en") -> str:

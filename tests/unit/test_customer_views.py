@@ -51,7 +51,7 @@ def test_no_utc_time_where_the_readers_zone_is_known(name):
     assert not UTC_TIME.search(text), (name, UTC_TIME.search(text))
     # every clock time is followed by the customer's zone (Europe/London in English, Tokyo in Japanese)
     zone = "日本時間" if name.endswith("-ja") else "GMT"
-    times = re.findall(r"\d{1,2}:\d{2}(?: [AP]M)?\s*[（ ]?([A-Za-z]+|日本時間)?", text)
+    times = re.findall(r"\d{1,2}:\d{2}(?: [AP]M)?(?:〜\d{1,2}:\d{2})?\s*[（ ]?([A-Za-z]+|日本時間)?", text)
     assert all(label == zone for label in times), (name, times)
     if "start-and-end" not in name and "unaffected" not in name:   # those two say no time
         assert times, name
@@ -91,3 +91,17 @@ def test_the_sample_covers_a_passed_and_a_future_estimate_in_notices():
     contents = notice_contents()
     assert contents["notice-progress-en"][1].eta_state == "future"
     assert contents["notice-scheduled-ja"][1].eta_state == "passed"
+
+
+def test_a_japanese_window_within_a_day_names_the_date_and_the_zone_once():
+    from datetime import datetime, timezone
+
+    from notifiers.timefmt import format_window
+
+    at = lambda h, d=5: datetime(2026, 12, d, h, 0, tzinfo=timezone.utc)   # noqa: E731
+    assert format_window(at(16, 4), at(18, 4), "Asia/Tokyo", "ja", now=NOW) == "12月5日 1:00〜3:00（日本時間）"
+    # over midnight: both times whole
+    assert format_window(at(14, 4), at(16, 4), "Asia/Tokyo", "ja", now=NOW) == \
+        "12月4日 23:00（日本時間）〜12月5日 1:00（日本時間）"
+    # English keeps its two times
+    assert format_window(at(2), at(3), "Europe/London", "en", now=NOW) == "2:00 AM GMT on 5 Dec to 3:00 AM GMT"
