@@ -33,7 +33,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from core.vocabulary import DEFAULT_LOCALE, LOCALES
 from domain.affected import Scope
 from notifiers.render import get_environment
-from notifiers.timefmt import format_duration, format_time
+from notifiers.timefmt import format_duration, format_time, format_window
 from schemas.common import localize
 
 __all__ = ["Reader", "negotiate_locale", "resolve_zone", "render_status_page", "render_status_feed",
@@ -167,6 +167,13 @@ class _Times:
                                     with_date=with_date)}
 
 
+def _place(component: str, region: str, locale: str) -> str:
+    """``api (tokyo)``; in Japanese ``api（tokyo）``, as the notices write it."""
+    if not region:
+        return component
+    return f"{component}（{region}）" if locale == "ja" else f"{component} ({region})"
+
+
 def _incident(item: Mapping, reader: Reader, at: _Times,
               services: Iterable[tuple[str, str]] | None) -> dict[str, Any]:
     scope = _scope(item)
@@ -176,9 +183,9 @@ def _incident(item: Mapping, reader: Reader, at: _Times,
     eta_state = "unknown" if eta is None else "future" if eta > at.now else "passed"
     if services is not None:   # a customer's page names its own services, and only those
         affected = sorted({(c, r) for c, r in services if scope.covers(c, r)})
-        where = [f"{c} ({r})" for c, r in affected]
+        where = [_place(c, r, reader.locale) for c, r in affected]
     else:
-        where = [", ".join(scope.components) + (f" ({', '.join(scope.regions)})" if scope.regions else "")]
+        where = [_place(", ".join(scope.components), ", ".join(scope.regions), reader.locale)]
     return {
         "id": str(item.get("incident_id", "")),
         "title": localize(item.get("title"), reader.locale),
@@ -198,13 +205,17 @@ def _incident(item: Mapping, reader: Reader, at: _Times,
 
 def _maintenance(item: Mapping, reader: Reader, at: _Times, now: datetime) -> dict[str, Any]:
     scope = _scope(item)
+    starts, ends = _parse(item.get("starts_at")), _parse(item.get("ends_at"))
     return {
         "id": str(item.get("maintenance_id", "")),
         "title": localize(item.get("title"), reader.locale),
         "message": localize(item.get("message"), reader.locale),
-        "where": ", ".join(scope.components) + (f" ({', '.join(scope.regions)})" if scope.regions else ""),
+        "where": _place(", ".join(scope.components), ", ".join(scope.regions), reader.locale),
         "starts": at(item.get("starts_at")),
         "ends": at(item.get("ends_at")),
+        # in a zone the reader named (no script rewrites it): one window, the date and the zone once in Japanese
+        "window": format_window(starts, ends, reader.zone, reader.locale, now=now)
+        if reader.zone_named and starts and ends else "",
         "under_way": _in_window(item, now),
     }
 

@@ -205,7 +205,8 @@ def test_the_customer_page_shows_only_its_services_and_what_affects_them(locale)
     page = render_status_page(DOC, Reader(locale, "Asia/Tokyo", zone_named=True), NOW, services=SERVICES)
     assert ("Status of your services" if locale == "en" else "ご利用サービスの稼働状況") in page
     assert "noindex" in page and "no-referrer" in page
-    assert "billing-api (ap-northeast-1)" in page and "dashboard (ap-northeast-1)" in page
+    place = "{}（{}）" if locale == "ja" else "{} ({})"   # Japanese brackets in Japanese
+    assert place.format("billing-api", "ap-northeast-1") in page and place.format("dashboard", "ap-northeast-1") in page
     # the login incident was in eu-west-1: not this customer's
     assert ("Login failures" if locale == "en" else "ログインできない障害") not in page
     assert ("Database upgrade" if locale == "en" else "データベースの更新") in page   # the maintenance touches billing-api
