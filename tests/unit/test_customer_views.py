@@ -111,3 +111,11 @@ def test_the_customer_status_page_writes_a_window_and_a_place_as_its_language_do
     ja, en = PAGES["status-customer-ja"], PAGES["status-customer-en"]
     assert "12月5日 16:30〜18:30（日本時間）" in ja and "billing-api（ap-northeast-1）" in ja
     assert "7:30 AM GMT on 5 Dec to 9:30 AM GMT" in en and "billing-api (ap-northeast-1)" in en
+
+
+def test_a_start_and_end_notice_does_not_promise_to_share_the_estimate_by_email():
+    for locale, promise, where in (("en", "we will share one as soon as we do", "on the status page"),
+                                   ("ja", "判明しだいお知らせいたします", "稼働状況ページに掲載いたします")):
+        html = NOTICES[f"notice-acknowledged-start-and-end-{locale}"]
+        assert promise not in html and where in html
+        assert promise in NOTICES[f"notice-acknowledged-{locale}"]   # every-update contacts hear it by email
