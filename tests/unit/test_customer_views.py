@@ -119,3 +119,9 @@ def test_a_start_and_end_notice_does_not_promise_to_share_the_estimate_by_email(
         html = NOTICES[f"notice-acknowledged-start-and-end-{locale}"]
         assert promise not in html and where in html
         assert promise in NOTICES[f"notice-acknowledged-{locale}"]   # every-update contacts hear it by email
+
+
+@pytest.mark.parametrize("name", sorted(NOTICES))
+def test_a_notice_invites_a_reply_once(name):
+    text = _visible(NOTICES[name])
+    assert text.count("reply to this email") + text.count("このメールにご返信ください") <= 1, name
