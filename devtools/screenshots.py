@@ -26,7 +26,22 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from core.vocabulary import MAINTENANCE_KINDS, M_CANCELLED, M_CHANGED, M_COMPLETED, NOTICE_KINDS
+from core.vocabulary import (
+    ACKNOWLEDGED,
+    LOCALES,
+    MAINTENANCE_KINDS,
+    M_CANCELLED,
+    M_CHANGED,
+    M_COMPLETED,
+    M_REMINDER,
+    M_STARTED,
+    NOTICE_KINDS,
+    PROGRESS,
+    RESOLVED,
+    SCHEDULED,
+    TICKET_ACK,
+    UNAFFECTED,
+)
 from domain import maintenance as MR
 from domain.audience import NoticeJob
 from domain.content import NoticeContent
@@ -102,7 +117,7 @@ def pages(now: datetime = NOW) -> dict[str, str]:
     """Every web page a customer opens, by name."""
     doc = status_document(now)
     out: dict[str, str] = {}
-    for locale in ("en", "ja"):
+    for locale in LOCALES:
         out[f"status-public-{locale}"] = render_status_page(doc, Reader(locale), now)
         out[f"status-customer-{locale}"] = render_status_page(
             doc, Reader(locale, ZONES[locale], zone_named=True), now, services=SERVICES)
@@ -135,26 +150,26 @@ def pages(now: datetime = NOW) -> dict[str, str]:
 
 
 def _incident(kind: str, locale: str, now: datetime, **over) -> NoticeContent:
-    final = kind in ("resolved", "unaffected")
+    final = kind in (RESOLVED, UNAFFECTED)
     en = locale == "en"
     base = dict(
         kind=kind, locale=locale, timezone=ZONES[locale], now=now, incident_id="inc-7", seq=3, severity="major",
-        status={"resolved": "resolved", "progress": "identified", "scheduled": "monitoring"}.get(kind, "investigating"),
+        status={RESOLVED: "resolved", PROGRESS: "identified", SCHEDULED: "monitoring"}.get(kind, "investigating"),
         title="Billing API errors" if en else "請求APIでエラーが発生しています",
         message=("We are seeing elevated error rates on billing API requests.\nPayments may fail and need a retry."
                  if en else "請求APIのリクエストでエラー率が上昇しています。\n決済が失敗し、再試行が必要になる場合があります。"),
         services=(("billing-api", "ap-northeast-1"), (LONG, "ap-northeast-1")),
         started_at=now - timedelta(hours=2, minutes=5),
-        eta=now + timedelta(hours=1) if kind == "progress" else None,
-        eta_state="future" if kind == "progress" else ("passed" if kind == "scheduled" else "unknown"),
+        eta=now + timedelta(hours=1) if kind == PROGRESS else None,
+        eta_state="future" if kind == PROGRESS else ("passed" if kind == SCHEDULED else "unknown"),
         next_update_at=None if final else now + timedelta(minutes=30),
-        resolved_at=now if kind == "resolved" else None,
+        resolved_at=now if kind == RESOLVED else None,
         customer_name="Example Ltd" if en else "株式会社サンプル", contact_name="Alex Smith" if en else "佐藤",
-        ticket_id="T-100" if kind == "ticket-ack" else None,
-        ticket_subject=("Payments fail with 503" if en else "決済で503エラーが返ります") if kind == "ticket-ack" else None,
+        ticket_id="T-100" if kind == TICKET_ACK else None,
+        ticket_subject=("Payments fail with 503" if en else "決済で503エラーが返ります") if kind == TICKET_ACK else None,
         status_url=f"{BASE}/status", customer_status_url=f"{BASE}/status/customer/tok",
         unsubscribe_url=f"{BASE}/unsubscribe/tok", preferences_url=f"{BASE}/preferences/tok",
-        feedback_url=f"{BASE}/feedback/tok" if kind == "resolved" else "", replies=True,
+        feedback_url=f"{BASE}/feedback/tok" if kind == RESOLVED else "", replies=True,
     )
     base.update(over)
     return NoticeContent(**base)
@@ -211,9 +226,9 @@ def _maintenance(kind: str, locale: str, now: datetime):
     elif kind == M_COMPLETED:
         at = t0 + timedelta(hours=21, minutes=30)
         events.append(_event("completed", at))
-    elif kind == "maintenance-reminder":
+    elif kind == M_REMINDER:
         at = t0 + timedelta(hours=19)
-    elif kind == "maintenance-started":
+    elif kind == M_STARTED:
         at = t0 + timedelta(hours=20)
     m = _fold(*events)
     rnd = MR.snapshot(m, MR.Owed(kind, m.starts_at, m.round), at, 0.0)
@@ -231,11 +246,11 @@ def notice_contents(now: datetime = NOW) -> dict[str, tuple[str, object]]:
     """name -> (zone, content) of every notice kind in both languages (incident kinds, a start-and-end
     acknowledgement, the maintenance kinds)."""
     out: dict[str, tuple[str, object]] = {}
-    for locale in ("en", "ja"):
+    for locale in LOCALES:
         for kind in NOTICE_KINDS:
             out[f"notice-{kind}-{locale}"] = (ZONES[locale], _incident(kind, locale, now))
         out[f"notice-acknowledged-start-and-end-{locale}"] = (
-            ZONES[locale], _incident("acknowledged", locale, now, start_and_end=True, next_update_at=None))
+            ZONES[locale], _incident(ACKNOWLEDGED, locale, now, start_and_end=True, next_update_at=None))
         for kind in MAINTENANCE_KINDS:
             out[f"notice-{kind}-{locale}"] = (ZONES[locale], _maintenance(kind, locale, now))
     return out
