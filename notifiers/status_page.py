@@ -185,7 +185,8 @@ def _incident(item: Mapping, reader: Reader, at: _Times,
         affected = sorted({(c, r) for c, r in services if scope.covers(c, r)})
         where = [_place(c, r, reader.locale) for c, r in affected]
     else:
-        where = [_place(", ".join(scope.components), ", ".join(scope.regions), reader.locale)]
+        sep = "、" if reader.locale == "ja" else ", "
+        where = [_place(sep.join(scope.components), sep.join(scope.regions), reader.locale)]
     return {
         "id": str(item.get("incident_id", "")),
         "title": localize(item.get("title"), reader.locale),
@@ -206,11 +207,12 @@ def _incident(item: Mapping, reader: Reader, at: _Times,
 def _maintenance(item: Mapping, reader: Reader, at: _Times, now: datetime) -> dict[str, Any]:
     scope = _scope(item)
     starts, ends = _parse(item.get("starts_at")), _parse(item.get("ends_at"))
+    sep = "、" if reader.locale == "ja" else ", "
     return {
         "id": str(item.get("maintenance_id", "")),
         "title": localize(item.get("title"), reader.locale),
         "message": localize(item.get("message"), reader.locale),
-        "where": _place(", ".join(scope.components), ", ".join(scope.regions), reader.locale),
+        "where": _place(sep.join(scope.components), sep.join(scope.regions), reader.locale),
         "starts": at(item.get("starts_at")),
         "ends": at(item.get("ends_at")),
         # in a zone the reader named (no script rewrites it): one window, the date and the zone once in Japanese

@@ -109,8 +109,8 @@ def test_a_japanese_window_within_a_day_names_the_date_and_the_zone_once():
 
 def test_the_customer_status_page_writes_a_window_and_a_place_as_its_language_does():
     ja, en = PAGES["status-customer-ja"], PAGES["status-customer-en"]
-    assert "12月5日 16:30〜18:30（日本時間）" in ja and "billing-api（ap-northeast-1）" in ja
-    assert "7:30 AM GMT on 5 Dec to 9:30 AM GMT" in en and "billing-api (ap-northeast-1)" in en
+    assert "12月5日 16:30〜18:30（日本時間）" in ja and "billing-api（ap-northeast-1）、billing-api-gateway" in ja
+    assert "7:30 AM GMT on 5 Dec to 9:30 AM GMT" in en and "billing-api (ap-northeast-1), billing-api-gateway" in en
 
 
 def test_a_start_and_end_notice_does_not_promise_to_share_the_estimate_by_email():
