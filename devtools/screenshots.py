@@ -279,7 +279,8 @@ def screenshot(html: Path, png: Path, width: int, height: int, *, dark: bool = F
             f"--screenshot={png}", f"--window-size={width},{height}"]
     if dark:
         args += ["--force-dark-mode", "--blink-settings=preferredColorScheme=0"]
-    subprocess.run([*args, html.resolve().as_uri()], check=True, timeout=120,
+    # the browser in UTC: the public page's script shows times in the browser's zone, so every run looks alike
+    subprocess.run([*args, html.resolve().as_uri()], check=True, timeout=120, env={**os.environ, "TZ": "UTC"},
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
@@ -312,5 +313,4 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("TZ", "UTC")
     sys.exit(main())
