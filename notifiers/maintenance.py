@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
-from core.vocabulary import DEFAULT_LOCALE, LOCALES, M_CHANGED, M_COMPLETED, M_SCHEDULED
+from core.vocabulary import DEFAULT_LOCALE, LOCALES, M_CANCELLED, M_CHANGED, M_COMPLETED, M_SCHEDULED
 from domain.maintenance import CANCELLED, MaintenanceRound
 from notifiers.message import build_message
 from notifiers.render import RenderedNotice, _block, _one_line, _tidy_text, get_environment
@@ -77,7 +77,7 @@ def _view(c: MaintenanceContent) -> dict[str, Any]:
 
     return {
         "kind": c.kind, "locale": locale,
-        "title": _one_line(localize(r.title, locale)), "message": _block(localize(r.message, locale)),
+        "title": _one_line(localize(r.title, locale)), "message": "" if c.kind == M_CANCELLED else _block(localize(r.message, locale)),   # work that will not happen
         "services": [(_one_line(comp), _one_line(region)) for comp, region in c.services],
         "start": at(r.starts_at), "end": at(r.ends_at, now=r.starts_at),
         "moved": bool(moved),

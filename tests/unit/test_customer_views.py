@@ -125,3 +125,9 @@ def test_a_start_and_end_notice_does_not_promise_to_share_the_estimate_by_email(
 def test_a_notice_invites_a_reply_once(name):
     text = _visible(NOTICES[name])
     assert text.count("reply to this email") + text.count("このメールにご返信ください") <= 1, name
+
+
+def test_a_cancelled_maintenance_does_not_describe_the_work_that_will_not_happen():
+    for locale, work in (("en", "Writes pause for up to 10 minutes"), ("ja", "書き込みが最大10分間停止します")):
+        assert work not in NOTICES[f"notice-maintenance-cancelled-{locale}"]
+        assert work in NOTICES[f"notice-maintenance-scheduled-{locale}"]
