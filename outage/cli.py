@@ -15,8 +15,9 @@ from pydantic import ValidationError
 
 from core.settings import SecretsDirMissing, Settings
 from core.vocabulary import OPEN_STATUSES, SEVERITIES
+from outage.event_input import event_fields
 from streams.client import ClientError as CliError
-from streams.client import import_customers, produce, validate
+from streams.client import fold_topic, import_customers, produce, validate
 
 
 def _now() -> datetime:
@@ -24,38 +25,12 @@ def _now() -> datetime:
 
 
 # -- incidents --------------------------------------------------------------------------------
-def _localized(en: str | None, ja: str | None):
-    if en and ja:
-        return {"en": en, "ja": ja}
-    return en or ja
-
-
 def _incident_fields(args, declared: bool) -> dict:
-    data: dict = {}
-    if args.file:
-        try:
-            loaded = json.loads(Path(args.file).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CliError(f"--file {args.file}: {exc.strerror or exc}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CliError(f"--file {args.file}: not JSON ({exc})") from None
-        if not isinstance(loaded, dict):
-            raise CliError(f"--file {args.file}: a JSON object of the event's fields is expected")
-        data.update(loaded)
+    data = event_fields(args)
     for name in ("severity", "status", "eta", "next_update_at"):
         value = getattr(args, name, None)
         if value is not None:
             data[name] = None if value == "none" else value
-    title = _localized(getattr(args, "title", None), getattr(args, "title_ja", None))
-    if title:
-        data["title"] = title
-    message = _localized(args.message, args.message_ja)
-    if message:
-        data["message"] = message
-    if getattr(args, "components", None):
-        data["components"] = [c.strip() for c in args.components.split(",") if c.strip()]
-    if getattr(args, "regions", None) is not None:
-        data["regions"] = [r.strip() for r in args.regions.split(",") if r.strip()]
     if getattr(args, "interval", None) is not None:
         data["update_interval_seconds"] = args.interval
     return data
@@ -106,20 +81,14 @@ def _produce_incident_event(settings: Settings, event) -> dict:
 def read_incidents(settings: Settings) -> dict:
     """Fold the incident-events topic through the domain rules: the incidents as workers see them."""
     from domain.incident import decide
-    from schemas import IncidentEvent, parse_record
-    from streams.client import read_topic
+    from schemas import IncidentEvent
     from streams.topics import INCIDENT_EVENTS
 
-    states: dict = {}
-    for value in read_topic(settings, INCIDENT_EVENTS):
-        try:
-            event = parse_record(IncidentEvent, value)
-        except Exception:  # noqa: BLE001 - dead-lettered by the workers; not an incident
-            continue
-        decision = decide(states.get(event.incident_id), event, event.at)
-        if decision.state is not None and decision.round is not None:
-            states[event.incident_id] = decision.state
-    return states
+    def step(state, event):
+        decision = decide(state, event, event.at)
+        return decision.state if decision.round is not None else None
+
+    return fold_topic(settings, INCIDENT_EVENTS, IncidentEvent, lambda event: event.incident_id, step)
 
 
 def _show(state) -> dict:

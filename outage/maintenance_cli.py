@@ -8,11 +8,10 @@ from __future__ import annotations
 import json
 import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 from core.settings import Settings
-from streams.client import ClientError as CliError
-from streams.client import produce, validate
+from outage.event_input import event_fields
+from streams.client import fold_topic, produce, validate
 
 
 def add_parser(sub) -> None:
@@ -47,37 +46,11 @@ def add_parser(sub) -> None:
     msub.add_parser("list", help="list planned maintenance")
 
 
-def _localized(en: str | None, ja: str | None):
-    if en and ja:
-        return {"en": en, "ja": ja}
-    return en or ja
-
-
 def _fields(args) -> dict:
-    data: dict = {}
-    if args.file:
-        try:
-            loaded = json.loads(Path(args.file).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CliError(f"--file {args.file}: {exc.strerror or exc}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CliError(f"--file {args.file}: not JSON ({exc})") from None
-        if not isinstance(loaded, dict):
-            raise CliError(f"--file {args.file}: a JSON object of the event's fields is expected")
-        data.update(loaded)
+    data = event_fields(args)
     for name in ("starts_at", "ends_at", "reminder_seconds"):
         if getattr(args, name, None) is not None:
             data[name] = getattr(args, name)
-    title = _localized(getattr(args, "title", None), getattr(args, "title_ja", None))
-    if title:
-        data["title"] = title
-    message = _localized(args.message, args.message_ja)
-    if message:
-        data["message"] = message
-    if getattr(args, "components", None):
-        data["components"] = [c.strip() for c in args.components.split(",") if c.strip()]
-    if getattr(args, "regions", None) is not None:
-        data["regions"] = [r.strip() for r in args.regions.split(",") if r.strip()]
     return data
 
 
@@ -98,20 +71,14 @@ def send(settings: Settings, event_type: str, maintenance_id: str | None, fields
 def read_maintenance(settings: Settings) -> dict:
     """Fold ``maintenance-events`` through the domain's rules: every maintenance as the workers see it."""
     from domain.maintenance import decide
-    from schemas import MaintenanceEvent, parse_record
-    from streams.client import read_topic
+    from schemas import MaintenanceEvent
     from streams.topics import MAINTENANCE_EVENTS
 
-    states: dict = {}
-    for value in read_topic(settings, MAINTENANCE_EVENTS):
-        try:
-            event = parse_record(MaintenanceEvent, value)
-        except Exception:  # noqa: BLE001 - dead-lettered by the workers; not a maintenance
-            continue
-        decision = decide(states.get(event.maintenance_id), event)
-        if decision.state is not None and not decision.error:
-            states[event.maintenance_id] = decision.state
-    return states
+    def step(state, event):
+        decision = decide(state, event)
+        return decision.state if not decision.error else None
+
+    return fold_topic(settings, MAINTENANCE_EVENTS, MaintenanceEvent, lambda event: event.maintenance_id, step)
 
 
 def run(args, settings: Settings, out) -> int:

@@ -1,0 +1,48 @@
+"""The fields of an event as a command takes them: a ``--file`` of JSON, then the flags that every
+event command shares (``--title``/``--title-ja``, ``--message``/``--message-ja``, ``--components``,
+``--regions``), which override it. ``outage/cli.py`` (incidents) and ``outage/maintenance_cli.py``
+add their own flags to what ``event_fields`` gives."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from streams.client import ClientError as CliError
+
+
+def localized(en: str | None, ja: str | None):
+    """One text, or an object by locale when both are given; None when neither is."""
+    if en and ja:
+        return {"en": en, "ja": ja}
+    return en or ja
+
+
+def _labels(text: str) -> list[str]:
+    return [part.strip() for part in text.split(",") if part.strip()]
+
+
+def event_fields(args) -> dict:
+    """The ``--file`` object (exit 2 naming the file when it is not one), then the shared flags."""
+    data: dict = {}
+    if args.file:
+        try:
+            loaded = json.loads(Path(args.file).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise CliError(f"--file {args.file}: {exc.strerror or exc}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise CliError(f"--file {args.file}: not JSON ({exc})") from None
+        if not isinstance(loaded, dict):
+            raise CliError(f"--file {args.file}: a JSON object of the event's fields is expected")
+        data.update(loaded)
+    title = localized(getattr(args, "title", None), getattr(args, "title_ja", None))
+    if title:
+        data["title"] = title
+    message = localized(args.message, args.message_ja)
+    if message:
+        data["message"] = message
+    if getattr(args, "components", None):
+        data["components"] = _labels(args.components)
+    if getattr(args, "regions", None) is not None:
+        data["regions"] = _labels(args.regions)
+    return data
