@@ -52,7 +52,7 @@ def maintenance_message_id(maintenance_id: str, rnd: int, kind: str, customer_id
 
 
 def utf8_key(raw: bytes | None) -> str | None:
-    """A record's key as text: None when there is none or it is not UTF-8."""
+    """A record's key (or a link's id) as text: None when there is none or it is not UTF-8."""
     if raw is None:
         return None
     try:

@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from core.vocabulary import LOCALES, SEVERITIES
-from domain.ids import TICKET_PREFIX
+from domain.ids import TICKET_PREFIX, utf8_key
 
 SIGNATURE_BYTES = 16
 MAX_TOKEN_LENGTH = 2048   # ids are at most 256 bytes: a real token is far shorter
@@ -97,13 +97,7 @@ def _signed(keys: Keys, signature: bytes, *parts: str) -> bool:
 
 def _text(field: str) -> str | None:
     """The UTF-8 text a base64 field encodes, or None."""
-    raw = _unb64(field)
-    if raw is None:
-        return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    return utf8_key(_unb64(field))
 
 
 def _signature(field: str) -> bytes | None:
