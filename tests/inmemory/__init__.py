@@ -1,7 +1,8 @@
 """In-memory stand-ins for the faust parts an agent touches, to run an agent in process: a topic
 that keeps what is sent to it, a stream of events over a list of records, a clock the test moves,
 and a table of partitions with their changelogs. Agents written against these run unchanged in
-faust; a topic as the web pages write to it (``RecordingTopic``). The in-memory test broker (``tests/inmemory/broker.py``) runs whole workers on them."""
+faust; a topic as the web pages write to it (``RecordingTopic``) and an app that
+keeps the pages registered on it (``App``). The in-memory test broker (``tests/inmemory/broker.py``) runs whole workers on them."""
 
 from __future__ import annotations
 
@@ -68,6 +69,23 @@ class RecordingTopic:
     def records(self) -> list[dict]:
         """The values sent, as JSON."""
         return [json.loads(value) for _, value in self.sent]
+
+
+class App:
+    """What ``register_pages`` (``streams/web.py``) uses of a faust app: ``service`` (ignored) and
+    ``page``, which keeps each route's view class in ``pages`` for a test to call."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, type] = {}
+
+    def service(self, service) -> None:
+        pass
+
+    def page(self, path: str):
+        def register(view: type) -> type:
+            self.pages[path] = view
+            return view
+        return register
 
 
 @dataclass
