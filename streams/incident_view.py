@@ -32,6 +32,3 @@ class IncidentView(ChangelogView):
     source = T.INCIDENTS_TABLE
     state_type = IncidentState
     state_what = "an incident state"
-
-    def get(self, incident_id: str) -> IncidentState | None:
-        return self._states.get(incident_id)

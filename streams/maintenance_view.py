@@ -20,6 +20,3 @@ class MaintenanceView(ChangelogView):
     source = T.MAINTENANCE_TABLE
     state_type = MaintenanceState
     state_what = "a maintenance state"
-
-    def get(self, maintenance_id: str) -> MaintenanceState | None:
-        return self._states.get(maintenance_id)

@@ -257,9 +257,11 @@ class ChangelogView(TopicView):
         return names.changelog(cls.source)
 
     def get(self, key: str):
+        """The latest state of ``key`` (a ``state_type``), or None."""
         return self._states.get(key)
 
     def states(self) -> list:
+        """Every state held (each a ``state_type``)."""
         return list(self._states.values())
 
     def size(self) -> int:
