@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from core.settings import SecretsDirMissing, Settings
 from core.vocabulary import OPEN_STATUSES, SEVERITIES
-from outage.event_input import event_fields
+from outage.event_input import add_scope_flags, add_text_flags, add_title_flags, event_fields
 from streams.client import ClientError as CliError
 from streams.client import fold_topic, import_customers, produce, validate
 
@@ -179,16 +179,12 @@ def _parser() -> argparse.ArgumentParser:
     isub = incident.add_subparsers(dest="action", required=True)
 
     def common(sp, declared: bool):
-        sp.add_argument("--file", help="JSON file with the event's fields (flags override it)")
-        sp.add_argument("--message", help="latest message (English)")
-        sp.add_argument("--message-ja", help="latest message (Japanese)")
+        add_text_flags(sp, "latest message")
         if declared is not None:
-            sp.add_argument("--title", help="title (English)", required=False)
-            sp.add_argument("--title-ja", help="title (Japanese)")
+            add_title_flags(sp)
             sp.add_argument("--severity", choices=SEVERITIES)
             sp.add_argument("--status", choices=OPEN_STATUSES)
-            sp.add_argument("--components", help="comma-separated components, e.g. api,dashboard")
-            sp.add_argument("--regions", help="comma-separated regions; empty or absent: every region")
+            add_scope_flags(sp)
             sp.add_argument("--eta", help="recovery estimate, RFC 3339 with offset ('none' clears it)")
             sp.add_argument("--next-update-at", dest="next_update_at", help="promised next update, RFC 3339")
             sp.add_argument("--interval", type=int, help="seconds between updates (default by severity)")

@@ -1,7 +1,8 @@
 """The fields of an event as a command takes them: a ``--file`` of JSON, then the flags that every
 event command shares (``--title``/``--title-ja``, ``--message``/``--message-ja``, ``--components``,
 ``--regions``), which override it. ``outage/cli.py`` (incidents) and ``outage/maintenance_cli.py``
-add their own flags to what ``event_fields`` gives."""
+declare them with ``add_text_flags``, ``add_title_flags`` and ``add_scope_flags`` (between their
+own, in the order ``--help`` shows) and add their own fields to what ``event_fields`` gives."""
 
 from __future__ import annotations
 
@@ -9,6 +10,23 @@ import json
 from pathlib import Path
 
 from streams.client import ClientError as CliError
+
+
+def add_text_flags(sp, message: str) -> None:
+    """``--file``, and ``--message``/``--message-ja`` described as ``message`` (English, Japanese)."""
+    sp.add_argument("--file", help="JSON file with the event's fields (flags override it)")
+    sp.add_argument("--message", help=f"{message} (English)")
+    sp.add_argument("--message-ja", help=f"{message} (Japanese)")
+
+
+def add_title_flags(sp) -> None:
+    sp.add_argument("--title", help="title (English)")
+    sp.add_argument("--title-ja", help="title (Japanese)")
+
+
+def add_scope_flags(sp) -> None:
+    sp.add_argument("--components", help="comma-separated components, e.g. api,dashboard")
+    sp.add_argument("--regions", help="comma-separated regions; empty or absent: every region")
 
 
 def localized(en: str | None, ja: str | None):

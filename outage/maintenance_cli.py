@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime, timezone
 
 from core.settings import Settings
-from outage.event_input import event_fields
+from outage.event_input import add_scope_flags, add_text_flags, add_title_flags, event_fields
 from streams.client import fold_topic, produce, validate
 
 
@@ -19,15 +19,11 @@ def add_parser(sub) -> None:
     msub = m.add_subparsers(dest="action", required=True)
 
     def fields(sp, scheduled: bool) -> None:
-        sp.add_argument("--file", help="JSON file with the event's fields (flags override it)")
-        sp.add_argument("--message", help="what happens (English)")
-        sp.add_argument("--message-ja", help="what happens (Japanese)")
+        add_text_flags(sp, "what happens")
         if scheduled is None:
             return
-        sp.add_argument("--title", help="title (English)")
-        sp.add_argument("--title-ja", help="title (Japanese)")
-        sp.add_argument("--components", help="comma-separated components, e.g. api,dashboard")
-        sp.add_argument("--regions", help="comma-separated regions; empty or absent: every region")
+        add_title_flags(sp)
+        add_scope_flags(sp)
         sp.add_argument("--starts-at", dest="starts_at", help="start, RFC 3339 with offset")
         sp.add_argument("--ends-at", dest="ends_at", help="end, RFC 3339 with offset")
         sp.add_argument("--reminder", type=int, dest="reminder_seconds",
