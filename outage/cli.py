@@ -15,7 +15,7 @@ from pydantic import ValidationError
 
 from core.settings import SecretsDirMissing, Settings
 from core.vocabulary import OPEN_STATUSES, SEVERITIES
-from outage.event_input import add_scope_flags, add_text_flags, add_title_flags, event_fields
+from outage.event_input import add_scope_flags, add_text_flags, add_title_flags, event_data, event_fields
 from streams.client import ClientError as CliError
 from streams.client import fold_topic, import_customers, produce, validate
 
@@ -42,16 +42,7 @@ def _incident_event(event_type: str, incident_id: str | None, fields: dict):
     file of ``inc-8``'s fields is a mistake, not a choice)."""
     from schemas import IncidentEvent
 
-    named = fields.pop("incident_id", None)
-    if incident_id and named is not None and named != incident_id:
-        raise CliError(f"--file: incident_id {named!r} is not the incident of the command ({incident_id!r})")
-    kind = fields.pop("type", None)
-    if kind is not None and kind != event_type:
-        raise CliError(f"--file: type {kind!r}, but this command sends a {event_type} event")
-    data = {"event_id": fields.pop("event_id", None) or f"cli-{uuid.uuid4().hex[:12]}",
-            "incident_id": incident_id or named or f"inc-{uuid.uuid4().hex[:8]}",
-            "type": event_type, "at": fields.pop("at", None) or _now().isoformat()}
-    data.update(fields)
+    data = event_data(event_type, "incident_id", incident_id, fields, id_prefix="inc", now=_now())
     return validate(IncidentEvent, data, f"{event_type} event")
 
 

@@ -7,6 +7,8 @@ own, in the order ``--help`` shows) and add their own fields to what ``event_fie
 from __future__ import annotations
 
 import json
+import uuid
+from datetime import datetime
 from pathlib import Path
 
 from streams.client import ClientError as CliError
@@ -63,4 +65,22 @@ def event_fields(args) -> dict:
         data["components"] = _labels(args.components)
     if getattr(args, "regions", None) is not None:
         data["regions"] = _labels(args.regions)
+    return data
+
+
+def event_data(event_type: str, id_field: str, given: str | None, fields: dict, *, id_prefix: str,
+               now: datetime) -> dict:
+    """The record of an event command: ``fields`` (from ``--file`` and the flags) under the command's
+    own id and type. A ``--file`` may name the id and the type only as the command does
+    (``outage incident update inc-7`` with a file of ``inc-8``'s fields is a mistake, not a choice)."""
+    named = fields.pop(id_field, None)
+    if given and named is not None and named != given:
+        raise CliError(f"--file: {id_field} {named!r} is not the one of the command ({given!r})")
+    kind = fields.pop("type", None)
+    if kind is not None and kind != event_type:
+        raise CliError(f"--file: type {kind!r}, but this command sends a {event_type} event")
+    data = {"event_id": fields.pop("event_id", None) or f"cli-{uuid.uuid4().hex[:12]}",
+            id_field: given or named or f"{id_prefix}-{uuid.uuid4().hex[:8]}",
+            "type": event_type, "at": fields.pop("at", None) or now.isoformat()}
+    data.update(fields)
     return data

@@ -6,11 +6,10 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime, timezone
 
 from core.settings import Settings
-from outage.event_input import add_scope_flags, add_text_flags, add_title_flags, event_fields
+from outage.event_input import add_scope_flags, add_text_flags, add_title_flags, event_data, event_fields
 from streams.client import fold_topic, produce, validate
 
 
@@ -54,11 +53,8 @@ def send(settings: Settings, event_type: str, maintenance_id: str | None, fields
     from schemas import MaintenanceEvent
     from streams.topics import MAINTENANCE_EVENTS
 
-    data = {"event_id": fields.pop("event_id", None) or f"cli-{uuid.uuid4().hex[:12]}",
-            "maintenance_id": maintenance_id or fields.pop("maintenance_id", None) or f"mnt-{uuid.uuid4().hex[:8]}",
-            "type": event_type, "at": fields.pop("at", None) or datetime.now(timezone.utc).isoformat()}
-    fields.pop("type", None)
-    data.update(fields)
+    data = event_data(event_type, "maintenance_id", maintenance_id, fields, id_prefix="mnt",
+                      now=datetime.now(timezone.utc))
     event = validate(MaintenanceEvent, data, f"{event_type} event")
     produce(settings, MAINTENANCE_EVENTS, [(event.maintenance_id, event.model_dump_json().encode())])
     return json.loads(event.model_dump_json())

@@ -73,3 +73,22 @@ def test_the_commands_fold_their_topic_through_the_domain_and_pass_over_what_is_
     assert list(held) == ["mnt-1"] and held["mnt-1"].title == "DB upgrade"
     incidents = cli.read_incidents(settings)
     assert list(incidents) == ["inc-1"] and incidents["inc-1"].message == "Fixing" and incidents["inc-1"].seq == 2
+
+
+@pytest.mark.parametrize("content, named", [
+    ({"maintenance_id": "mnt-8", "message": "x"}, "maintenance_id 'mnt-8'"),
+    ({"type": "completed", "message": "x"}, "type 'completed'"),
+])
+def test_a_file_that_names_another_maintenance_or_type_is_exit_2(content, named, tmp_path, capsys, monkeypatch):
+    """As for incidents (outage/event_input.py ``event_data``): ``outage maintenance cancel mnt-9 --file F``
+    with a file of another maintenance, or of another type, is a mistake; it used to take the file's id."""
+    import json
+
+    produced = []
+    monkeypatch.setattr(maintenance_cli, "produce", lambda *a: produced.append(a))
+    path = tmp_path / "event.json"
+    path.write_text(json.dumps(content))
+    assert cli.main(["maintenance", "cancel", "mnt-9", "--file", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and named in err[0]
+    assert produced == []
