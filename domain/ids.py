@@ -2,7 +2,8 @@
 
 A retry or a restarted worker recomputes the id instead of remembering it, so a notice is
 never sent under two ids. The recipient part is a short hash of the contact's address
-(stable when the contact list is reordered; no address in the id).
+(stable when the contact list is reordered; no address in the id). ``utf8_key`` reads a record's
+key as the id it carries (the suppression book and the feedback view fold records by it).
 """
 
 from __future__ import annotations
@@ -48,3 +49,13 @@ def maintenance_message_id(maintenance_id: str, rnd: int, kind: str, customer_id
     """``<maintenance.round.kind.customer.recipient@domain>`` for a maintenance notice (``kind`` is
     one of the ``maintenance-*`` kinds, so it never equals an incident notice's id)."""
     return f"<{_atom(maintenance_id)}.{int(rnd)}.{kind}.{_atom(customer_id)}.{_atom(recipient)}@{domain}>"
+
+
+def utf8_key(raw: bytes | None) -> str | None:
+    """A record's key (or a link's id) as text: None when there is none or it is not UTF-8."""
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None

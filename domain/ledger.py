@@ -10,9 +10,13 @@ the conversation stands (``active`` while notices flow, ``unaffected`` after we 
 longer concerns them, ``resolved`` at the end); plus the Message-IDs sent.
 Checked before each send and written right after each SMTP acceptance, it makes every step
 safe to repeat. Pure functions over plain dicts (the JSON kept in the changelogged table).
+``record_in`` is the copy-on-write step of writing one notice down, shared with a planned
+maintenance's part of the same entry (``domain/maintenance.py``).
 """
 
 from __future__ import annotations
+
+from typing import Callable
 
 from core.vocabulary import RESOLVED, UNAFFECTED
 from domain import preferences as P
@@ -40,36 +44,48 @@ def incidents_in(entry: dict | None) -> list[str]:
     return list((entry or {}).get("incidents", {}))
 
 
+def record_in(entry: dict | None, section: str, key: str, recipient: str, message_id: str,
+              change: Callable[[dict], None]) -> dict:
+    """A new entry (the input is not modified) in which ``entry[section][key]`` (an incident under
+    ``incidents``, a maintenance under ``maintenance``: ``domain/maintenance.py``) counts
+    ``message_id`` as sent and its ``recipient``'s record is changed by ``change``, which gets a
+    copy whose ``first`` (the thread root) is set."""
+    things = dict((entry or {}).get(section) or {})
+    thing = dict(things.get(key, {}))
+    contacts = dict(thing.get("contacts", {}))
+    contact = dict(contacts.get(recipient, {}))
+    contact.setdefault("first", message_id)
+    change(contact)
+    contacts[recipient] = contact
+    thing["contacts"] = contacts
+    if message_id not in thing.get("sent", ()):
+        thing["sent"] = list(thing.get("sent", [])) + [message_id]
+    things[key] = thing
+    return {**(entry or {}), section: things}
+
+
 def record_sent(entry: dict | None, *, incident_id: str, recipient: str, email: str, message_id: str,
                 kind: str, seq: int, due: float | None = None, every: float | None = None,
                 sent: float | None = None) -> dict:
     """A new entry with one accepted notice added (the input is not modified); ``due``: the
     next-update time it stated (None: it promised none, the recipient has no deadline now);
     ``sent``: when it was accepted (epoch seconds)."""
-    incidents = dict((entry or {}).get("incidents", {}))
-    inc = dict(incidents.get(incident_id, {}))
-    contacts = dict(inc.get("contacts", {}))
-    contact = dict(contacts.get(recipient, {}))
-    contact.setdefault("first", message_id)
-    contact["seq"] = max(seq, contact.get("seq", 0))
-    contact["email"] = email
-    contact["state"] = RESOLVED if kind == RESOLVED else UNAFFECTED if kind == UNAFFECTED else ACTIVE
-    if due is not None and contact["state"] == ACTIVE and seq >= contact.get("seq_due", 0):
-        contact["due"], contact["every"], contact["seq_due"] = due, every, seq
-    elif due is None and contact["state"] == ACTIVE and not P.owed_holding(entry, recipient):
-        for name in ("due", "every", "seq_due"):   # start-and-end: its notice promised no update
-            contact.pop(name, None)
-    if contact["state"] == ACTIVE and sent is not None:
-        contact["sent_at"] = max(sent, contact.get("sent_at", sent))
-    elif contact["state"] != ACTIVE:
-        for name in ("due", "every", "seq_due", "sent_at"):
-            contact.pop(name, None)
-    contacts[recipient] = contact
-    inc["contacts"] = contacts
-    if message_id not in inc.get("sent", ()):
-        inc["sent"] = list(inc.get("sent", [])) + [message_id]
-    incidents[incident_id] = inc
-    return {**(entry or {}), "incidents": incidents}
+    def change(contact: dict) -> None:
+        contact["seq"] = max(seq, contact.get("seq", 0))
+        contact["email"] = email
+        contact["state"] = RESOLVED if kind == RESOLVED else UNAFFECTED if kind == UNAFFECTED else ACTIVE
+        if due is not None and contact["state"] == ACTIVE and seq >= contact.get("seq_due", 0):
+            contact["due"], contact["every"], contact["seq_due"] = due, every, seq
+        elif due is None and contact["state"] == ACTIVE and not P.owed_holding(entry, recipient):
+            for name in ("due", "every", "seq_due"):   # start-and-end: its notice promised no update
+                contact.pop(name, None)
+        if contact["state"] == ACTIVE and sent is not None:
+            contact["sent_at"] = max(sent, contact.get("sent_at", sent))
+        elif contact["state"] != ACTIVE:
+            for name in ("due", "every", "seq_due", "sent_at"):
+                contact.pop(name, None)
+
+    return record_in(entry, "incidents", incident_id, recipient, message_id, change)
 
 
 def deadlines(entry: dict | None):

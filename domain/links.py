@@ -46,7 +46,7 @@ from dataclasses import dataclass
 from typing import Iterable
 
 from core.vocabulary import LOCALES, SEVERITIES
-from domain.ids import TICKET_PREFIX
+from domain.ids import TICKET_PREFIX, utf8_key
 
 SIGNATURE_BYTES = 16
 MAX_TOKEN_LENGTH = 2048   # ids are at most 256 bytes: a real token is far shorter
@@ -97,18 +97,21 @@ def _signed(keys: Keys, signature: bytes, *parts: str) -> bool:
 
 def _text(field: str) -> str | None:
     """The UTF-8 text a base64 field encodes, or None."""
-    raw = _unb64(field)
-    if raw is None:
-        return None
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    return utf8_key(_unb64(field))
 
 
 def _signature(field: str) -> bytes | None:
     raw = _unb64(field)
     return raw if raw is not None and len(raw) == SIGNATURE_BYTES else None
+
+
+def _fields(token: str, *counts: int) -> list[str] | None:
+    """The dot-separated fields of a token of one of ``counts`` fields, not longer than a link
+    carries; None for anything else."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+        return None
+    fields = token.split(".")
+    return fields if len(fields) in counts else None
 
 
 def unsubscribe_token(key: bytes, customer_id: str, recipient: str) -> str:
@@ -118,10 +121,8 @@ def unsubscribe_token(key: bytes, customer_id: str, recipient: str) -> str:
 
 def verify_unsubscribe(keys: Keys, token: str) -> tuple[str, str] | None:
     """``(customer_id, recipient)`` of a token one of ``keys`` signed; None for anything else."""
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
-        return None
-    fields = token.split(".")
-    if len(fields) != 3:
+    fields = _fields(token, 3)
+    if fields is None:
         return None
     cid_b64, recipient, signature_b64 = fields
     if not _RECIPIENT.fullmatch(recipient):
@@ -157,10 +158,8 @@ def feedback_token(key: bytes, incident_id: str, customer_id: str, recipient: st
 
 def verify_feedback(keys: Keys, token: str) -> FeedbackLink | None:
     """What a feedback token one of ``keys`` signed names; None for anything else (never raises)."""
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
-        return None
-    fields = token.split(".")
-    if len(fields) != 6:
+    fields = _fields(token, 6)
+    if fields is None:
         return None
     iid_b64, cid_b64, recipient, locale, severity, signature_b64 = fields
     if not _RECIPIENT.fullmatch(recipient) or locale not in LOCALES or severity not in SEVERITIES:
@@ -200,14 +199,12 @@ def contact_token(key: bytes, purpose: str, customer_id: str, recipient: str, lo
 def verify_contact(keys: Keys, purpose: str, token: str) -> ContactLink | None:
     """What a contact token for ``purpose`` one of ``keys`` signed names; for ``unsubscribe``
     also an earlier three-field token. None for anything else (never raises)."""
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
+    fields = _fields(token, 5, 3)
+    if fields is None or (len(fields) == 3 and purpose != UNSUBSCRIBE):
         return None
-    fields = token.split(".")
-    if purpose == UNSUBSCRIBE and len(fields) == 3:
+    if len(fields) == 3:
         found = verify_unsubscribe(keys, token)
         return ContactLink(*found) if found is not None else None
-    if len(fields) != 5:
-        return None
     cid_b64, recipient, locale, email_b64, signature_b64 = fields
     if not _RECIPIENT.fullmatch(recipient) or locale not in LOCALES:
         return None
@@ -248,10 +245,8 @@ def status_token(key: bytes, customer_id: str, locale: str, timezone: str,
 
 def verify_status(keys: Keys, token: str) -> StatusLink | None:
     """What a status token one of ``keys`` signed names; None for anything else (never raises)."""
-    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH:
-        return None
-    fields = token.split(".")
-    if len(fields) != 2:
+    fields = _fields(token, 2)
+    if fields is None:
         return None
     body, signature_b64 = fields
     raw, signature = _unb64(body), _signature(signature_b64)

@@ -47,6 +47,7 @@ from pydantic import BaseModel
 from core.vocabulary import M_CANCELLED, M_CHANGED, M_COMPLETED, M_REMINDER, M_SCHEDULED, M_STARTED
 from domain.affected import Scope
 from domain.ids import maintenance_message_id
+from domain.ledger import record_in
 
 Text = str | dict[str, str]
 
@@ -312,32 +313,24 @@ def maintenance_in(entry: dict | None) -> list[str]:
 def record_sent(entry: dict | None, *, maintenance_id: str, recipient: str, email: str, message_id: str,
                 kind: str, content_round: int, starts_at: datetime, sent: float) -> dict:
     """A new entry with one accepted maintenance notice added (the input is not modified)."""
-    all_m = dict((entry or {}).get("maintenance") or {})
-    mine = dict(all_m.get(maintenance_id, {}))
-    contacts = dict(mine.get("contacts", {}))
-    contact = dict(contacts.get(recipient, {}))
-    contact.setdefault("first", message_id)
-    contact["email"] = email
-    said = dict(contact.get("said", {}))
-    if kind == M_CANCELLED:
-        contact["state"] = CANCELLED
-        contact.pop("told", None)
-        said = {}
-    else:
-        contact["state"] = ACTIVE
-        if kind in (M_SCHEDULED, M_CHANGED, M_STARTED) and content_round >= contact.get("told", 0):
-            contact["told"], contact["told_at"] = content_round, sent
-        if kind in (M_REMINDER, M_STARTED):
-            said[kind] = _iso(starts_at)
-        if kind == M_COMPLETED:
-            said[kind] = True
-    contact["said"] = said
-    contacts[recipient] = contact
-    mine["contacts"] = contacts
-    if message_id not in mine.get("sent", ()):
-        mine["sent"] = list(mine.get("sent", [])) + [message_id]
-    all_m[maintenance_id] = mine
-    return {**(entry or {}), "maintenance": all_m}
+    def change(contact: dict) -> None:
+        contact["email"] = email
+        said = dict(contact.get("said", {}))
+        if kind == M_CANCELLED:
+            contact["state"] = CANCELLED
+            contact.pop("told", None)
+            said = {}
+        else:
+            contact["state"] = ACTIVE
+            if kind in (M_SCHEDULED, M_CHANGED, M_STARTED) and content_round >= contact.get("told", 0):
+                contact["told"], contact["told_at"] = content_round, sent
+            if kind in (M_REMINDER, M_STARTED):
+                said[kind] = _iso(starts_at)
+            if kind == M_COMPLETED:
+                said[kind] = True
+        contact["said"] = said
+
+    return record_in(entry, "maintenance", maintenance_id, recipient, message_id, change)
 
 
 # -- the notices, as jobs for the sender ----------------------------------------------------------

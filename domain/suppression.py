@@ -14,6 +14,8 @@ import json
 from dataclasses import asdict, dataclass
 from typing import Iterable
 
+from domain.ids import utf8_key
+
 MAX_REASON_CHARS = 200
 
 
@@ -88,10 +90,7 @@ class SuppressionBook:
     def apply(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
         """Apply records (raw key, raw value) of the topic in offset order."""
         for raw_key, raw_value in records:
-            try:
-                key = raw_key.decode("utf-8") if raw_key is not None else None
-            except UnicodeDecodeError:
-                key = None
+            key = utf8_key(raw_key)
             if not key:
                 self.skipped += 1
                 continue

@@ -20,7 +20,7 @@ from typing import Any
 from core.vocabulary import DEFAULT_LOCALE, LOCALES, M_CANCELLED, M_CHANGED, M_COMPLETED, M_SCHEDULED
 from domain.maintenance import CANCELLED, MaintenanceRound
 from notifiers.message import build_message
-from notifiers.render import RenderedNotice, _block, _one_line, _tidy_text, get_environment
+from notifiers.render import RenderedNotice, _block, _one_line, render_in_layout
 from notifiers.timefmt import format_duration, format_time, format_window
 
 
@@ -101,12 +101,7 @@ def _view(c: MaintenanceContent) -> dict[str, Any]:
 def render_maintenance(content: MaintenanceContent) -> RenderedNotice:
     """Subject, text and HTML of one maintenance notice, in the customer's locale and zone."""
     n = _view(content)
-    env = get_environment()
-    module = env.get_template(f"{n['locale']}/maintenance.jinja").module
-    subject = _one_line(str(module.subject(n)))  # type: ignore[attr-defined]
-    text = env.get_template("maintenance-layout.txt").render(n=n, subject=subject)
-    html = env.get_template("maintenance-layout.html").render(n=n, subject=subject)
-    return RenderedNotice(subject=subject, text=_tidy_text(text), html=html.strip() + "\n")
+    return render_in_layout(n, f"{n['locale']}/maintenance.jinja", "maintenance-layout")
 
 
 def _utc(value: datetime) -> str:

@@ -178,15 +178,21 @@ def _view(c: NoticeContent) -> dict[str, Any]:
     }
 
 
+def render_in_layout(n: dict[str, Any], kind_template: str, layout: str = "layout") -> RenderedNotice:
+    """The notice of the view ``n``: its subject from ``kind_template``'s ``subject`` macro, its
+    text and HTML from the ``layout`` (``<layout>.txt``, ``<layout>.html``) around it."""
+    env = get_environment()
+    kind_module = env.get_template(kind_template).module
+    subject = _one_line(str(kind_module.subject(n)))  # type: ignore[attr-defined]
+    text = env.get_template(f"{layout}.txt").render(n=n, subject=subject)
+    html = env.get_template(f"{layout}.html").render(n=n, subject=subject)
+    return RenderedNotice(subject=subject, text=_tidy_text(text), html=html.strip() + "\n")
+
+
 def render(content: NoticeContent) -> RenderedNotice:
     """Subject, text and HTML of one notice, in the customer's locale and zone."""
     n = _view(content)
-    env = get_environment()
-    kind_module = env.get_template(f"{n['locale']}/{n['kind']}.jinja").module
-    subject = _one_line(str(kind_module.subject(n)))  # type: ignore[attr-defined]
-    text = env.get_template("layout.txt").render(n=n, subject=subject)
-    html = env.get_template("layout.html").render(n=n, subject=subject)
-    return RenderedNotice(subject=subject, text=_tidy_text(text), html=html.strip() + "\n")
+    return render_in_layout(n, f"{n['locale']}/{n['kind']}.jinja")
 
 
 def render_ticket_comment(content: NoticeContent) -> str:

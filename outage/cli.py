@@ -15,8 +15,9 @@ from pydantic import ValidationError
 
 from core.settings import SecretsDirMissing, Settings
 from core.vocabulary import OPEN_STATUSES, SEVERITIES
+from outage.event_input import add_scope_flags, add_text_flags, add_title_flags, event_data, event_fields
 from streams.client import ClientError as CliError
-from streams.client import import_customers, produce, validate
+from streams.client import fold_topic, import_customers, produce, validate
 
 
 def _now() -> datetime:
@@ -24,38 +25,12 @@ def _now() -> datetime:
 
 
 # -- incidents --------------------------------------------------------------------------------
-def _localized(en: str | None, ja: str | None):
-    if en and ja:
-        return {"en": en, "ja": ja}
-    return en or ja
-
-
 def _incident_fields(args, declared: bool) -> dict:
-    data: dict = {}
-    if args.file:
-        try:
-            loaded = json.loads(Path(args.file).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CliError(f"--file {args.file}: {exc.strerror or exc}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CliError(f"--file {args.file}: not JSON ({exc})") from None
-        if not isinstance(loaded, dict):
-            raise CliError(f"--file {args.file}: a JSON object of the event's fields is expected")
-        data.update(loaded)
+    data = event_fields(args)
     for name in ("severity", "status", "eta", "next_update_at"):
         value = getattr(args, name, None)
         if value is not None:
             data[name] = None if value == "none" else value
-    title = _localized(getattr(args, "title", None), getattr(args, "title_ja", None))
-    if title:
-        data["title"] = title
-    message = _localized(args.message, args.message_ja)
-    if message:
-        data["message"] = message
-    if getattr(args, "components", None):
-        data["components"] = [c.strip() for c in args.components.split(",") if c.strip()]
-    if getattr(args, "regions", None) is not None:
-        data["regions"] = [r.strip() for r in args.regions.split(",") if r.strip()]
     if getattr(args, "interval", None) is not None:
         data["update_interval_seconds"] = args.interval
     return data
@@ -67,16 +42,7 @@ def _incident_event(event_type: str, incident_id: str | None, fields: dict):
     file of ``inc-8``'s fields is a mistake, not a choice)."""
     from schemas import IncidentEvent
 
-    named = fields.pop("incident_id", None)
-    if incident_id and named is not None and named != incident_id:
-        raise CliError(f"--file: incident_id {named!r} is not the incident of the command ({incident_id!r})")
-    kind = fields.pop("type", None)
-    if kind is not None and kind != event_type:
-        raise CliError(f"--file: type {kind!r}, but this command sends a {event_type} event")
-    data = {"event_id": fields.pop("event_id", None) or f"cli-{uuid.uuid4().hex[:12]}",
-            "incident_id": incident_id or named or f"inc-{uuid.uuid4().hex[:8]}",
-            "type": event_type, "at": fields.pop("at", None) or _now().isoformat()}
-    data.update(fields)
+    data = event_data(event_type, "incident_id", incident_id, fields, id_prefix="inc", now=_now())
     return validate(IncidentEvent, data, f"{event_type} event")
 
 
@@ -106,20 +72,14 @@ def _produce_incident_event(settings: Settings, event) -> dict:
 def read_incidents(settings: Settings) -> dict:
     """Fold the incident-events topic through the domain rules: the incidents as workers see them."""
     from domain.incident import decide
-    from schemas import IncidentEvent, parse_record
-    from streams.client import read_topic
+    from schemas import IncidentEvent
     from streams.topics import INCIDENT_EVENTS
 
-    states: dict = {}
-    for value in read_topic(settings, INCIDENT_EVENTS):
-        try:
-            event = parse_record(IncidentEvent, value)
-        except Exception:  # noqa: BLE001 - dead-lettered by the workers; not an incident
-            continue
-        decision = decide(states.get(event.incident_id), event, event.at)
-        if decision.state is not None and decision.round is not None:
-            states[event.incident_id] = decision.state
-    return states
+    def step(state, event):
+        decision = decide(state, event, event.at)
+        return decision.state if decision.round is not None else None
+
+    return fold_topic(settings, INCIDENT_EVENTS, IncidentEvent, lambda event: event.incident_id, step)
 
 
 def _show(state) -> dict:
@@ -210,16 +170,12 @@ def _parser() -> argparse.ArgumentParser:
     isub = incident.add_subparsers(dest="action", required=True)
 
     def common(sp, declared: bool):
-        sp.add_argument("--file", help="JSON file with the event's fields (flags override it)")
-        sp.add_argument("--message", help="latest message (English)")
-        sp.add_argument("--message-ja", help="latest message (Japanese)")
+        add_text_flags(sp, "latest message")
         if declared is not None:
-            sp.add_argument("--title", help="title (English)", required=False)
-            sp.add_argument("--title-ja", help="title (Japanese)")
+            add_title_flags(sp)
             sp.add_argument("--severity", choices=SEVERITIES)
             sp.add_argument("--status", choices=OPEN_STATUSES)
-            sp.add_argument("--components", help="comma-separated components, e.g. api,dashboard")
-            sp.add_argument("--regions", help="comma-separated regions; empty or absent: every region")
+            add_scope_flags(sp)
             sp.add_argument("--eta", help="recovery estimate, RFC 3339 with offset ('none' clears it)")
             sp.add_argument("--next-update-at", dest="next_update_at", help="promised next update, RFC 3339")
             sp.add_argument("--interval", type=int, help="seconds between updates (default by severity)")

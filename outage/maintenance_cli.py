@@ -6,13 +6,11 @@
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import datetime, timezone
-from pathlib import Path
 
 from core.settings import Settings
-from streams.client import ClientError as CliError
-from streams.client import produce, validate
+from outage.event_input import add_scope_flags, add_text_flags, add_title_flags, event_data, event_fields
+from streams.client import fold_topic, produce, validate
 
 
 def add_parser(sub) -> None:
@@ -20,15 +18,11 @@ def add_parser(sub) -> None:
     msub = m.add_subparsers(dest="action", required=True)
 
     def fields(sp, scheduled: bool) -> None:
-        sp.add_argument("--file", help="JSON file with the event's fields (flags override it)")
-        sp.add_argument("--message", help="what happens (English)")
-        sp.add_argument("--message-ja", help="what happens (Japanese)")
+        add_text_flags(sp, "what happens")
         if scheduled is None:
             return
-        sp.add_argument("--title", help="title (English)")
-        sp.add_argument("--title-ja", help="title (Japanese)")
-        sp.add_argument("--components", help="comma-separated components, e.g. api,dashboard")
-        sp.add_argument("--regions", help="comma-separated regions; empty or absent: every region")
+        add_title_flags(sp)
+        add_scope_flags(sp)
         sp.add_argument("--starts-at", dest="starts_at", help="start, RFC 3339 with offset")
         sp.add_argument("--ends-at", dest="ends_at", help="end, RFC 3339 with offset")
         sp.add_argument("--reminder", type=int, dest="reminder_seconds",
@@ -47,37 +41,11 @@ def add_parser(sub) -> None:
     msub.add_parser("list", help="list planned maintenance")
 
 
-def _localized(en: str | None, ja: str | None):
-    if en and ja:
-        return {"en": en, "ja": ja}
-    return en or ja
-
-
 def _fields(args) -> dict:
-    data: dict = {}
-    if args.file:
-        try:
-            loaded = json.loads(Path(args.file).read_text(encoding="utf-8"))
-        except OSError as exc:
-            raise CliError(f"--file {args.file}: {exc.strerror or exc}") from None
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise CliError(f"--file {args.file}: not JSON ({exc})") from None
-        if not isinstance(loaded, dict):
-            raise CliError(f"--file {args.file}: a JSON object of the event's fields is expected")
-        data.update(loaded)
+    data = event_fields(args)
     for name in ("starts_at", "ends_at", "reminder_seconds"):
         if getattr(args, name, None) is not None:
             data[name] = getattr(args, name)
-    title = _localized(getattr(args, "title", None), getattr(args, "title_ja", None))
-    if title:
-        data["title"] = title
-    message = _localized(args.message, args.message_ja)
-    if message:
-        data["message"] = message
-    if getattr(args, "components", None):
-        data["components"] = [c.strip() for c in args.components.split(",") if c.strip()]
-    if getattr(args, "regions", None) is not None:
-        data["regions"] = [r.strip() for r in args.regions.split(",") if r.strip()]
     return data
 
 
@@ -85,11 +53,8 @@ def send(settings: Settings, event_type: str, maintenance_id: str | None, fields
     from schemas import MaintenanceEvent
     from streams.topics import MAINTENANCE_EVENTS
 
-    data = {"event_id": fields.pop("event_id", None) or f"cli-{uuid.uuid4().hex[:12]}",
-            "maintenance_id": maintenance_id or fields.pop("maintenance_id", None) or f"mnt-{uuid.uuid4().hex[:8]}",
-            "type": event_type, "at": fields.pop("at", None) or datetime.now(timezone.utc).isoformat()}
-    fields.pop("type", None)
-    data.update(fields)
+    data = event_data(event_type, "maintenance_id", maintenance_id, fields, id_prefix="mnt",
+                      now=datetime.now(timezone.utc))
     event = validate(MaintenanceEvent, data, f"{event_type} event")
     produce(settings, MAINTENANCE_EVENTS, [(event.maintenance_id, event.model_dump_json().encode())])
     return json.loads(event.model_dump_json())
@@ -98,20 +63,14 @@ def send(settings: Settings, event_type: str, maintenance_id: str | None, fields
 def read_maintenance(settings: Settings) -> dict:
     """Fold ``maintenance-events`` through the domain's rules: every maintenance as the workers see it."""
     from domain.maintenance import decide
-    from schemas import MaintenanceEvent, parse_record
-    from streams.client import read_topic
+    from schemas import MaintenanceEvent
     from streams.topics import MAINTENANCE_EVENTS
 
-    states: dict = {}
-    for value in read_topic(settings, MAINTENANCE_EVENTS):
-        try:
-            event = parse_record(MaintenanceEvent, value)
-        except Exception:  # noqa: BLE001 - dead-lettered by the workers; not a maintenance
-            continue
-        decision = decide(states.get(event.maintenance_id), event)
-        if decision.state is not None and not decision.error:
-            states[event.maintenance_id] = decision.state
-    return states
+    def step(state, event):
+        decision = decide(state, event)
+        return decision.state if not decision.error else None
+
+    return fold_topic(settings, MAINTENANCE_EVENTS, MaintenanceEvent, lambda event: event.maintenance_id, step)
 
 
 def run(args, settings: Settings, out) -> int:

@@ -33,7 +33,7 @@ so the absent-versus-null distinction survives a round trip through Kafka.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import Field, Strict, ValidationError, model_serializer, model_validator
@@ -42,6 +42,7 @@ from pydantic_core import InitErrorDetails, PydanticCustomError
 from core.vocabulary import DECLARED, INVESTIGATING, RESOLVED, EventType, Severity, Status
 
 from .common import Id, Label, Message, InputRecord, Timestamp, Title
+from .event_rules import Failures, check_shape, given_fields, instant, is_ahead
 
 MAX_UPDATE_INTERVAL_SECONDS = 30 * 24 * 3600
 IntervalSeconds = Annotated[int, Strict(), Field(gt=0, le=MAX_UPDATE_INTERVAL_SECONDS)]
@@ -59,13 +60,8 @@ PROMISES = {
 }
 
 
-def promise_is_ahead(value: datetime | None, at: datetime) -> bool:
-    """The rule of ``eta`` and ``next_update_at``: none, or later than the event's time ``at``."""
-    return value is None or value > at
-
-
-def _instant(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+promise_is_ahead = is_ahead
+"""The rule of ``eta`` and ``next_update_at``: none, or later than the event's time ``at``."""
 
 
 class IncidentFields(InputRecord):
@@ -83,45 +79,29 @@ class IncidentFields(InputRecord):
 
     def changes(self) -> dict[str, Any]:
         """The incident fields present in the input (explicit nulls included), in field order."""
-        given = self.model_fields_set
-        return {name: getattr(self, name) for name in IncidentFields.model_fields if name in given}
+        return given_fields(self, IncidentFields)
 
     def _apply_rules(self, event_type: str, at: datetime | None) -> None:
         """Check the per-type rules of the module docstring, and the promises against ``at`` (the
         event's time; None: not known yet, checked again by the event); fill the default ``status``."""
-        given = self.model_fields_set
-        errors: list[InitErrorDetails] = []
-
-        def fail(field: str, kind: str, message: str, **context: str) -> None:
-            errors.append(InitErrorDetails(type=PydanticCustomError(kind, message, context or None), loc=(field,),
-                                           input=getattr(self, field)))
-
-        if self.components == []:
-            fail("components", "components_empty", "components cannot be empty")
-        if event_type == "declared":
-            for field in _DECLARED_REQUIRED:
-                if getattr(self, field) is None:
-                    fail(field, "missing", "field required when type is declared")
-            if self.status == "resolved":
-                fail("status", "status", "a declared incident cannot start resolved")
-        elif event_type == "updated":
-            if not given & _CHANGEABLE:
-                errors.append(InitErrorDetails(type=PydanticCustomError("changes_nothing", CHANGES_NOTHING),
-                                               loc=(), input=None))
-            for field in _NOT_CLEARABLE:
-                if field in given and getattr(self, field) is None:
-                    fail(field, "not_clearable", "cannot be null in an update (leave it out to keep it)")
-            if self.status == "resolved":   # the incident would read resolved and go on notifying
-                fail("status", "status", "an update cannot resolve: send a resolved event")
+        failures = Failures(self)
+        fail = failures.fail
+        if event_type == "updated" and not self.model_fields_set & _CHANGEABLE:
+            failures.fail_record("changes_nothing", CHANGES_NOTHING)
+        check_shape(self, failures, event_type, creating="declared", required=_DECLARED_REQUIRED,
+                    not_clearable=_NOT_CLEARABLE)
+        if event_type == "declared" and self.status == "resolved":
+            fail("status", "status", "a declared incident cannot start resolved")
+        elif event_type == "updated" and self.status == "resolved":   # it would read resolved and go on notifying
+            fail("status", "status", "an update cannot resolve: send a resolved event")
         elif event_type == "resolved" and self.status not in (None, "resolved"):
             fail("status", "status", "a resolved event has status 'resolved'")
         if at is not None:
             for field, why in PROMISES.items():
-                if not promise_is_ahead(getattr(self, field), at):
+                if not is_ahead(getattr(self, field), at):
                     fail(field, "not_ahead", "must be later than the event's time ({at}): {why}",
-                         at=_instant(at), why=why)
-        if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
+                         at=instant(at), why=why)
+        failures.raise_any()
 
         if self.status is None and event_type in (DECLARED, RESOLVED):
             self.status = INVESTIGATING if event_type == DECLARED else RESOLVED

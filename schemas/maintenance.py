@@ -11,9 +11,9 @@ Rules, by event type:
 * ``cancelled`` and ``completed`` may carry a ``message`` (shown in their notices).
 * For every type, ``components`` cannot be empty; ``ends_at`` must be after ``starts_at`` when
   both are given; the window is a promise, so a window already over is refused at the door:
-  ``ends_at`` must be later than the event's own time ``at`` (as ``schemas/incident.py``
-  ``promise_is_ahead``). A window whose start is past but whose end is ahead is accepted (a
-  maintenance announced as it begins). A window given by one end only in an ``updated`` event
+  ``ends_at`` must be later than the event's own time ``at`` (``schemas/event_rules.py``
+  ``is_ahead``, as an incident's promises). A window whose start is past but whose end is ahead
+  is accepted (a maintenance announced as it begins). A window given by one end only in an ``updated`` event
   is checked against the other end when the event is applied (``domain/maintenance.py``).
 * Timestamps need an offset (naive ones are invalid).
 
@@ -23,30 +23,21 @@ survives a round trip through Kafka.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, Strict, ValidationError, model_serializer, model_validator
-from pydantic_core import InitErrorDetails, PydanticCustomError
+from pydantic import Field, Strict, model_serializer, model_validator
 
 from core.vocabulary import DEFAULT_REMINDER_SECONDS, MaintenanceEventType
 
 from .common import Id, Label, Message, Record, Timestamp, Title
+from .event_rules import Failures, check_shape, given_fields, instant, is_ahead
 
 MAX_REMINDER_SECONDS = 30 * 24 * 3600
 ReminderSeconds = Annotated[int, Strict(), Field(gt=0, le=MAX_REMINDER_SECONDS)]
 
 _SCHEDULED_REQUIRED = ("title", "components", "starts_at", "ends_at")
 _NOT_CLEARABLE = ("title", "components", "starts_at", "ends_at", "reminder_seconds")
-
-
-def window_is_ahead(ends_at: datetime | None, at: datetime) -> bool:
-    """The rule of a maintenance window: none given, or it ends later than the event's time."""
-    return ends_at is None or ends_at > at
-
-
-def _instant(value: datetime) -> str:
-    return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 class MaintenanceFields(Record):
@@ -62,34 +53,18 @@ class MaintenanceFields(Record):
 
     def changes(self) -> dict[str, Any]:
         """The maintenance fields present in the input (explicit nulls included)."""
-        given = self.model_fields_set
-        return {name: getattr(self, name) for name in MaintenanceFields.model_fields if name in given}
+        return given_fields(self, MaintenanceFields)
 
     def _apply_rules(self, event_type: str, at: datetime | None) -> None:
-        given = self.model_fields_set
-        errors: list[InitErrorDetails] = []
-
-        def fail(field: str, kind: str, message: str, **context: str) -> None:
-            errors.append(InitErrorDetails(type=PydanticCustomError(kind, message, context or None), loc=(field,),
-                                           input=getattr(self, field)))
-
-        if self.components == []:
-            fail("components", "components_empty", "components cannot be empty")
-        if event_type == "scheduled":
-            for field in _SCHEDULED_REQUIRED:
-                if getattr(self, field) is None:
-                    fail(field, "missing", "field required when type is scheduled")
-        elif event_type == "updated":
-            for field in _NOT_CLEARABLE:
-                if field in given and getattr(self, field) is None:
-                    fail(field, "not_clearable", "cannot be null in an update (leave it out to keep it)")
+        failures = Failures(self)
+        check_shape(self, failures, event_type, creating="scheduled", required=_SCHEDULED_REQUIRED,
+                    not_clearable=_NOT_CLEARABLE)
         if self.starts_at is not None and self.ends_at is not None and self.ends_at <= self.starts_at:
-            fail("ends_at", "window", "must be later than starts_at")
-        elif at is not None and not window_is_ahead(self.ends_at, at):
-            fail("ends_at", "not_ahead", "must be later than the event's time ({at}): a maintenance already over "
-                 "is nothing to announce", at=_instant(at))
-        if errors:
-            raise ValidationError.from_exception_data(type(self).__name__, errors)
+            failures.fail("ends_at", "window", "must be later than starts_at")
+        elif at is not None and not is_ahead(self.ends_at, at):
+            failures.fail("ends_at", "not_ahead", "must be later than the event's time ({at}): a maintenance "
+                          "already over is nothing to announce", at=instant(at))
+        failures.raise_any()
         if event_type == "scheduled" and self.reminder_seconds is None:
             self.reminder_seconds = DEFAULT_REMINDER_SECONDS
 

@@ -115,6 +115,24 @@ def read_topic(settings: Settings, topic_base: str, idle_seconds: float = 5.0):
         consumer.close()
 
 
+def fold_topic(settings: Settings, topic_base: str, model, key, step) -> dict:
+    """The topic's records of ``model`` folded in order (``read_topic``): key -> state, where
+    ``step(state or None, record)`` gives the next state, or None to keep the one held. A record
+    that is not a valid ``model`` is passed over (the workers dead-letter it)."""
+    from schemas import parse_record
+
+    states: dict = {}
+    for value in read_topic(settings, topic_base):
+        try:
+            record = parse_record(model, value)
+        except Exception:  # noqa: BLE001 - dead-lettered by the workers; not one of these records
+            continue
+        state = step(states.get(key(record)), record)
+        if state is not None:
+            states[key(record)] = state
+    return states
+
+
 def validate(model, data: dict, what: str):
     from schemas import describe_validation_error
 

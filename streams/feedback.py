@@ -34,7 +34,6 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Callable
-from urllib.parse import parse_qsl
 
 from aiokafka.errors import KafkaError
 from faust.exceptions import ProducerSendError
@@ -45,10 +44,9 @@ from notifiers.pages import FeedbackPage, render_feedback_page
 from schemas import FeedbackRecord, MAX_COMMENT_CHARS
 from schemas.common import localize
 from streams import metrics as M
+from streams.forms import form_fields
 
 log = logging.getLogger(__name__)
-
-MAX_FORM_FIELDS = 16   # a real form has two
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,13 +114,14 @@ class FeedbackDesk:
         link = self.verify(token)
         if link is None:
             return self.refused()
-        fields = _form_fields(body)
+        fields = form_fields(body)
+        unreadable, fields = fields is None, fields or {}
         scores = fields.get("score", [])
         score = parse_score(scores[0]) if len(scores) == 1 else None
         comments = fields.get("comment", [])
         comment = clean_comment(comments[0]) if len(comments) == 1 else None
         shown = dict(score=score, comment=comment or "")
-        if fields is _UNREADABLE or len(comments) > 1 or score is None:
+        if unreadable or len(comments) > 1 or score is None:
             M.FEEDBACK_ANSWERS.labels("invalid").inc()
             return self._form(token, link, 400, problem="bad-score", **shown)
         if comment is not None and len(comment) > MAX_COMMENT_CHARS:
@@ -163,22 +162,6 @@ def title_of(view) -> Callable[[str, str], str]:
         state = view.get(incident_id)
         return localize(state.title, locale) if state is not None else ""
     return title
-
-
-_UNREADABLE: dict[str, list[str]] = {}
-
-
-def _form_fields(body: bytes) -> dict[str, list[str]]:
-    """An urlencoded form's fields (name -> values); ``_UNREADABLE`` when it is not one."""
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS,
-                          errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        return _UNREADABLE
-    fields: dict[str, list[str]] = {}
-    for name, value in pairs:
-        fields.setdefault(name, []).append(value)
-    return fields
 
 
 def _action(token: str) -> str:

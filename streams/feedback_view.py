@@ -15,38 +15,25 @@ answer is recorded.
 
 from __future__ import annotations
 
-import logging
 from typing import Iterable
 
-from core.settings import Settings
 from domain.feedback import FeedbackTally, Summary
+from domain.ids import utf8_key
 from schemas import FeedbackRecord, RecordError, parse_record
 from streams import topics as T
-from streams.kafka.broker import KAFKA, BrokerProfile, aiokafka_options, bootstrap
 from streams.topic_view import TopicView
-
-log = logging.getLogger(__name__)
 
 
 class FeedbackView(TopicView):
     """feedback_id -> the latest answer; per incident the number of answers and their mean."""
 
     label = "feedback view"
+    default_client_id = "outage-feedback-view"
+    source = T.FEEDBACK
 
-    def __init__(self, *, bootstrap_servers: list[str], topic: str, partitions: int,
-                 profile: BrokerProfile = KAFKA, client_id: str = "outage-feedback-view",
-                 security: dict | None = None, **kwargs) -> None:
-        super().__init__(bootstrap_servers=bootstrap_servers, topic=topic, partitions=partitions, profile=profile,
-                         client_id=client_id, security=security, **kwargs)
+    def __init__(self, **kwargs) -> None:
+        super().__init__(**kwargs)
         self.tally = FeedbackTally()
-        self._skipped = 0
-
-    @classmethod
-    def of(cls, settings: Settings, *, names: T.TopicNames, partitions: int, profile: BrokerProfile,
-           **kwargs) -> "FeedbackView":
-        """The view of ``outage.feedback`` (named by ``names``) on the brokers of ``settings``."""
-        return cls(bootstrap_servers=bootstrap(settings), topic=names.name(T.FEEDBACK), partitions=partitions,
-                   profile=profile, security=aiokafka_options(settings), **kwargs)
 
     def summary(self, incident_id: str) -> Summary:
         return self.tally.summary(incident_id)
@@ -57,10 +44,7 @@ class FeedbackView(TopicView):
     def apply(self, records: Iterable[tuple[bytes | None, bytes | None]]) -> None:
         """Apply records of ``outage.feedback`` (raw key, raw value) in offset order."""
         for raw_key, raw_value in records:
-            try:
-                key = raw_key.decode("utf-8") if raw_key is not None else None
-            except UnicodeDecodeError:
-                key = None
+            key = utf8_key(raw_key)
             if key is None:
                 self._skip("a record without a UTF-8 key")
                 continue
@@ -76,7 +60,3 @@ class FeedbackView(TopicView):
                 self._skip("a key that is not the record's feedback_id")
                 continue
             self.tally.put(answer.feedback_id, answer.incident_id, answer.score)
-
-    def _skip(self, why: str) -> None:
-        self._skipped += 1
-        log.warning("feedback view: skipped %s (%d skipped so far)", why, self._skipped)

@@ -22,11 +22,9 @@ from datetime import datetime
 from typing import Callable
 
 from faust import web
-from pydantic import ValidationError
-
 from domain.maintenance import MaintenanceState, change_refused, decide
 from schemas import MaintenanceCancelBody, MaintenanceCompleteBody, MaintenanceSchedule, MaintenanceUpdateBody
-from streams.web import Refused, _iso, answers, invalid_body, json_object, validated
+from streams.web import Refused, _iso, answers, event_of, json_object, validated
 
 
 def public(state: MaintenanceState, now: datetime, *, history: bool = False) -> dict:
@@ -76,11 +74,7 @@ def register_maintenance(app, *, view, produce_to, require_token: Callable, cloc
         async def post(self, request):
             require_token(request)
             body = validated(MaintenanceSchedule, await json_object(request))
-            try:
-                event = body.to_event(maintenance_id=f"mnt-{uuid.uuid4().hex[:8]}",
-                                      event_id=f"api-{uuid.uuid4().hex[:12]}", at=clock())
-            except ValidationError as exc:
-                raise invalid_body(exc) from None
+            event = event_of(body, clock(), maintenance_id=f"mnt-{uuid.uuid4().hex[:8]}")
             if body.maintenance_id is not None and await current(event.maintenance_id) is not None:
                 raise Refused(409, f"maintenance {event.maintenance_id} already exists")
             await produce_to(event.maintenance_id, event)
@@ -108,11 +102,7 @@ def register_maintenance(app, *, view, produce_to, require_token: Callable, cloc
                 refused = change_refused(state, body.at or now)
                 if refused:
                     raise Refused(409, refused)
-                try:
-                    event = body.to_event(maintenance_id=maintenance_id, event_id=f"api-{uuid.uuid4().hex[:12]}",
-                                          at=now)
-                except ValidationError as exc:
-                    raise invalid_body(exc) from None
+                event = event_of(body, now, maintenance_id=maintenance_id)
                 decision = decide(state, event)
                 if decision.error:   # the window with the one in force, or completing before the start
                     if "started" in decision.error:

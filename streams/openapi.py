@@ -123,37 +123,37 @@ def _error(description: str) -> dict:
     return _json({"$ref": REF + "Error"}, description)
 
 
-def _write(model: str, ok: int, what: str, *, declare: bool = False) -> dict:
-    """A write of the API: a JSON body of ``model``, the bearer token, the event produced."""
+def _event_write(model: str, ok: int, what: str, *, event: str, topic: str, conflict: str,
+                 unknown: str | None) -> dict:
+    """A write of the API: a JSON body of ``model``, the bearer token, the ``event`` produced to
+    ``topic``; 409 says ``conflict``, 404 ``unknown`` (None: a write that names no existing thing)."""
     responses = {
-        str(ok): _json({"$ref": REF + "IncidentEvent"}, f"{what}: the event produced to outage.incident-events"),
+        str(ok): _json({"$ref": REF + event}, f"{what}: the event produced to {topic}"),
         "400": _error("a body that is not a JSON object, or fails validation (the fields are named)"),
         "401": _error("no bearer token, or a wrong one"),
-        "409": _error("the incident already exists" if declare else "the incident is resolved"),
+        "409": _error(conflict),
         "413": _error("a body over 1 MiB, or an event larger than the broker accepts"),
         "503": _error("the broker is unreachable or did not take the event; try again"),
     }
-    if not declare:
-        responses["404"] = _error("unknown incident")
+    if unknown is not None:
+        responses["404"] = _error(unknown)
     return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": REF + model}}}},
             "responses": dict(sorted(responses.items()))}
+
+
+def _write(model: str, ok: int, what: str, *, declare: bool = False) -> dict:
+    """An incident write (streams/web.py)."""
+    return _event_write(model, ok, what, event="IncidentEvent", topic="outage.incident-events",
+                        conflict="the incident already exists" if declare else "the incident is resolved",
+                        unknown=None if declare else "unknown incident")
 
 
 def _maintenance_write(model: str, ok: int, what: str, *, schedule: bool = False) -> dict:
-    """A maintenance write (streams/maintenance_api.py): a JSON body of ``model``, the event produced."""
-    responses = {
-        str(ok): _json({"$ref": REF + "MaintenanceEvent"}, f"{what}: the event produced to outage.maintenance-events"),
-        "400": _error("a body that is not a JSON object, or fails validation (the fields are named)"),
-        "401": _error("no bearer token, or a wrong one"),
-        "409": _error("the maintenance already exists" if schedule else
-                      "the maintenance is cancelled, completed or over, or it has not started (complete)"),
-        "413": _error("a body over 1 MiB, or an event larger than the broker accepts"),
-        "503": _error("the broker is unreachable or did not take the event; try again"),
-    }
-    if not schedule:
-        responses["404"] = _error("unknown maintenance")
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": {"$ref": REF + model}}}},
-            "responses": dict(sorted(responses.items()))}
+    """A maintenance write (streams/maintenance_api.py)."""
+    return _event_write(model, ok, what, event="MaintenanceEvent", topic="outage.maintenance-events",
+                        conflict="the maintenance already exists" if schedule else
+                        "the maintenance is cancelled, completed or over, or it has not started (complete)",
+                        unknown=None if schedule else "unknown maintenance")
 
 
 _ID = {"name": "incident_id", "in": "path", "required": True, "schema": {"type": "string"}}

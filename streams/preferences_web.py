@@ -36,7 +36,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from typing import Awaitable, Callable
-from urllib.parse import parse_qsl, quote
+from urllib.parse import quote
 
 from core.vocabulary import RECEIVE_ALL, RECEIVE_CHOICES, RECEIVE_NONE
 from domain import preferences as P
@@ -45,10 +45,9 @@ from domain.links import PREFERENCES, UNSUBSCRIBE, ContactLink, Keys, contact_to
 from notifiers.pages import PreferencesPage, render_preferences_page
 from streams import metrics as M
 from streams.customer_finder import FinderUnavailable
+from streams.forms import form_fields
 
 log = logging.getLogger(__name__)
-
-MAX_FORM_FIELDS = 16
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,19 +57,6 @@ class Answer:
     status: int
     html: str = ""
     body: dict | None = None
-
-
-def form_fields(body: bytes) -> dict[str, list[str]] | None:
-    """An urlencoded form's fields (name -> values); None when it is not one."""
-    try:
-        pairs = parse_qsl(body.decode("utf-8"), keep_blank_values=True, max_num_fields=MAX_FORM_FIELDS,
-                          errors="strict")
-    except (UnicodeDecodeError, ValueError):
-        return None
-    fields: dict[str, list[str]] = {}
-    for name, value in pairs:
-        fields.setdefault(name, []).append(value)
-    return fields
 
 
 def chosen(fields: dict[str, list[str]] | None) -> str | None:

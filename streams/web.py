@@ -189,6 +189,16 @@ def invalid_body(exc: ValidationError) -> Refused:
         return Refused(400, "invalid body")
 
 
+def event_of(body, at: datetime, **ids):
+    """The event a validated API body stands for: ``body.to_event`` with a new ``event_id``, the
+    ids of the path (or new ones) and ``at`` (now), each used only where the body left it out;
+    400 naming the fields when the event refuses it (a promise not ahead of the body's ``at``)."""
+    try:
+        return body.to_event(event_id=f"api-{uuid.uuid4().hex[:12]}", at=at, **ids)
+    except ValidationError as exc:
+        raise invalid_body(exc) from None
+
+
 def register_pages(app, *, settings: Settings, view: IncidentView, reach: BrokerReach, events_topic,
                    readiness: Callable[[], tuple[bool, str]], clock: Callable[[], datetime],
                    preferences: PreferencesDesk, feedback: FeedbackDesk,
@@ -287,11 +297,7 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
         async def post(self, request):
             require_token(request)
             body = validated(IncidentDeclare, await json_object(request))
-            try:
-                event = body.to_event(event_id=f"api-{uuid.uuid4().hex[:12]}",
-                                      incident_id=f"inc-{uuid.uuid4().hex[:8]}", at=clock())
-            except ValidationError as exc:
-                raise invalid_body(exc) from None
+            event = event_of(body, clock(), incident_id=f"inc-{uuid.uuid4().hex[:8]}")
             if body.incident_id is not None and await incident(event.incident_id, settled=True) is not None:
                 raise Refused(409, f"incident {event.incident_id} already exists")
             await produce(event)
@@ -318,11 +324,7 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
                     raise Refused(404, f"unknown incident {incident_id}")
                 if state.resolved:
                     raise Refused(409, f"incident {incident_id} is resolved")
-                try:
-                    event = body.to_event(incident_id=incident_id, event_id=f"api-{uuid.uuid4().hex[:12]}",
-                                          at=clock())
-                except ValidationError as exc:
-                    raise invalid_body(exc) from None
+                event = event_of(body, clock(), incident_id=incident_id)
                 await produce(event)
                 return self.json(event.model_dump(mode="json"), status=status)
         Change.__name__ = f"Incident{event_type.title()}"

@@ -1,10 +1,12 @@
 """In-memory stand-ins for the faust parts an agent touches, to run an agent in process: a topic
 that keeps what is sent to it, a stream of events over a list of records, a clock the test moves,
 and a table of partitions with their changelogs. Agents written against these run unchanged in
-faust. The in-memory test broker (``tests/inmemory/broker.py``) runs whole workers on them."""
+faust; a topic as the web pages write to it (``RecordingTopic``) and an app that
+keeps the pages registered on it (``App``). The in-memory test broker (``tests/inmemory/broker.py``) runs whole workers on them."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -43,6 +45,47 @@ class Topic:
         unless it was sent to a partition)."""
         return Stream([Event(k, v, Message(self.name, p if p is not None else partition_of(k), i))
                        for i, (k, v, p) in enumerate(self.sent)])
+
+
+class RecordingTopic:
+    """A topic as a worker's web pages write to it: ``send`` keeps (key, value) in ``sent`` and
+    returns the acknowledgement to await, as faust's does; ``fail`` makes the broker refuse."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[bytes, bytes | None]] = []
+        self.fail = False
+
+    async def send(self, *, key: bytes, value: bytes | None):
+        if self.fail:
+            from aiokafka.errors import KafkaConnectionError
+
+            raise KafkaConnectionError()
+        self.sent.append((key, value))
+
+        async def acknowledged():
+            return None
+        return acknowledged()
+
+    def records(self) -> list[dict]:
+        """The values sent, as JSON."""
+        return [json.loads(value) for _, value in self.sent]
+
+
+class App:
+    """What ``register_pages`` (``streams/web.py``) uses of a faust app: ``service`` (ignored) and
+    ``page``, which keeps each route's view class in ``pages`` for a test to call."""
+
+    def __init__(self) -> None:
+        self.pages: dict[str, type] = {}
+
+    def service(self, service) -> None:
+        pass
+
+    def page(self, path: str):
+        def register(view: type) -> type:
+            self.pages[path] = view
+            return view
+        return register
 
 
 @dataclass

@@ -137,7 +137,6 @@ import json  # noqa: E402
 
 import faust  # noqa: E402
 from aiohttp.test_utils import TestClient, TestServer  # noqa: E402
-from aiokafka.errors import KafkaConnectionError  # noqa: E402
 
 from core.settings import Settings  # noqa: E402
 from domain.links import feedback_token  # noqa: E402
@@ -147,31 +146,12 @@ from streams.feedback import FeedbackDesk, title_of  # noqa: E402
 from streams.feedback_view import FeedbackView  # noqa: E402
 from streams.incident_view import IncidentView  # noqa: E402
 from streams.web import register_pages  # noqa: E402
+from tests.inmemory import RecordingTopic as FeedbackTopic  # noqa: E402
 
 RECIPIENT = contact_key("ops@example.jp")
 STATE = {"incident_id": "inc-7", "severity": "major", "status": "resolved", "title": {"en": "API errors", "ja": "APIのエラー"},
          "components": ["api"], "started_at": "2026-11-25T10:00:00+00:00", "updated_at": "2026-11-25T11:00:00+00:00",
          "resolved_at": "2026-11-25T11:00:00+00:00", "seq": 3}
-
-
-class FeedbackTopic:
-    """``outage.feedback`` as the web writes to it: ``fail`` makes the broker refuse."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, bytes]] = []
-        self.fail = False
-
-    async def send(self, *, key: bytes, value: bytes):
-        if self.fail:
-            raise KafkaConnectionError()
-        self.sent.append((key, value))
-
-        async def acknowledged():
-            return None
-        return acknowledged()
-
-    def records(self) -> list[dict]:
-        return [json.loads(value) for _, value in self.sent]
 
 
 class Web:

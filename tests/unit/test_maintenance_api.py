@@ -14,7 +14,8 @@ from core.settings import Settings
 from domain.maintenance import decide
 from schemas import MaintenanceEvent
 from streams.web import register_pages
-from tests.unit.test_web_promises import NOW, TOKEN, App, Topic, View, Web, request
+from tests.inmemory import App
+from tests.unit.test_web_promises import NOW, TOKEN, Topic, View, Web, request
 
 
 def iso(minutes: float) -> str:

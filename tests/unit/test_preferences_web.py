@@ -11,7 +11,6 @@ from datetime import datetime, timezone
 import faust
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
-from aiokafka.errors import KafkaConnectionError
 
 from core.settings import Settings
 from domain.ids import contact_key
@@ -26,31 +25,12 @@ from streams.preferences_web import PreferencesDesk
 from streams.suppressions import Suppressions
 from streams.views import StoredContact, StoredCustomer
 from streams.web import ROUTES, register_pages
+from tests.inmemory import RecordingTopic
 
 T0 = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)
 TOKEN = "t"
 A, B = "ops@example.jp", "dev@example.jp"
 CUSTOMER = StoredCustomer("c-1", "Example KK", "ja", "Asia/Tokyo", contacts=(StoredContact(A), StoredContact(B)))
-
-
-class RecordingTopic:
-    """A topic as the web writes to it: ``fail`` makes the broker refuse."""
-
-    def __init__(self) -> None:
-        self.sent: list[tuple[bytes, bytes | None]] = []
-        self.fail = False
-
-    async def send(self, *, key: bytes, value: bytes | None):
-        if self.fail:
-            raise KafkaConnectionError()
-        self.sent.append((key, value))
-
-        async def acknowledged():
-            return None
-        return acknowledged()
-
-    def records(self) -> list[dict]:
-        return [json.loads(v) for _, v in self.sent]
 
 
 class Web:

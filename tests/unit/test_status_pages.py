@@ -26,6 +26,7 @@ from notifiers.status_page import (
 from streams.openapi import dumps, openapi_document
 from streams.status_web import reader_of, register_status_pages
 from streams.web import ROUTES, SIGNED, TOKEN
+from tests.inmemory import App
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 12, 4, 7, 30, tzinfo=timezone.utc)
@@ -272,17 +273,6 @@ def test_an_incident_id_is_quoted_in_its_entry_id_and_the_feed_is_escaped():
 
 
 # -- the routes, in process --------------------------------------------------------------------
-
-class App:
-    def __init__(self) -> None:
-        self.pages: dict[str, type] = {}
-
-    def page(self, path: str):
-        def register(view: type) -> type:
-            self.pages[path] = view
-            return view
-        return register
-
 
 class Web:
     """What the views call of faust's web: each answer as (status, body, headers, content type)."""

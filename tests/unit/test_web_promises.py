@@ -14,25 +14,10 @@ from core.settings import Settings
 from domain.incident import decide
 from schemas import IncidentEvent
 from streams.web import register_pages
+from tests.inmemory import App
 
 NOW = datetime(2026, 11, 25, 1, 0, tzinfo=timezone.utc)   # the API's clock: the time it gives events
 TOKEN = "test-token"
-
-
-class App:
-    """What register_pages uses of a faust app: ``service`` and ``page``."""
-
-    def __init__(self) -> None:
-        self.pages: dict[str, type] = {}
-
-    def service(self, service) -> None:
-        pass
-
-    def page(self, path: str):
-        def register(view: type) -> type:
-            self.pages[path] = view
-            return view
-        return register
 
 
 class Web:
