@@ -67,3 +67,16 @@ def test_every_test_module_has_a_name_of_its_own():
     tests = Path(__file__).resolve().parents[1]
     names = Counter(path.name for path in tests.rglob("test_*.py"))
     assert [name for name, n in names.items() if n > 1] == []
+
+
+async def test_every_module_that_runs_an_agent_or_a_timer_is_held_to_its_contract():
+    """AGENT_MODULES is not a list to keep by hand: every agent and timer the worker's assembly
+    (streams/assembly.py) really runs comes from a module in it, so a new agent module must start with
+    its runtime contract (the test above)."""
+    from tests.inmemory.broker import Broker
+
+    async with Broker() as broker:
+        parts = broker.worker("w0").parts
+        modules = {fn.__module__ for _, _, fn in parts.agents} | {fn.__module__ for _, _, fn in parts.timers}
+    assert modules and all(m.startswith("streams.") for m in modules), modules
+    assert {m.removeprefix("streams.") for m in modules} <= set(AGENT_MODULES), modules
