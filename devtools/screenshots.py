@@ -273,14 +273,15 @@ def _chromium() -> str:
     raise SystemExit("no chromium on PATH")
 
 
-def screenshot(html: Path, png: Path, width: int, height: int, *, dark: bool = False) -> None:
+def screenshot(html: Path | str, png: Path, width: int, height: int, *, dark: bool = False) -> None:
+    """``html``: a file, or the URL of a page (a live worker's: tests/integration/test_status_shots.py)."""
     args = ["nice", "-n", "19", _chromium(), "--headless", "--no-sandbox", "--hide-scrollbars",
             "--disable-gpu", "--no-first-run", f"--user-data-dir={png.parent / '.chromium'}",
             f"--screenshot={png}", f"--window-size={width},{height}"]
     if dark:
         args += ["--force-dark-mode", "--blink-settings=preferredColorScheme=0"]
     # the browser in UTC: the public page's script shows times in the browser's zone, so every run looks alike
-    subprocess.run([*args, html.resolve().as_uri()], check=True, timeout=120, env={**os.environ, "TZ": "UTC"},
+    subprocess.run([*args, html if isinstance(html, str) else html.resolve().as_uri()], check=True, timeout=120, env={**os.environ, "TZ": "UTC"},
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
