@@ -92,8 +92,13 @@ def request(url: str, method: str, path: str, headers: dict | None = None, body:
 
 
 def sample(path: str, incident_id: str, maintenance_id: str = "mnt-routes") -> str:
-    return (path.replace("{incident_id}", incident_id).replace("{maintenance_id}", maintenance_id)
-            .replace("{token}", "not.a.token"))
+    """A concrete path of a declared route: every ``{placeholder}`` filled (a brace left in a request's
+    path is not HTTP: the server refuses it before any route is chosen)."""
+    concrete = (path.replace("{incident_id}", incident_id).replace("{maintenance_id}", maintenance_id)
+                .replace("{customer_id}", "c-route-1").replace("{email}", "nobody%40example.invalid")
+                .replace("{token}", "not.a.token"))
+    assert "{" not in concrete, f"no sample value for a placeholder of {path}"
+    return concrete
 
 
 async def test_a_worker_with_data_serves_nothing_private_without_a_token(workers, produce, smtp):
