@@ -104,7 +104,7 @@ async def test_a_worker_over_sasl_scram_creates_its_topics_and_sends_the_first_n
     assert replicas(kafka, names) == {n: {1} for n in names}
     configs = topic_configs(kafka, names)
     for name in names:
-        compacted = name in (prefix + T.CUSTOMERS, prefix + T.FEEDBACK) or name.endswith("-changelog")
+        compacted = name in {prefix + t for t in T.COMPACTED} or name.endswith("-changelog")   # streams/topics.py
         assert configs[name].get("cleanup.policy") == ("compact" if compacted else None), (name, configs[name])
         assert configs[name].get("min.insync.replicas") == "1", (name, configs[name])
 
