@@ -9,7 +9,8 @@ before one shared instant. The rules, pure (the time is passed in):
   arrives by its deadline; ``earliest_release``: never sooner than a third of an interval
   before that deadline, nor than two thirds of an interval after the contact's latest notice.
 - ``stretch``: how much later than one interval a promise must be when this worker's measured
-  send rate cannot carry its audience once per interval.
+  send rate cannot carry its audience once per interval (with more margin when it is short).
+- ``look_ahead``: how far ahead the deadlines are counted when planning when to start.
 - ``DeadlineIndex``: the deadlines of one partition's contacts ordered by time, so the ones
   coming due are found without scanning them all.
 """
@@ -45,6 +46,15 @@ QUEUE_HEADROOM = 2.0
 LAST_SHARE = 1 / 6
 # the send rate must carry the audience once per interval with this margin, else promises stretch
 CAPACITY_TARGET = 1.15
+# a stretched promise leaves this margin instead, reached over SHORT_RAMP below CAPACITY_TARGET (so
+# the stretch grows smoothly from 1): a relay already short is sending flat out, and a promise
+# stated from the rate measured so far has nothing to spare when that rate falls. Measured: with
+# 1.15 at 0.7 times, a worker whose rate fell from 40 to 28.5/s (two cores shared with another
+# run) 11 s into the test was late for 62 of 1,359 promises, by 1.0 to 1.35 s
+# (bench/history/2026-12-04-fault-tests.md). 1.4 keeps the promises already stated through a fall
+# of the rate by a quarter while the stretch of the next ones catches up with it
+SHORT_TARGET = 1.4
+SHORT_RAMP = 0.15
 # a stretched promise is at most this many intervals away (never a day away for an hourly cadence)
 MAX_STRETCH = 4.0
 
@@ -52,13 +62,23 @@ MAX_STRETCH = 4.0
 def stretch(send_rate: float | None, load: float) -> float:
     """The factor (>= 1) by which this worker's promises are later than one interval.
 
+    1 while the rate carries the audience ``CAPACITY_TARGET`` times per interval; below that the
+    stretched promises leave a margin that grows to ``SHORT_TARGET`` (at 1.0 times and below), so the
+    factor rises continuously from 1: 1.12 at 1.1 times, 1.4 at 1.0, 2.0 at 0.7.
+
     ``load``: the emails per second its audience needs (the sum over its contacts of one over
     their interval); ``send_rate``: the measured rate (None while unknown: no stretch).
     """
     if send_rate is None or load <= 0:
         return 1.0
     ratio = send_rate / load
-    return min(MAX_STRETCH, max(1.0, CAPACITY_TARGET / ratio)) if ratio > 0 else MAX_STRETCH
+    if ratio >= CAPACITY_TARGET:
+        return 1.0
+    if ratio <= 0:
+        return MAX_STRETCH
+    short = min(1.0, (CAPACITY_TARGET - ratio) / SHORT_RAMP)
+    target = CAPACITY_TARGET + (SHORT_TARGET - CAPACITY_TARGET) * short
+    return min(MAX_STRETCH, max(1.0, target / ratio))
 
 
 def capacity_ratio(send_rate: float | None, load: float) -> float | None:
@@ -103,30 +123,49 @@ def stated_promise(kind: str, *, now: datetime, interval: timedelta, keeps: date
     return now + step
 
 
-def release_at(due: float, interval: float, *, ahead: int, send_rate: float, base: float) -> float:
+def release_at(due: float, interval: float, *, ahead: int, send_rate: float, base: float,
+               factor: float = 1.0) -> float:
     """When (epoch seconds) a holding update due at ``due`` must join the send queue.
 
     Early enough for the ``ahead`` notices queued before it and itself at ``send_rate`` (with
     ``QUEUE_HEADROOM``), plus ``base`` seconds of margin; never sooner than ``EARLIEST_SHARE`` of
-    an interval before.
+    an interval (stretched by ``factor``, as the promises are) before.
     """
     need = base + QUEUE_HEADROOM * (ahead + 1) / max(send_rate, 1e-6)
-    return due - min(need, interval * EARLIEST_SHARE)
+    return due - min(need, interval * max(factor, 1.0) * EARLIEST_SHARE)
 
 
 def earliest_release(due: float, interval: float, sent: float | None) -> float:
     """The soonest (epoch seconds) a holding update due at ``due`` may join the send queue: a third
-    of an interval before its deadline, and two thirds of an interval after the contact's latest
-    notice (``sent``, when known). The second bound counts when that notice stated a promise less
-    than one interval ahead: an operator's explicit time, a notice sent late. It is not given up to
-    the queue: two notices without news are two thirds of an interval apart, and a promise the
-    relay cannot keep is counted late. Only an operator's explicit time sooner than that comes
-    first: the holding update then leaves in the last ``LAST_SHARE`` of an interval before it.
+    of the time its latest notice (``sent``, when known) promised before its deadline (a third of an
+    interval when that is unknown or shorter), and two thirds of an interval after that notice.
+
+    - A stretched promise (the relay short) may be kept a third of its own span early: two
+      notices are still two thirds of that span apart, and the deadlines of a pass sent at one
+      rate can be kept at a lower one (a third of an interval only, at 0.7 times, absorbs a fall of
+      the rate by a fifth; a third of the stretched span, by a third).
+    - The second bound counts when that notice stated a promise less than one interval ahead: an
+      operator's explicit time, a notice sent late. It is not given up to the queue: two notices
+      without news are two thirds of an interval apart, and a promise the relay cannot keep is
+      counted late. Only an operator's explicit time sooner than that comes first: the holding
+      update then leaves in the last ``LAST_SHARE`` of an interval before it.
     """
-    soonest = due - interval * EARLIEST_SHARE
+    span = max(interval, due - sent) if sent is not None else interval
+    soonest = due - span * EARLIEST_SHARE
     if sent is not None:
         soonest = max(soonest, min(sent + interval * (1 - EARLIEST_SHARE), due - interval * LAST_SHARE))
     return soonest
+
+
+def look_ahead(interval: float, factor: float = 1.0) -> float:
+    """How far ahead (seconds) the deadlines are counted when working out when the holding updates
+    must start leaving (``latest_start``): a third of an interval, and, when promises are stretched
+    by ``factor``, the whole stretch beyond one interval as well. The deadlines of a pass sent at
+    one rate come due as densely as it was sent; with the rate fallen by a quarter, the pass must
+    start well before its first deadlines are within a third of an interval (looking a third of the
+    stretched span ahead, 320 of 1,142 contacts were up to 3.5 s late in the list-in, list-out run
+    of tests/unit/test_deadlines.py; with this, none)."""
+    return interval * (EARLIEST_SHARE + max(factor, 1.0) - 1.0)
 
 
 def latest_start(buckets: Iterable[tuple[float, int]], *, ahead: int, send_rate: float, base: float) -> float:

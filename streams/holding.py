@@ -9,10 +9,11 @@ Runtime contract (what the pipeline and the tests may rely on):
   timer does nothing), and updated as notices are recorded
   (``noted``): finding the contacts coming due never scans them all.
 - ``tick()`` (a timer) takes the contacts whose time has come, earliest first: once the latest
-  start of everything due within a third of an interval (``domain.deadlines.latest_start``, at
-  the send rate, after the queue ahead) has come, each one no sooner than a third of its
-  interval before its deadline nor than two thirds of an interval after its latest notice
-  (``domain.deadlines.earliest_release``: that one is never given up to the queue); and hands
+  start of everything due within the look-ahead (``domain.deadlines.latest_start`` and
+  ``look_ahead``: a third of an interval, plus the stretch when promises are stretched; at the
+  send rate, after the queue ahead) has come, each one no sooner than a third of the span its
+  latest notice promised before its deadline nor than two thirds of an interval after that
+  notice (``domain.deadlines.earliest_release``: that one is never given up to the queue); and hands
   each one's holding update to the sender with its deadline as its place in the queue. The
   holding update is the incident's newest ``scheduled`` round on that partition, under its
   deterministic Message-ID; a contact whose round is not decided yet waits for it
@@ -37,7 +38,8 @@ from typing import Callable, Mapping
 
 from domain import ledger as L
 from domain.audience import holding_job
-from domain.deadlines import EARLIEST_SHARE, DeadlineIndex, capacity_ratio, latest_start, release_at, stretch
+from domain.deadlines import (EARLIEST_SHARE, DeadlineIndex, capacity_ratio, latest_start, look_ahead, release_at,
+                              stretch)
 from domain.incident import Round
 from streams import metrics as M
 
@@ -199,9 +201,11 @@ class HoldingUpdates:
         mine = sorted(self.held() - set_aside)
         indexes = {p: self.index(p) for p in mine}
         # the latest the holding updates coming due may start leaving, all partitions together
-        # (they share the sender): up to the furthest any may leave early, a third of an interval
+        # (they share the sender): counting the deadlines a third of an interval ahead, and the
+        # stretch beyond one interval when promises are stretched (domain.deadlines.look_ahead)
+        factor = max(self.promises.factor, 1.0)
         longest = max((r.interval_seconds or 0 for r in self._rounds.values()), default=0)
-        horizon = now + max(longest, HORIZON_FLOOR) * EARLIEST_SHARE
+        horizon = now + look_ahead(max(longest, HORIZON_FLOOR), factor)
         start = latest_start(heapq.merge(*(idx.seconds(horizon) for idx in indexes.values())),
                              ahead=ahead, send_rate=plan_rate, base=base)
         # earliest deadline first across the partitions too: the pass's budget went to the first
@@ -216,10 +220,11 @@ class HoldingUpdates:
             p = tops[0][1]
             idx = indexes[p]
             item, interval = idx.peek()
-            # once the start has come, every contact due within a third of its interval goes
-            # (earliest deadline first); before, each one no later than its own queue needs
-            if now < max(item.at - interval * EARLIEST_SHARE,
-                         min(start, release_at(item.at, interval, ahead=ahead, send_rate=plan_rate, base=base))):
+            # once the start has come, every contact due within a third of its (stretched) interval
+            # goes (earliest deadline first); before, each one no later than its own queue needs
+            if now < max(item.at - interval * factor * EARLIEST_SHARE,
+                         min(start, release_at(item.at, interval, ahead=ahead, send_rate=plan_rate, base=base,
+                                               factor=factor))):
                 heapq.heappop(tops)   # nor any later one of this partition (as in its own order)
                 continue
             idx.pop()
