@@ -46,6 +46,7 @@ from pydantic import BaseModel
 
 from core.vocabulary import M_CANCELLED, M_CHANGED, M_COMPLETED, M_REMINDER, M_SCHEDULED, M_STARTED
 from domain.affected import Scope
+from domain.deadlines import latest_start
 from domain.ids import maintenance_message_id
 from domain.ledger import record_in
 
@@ -57,7 +58,6 @@ MAX_REMEMBERED_EVENT_IDS = 500
 MAX_HISTORY = 200
 ANNOUNCEMENTS = (M_SCHEDULED, M_CHANGED, M_CANCELLED)
 # the notices that arrive by their time (the others are said at once, or at the end)
-HEADROOM = 1.3   # as ``domain.deadlines.QUEUE_HEADROOM``: the send rate is a measured estimate
 
 
 class MaintenanceState(BaseModel):
@@ -286,10 +286,10 @@ def checkpoints(m: MaintenanceState, lead: float) -> list[datetime]:
 
 
 def lead_seconds(contacts: int, *, ahead: int, send_rate: float | None, base: float) -> float:
-    """How long before a timed notice's time its audience must start leaving: ``base`` plus the
-    ``ahead`` notices queued and the ``contacts`` at ``send_rate`` (with ``HEADROOM``)."""
-    rate = max(send_rate or 0.0, 1e-6)
-    return base + HEADROOM * (ahead + contacts) / rate
+    """How long before a timed notice's time its audience must start leaving: planned as a holding
+    update's deadline is (``domain.deadlines.latest_start``: the ``ahead`` notices queued and the
+    ``contacts``, all due at that time, at ``send_rate`` with ``QUEUE_HEADROOM``, plus ``base``)."""
+    return -latest_start([(0.0, contacts)], ahead=ahead, send_rate=max(send_rate or 0.0, 1e-6), base=base)
 
 
 # -- the maintenance's part of a customer's ledger entry -------------------------------------------

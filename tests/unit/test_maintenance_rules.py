@@ -12,6 +12,7 @@ from pydantic import ValidationError
 from core.vocabulary import M_CANCELLED, M_CHANGED, M_COMPLETED, M_REMINDER, M_SCHEDULED, M_STARTED
 from domain import maintenance as MR
 from domain.audience import NoticeJob
+from domain.deadlines import QUEUE_HEADROOM
 from domain.ids import contact_key
 from schemas import RecordError, parse_record
 from schemas.maintenance import MaintenanceEvent, MaintenanceSchedule, MaintenanceUpdateBody
@@ -261,6 +262,9 @@ def test_an_unsubscribed_contact_gets_nothing_and_a_sent_one_is_not_planned_twic
 
 
 def test_the_lead_grows_with_the_audience_and_shrinks_with_the_rate():
-    assert MR.lead_seconds(100, ahead=0, send_rate=50, base=1) == pytest.approx(1 + 1.3 * 2)
-    assert MR.lead_seconds(100, ahead=100, send_rate=100, base=1) == pytest.approx(1 + 1.3 * 2)
+    # planned as a holding update's deadline is: the queue ahead and the audience at half the rate
+    assert MR.lead_seconds(100, ahead=0, send_rate=50, base=1) == pytest.approx(1 + QUEUE_HEADROOM * 2)
+    assert MR.lead_seconds(100, ahead=100, send_rate=100, base=1) == pytest.approx(1 + QUEUE_HEADROOM * 2)
+    assert MR.lead_seconds(0, ahead=0, send_rate=None, base=1) == pytest.approx(1.0)
+    assert MR.lead_seconds(400, ahead=0, send_rate=50, base=1) > MR.lead_seconds(100, ahead=0, send_rate=50, base=1)
     assert MR.checkpoints(fold(scheduled()), 30) == [at(59.5), at(119.5), at(180)]
