@@ -25,6 +25,7 @@ import logging
 from datetime import datetime
 from typing import Callable, Iterable
 
+from core.logs import log_context
 from domain.audience import RoundPlan
 from domain.incident import Round
 from streams import metrics as M
@@ -109,7 +110,9 @@ class Audience:
         """A round on partition p: recorded as owed on p, handed to the sender, acknowledged."""
         async for event in stream.events():
             async with self.dlq.guard(event, T.ROUNDS):
-                await self.on_round(event.message.partition, Round.model_validate_json(event.value))
+                rnd = Round.model_validate_json(event.value)
+                with log_context(incident=rnd.incident_id, round=rnd.seq):
+                    await self.on_round(event.message.partition, rnd)
 
     async def on_round(self, p: int, rnd: Round) -> None:
         delay = (self.clock() - rnd.at).total_seconds()
@@ -149,7 +152,8 @@ class Audience:
     async def round_done(self, p: int, rnd: Round) -> None:
         """Every notice of ``rnd`` on p is finished: nothing more is owed for it there."""
         if await self.latest.mark_done(p, rnd):
-            log.info("round %s #%d on partition %d: every notice finished", rnd.incident_id, rnd.seq, p)
+            log.info("round %s #%d on partition %d: every notice finished", rnd.incident_id, rnd.seq, p,
+                     extra={"incident": rnd.incident_id, "round": rnd.seq})
 
     async def resume(self, partitions: set[int]) -> None:
         """Submit every round still owed on ``partitions`` (and every ticket-ack), earliest

@@ -56,6 +56,7 @@ from datetime import datetime
 from typing import Awaitable, Callable, Iterable, Iterator
 
 from domain.audience import NoticeJob
+from core.logs import log_context
 from core.vocabulary import SCHEDULED
 from domain.retry import RetryPolicy
 from domain.schedule import SendRate
@@ -173,8 +174,10 @@ class Sender:
                  retry_max_delay: float | None = None, rng: random.Random | None = None,
                  deliver: Callable[[NoticeJob, datetime], Awaitable[SendResult]] | None = None,
                  in_flight: int | None = None, rate_limit: float | None = None,
-                 refused: Callable[[NoticeJob, SendResult], Awaitable[None]] | None = None) -> None:
+                 refused: Callable[[NoticeJob, SendResult], Awaitable[None]] | None = None,
+                 gate: Callable[[], Awaitable[None]] | None = None) -> None:
         self._mailer = mailer
+        self._gate = gate   # awaited before each send (the suppressed addresses read first)
         # compose and send, in one call (e.g. in helper processes); else compose here, then mailer.send
         self._deliver = deliver or self._compose_and_send
         self._mail_from = mail_from
@@ -567,7 +570,15 @@ class Sender:
             self.rate.tick()
 
     async def _send_one(self, item: _Item) -> bool:
-        """Send one job; True when it is finished (sent, skipped or dead-lettered)."""
+        """Send one job; True when it is finished (sent, skipped or dead-lettered). Its log lines
+        carry its incident (or maintenance) and round in the JSON format."""
+        rnd = item.job.round
+        with log_context(incident=getattr(rnd, "incident_id", None), round=getattr(rnd, "seq", None)):
+            return await self._send_one_now(item)
+
+    async def _send_one_now(self, item: _Item) -> bool:
+        if self._gate is not None:
+            await self._gate()
         job = self._refresh(item.job, item.partition)
         if job is None:
             M.NOTICES_SKIPPED.inc()

@@ -58,3 +58,7 @@ async def test_import_declare_and_a_json_worker(env, workers, smtp, tmp_path, ca
     loggers = {line["logger"].split(".")[0] for line in lines}
     assert {"faust", "streams"} <= loggers, loggers
     assert any(line.get("incident") == "inc-json" and line.get("round") == 1 for line in lines)
+    # the round's own lines name it too, not only the incident agent's: its plan on each partition
+    # (streams/audience.py), written from the agent that visits the customers
+    planned = [line for line in lines if "customers to visit" in line["message"]]
+    assert planned and all(line.get("incident") == "inc-json" and line.get("round") == 1 for line in planned)

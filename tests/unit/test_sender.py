@@ -532,3 +532,46 @@ async def test_the_pause_grows_by_one_step_per_pause_not_per_send_that_failed_wi
     down[0] = False
     await wait_for(lambda: done, timeout=10)  # back within a few seconds, not a minute
     await h.sender.stop()
+
+
+async def test_the_senders_lines_name_the_incident_and_round_of_the_notice():
+    """In the JSON log format, a line the sender writes about a notice (here: not delivered yet,
+    retrying) carries that notice's incident and round (core/logs.py, set around each send)."""
+    import io
+    import json
+    import logging
+
+    from core.logs import JsonFormatter
+
+    out = io.StringIO()
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("streams.sender")
+    logger.addHandler(handler)
+    try:
+        h = Harness(concurrency=1, retry_max_delay=0.01)
+        h.mailer.fail_next("flaky@example.com", times=1)
+        done = []
+        await h.sender.submit(jobs_for(customers(["flaky@example.com"]), incident="inc-logs"), 0,
+                              on_done=lambda: done.append(True))
+        await wait_for(lambda: done, timeout=10)
+        await h.sender.stop()
+    finally:
+        logger.removeHandler(handler)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    retried = [line for line in lines if "not delivered yet" in line["message"]]
+    assert retried and all(line.get("incident") == "inc-logs" and line.get("round") == 1 for line in retried)
+
+
+async def test_nothing_is_sent_before_the_gate_opens():
+    """``gate`` (the suppressed addresses read first, streams/assembly.py) is awaited before each send."""
+    opened = asyncio.Event()
+    h = Harness(concurrency=2, gate=opened.wait)
+    done = []
+    await h.sender.submit(jobs_for(customers(["a@example.com", "b@example.com"])), 0, on_done=lambda: done.append(True))
+    await asyncio.sleep(0.2)
+    assert h.mailer.sent == [] and not done
+    opened.set()
+    await wait_for(lambda: done, timeout=5)
+    await h.sender.stop()
+    assert sorted(m.rcpt for m in h.mailer.sent) == ["a@example.com", "b@example.com"]
