@@ -42,6 +42,19 @@ def utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
+def views_read(readiness: Callable[[], tuple[bool, str]], views: dict) -> Callable[[], tuple[bool, str]]:
+    """``readiness`` (the worker's), not ready either until each of ``views`` (what it reads ->
+    a topic view) has read what its topic held when it started."""
+    def ready() -> tuple[bool, str]:
+        ok, why = readiness()
+        if ok:
+            for what, view in views.items():
+                if not view.caught_up:
+                    return False, f"reading {what}"
+        return ok, why
+    return ready
+
+
 class Pipeline:
     """Builds the faust app from settings and the injected outside world, and wires it."""
 
@@ -67,7 +80,8 @@ class Pipeline:
             mailer=mailer, compose=compose, comment=comment, clock=clock, spawn=self.spawn,
             produce=lambda *record: app.producer.send(*record), flush=lambda: app.producer.flush(),
             owned=lambda: assigned(app, topics.events), reach=self.reach, delivery=delivery, incident_view=view,
-            suppression_book=suppressed.book, suppression_sync=suppressed.sync)
+            suppression_book=suppressed.book, suppression_sync=suppressed.sync,
+            suppression_caught_up=lambda: suppressed.caught_up)
         app.service(self.reach)
         app.service(suppressed)
         app.service(choices)
@@ -81,7 +95,9 @@ class Pipeline:
             app.timer(seconds, name=name)(timer)
         parts.rebalance.wire(app)   # revoke, assign, recovered, shutdown
         register_pages(app, settings=settings, reach=self.reach, events_topic=topics.events, view=view,
-                       readiness=parts.rebalance.readiness, clock=clock,
+                       readiness=views_read(parts.rebalance.readiness,
+                                            {"the suppressed addresses": suppressed, "the contacts' choices": choices}),
+                       clock=clock,
                        preferences=PreferencesDesk(
                            keys=settings.verification_keys(), requests=parts.preferences, book=choices.book,
                            sync=choices.sync, suppressions=parts.suppressions,

@@ -10,7 +10,8 @@ events held now), ``reach`` (whether any broker answers), the delivery helpers (
 the view of every incident (``incident_view``: ``states()`` and ``sync()``, for the ticket surges;
 None: no incident is known to cover anything) and the book of suppressed addresses that the caller
 keeps up to date (``suppression_book``, ``streams/suppression_view.py``; ``suppression_sync`` waits
-for it; None: an empty book of this worker's own).
+for it, ``suppression_caught_up`` says whether it has read what its topic held at the start, and no
+notice leaves before it has; None: an empty book of this worker's own).
 It returns the components, and which agent reads which topic and which timer runs how often:
 the caller registers those with its runtime (faust's app, or the in-memory broker).
 """
@@ -83,7 +84,8 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
              compose: Callable[[NoticeJob, datetime], bytes],
              comment: Callable[[NoticeJob, datetime], str] | None, clock: Clock, spawn: Callable,
              produce: Callable[..., Awaitable], flush: Callable[[], Awaitable], owned: Callable[[], set[int]],
-             reach, delivery=None, incident_view=None, suppression_book=None, suppression_sync=None) -> Components:
+             reach, delivery=None, incident_view=None, suppression_book=None, suppression_sync=None,
+             suppression_caught_up=None) -> Components:
     comment = comment or (lambda job, now: "")
     promises = PromiseBook(margin=timedelta(seconds=settings.schedule_lead_seconds))
     membership = Membership()   # the partitions held, joined, recovered (streams/rebalance.py)
@@ -97,7 +99,7 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
     views = PartitionViews(store, ledger)
     # addresses refused for good: the book is the view every worker keeps of their topic
     suppressions = Suppressions(topic=topics.suppressions, book=suppression_book if suppression_book is not None else SuppressionBook(), clock=clock,
-                                sync=suppression_sync)
+                                sync=suppression_sync, caught_up=suppression_caught_up)
 
     deliveries = d = Deliveries(
         ledger=ledger, promises=promises, views=views, dlq=dlq, names=names, mail_domain=settings.mail_domain,
@@ -112,7 +114,8 @@ def assemble(settings: Settings, *, topics, names: T.TopicNames, partitions: int
         deliver=d.deliver_elsewhere if delivery is not None else None,
         in_flight=2 * settings.smtp_concurrency if delivery is not None else None,
         rate_limit=settings.smtp_rate,   # OUTAGE_SMTP_RATE: sends spread over each second
-        refused=suppressions.refused)    # a 5xx suppresses the address
+        refused=suppressions.refused,    # a 5xx suppresses the address
+        gate=suppressions.ready)         # nothing leaves before the suppressed addresses are read
     holding = HoldingUpdates(   # each contact's holding update by its own deadline
         ledger=ledger, views=views, latest=rounds, sender=sender, promises=promises,
         clock=clock, held=membership.held, recovered=membership.is_recovered,

@@ -169,7 +169,7 @@ _OPERATIONS: dict[str, dict[str, dict]] = {
     "/healthz": {"get": {"summary": "liveness", "responses": {
         "200": _json({"type": "object", "properties": {"ok": {"type": "boolean"}}}, "the worker runs")}}},
     "/readyz": {"get": {"summary": "readiness", "responses": {
-        "200": _json({"$ref": REF + "Readiness"}, "joined, caught up with the customers, reading every incident"),
+        "200": _json({"$ref": REF + "Readiness"}, "joined, caught up with the customers, the suppressed addresses and the choices, reading every incident"),
         "503": _json({"$ref": REF + "Readiness"}, "not ready yet; the reason says why")}}},
     "/metrics": {"get": {"summary": "Prometheus metrics", "responses": {
         "200": {"description": "Prometheus text format",

@@ -9,6 +9,8 @@ Runtime contract:
   read it, typically within a fetch wait). Counted in ``outage_addresses_suppressed_total`` (no
   label names an address); the reason keeps the code and the reply text with addresses scrubbed.
   A refusal without a code (an address the message builder cannot use) is only dead-lettered.
+- ``ready()``: the sender's gate before each send: no notice leaves a worker before its view has
+  read the suppressions the topic held when it started (at most ``READY_WAIT_SECONDS``).
 - ``guard(refresh)``: the sender's check right before each send, made to drop a notice to a
   suppressed address (``suppressed(email)``): it is not tried (``outage_notices_suppressed_total``); it stays unsent in the
   ledger, so once the address is lifted the next round reaches it. The customer's other contacts
@@ -21,6 +23,7 @@ Runtime contract:
 
 from __future__ import annotations
 
+import asyncio
 import inspect
 import logging
 from datetime import datetime
@@ -32,16 +35,39 @@ from streams import metrics as M
 
 log = logging.getLogger(__name__)
 
+READY_WAIT_SECONDS = 30.0
+READY_POLL_SECONDS = 0.05
+
 
 class Suppressions:
     """The suppressions of a worker: ``book`` is its view's (or, in tests, any book kept up to date)."""
 
     def __init__(self, *, topic, book: SuppressionBook, clock: Callable[[], datetime],
-                 sync: Callable | None = None) -> None:
+                 sync: Callable | None = None, caught_up: Callable[[], bool] | None = None) -> None:
         self.topic = topic
         self.book = book
         self.clock = clock
         self._sync = sync   # waits until the view read what the topic holds now (ops reads)
+        self._caught_up = caught_up   # the view has read what the topic held when it started
+        self._open = caught_up is None
+
+    async def ready(self) -> None:
+        """The sender's gate before each send: returns at once once the book holds every
+        suppression the topic held when this worker started (a worker just started would
+        otherwise try a suppressed address once); waits for that at most ``READY_WAIT_SECONDS``,
+        then lets the notices go with a warning (a promise is not given up for a view that
+        cannot be read)."""
+        if self._open:
+            return
+        loop = asyncio.get_running_loop()
+        until = loop.time() + READY_WAIT_SECONDS
+        while not self._caught_up():
+            if loop.time() >= until:
+                log.warning("the suppressed addresses were not read within %.0fs: sending without them",
+                            READY_WAIT_SECONDS)
+                break
+            await asyncio.sleep(READY_POLL_SECONDS)
+        self._open = True
 
     def suppressed(self, email: str) -> bool:
         return self.book.suppressed(email)

@@ -72,7 +72,7 @@ class Route:
 ROUTES: tuple[Route, ...] = (
     Route("/", {"GET": PUBLIC}, "faust's production index: {\"status\": \"OK\"} and nothing else"),
     Route("/healthz", {"GET": PUBLIC}, "200 while the worker runs"),
-    Route("/readyz", {"GET": PUBLIC}, "200 once joined, caught up with the customers and reading every incident"),
+    Route("/readyz", {"GET": PUBLIC}, "200 once joined, caught up with the customers, the suppressed addresses and the choices, and reading every incident"),
     Route("/metrics", {"GET": PUBLIC}, "Prometheus text format; no label names a customer, incident or address"),
     Route("/api/incidents", {"GET": PUBLIC, "POST": TOKEN}, "every incident (GET); declare one (POST, 201)"),
     Route("/api/incidents/{incident_id}", {"GET": PUBLIC}, "one incident with its history"),

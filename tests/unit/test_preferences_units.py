@@ -290,3 +290,45 @@ async def test_only_a_refusal_of_the_recipient_suppresses_it():
     assert record["reason"] == "550 5.1.1 <<address>>: no such user" and book.suppressed("gone@x.jp")
     assert await suppressions.lift("GONE@x.jp") is True and topic.sent[-1] == (b"gone@x.jp", None, None)
     assert not book.suppressed("gone@x.jp") and await suppressions.lift("gone@x.jp") is False
+
+
+async def test_no_notice_leaves_before_the_suppressed_addresses_are_read(monkeypatch):
+    """The sender's gate (streams/suppressions.py ``ready``): it waits while the view has not read
+    what its topic held at the start, opens once it has, and stays open; a view that cannot be
+    read holds the notices at most READY_WAIT_SECONDS."""
+    import asyncio
+
+    import streams.suppressions as S
+    from streams.suppressions import Suppressions
+
+    read = [False]
+    suppressions = Suppressions(topic=None, book=SuppressionBook(), clock=lambda: T0, caught_up=lambda: read[0])
+    gate = asyncio.ensure_future(suppressions.ready())
+    await asyncio.sleep(0.2)
+    assert not gate.done()                          # the view is still reading: nothing is sent
+    read[0] = True
+    await asyncio.wait_for(gate, 1.0)
+    read[0] = False
+    await asyncio.wait_for(suppressions.ready(), 0.01)   # once open, it stays open
+    monkeypatch.setattr(S, "READY_WAIT_SECONDS", 0.1)
+    never = Suppressions(topic=None, book=SuppressionBook(), clock=lambda: T0, caught_up=lambda: False)
+    await asyncio.wait_for(never.ready(), 1.0)      # not forever: the promise is not given up for it
+    await asyncio.wait_for(Suppressions(topic=None, book=SuppressionBook(), clock=lambda: T0).ready(), 0.01)
+
+
+def test_readyz_waits_for_the_views_the_worker_reads():
+    from streams.app import views_read
+
+    class View:
+        caught_up = False
+
+    suppressed, choices = View(), View()
+    base = [(True, "ok")]
+    ready = views_read(lambda: base[0], {"the suppressed addresses": suppressed, "the contacts' choices": choices})
+    assert ready() == (False, "reading the suppressed addresses")
+    suppressed.caught_up = True
+    assert ready() == (False, "reading the contacts' choices")
+    choices.caught_up = True
+    assert ready() == (True, "ok")
+    base[0] = (False, "joining the group")
+    assert ready() == (False, "joining the group")      # the worker's own reason comes first
