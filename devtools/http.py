@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import urllib.error
+import urllib.parse
 import urllib.request
 
 
@@ -25,3 +26,15 @@ def call(method: str, url: str, body: dict | None = None, token: str | None = No
         return status, json.loads(raw)
     except ValueError:
         return status, raw.decode(errors="replace")
+
+
+def post_form(url: str, fields: dict[str, str], timeout: float = 10.0) -> tuple[int, str]:
+    """A browser's form ``POST`` (``application/x-www-form-urlencoded``): ``(status, page text)``;
+    HTTP errors are answers, not exceptions."""
+    request = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), method="POST",
+                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as response:
+            return response.status, response.read().decode()
+    except urllib.error.HTTPError as exc:
+        return exc.code, exc.read().decode()

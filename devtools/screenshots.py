@@ -22,7 +22,6 @@ import os
 import shutil
 import subprocess
 import sys
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -49,6 +48,7 @@ from notifiers.maintenance import maintenance_content, render_maintenance
 from notifiers.pages import FeedbackPage, PreferencesPage, render_feedback_page, render_preferences_page
 from notifiers.render import render
 from notifiers.status_page import Reader, render_invalid_link, render_status_page
+from schemas import Customer
 from schemas.maintenance import MaintenanceEvent
 
 NOW = datetime(2026, 12, 4, 7, 30, tzinfo=timezone.utc)     # 16:30 JST
@@ -175,23 +175,6 @@ def _incident(kind: str, locale: str, now: datetime, **over) -> NoticeContent:
     return NoticeContent(**base)
 
 
-@dataclass
-class _Contact:
-    email: str
-    name: str | None = None
-
-
-@dataclass
-class _Customer:
-    customer_id: str
-    services: list
-    contacts: list
-    name: str = "Example"
-    locale: str = "en"
-    timezone: str = "UTC"
-    extra: dict = field(default_factory=dict)
-
-
 def _event(type_: str, at: datetime, **fields) -> MaintenanceEvent:
     data = {"event_id": f"{type_}-{at.isoformat()}", "maintenance_id": "mnt-1", "type": type_, "at": at.isoformat(),
             **{k: v.isoformat() if isinstance(v, datetime) else v for k, v in fields.items()}}
@@ -233,8 +216,9 @@ def _maintenance(kind: str, locale: str, now: datetime):
     m = _fold(*events)
     rnd = MR.snapshot(m, MR.Owed(kind, m.starts_at, m.round), at, 0.0)
     en = locale == "en"
-    customer = _Customer("c-1", [], [_Contact("ops@example.com")], name="Example Ltd" if en else "株式会社サンプル",
-                         locale=locale, timezone=ZONES[locale])
+    customer = Customer.model_validate({"customer_id": "c-1", "name": "Example Ltd" if en else "株式会社サンプル",
+                                        "locale": locale, "timezone": ZONES[locale],
+                                        "contacts": [{"email": "ops@example.com"}]})
     job = NoticeJob(kind=kind, round=rnd, customer=customer, recipient="k", email="ops@example.com",
                     contact_name="Alex Smith" if en else "佐藤", message_id="<m@x>", in_reply_to=None,
                     services=(("billing-api", "ap-northeast-1"), (LONG, "ap-northeast-1")))

@@ -6,12 +6,10 @@ the links records nothing; a forged link gets 403 on every worker."""
 from __future__ import annotations
 
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pytest
 
+from devtools.http import post_form
 from tests.conftest import API_TOKEN, http
 from tests.factories import customer, load_customers
 from tests.integration.test_any_worker import eventually
@@ -21,16 +19,6 @@ pytestmark = pytest.mark.integration
 CUSTOMERS = [customer(f"c-fb-{n}", name=f"Feedback {n}", locale=("ja", "en")[n % 2],
                       contacts=[f"ops{n}@fb{n}.example.com"], services=[("api", "eu-west-1")]) for n in range(4)]
 LINK = re.compile(r"https?://[^\s\"<>]+/feedback/([^\s\"<>?]+)\?score=(\d)")
-
-
-def post_form(url: str, fields: dict[str, str]) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), method="POST",
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def metric(worker, name: str, **labels) -> float:

@@ -9,12 +9,10 @@ acknowledgement (promising no next update) and the resolution only."""
 from __future__ import annotations
 
 import json
-import urllib.error
-import urllib.parse
-import urllib.request
 
 import pytest
 
+from devtools.http import post_form
 from domain import preferences as P
 from domain.ids import contact_key
 from domain.links import PREFERENCES, UNSUBSCRIBE, contact_token
@@ -35,16 +33,6 @@ CUSTOMERS = [customer("c-pf-0", locale="en", contacts=[UNSUB, STAYS0], services=
 SECRET = b"test-secret"   # the workers' OUTAGE_SECRET (tests/conftest.py): the links the notices carry
 WAIT = 40.0
 WHO = {"unsub": ("c-pf-0", UNSUB), "none": ("c-pf-1", NONE), "quiet": ("c-pf-2", QUIET)}
-
-
-def post_form(url: str, fields: dict[str, str]) -> tuple[int, str]:
-    request = urllib.request.Request(url, data=urllib.parse.urlencode(fields).encode(), method="POST",
-                                     headers={"Content-Type": "application/x-www-form-urlencoded"})
-    try:
-        with urllib.request.urlopen(request, timeout=10) as response:
-            return response.status, response.read().decode()
-    except urllib.error.HTTPError as exc:
-        return exc.code, exc.read().decode()
 
 
 def link(purpose: str, customer_id: str, email: str, locale: str) -> str:

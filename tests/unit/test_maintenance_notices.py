@@ -14,11 +14,11 @@ from domain import maintenance as MR
 from domain.audience import NoticeJob
 from notifiers.maintenance import maintenance_content, render_maintenance
 from notifiers.notice import NoticeComposer
-from tests.unit.test_maintenance_rules import Contact, Customer, Service, at, event, fold, scheduled
+from tests.unit.test_maintenance_rules import at, customer, event, fold, scheduled
 
-JST = Customer("c-1", [Service("api", "tokyo"), Service("web", "tokyo")], [Contact("sato@example.jp", "Sato")],
+JST = customer("c-1", [("api", "tokyo"), ("web", "tokyo")], [("sato@example.jp", "Sato")],
                name="Example KK", locale="ja", timezone="Asia/Tokyo")
-UTC = Customer("c-2", [Service("api", "tokyo")], [Contact("ops@example.com")], name="Example Ltd")
+UTC = customer("c-2", [("api", "tokyo")], ["ops@example.com"], name="Example Ltd")
 
 
 def job(m, kind: str, customer=UTC, minutes: float = 0, **over) -> NoticeJob:

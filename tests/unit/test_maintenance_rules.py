@@ -3,7 +3,6 @@ list in, list out."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -14,7 +13,7 @@ from domain import maintenance as MR
 from domain.audience import NoticeJob
 from domain.deadlines import QUEUE_HEADROOM
 from domain.ids import contact_key
-from schemas import RecordError, parse_record
+from schemas import Customer, RecordError, parse_record
 from schemas.maintenance import MaintenanceEvent, MaintenanceSchedule, MaintenanceUpdateBody
 
 T0 = datetime(2026, 12, 5, 0, 0, tzinfo=timezone.utc)
@@ -46,30 +45,17 @@ def fold(*events) -> MR.MaintenanceState:
     return state
 
 
-@dataclass
-class Contact:
-    email: str
-    name: str | None = None
+def customer(customer_id: str, services: list[tuple[str, str]], emails: list[str | tuple[str, str]],
+             name: str = "Example", **fields) -> Customer:
+    """A customer record (``schemas.Customer``): its services (component, region) and its contacts
+    (an address, or an address and a name)."""
+    contacts = [{"email": e} if isinstance(e, str) else {"email": e[0], "name": e[1]} for e in emails]
+    return Customer.model_validate({"customer_id": customer_id, "name": name, "contacts": contacts,
+                                    "services": [{"component": c, "region": r} for c, r in services], **fields})
 
 
-@dataclass
-class Service:
-    component: str
-    region: str
-
-
-@dataclass
-class Customer:
-    customer_id: str
-    services: list
-    contacts: list
-    name: str = "Example"
-    locale: str = "en"
-    timezone: str = "UTC"
-
-
-TOKYO = Customer("c-1", [Service("api", "tokyo")], [Contact("ops@one.example")])
-OSAKA = Customer("c-2", [Service("api", "osaka")], [Contact("ops@two.example")])
+TOKYO = customer("c-1", [("api", "tokyo")], ["ops@one.example"])
+OSAKA = customer("c-2", [("api", "osaka")], ["ops@two.example"])
 
 
 class Ledger:

@@ -237,6 +237,7 @@ def test_the_lead_plans_with_the_prior_until_the_rate_is_measured_and_never_pass
     more than half the reminder's distance from the start."""
     from types import SimpleNamespace
 
+    from domain.deadlines import QUEUE_HEADROOM
     from domain.schedule import SendRate
     from streams.maintenance import PRIOR_RATE, MaintenanceDesk
     from tests.unit.test_maintenance_rules import fold, scheduled
@@ -250,6 +251,6 @@ def test_the_lead_plans_with_the_prior_until_the_rate_is_measured_and_never_pass
                            names=SimpleNamespace(name=lambda base: base), undeliverable=None)
     desk.contacts = lambda p, m: 40
     m = fold(scheduled(reminder=60))
-    assert desk.lead(m) == pytest.approx(1 + 1.3 * 40 / PRIOR_RATE)
+    assert desk.lead(m) == pytest.approx(1 + QUEUE_HEADROOM * 40 / PRIOR_RATE)
     rate.measured = True                             # measured that slow: still no more than half the reminder
     assert desk.lead(m) == 30
