@@ -9,6 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from core.vocabulary import M_CANCELLED, M_CHANGED, M_COMPLETED, M_REMINDER, M_SCHEDULED, M_STARTED
+from devtools import records
 from domain import maintenance as MR
 from domain.audience import NoticeJob
 from domain.deadlines import QUEUE_HEADROOM
@@ -47,11 +48,11 @@ def fold(*events) -> MR.MaintenanceState:
 
 def customer(customer_id: str, services: list[tuple[str, str]], emails: list[str | tuple[str, str]],
              name: str = "Example", **fields) -> Customer:
-    """A customer record (``schemas.Customer``): its services (component, region) and its contacts
-    (an address, or an address and a name)."""
-    contacts = [{"email": e} if isinstance(e, str) else {"email": e[0], "name": e[1]} for e in emails]
-    return Customer.model_validate({"customer_id": customer_id, "name": name, "contacts": contacts,
-                                    "services": [{"component": c, "region": r} for c, r in services], **fields})
+    """A customer (``devtools/records.py``'s record, as ``schemas.Customer``): its services
+    (component, region) and its contacts (an address, or an address and a name)."""
+    contacts = [e if isinstance(e, str) else {"email": e[0], "name": e[1]} for e in emails]
+    return Customer.model_validate(records.customer(customer_id, name=name, contacts=contacts, services=services,
+                                                    **fields))
 
 
 TOKYO = customer("c-1", [("api", "tokyo")], ["ops@one.example"])
