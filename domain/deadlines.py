@@ -6,8 +6,9 @@ before one shared instant. The rules, pure (the time is passed in):
 
 - ``stated_promise``: the next-update time a notice states when it is composed.
 - ``release_at``: when a contact's holding update must join the send queue so that it still
-  arrives by its deadline; ``earliest_release``: never sooner than a third of an interval
-  before that deadline, nor than two thirds of an interval after the contact's latest notice.
+  arrives by its deadline; ``earliest_release``: never sooner than a third of the span the
+  contact's latest notice promised (at least an interval) before that deadline, nor than two
+  thirds of an interval after that notice.
 - ``stretch``: how much later than one interval a promise must be when this worker's measured
   send rate cannot carry its audience once per interval (with more margin when it is short).
 - ``look_ahead``: how far ahead the deadlines are counted when planning when to start.

@@ -96,7 +96,8 @@ class Pipeline:
         parts.rebalance.wire(app)   # revoke, assign, recovered, shutdown
         register_pages(app, settings=settings, reach=self.reach, events_topic=topics.events, view=view,
                        readiness=views_read(parts.rebalance.readiness,
-                                            {"the suppressed addresses": suppressed, "the contacts' choices": choices}),
+                                            {"every incident": view, "the suppressed addresses": suppressed,
+                                             "the contacts' choices": choices}),
                        clock=clock,
                        preferences=PreferencesDesk(
                            keys=settings.verification_keys(), requests=parts.preferences, book=choices.book,

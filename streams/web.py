@@ -204,7 +204,8 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
                    preferences: PreferencesDesk, feedback: FeedbackDesk,
                    feedback_view: FeedbackView, maintenance_topic=None, maintenance_view=None) -> None:
     """The routes of ``ROUTES`` on the faust ``app``: the write API produces to ``events_topic``,
-    reads come from ``view``; ``readiness`` is the worker's (``streams/rebalance.py``), ``reach``
+    reads come from ``view``; ``readiness`` is the worker's (``streams/rebalance.py``, with the
+    views it must have read: ``streams/app.py`` ``views_read``), ``reach``
     says whether any broker answers (``streams/reach.py``), ``preferences`` answers the preferences
     and unsubscribe pages and the ops API of preferences and suppressions
     (``streams/preferences_web.py``), ``feedback`` answers the
@@ -275,9 +276,7 @@ def register_pages(app, *, settings: Settings, view: IncidentView, reach: Broker
     @app.page("/readyz")
     class Ready(web.View):
         async def get(self, request):
-            ready, why = readiness()
-            if ready and not view.caught_up:
-                ready, why = False, "reading every incident"
+            ready, why = readiness()   # the views read included (streams/app.py views_read)
             if ready and not reach.reachable:
                 ready, why = False, f"no broker has answered for {reach.silent_for():.0f}s"
             return self.json({"ready": ready, "reason": why}, status=200 if ready else 503)
