@@ -18,10 +18,11 @@ install: $(STAMP)
 kafka: install
 	$(BIN)/python -m devtools.kafka fetch
 
-# promtool (Debian's prometheus package; its server is not started), used by tests/unit/test_deploy.py:
+# promtool and prometheus (Debian's prometheus package), used by tests/unit/test_deploy.py:
 # `promtool check config deploy/prometheus.yml` (and the rules it loads), `promtool check rules
 # deploy/prometheus/alerts.yml`, `promtool test rules deploy/prometheus/alerts.test.yml` (the alerts fire
-# when they should). Installed when missing and this user may apt-get, else those checks are skipped
+# when they should), and by tests/integration/test_dashboard_queries.py (the server, started on a free
+# port against live workers). Installed when missing and this user may apt-get, else those checks are skipped
 APT_PROMETHEUS := DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends prometheus >/dev/null
 tools:
 	@command -v promtool >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
